@@ -1,0 +1,135 @@
+//! The GRU cell, with PyTorch's gate order (r, z, n) and its placement of the reset gate (after the product):
+//!
+//! ```text
+//! r = σ(W_ir x + b_ir + W_hr h + b_hr)
+//! z = σ(W_iz x + b_iz + W_hz h + b_hz)
+//! n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))
+//! h' = (1 − z) ⊙ n + z ⊙ h
+//! ```
+
+use std::collections::HashMap;
+
+use rand::Rng;
+
+use super::{Cell, CellWeights, GatePass, step_tensors};
+use crate::error::Result;
+use crate::kernels::activation::{sigmoid, tanh};
+use crate::params::{Module, ParamMut, ParamRef};
+use crate::tensor::Tensor;
+
+/// Configuration of a [`GruCell`], as the arguments of PyTorch's `nn.GRUCell`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GruCellConfig {
+    /// Size of the input `x`.
+    pub input_size: usize,
+    /// Size of the hidden state `h`.
+    pub hidden_size: usize,
+    /// Whether the cell has `bias_ih` and `bias_hh`.
+    pub bias: bool,
+}
+
+impl GruCellConfig {
+    /// A cell with bias, as PyTorch's default.
+    pub fn new(input_size: usize, hidden_size: usize) -> Self {
+        GruCellConfig {
+            input_size,
+            hidden_size,
+            bias: true,
+        }
+    }
+}
+
+/// A GRU cell, PyTorch's `nn.GRUCell`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GruCell {
+    weights: CellWeights,
+}
+
+impl GruCell {
+    /// A cell with PyTorch's default initialisation, drawn from `rng`.
+    pub fn new(config: GruCellConfig, rng: &mut impl Rng) -> Result<Self> {
+        let mut cell = Self::zeros(config)?;
+        cell.weights.init(rng);
+        Ok(cell)
+    }
+
+    /// A cell with all parameters zero (to be loaded).
+    pub fn zeros(config: GruCellConfig) -> Result<Self> {
+        super::check_sizes(config.input_size, config.hidden_size)?;
+        let weights = CellWeights::zeros(
+            3,
+            config.input_size,
+            config.hidden_size,
+            config.hidden_size,
+            config.bias,
+        );
+        Ok(GruCell { weights })
+    }
+
+    /// One step: input `(B, I)` or `(I)`, `h` of the same batch shape (zeros when `None`); returns `h'`.
+    pub fn forward(&self, input: &Tensor, h: Option<&Tensor>) -> Result<Tensor> {
+        Ok(step_tensors(self, input, h, None)?.0)
+    }
+
+    /// Loads PyTorch `state_dict` tensors (`weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`).
+    pub fn from_state_dict(
+        config: GruCellConfig,
+        tensors: &HashMap<String, Tensor>,
+    ) -> Result<Self> {
+        let mut cell = Self::zeros(config)?;
+        cell.load_state_dict(tensors)?;
+        Ok(cell)
+    }
+}
+
+impl Cell for GruCell {
+    const GATES: usize = 3;
+    const HAS_CELL_STATE: bool = false;
+
+    fn weights(&self) -> &CellWeights {
+        &self.weights
+    }
+
+    fn weights_mut(&mut self) -> &mut CellWeights {
+        &mut self.weights
+    }
+
+    /// Per row: the activated gates `r, z, n`, then `W_hn h + b_hn` (which the reset gate multiplied).
+    fn cache_width(&self) -> usize {
+        4 * self.weights.hidden_size()
+    }
+
+    fn forward_gates(&self, pass: GatePass<'_>) {
+        let hidden = self.weights.hidden_size();
+        let width = 3 * hidden;
+        let cache_width = 4 * hidden;
+        for b in 0..pass.batch {
+            let gx = &pass.gx[b * width..(b + 1) * width];
+            let gh = &pass.gh[b * width..(b + 1) * width];
+            let h_prev = &pass.h_prev[b * hidden..(b + 1) * hidden];
+            let h_next = &mut pass.h_next[b * hidden..(b + 1) * hidden];
+            let cache = &mut pass.cache[b * cache_width..(b + 1) * cache_width];
+            for j in 0..hidden {
+                let r = sigmoid(gx[j] + gh[j]);
+                let z = sigmoid(gx[hidden + j] + gh[hidden + j]);
+                let hn = gh[2 * hidden + j];
+                let n = tanh(gx[2 * hidden + j] + r * hn);
+                h_next[j] = (1.0 - z) * n + z * h_prev[j];
+                cache[j] = r;
+                cache[hidden + j] = z;
+                cache[2 * hidden + j] = n;
+                cache[3 * hidden + j] = hn;
+            }
+        }
+    }
+}
+
+impl Module for GruCell {
+    fn named_params(&self) -> Vec<ParamRef<'_>> {
+        self.params("")
+    }
+
+    fn named_params_mut(&mut self) -> Vec<ParamMut<'_>> {
+        self.params_mut("")
+    }
+}

@@ -1,0 +1,181 @@
+//! The three recurrent cells. A cell knows the gate math of one time step and nothing else: the
+//! [`driver`](crate::driver) runs any cell over time, layers and directions.
+//!
+//! Each cell is also usable on its own, as PyTorch's `nn.RNNCell`, `nn.LSTMCell` and `nn.GRUCell`, with the same
+//! parameter names (`weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`).
+//!
+//! Every cell shares one step structure:
+//!
+//! ```text
+//! gx = W_ih x_t + b_ih          (for all t at once: one product per layer and direction)
+//! gh = W_hh h_{t-1} + b_hh      (one product per step)
+//! h_t, c_t = gates(gx, gh, h_{t-1}, c_{t-1})   (one fused pass, the cell's own math)
+//! ```
+
+mod gru;
+mod lstm;
+mod rnn;
+mod weights;
+
+pub use gru::{GruCell, GruCellConfig};
+pub use lstm::{LstmCell, LstmCellConfig};
+pub use rnn::{Nonlinearity, RnnCell, RnnCellConfig};
+pub use weights::CellWeights;
+
+use crate::error::{Error, Result};
+use crate::kernels::gemm::{MatMut, MatRef, broadcast_rows, gemm};
+use crate::params::{ParamMut, ParamRef};
+use crate::tensor::Tensor;
+
+/// The buffers of one fused gate pass over a batch of `batch` rows, all row-major.
+#[derive(Debug)]
+pub struct GatePass<'a> {
+    /// Number of batch rows.
+    pub batch: usize,
+    /// `W_ih x_t + b_ih`, `batch × gates·hidden`.
+    pub gx: &'a [f32],
+    /// `W_hh h_{t-1} + b_hh`, `batch × gates·hidden`.
+    pub gh: &'a [f32],
+    /// `h_{t-1}`, `batch × output_size`.
+    pub h_prev: &'a [f32],
+    /// `c_{t-1}`, `batch × hidden` (empty for cells without a cell state).
+    pub c_prev: &'a [f32],
+    /// Receives `h_t`, `batch × output_size`.
+    pub h_next: &'a mut [f32],
+    /// Receives `c_t`, `batch × hidden` (empty for cells without a cell state).
+    pub c_next: &'a mut [f32],
+    /// Receives what the backward pass will need of this step, `batch × cache_width`.
+    pub cache: &'a mut [f32],
+}
+
+/// The gate math of one recurrent time step.
+///
+/// Options of a cell (a nonlinearity, a projection) are fields of the implementing type, so that the driver
+/// never needs to know about them.
+pub trait Cell: Clone + Send + Sync {
+    /// Number of gate blocks stacked in the rows of `weight_ih` and `weight_hh`: 1 (RNN), 4 (LSTM), 3 (GRU).
+    const GATES: usize;
+    /// Whether the state carries a cell state `c` besides `h`.
+    const HAS_CELL_STATE: bool;
+
+    /// The input and recurrent weights.
+    fn weights(&self) -> &CellWeights;
+    /// The input and recurrent weights, mutably.
+    fn weights_mut(&mut self) -> &mut CellWeights;
+
+    /// Size of `h`, the output fed back into the next step (the projection size for a projected LSTM).
+    fn output_size(&self) -> usize {
+        self.weights().hidden_size()
+    }
+
+    /// Floats per batch row that [`Cell::forward_gates`] writes into `cache`.
+    fn cache_width(&self) -> usize;
+
+    /// One fused pass over the gates: from the two pre-activations and the previous state to the next state.
+    fn forward_gates(&self, pass: GatePass<'_>);
+
+    /// The parameters under their PyTorch names, each followed by `suffix` (`""` for a lone cell, `"_l0"` or
+    /// `"_l1_reverse"` inside a layer).
+    fn params(&self, suffix: &str) -> Vec<ParamRef<'_>> {
+        self.weights().params(suffix)
+    }
+
+    /// The parameters under their PyTorch names, mutably.
+    fn params_mut(&mut self, suffix: &str) -> Vec<ParamMut<'_>> {
+        self.weights_mut().params_mut(suffix)
+    }
+}
+
+/// Runs one step of a lone cell on tensors, as PyTorch's `nn.*Cell.forward` does: input `(B, I)` or unbatched
+/// `(I)`, states `(B, H)` or `(H)`, zeros when absent. Returns `h_1` and, for cells with a cell state, `c_1`.
+pub(crate) fn step_tensors<C: Cell>(
+    cell: &C,
+    input: &Tensor,
+    h0: Option<&Tensor>,
+    c0: Option<&Tensor>,
+) -> Result<(Tensor, Option<Tensor>)> {
+    let w = cell.weights();
+    let (in_size, hidden, out_size) = (w.input_size(), w.hidden_size(), cell.output_size());
+    let (batch, unbatched) = match input.shape() {
+        [i] if *i == in_size => (1, true),
+        [b, i] if *i == in_size => (*b, false),
+        found => {
+            return Err(Error::shape(
+                "input",
+                format!("[B, {in_size}] or [{in_size}]"),
+                found,
+            ));
+        }
+    };
+    let state_shape = |size: usize| {
+        if unbatched {
+            vec![size]
+        } else {
+            vec![batch, size]
+        }
+    };
+    let check = |name: &str, t: Option<&Tensor>, size: usize| -> Result<Vec<f32>> {
+        let want = state_shape(size);
+        match t {
+            None => Ok(vec![0.0; batch * size]),
+            Some(t) if t.shape() == want.as_slice() => Ok(t.data().to_vec()),
+            Some(t) => Err(Error::shape(name, format!("{want:?}"), t.shape())),
+        }
+    };
+    let h_prev = check("h_0", h0, out_size)?;
+    let c_prev = if C::HAS_CELL_STATE {
+        check("c_0", c0, hidden)?
+    } else {
+        Vec::new()
+    };
+
+    let width = C::GATES * hidden;
+    let mut gx = vec![0.0; batch * width];
+    let mut gh = vec![0.0; batch * width];
+    w.input_projection(input.data(), batch, &mut gx);
+    w.recurrent_projection(&h_prev, batch, &mut gh);
+    let mut h_next = vec![0.0; batch * out_size];
+    let mut c_next = vec![0.0; if C::HAS_CELL_STATE { batch * hidden } else { 0 }];
+    let mut cache = vec![0.0; batch * cell.cache_width()];
+    cell.forward_gates(GatePass {
+        batch,
+        gx: &gx,
+        gh: &gh,
+        h_prev: &h_prev,
+        c_prev: &c_prev,
+        h_next: &mut h_next,
+        c_next: &mut c_next,
+        cache: &mut cache,
+    });
+    let h = Tensor::from_parts(state_shape(out_size), h_next);
+    let c = C::HAS_CELL_STATE.then(|| Tensor::from_parts(state_shape(hidden), c_next));
+    Ok((h, c))
+}
+
+/// `out ← x · Wᵀ + b` for the rows of `x`, with `W` row-major `(width, x.cols)`: the product every cell uses for
+/// both of its pre-activations.
+pub(crate) fn affine_rows(
+    x: MatRef<'_>,
+    weight: &[f32],
+    width: usize,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    broadcast_rows(out, bias, width);
+    gemm(
+        x,
+        MatRef::new(weight, width, x.cols()).t(),
+        1.0,
+        MatMut::new(out, x.rows(), width),
+    );
+}
+
+/// Rejects zero sizes, which PyTorch also rejects and which would leave a cell without weights.
+pub(crate) fn check_sizes(input_size: usize, hidden_size: usize) -> Result<()> {
+    if input_size == 0 || hidden_size == 0 {
+        return Err(Error::config(format!(
+            "input_size and hidden_size must be positive, found input_size={input_size}, hidden_size={hidden_size}"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,157 @@
+//! The Elman RNN cell: `h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)`, with `act` = tanh or ReLU.
+
+use std::collections::HashMap;
+
+use rand::Rng;
+
+use super::{Cell, CellWeights, GatePass, step_tensors};
+use crate::error::{Error, Result};
+use crate::kernels::activation::{relu, tanh};
+use crate::params::{Module, ParamMut, ParamRef};
+use crate::tensor::Tensor;
+
+/// The nonlinearity of a vanilla RNN, PyTorch's `nonlinearity` argument.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Nonlinearity {
+    /// `tanh` (PyTorch's default).
+    #[default]
+    Tanh,
+    /// `relu`.
+    Relu,
+}
+
+impl std::str::FromStr for Nonlinearity {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "tanh" => Ok(Nonlinearity::Tanh),
+            "relu" => Ok(Nonlinearity::Relu),
+            other => Err(Error::config(format!(
+                "nonlinearity must be `tanh` or `relu`, found `{other}`"
+            ))),
+        }
+    }
+}
+
+/// Configuration of an [`RnnCell`], as the arguments of PyTorch's `nn.RNNCell`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RnnCellConfig {
+    /// Size of the input `x`.
+    pub input_size: usize,
+    /// Size of the hidden state `h`.
+    pub hidden_size: usize,
+    /// Whether the cell has `bias_ih` and `bias_hh`.
+    pub bias: bool,
+    /// tanh or ReLU.
+    pub nonlinearity: Nonlinearity,
+}
+
+impl RnnCellConfig {
+    /// A cell with bias and tanh, as PyTorch's defaults.
+    pub fn new(input_size: usize, hidden_size: usize) -> Self {
+        RnnCellConfig {
+            input_size,
+            hidden_size,
+            bias: true,
+            nonlinearity: Nonlinearity::Tanh,
+        }
+    }
+}
+
+/// A vanilla RNN cell, PyTorch's `nn.RNNCell`:
+///
+/// `h' = act(W_ih x + b_ih + W_hh h + b_hh)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RnnCell {
+    nonlinearity: Nonlinearity,
+    weights: CellWeights,
+}
+
+impl RnnCell {
+    /// A cell with PyTorch's default initialisation, drawn from `rng`.
+    pub fn new(config: RnnCellConfig, rng: &mut impl Rng) -> Result<Self> {
+        let mut cell = Self::zeros(config)?;
+        cell.weights.init(rng);
+        Ok(cell)
+    }
+
+    /// A cell with all parameters zero (to be loaded).
+    pub fn zeros(config: RnnCellConfig) -> Result<Self> {
+        super::check_sizes(config.input_size, config.hidden_size)?;
+        Ok(Self::with_recurrent_size(config, config.hidden_size))
+    }
+
+    pub(crate) fn with_recurrent_size(config: RnnCellConfig, recurrent_size: usize) -> Self {
+        let weights = CellWeights::zeros(
+            1,
+            config.input_size,
+            config.hidden_size,
+            recurrent_size,
+            config.bias,
+        );
+        RnnCell {
+            nonlinearity: config.nonlinearity,
+            weights,
+        }
+    }
+
+    /// The nonlinearity.
+    pub fn nonlinearity(&self) -> Nonlinearity {
+        self.nonlinearity
+    }
+
+    /// One step: input `(B, I)` or `(I)`, `h` of the same batch shape (zeros when `None`); returns `h'`.
+    pub fn forward(&self, input: &Tensor, h: Option<&Tensor>) -> Result<Tensor> {
+        Ok(step_tensors(self, input, h, None)?.0)
+    }
+}
+
+impl Cell for RnnCell {
+    const GATES: usize = 1;
+    const HAS_CELL_STATE: bool = false;
+
+    fn weights(&self) -> &CellWeights {
+        &self.weights
+    }
+
+    fn weights_mut(&mut self) -> &mut CellWeights {
+        &mut self.weights
+    }
+
+    fn cache_width(&self) -> usize {
+        0
+    }
+
+    fn forward_gates(&self, pass: GatePass<'_>) {
+        let act = match self.nonlinearity {
+            Nonlinearity::Tanh => tanh,
+            Nonlinearity::Relu => relu,
+        };
+        for ((h, x), r) in pass.h_next.iter_mut().zip(pass.gx).zip(pass.gh) {
+            *h = act(x + r);
+        }
+    }
+}
+
+impl Module for RnnCell {
+    fn named_params(&self) -> Vec<ParamRef<'_>> {
+        self.params("")
+    }
+
+    fn named_params_mut(&mut self) -> Vec<ParamMut<'_>> {
+        self.params_mut("")
+    }
+}
+
+impl RnnCell {
+    /// Loads PyTorch `state_dict` tensors (`weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`).
+    pub fn from_state_dict(
+        config: RnnCellConfig,
+        tensors: &HashMap<String, Tensor>,
+    ) -> Result<Self> {
+        let mut cell = Self::zeros(config)?;
+        cell.load_state_dict(tensors)?;
+        Ok(cell)
+    }
+}

@@ -1,0 +1,107 @@
+//! The one error type of recur: every failure caused by user input (a shape, a file, a configuration) is one of
+//! these, with a message that names what was expected and what was found.
+
+use std::path::PathBuf;
+
+/// Result alias used throughout recur.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong when building, loading or running a model.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A tensor handed to a model has the wrong shape.
+    #[error("{what}: expected shape {expected}, found {found:?}")]
+    Shape {
+        /// Which tensor (for example `input` or `h_0`).
+        what: String,
+        /// The expected shape, in words or as a list (`[T, B, 8]`).
+        expected: String,
+        /// The shape that was given.
+        found: Vec<usize>,
+    },
+    /// A tensor was built from data whose length does not match its shape.
+    #[error("tensor of shape {shape:?} needs {expected} values, found {found}")]
+    DataLength {
+        /// The requested shape.
+        shape: Vec<usize>,
+        /// The product of the shape.
+        expected: usize,
+        /// The number of values given.
+        found: usize,
+    },
+    /// A model file lacks a tensor the configuration requires.
+    #[error("missing tensor `{name}` (expected shape {expected:?})")]
+    MissingTensor {
+        /// PyTorch `state_dict` name of the tensor.
+        name: String,
+        /// Its expected shape.
+        expected: Vec<usize>,
+    },
+    /// A model file holds a tensor the configuration has no place for.
+    #[error(
+        "unexpected tensor `{name}` with shape {shape:?} (the configuration has no such parameter)"
+    )]
+    UnexpectedTensor {
+        /// Name of the extra tensor.
+        name: String,
+        /// Its shape.
+        shape: Vec<usize>,
+    },
+    /// A parameter tensor has the wrong shape.
+    #[error("tensor `{name}`: expected shape {expected:?}, found {found:?}")]
+    TensorShape {
+        /// PyTorch `state_dict` name of the tensor.
+        name: String,
+        /// The shape the configuration requires.
+        expected: Vec<usize>,
+        /// The shape found in the file.
+        found: Vec<usize>,
+    },
+    /// A tensor's element type cannot be converted to `f32`.
+    #[error("tensor `{name}` has dtype {dtype}; expected F32, F64, F16 or BF16")]
+    Dtype {
+        /// Name of the tensor.
+        name: String,
+        /// The dtype found.
+        dtype: String,
+    },
+    /// A configuration is invalid or inconsistent.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A file is not a valid safetensors file (or its metadata is malformed).
+    #[error("{path}: {reason}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn shape(
+        what: impl Into<String>,
+        expected: impl Into<String>,
+        found: &[usize],
+    ) -> Self {
+        Error::Shape {
+            what: what.into(),
+            expected: expected.into(),
+            found: found.to_vec(),
+        }
+    }
+
+    pub(crate) fn config(message: impl Into<String>) -> Self {
+        Error::Config(message.into())
+    }
+}

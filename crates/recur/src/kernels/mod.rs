@@ -1,0 +1,5 @@
+//! Kernels: the only code that speaks in raw `f32` slices and strides. Everything above them speaks of gates,
+//! steps, layers and directions.
+
+pub mod activation;
+pub mod gemm;

@@ -1,0 +1,288 @@
+//! The configuration of a recurrent layer, with PyTorch's argument names, and its JSON form (the `config`
+//! metadata of a model file).
+
+use serde::{Deserialize, Serialize};
+
+use crate::cells::Nonlinearity;
+use crate::error::{Error, Result};
+
+/// The kind of recurrent cell, named as PyTorch's `RNNBase.mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Mode {
+    /// `nn.RNN(nonlinearity="tanh")`.
+    #[serde(rename = "RNN_TANH")]
+    RnnTanh,
+    /// `nn.RNN(nonlinearity="relu")`.
+    #[serde(rename = "RNN_RELU")]
+    RnnRelu,
+    /// `nn.LSTM`.
+    #[serde(rename = "LSTM")]
+    Lstm,
+    /// `nn.GRU`.
+    #[serde(rename = "GRU")]
+    Gru,
+}
+
+impl Mode {
+    /// Number of gate blocks in `weight_ih`'s rows.
+    pub fn gates(self) -> usize {
+        match self {
+            Mode::RnnTanh | Mode::RnnRelu => 1,
+            Mode::Lstm => 4,
+            Mode::Gru => 3,
+        }
+    }
+
+    /// PyTorch's name of the mode (`"LSTM"`, `"GRU"`, `"RNN_TANH"`, `"RNN_RELU"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::RnnTanh => "RNN_TANH",
+            Mode::RnnRelu => "RNN_RELU",
+            Mode::Lstm => "LSTM",
+            Mode::Gru => "GRU",
+        }
+    }
+
+    /// The vanilla RNN mode with this nonlinearity.
+    pub fn rnn(nonlinearity: Nonlinearity) -> Self {
+        match nonlinearity {
+            Nonlinearity::Tanh => Mode::RnnTanh,
+            Nonlinearity::Relu => Mode::RnnRelu,
+        }
+    }
+
+    /// Whether this is a vanilla RNN mode.
+    pub fn is_rnn(self) -> bool {
+        matches!(self, Mode::RnnTanh | Mode::RnnRelu)
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Configuration of a [`Recurrent`](crate::Recurrent) layer: the arguments of PyTorch's `nn.RNN`, `nn.LSTM`
+/// and `nn.GRU`, with the same names and defaults.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecurrentConfig {
+    /// The cell kind.
+    pub mode: Mode,
+    /// Features per time step of the input.
+    pub input_size: usize,
+    /// Size of the hidden state (and of the LSTM cell state).
+    pub hidden_size: usize,
+    /// Number of stacked layers.
+    #[serde(default = "one")]
+    pub num_layers: usize,
+    /// Whether every cell has `bias_ih` and `bias_hh`.
+    #[serde(default = "yes")]
+    pub bias: bool,
+    /// Whether batched input and output are `(B, T, F)` rather than `(T, B, F)`.
+    #[serde(default)]
+    pub batch_first: bool,
+    /// Dropout probability on the outputs of every layer but the last, in training only.
+    #[serde(default)]
+    pub dropout: f32,
+    /// Whether every layer also runs in reverse time, its outputs concatenated after the forward ones.
+    #[serde(default)]
+    pub bidirectional: bool,
+    /// LSTM only: size of the projected `h` (`h_t = W_hr (o_t ⊙ tanh c_t)`), or 0 for none.
+    #[serde(default)]
+    pub proj_size: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl RecurrentConfig {
+    /// A one-layer, unidirectional configuration with bias, PyTorch's defaults.
+    pub fn new(mode: Mode, input_size: usize, hidden_size: usize) -> Self {
+        RecurrentConfig {
+            mode,
+            input_size,
+            hidden_size,
+            num_layers: 1,
+            bias: true,
+            batch_first: false,
+            dropout: 0.0,
+            bidirectional: false,
+            proj_size: 0,
+        }
+    }
+
+    /// `nn.LSTM(input_size, hidden_size)`.
+    pub fn lstm(input_size: usize, hidden_size: usize) -> Self {
+        Self::new(Mode::Lstm, input_size, hidden_size)
+    }
+
+    /// `nn.GRU(input_size, hidden_size)`.
+    pub fn gru(input_size: usize, hidden_size: usize) -> Self {
+        Self::new(Mode::Gru, input_size, hidden_size)
+    }
+
+    /// `nn.RNN(input_size, hidden_size)` with tanh.
+    pub fn rnn(input_size: usize, hidden_size: usize) -> Self {
+        Self::new(Mode::RnnTanh, input_size, hidden_size)
+    }
+
+    /// Sets `num_layers`.
+    pub fn num_layers(mut self, num_layers: usize) -> Self {
+        self.num_layers = num_layers;
+        self
+    }
+
+    /// Sets `bidirectional`.
+    pub fn bidirectional(mut self, bidirectional: bool) -> Self {
+        self.bidirectional = bidirectional;
+        self
+    }
+
+    /// Sets `bias`.
+    pub fn bias(mut self, bias: bool) -> Self {
+        self.bias = bias;
+        self
+    }
+
+    /// Sets `batch_first`.
+    pub fn batch_first(mut self, batch_first: bool) -> Self {
+        self.batch_first = batch_first;
+        self
+    }
+
+    /// Sets `dropout`.
+    pub fn dropout(mut self, dropout: f32) -> Self {
+        self.dropout = dropout;
+        self
+    }
+
+    /// Sets `proj_size` (LSTM only).
+    pub fn proj_size(mut self, proj_size: usize) -> Self {
+        self.proj_size = proj_size;
+        self
+    }
+
+    /// Number of directions, `D` (1 or 2).
+    pub fn directions(&self) -> usize {
+        if self.bidirectional { 2 } else { 1 }
+    }
+
+    /// Size of `h`, `H_out`: `proj_size` when projected, else `hidden_size`.
+    pub fn output_size(&self) -> usize {
+        if self.proj_size > 0 {
+            self.proj_size
+        } else {
+            self.hidden_size
+        }
+    }
+
+    /// The input size of layer `layer`: `input_size` for the first, `D·H_out` after it.
+    pub fn layer_input_size(&self, layer: usize) -> usize {
+        if layer == 0 {
+            self.input_size
+        } else {
+            self.directions() * self.output_size()
+        }
+    }
+
+    /// Checks the configuration as PyTorch's constructor does.
+    pub fn validate(&self) -> Result<()> {
+        let fail = |m: String| Err(Error::config(m));
+        if self.input_size == 0 || self.hidden_size == 0 {
+            return fail(format!(
+                "input_size and hidden_size must be positive, found input_size={}, hidden_size={}",
+                self.input_size, self.hidden_size
+            ));
+        }
+        if self.num_layers == 0 {
+            return fail("num_layers must be at least 1, found 0".into());
+        }
+        if !(0.0..=1.0).contains(&self.dropout) {
+            return fail(format!(
+                "dropout must be a probability in [0, 1], found {}",
+                self.dropout
+            ));
+        }
+        if self.proj_size > 0 && self.mode != Mode::Lstm {
+            return fail(format!(
+                "proj_size is only supported by LSTM, found proj_size={} for {}",
+                self.proj_size, self.mode
+            ));
+        }
+        if self.proj_size >= self.hidden_size && self.proj_size > 0 {
+            return fail(format!(
+                "proj_size must be smaller than hidden_size, found proj_size={} and hidden_size={}",
+                self.proj_size, self.hidden_size
+            ));
+        }
+        Ok(())
+    }
+
+    /// The configuration as the JSON of a model file's `config` metadata.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a configuration always serialises")
+    }
+
+    /// Parses the JSON of a model file's `config` metadata and validates it.
+    pub fn from_json(json: &str) -> Result<Self> {
+        let config: RecurrentConfig = serde_json::from_str(json)
+            .map_err(|e| Error::config(format!("cannot parse config metadata: {e}")))?;
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_round_trip_uses_pytorch_names() {
+        let config = RecurrentConfig::lstm(3, 5)
+            .num_layers(2)
+            .proj_size(2)
+            .bidirectional(true);
+        let json = config.to_json();
+        assert!(json.contains("\"mode\":\"LSTM\""), "{json}");
+        assert!(json.contains("\"proj_size\":2"), "{json}");
+        assert_eq!(RecurrentConfig::from_json(&json).unwrap(), config);
+    }
+
+    #[test]
+    fn missing_fields_take_pytorch_defaults() {
+        let config =
+            RecurrentConfig::from_json(r#"{"mode":"GRU","input_size":2,"hidden_size":3}"#).unwrap();
+        assert_eq!(config, RecurrentConfig::gru(2, 3));
+    }
+
+    #[test]
+    fn invalid_configs_are_rejected_with_reasons() {
+        let cases = [
+            (
+                RecurrentConfig::gru(2, 3).proj_size(1),
+                "only supported by LSTM",
+            ),
+            (
+                RecurrentConfig::lstm(2, 3).proj_size(3),
+                "smaller than hidden_size",
+            ),
+            (RecurrentConfig::lstm(0, 3), "must be positive"),
+            (RecurrentConfig::lstm(2, 3).num_layers(0), "num_layers"),
+            (RecurrentConfig::lstm(2, 3).dropout(1.5), "dropout"),
+        ];
+        for (config, needle) in cases {
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains(needle), "{err} should mention {needle}");
+        }
+        let err =
+            RecurrentConfig::from_json(r#"{"mode":"TRANSFORMER","input_size":2,"hidden_size":3}"#)
+                .unwrap_err();
+        assert!(err.to_string().contains("cannot parse config"), "{err}");
+    }
+}

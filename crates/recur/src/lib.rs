@@ -1,0 +1,45 @@
+//! # recur
+//!
+//! Recurrent neural networks (vanilla RNN, LSTM, GRU) for Rust, with exactly PyTorch's semantics, parameter
+//! names, shapes and default initialisation: a model saved from PyTorch as safetensors loads here and gives the
+//! same numbers, and the other way round.
+//!
+//! recur is not a general tensor or autograd library. Every layer has an explicit forward (and, later, backward)
+//! written for speed: one large product for the input projection of all time steps, one product with the
+//! recurrent weights and one fused pass over the gates per step, no allocation inside the time loop.
+//!
+//! ```
+//! use recur::{Recurrent, RecurrentConfig, Tensor};
+//!
+//! // nn.GRU(input_size=4, hidden_size=6, num_layers=2, bidirectional=True, batch_first=True)
+//! let config = RecurrentConfig::gru(4, 6).num_layers(2).bidirectional(true).batch_first(true);
+//! let gru = Recurrent::with_seed(config, 42)?;
+//! let x = Tensor::zeros([3, 10, 4]); // (B, T, I)
+//! let out = gru.forward(&x, None, None)?;
+//! assert_eq!(out.output.shape(), &[3, 10, 12]); // (B, T, D·H)
+//! assert_eq!(out.h_n.shape(), &[4, 3, 6]); // (L·D, B, H)
+//! # Ok::<(), recur::Error>(())
+//! ```
+//!
+//! Layout: [`cells`] hold the gate math of one step, [`driver`] runs any cell over time, layers and directions,
+//! [`kernels`] are the only code that speaks in raw slices, [`model_file`] reads and writes safetensors.
+
+#![warn(missing_docs)]
+
+pub mod cells;
+pub mod driver;
+pub mod error;
+pub mod kernels;
+pub mod layer;
+pub mod model_file;
+pub mod params;
+pub mod tensor;
+
+pub use cells::{
+    GruCell, GruCellConfig, LstmCell, LstmCellConfig, Nonlinearity, RnnCell, RnnCellConfig,
+};
+pub use error::{Error, Result};
+pub use layer::{Mode, Recurrent, RecurrentConfig, RecurrentOutput};
+pub use model_file::LoadOptions;
+pub use params::Module;
+pub use tensor::Tensor;

@@ -1,0 +1,183 @@
+//! Named parameters: the bridge between a model's weights and PyTorch's `state_dict` names, shared by loading,
+//! saving, initialisation and (later) the optimizers.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rand::Rng;
+
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// A parameter of a model, seen read-only under its PyTorch `state_dict` name.
+#[derive(Debug)]
+pub struct ParamRef<'a> {
+    /// PyTorch `state_dict` name, e.g. `weight_hh_l1_reverse`.
+    pub name: String,
+    /// PyTorch shape, e.g. `[4 * hidden_size, hidden_size]`.
+    pub shape: Vec<usize>,
+    /// Row-major values.
+    pub data: &'a [f32],
+}
+
+/// A parameter of a model, seen mutably under its PyTorch `state_dict` name.
+#[derive(Debug)]
+pub struct ParamMut<'a> {
+    /// PyTorch `state_dict` name.
+    pub name: String,
+    /// PyTorch shape.
+    pub shape: Vec<usize>,
+    /// Row-major values.
+    pub data: &'a mut [f32],
+}
+
+/// Copies each named tensor into the parameter of the same name.
+///
+/// Every parameter must be present with its exact shape, and every tensor must belong to a parameter: a missing,
+/// unexpected or mis-shaped tensor is an error naming it, and nothing is written unless all of them fit.
+pub fn assign(params: Vec<ParamMut<'_>>, tensors: &HashMap<String, Tensor>) -> Result<()> {
+    let mut expected: BTreeMap<&str, &[usize]> = BTreeMap::new();
+    for p in &params {
+        expected.insert(&p.name, &p.shape);
+        match tensors.get(&p.name) {
+            None => {
+                return Err(Error::MissingTensor {
+                    name: p.name.clone(),
+                    expected: p.shape.clone(),
+                });
+            }
+            Some(t) if t.shape() != p.shape.as_slice() => {
+                return Err(Error::TensorShape {
+                    name: p.name.clone(),
+                    expected: p.shape.clone(),
+                    found: t.shape().to_vec(),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    let mut extra: Vec<&String> = tensors
+        .keys()
+        .filter(|k| !expected.contains_key(k.as_str()))
+        .collect();
+    extra.sort();
+    if let Some(name) = extra.first() {
+        return Err(Error::UnexpectedTensor {
+            name: (*name).clone(),
+            shape: tensors[*name].shape().to_vec(),
+        });
+    }
+    for p in params {
+        p.data.copy_from_slice(tensors[&p.name].data());
+    }
+    Ok(())
+}
+
+/// Copies every parameter into a named tensor, in a stable order.
+pub fn collect(params: Vec<ParamRef<'_>>) -> Vec<(String, Tensor)> {
+    params
+        .into_iter()
+        .map(|p| (p.name, Tensor::from_parts(p.shape, p.data.to_vec())))
+        .collect()
+}
+
+/// PyTorch's default initialisation of recurrent layers and cells: every parameter uniform in `[-k, k]` with
+/// `k = 1/√hidden_size`.
+pub fn init_uniform(params: Vec<ParamMut<'_>>, hidden_size: usize, rng: &mut impl Rng) {
+    let k = 1.0 / (hidden_size as f32).sqrt();
+    for p in params {
+        p.data
+            .iter_mut()
+            .for_each(|v| *v = rng.random_range(-k..=k));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one_param(buf: &mut [f32]) -> Vec<ParamMut<'_>> {
+        vec![ParamMut {
+            name: "w".into(),
+            shape: vec![2, 2],
+            data: buf,
+        }]
+    }
+
+    #[test]
+    fn assign_reports_missing_mis_shaped_and_unexpected() {
+        let mut buf = [0.0; 4];
+        let err = assign(one_param(&mut buf), &HashMap::new()).unwrap_err();
+        assert!(err.to_string().contains("missing tensor `w`"), "{err}");
+
+        let mut map = HashMap::new();
+        map.insert("w".to_string(), Tensor::zeros([4]));
+        let err = assign(one_param(&mut buf), &map).unwrap_err();
+        assert!(
+            err.to_string().contains("expected shape [2, 2], found [4]"),
+            "{err}"
+        );
+
+        map.insert(
+            "w".to_string(),
+            Tensor::new([2, 2], vec![1.0, 2.0, 3.0, 4.0]).unwrap(),
+        );
+        map.insert("extra".to_string(), Tensor::zeros([1]));
+        let err = assign(one_param(&mut buf), &map).unwrap_err();
+        assert!(
+            err.to_string().contains("unexpected tensor `extra`"),
+            "{err}"
+        );
+        assert_eq!(buf, [0.0; 4], "nothing is written on error");
+
+        map.remove("extra");
+        assign(one_param(&mut buf), &map).unwrap();
+        assert_eq!(buf, [1.0, 2.0, 3.0, 4.0]);
+    }
+
+    #[test]
+    fn init_uniform_stays_in_bounds() {
+        let mut buf = vec![0.0; 1000];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        init_uniform(
+            vec![ParamMut {
+                name: "w".into(),
+                shape: vec![1000],
+                data: &mut buf,
+            }],
+            16,
+            &mut rng,
+        );
+        assert!(buf.iter().all(|v| v.abs() <= 0.25));
+        assert!(
+            buf.iter().any(|v| v.abs() > 0.2),
+            "spread over the whole range"
+        );
+    }
+
+    use rand::SeedableRng;
+}
+
+/// Anything with named parameters: cells and layers. Gives PyTorch's `state_dict` and `load_state_dict`.
+pub trait Module {
+    /// The parameters under their PyTorch `state_dict` names, in PyTorch's order.
+    fn named_params(&self) -> Vec<ParamRef<'_>>;
+
+    /// The parameters, mutably.
+    fn named_params_mut(&mut self) -> Vec<ParamMut<'_>>;
+
+    /// A copy of every parameter as a named tensor, like PyTorch's `state_dict()`.
+    fn state_dict(&self) -> Vec<(String, Tensor)> {
+        collect(self.named_params())
+    }
+
+    /// Overwrites every parameter from named tensors, like PyTorch's `load_state_dict(strict=True)`: a missing,
+    /// unexpected or mis-shaped tensor is an error, and then nothing is changed.
+    fn load_state_dict(&mut self, tensors: &HashMap<String, Tensor>) -> Result<()> {
+        assign(self.named_params_mut(), tensors)
+    }
+
+    /// Total number of parameter values.
+    fn num_params(&self) -> usize {
+        self.named_params().iter().map(|p| p.data.len()).sum()
+    }
+}

@@ -1,0 +1,137 @@
+//! A minimal dense `f32` tensor: a shape and row-major (C order) data. recur's public API speaks in tensors; its
+//! kernels speak in slices.
+
+use crate::error::{Error, Result};
+
+/// A dense, row-major `f32` tensor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tensor {
+    shape: Vec<usize>,
+    data: Vec<f32>,
+}
+
+impl Tensor {
+    /// Builds a tensor from its shape and row-major data.
+    ///
+    /// Fails when `data.len()` is not the product of `shape`.
+    pub fn new(shape: impl Into<Vec<usize>>, data: Vec<f32>) -> Result<Self> {
+        let shape = shape.into();
+        let expected: usize = shape.iter().product();
+        if expected != data.len() {
+            return Err(Error::DataLength {
+                shape,
+                expected,
+                found: data.len(),
+            });
+        }
+        Ok(Tensor { shape, data })
+    }
+
+    /// A tensor of zeros.
+    pub fn zeros(shape: impl Into<Vec<usize>>) -> Self {
+        let shape = shape.into();
+        let len = shape.iter().product();
+        Tensor {
+            shape,
+            data: vec![0.0; len],
+        }
+    }
+
+    /// Internal constructor for shapes the library computed itself.
+    pub(crate) fn from_parts(shape: Vec<usize>, data: Vec<f32>) -> Self {
+        debug_assert_eq!(shape.iter().product::<usize>(), data.len());
+        Tensor { shape, data }
+    }
+
+    /// The shape, outermost dimension first.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// Number of dimensions.
+    pub fn rank(&self) -> usize {
+        self.shape.len()
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Whether the tensor holds no element.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// The row-major data.
+    pub fn data(&self) -> &[f32] {
+        &self.data
+    }
+
+    /// The row-major data, mutably.
+    pub fn data_mut(&mut self) -> &mut [f32] {
+        &mut self.data
+    }
+
+    /// Consumes the tensor and returns its data.
+    pub fn into_data(self) -> Vec<f32> {
+        self.data
+    }
+
+    /// The same data under another shape with the same number of elements.
+    pub fn reshape(self, shape: impl Into<Vec<usize>>) -> Result<Self> {
+        Tensor::new(shape, self.data)
+    }
+
+    /// Largest absolute element-wise difference to `other`, or `None` when the shapes differ.
+    pub fn max_abs_diff(&self, other: &Tensor) -> Option<f32> {
+        if self.shape != other.shape {
+            return None;
+        }
+        Some(
+            self.data
+                .iter()
+                .zip(&other.data)
+                .fold(0.0f32, |m, (a, b)| m.max((a - b).abs())),
+        )
+    }
+}
+
+/// Swaps the first two axes of a rank-3 row-major array `(a, b, c)` into `(b, a, c)`.
+///
+/// This is how batch-first input becomes time-major and back.
+pub(crate) fn swap_leading_axes(data: &[f32], a: usize, b: usize, c: usize) -> Vec<f32> {
+    let mut out = vec![0.0; data.len()];
+    for i in 0..a {
+        for j in 0..b {
+            let src = (i * b + j) * c;
+            let dst = (j * a + i) * c;
+            out[dst..dst + c].copy_from_slice(&data[src..src + c]);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_checks_length() {
+        assert!(Tensor::new([2, 3], vec![0.0; 6]).is_ok());
+        let err = Tensor::new([2, 3], vec![0.0; 5]).unwrap_err();
+        assert!(err.to_string().contains("needs 6 values, found 5"), "{err}");
+    }
+
+    #[test]
+    fn swap_leading_axes_transposes() {
+        // (2, 3, 1): rows [0 1 2] [3 4 5] -> (3, 2, 1): [0 3] [1 4] [2 5]
+        let data: Vec<f32> = (0..6).map(|v| v as f32).collect();
+        assert_eq!(
+            swap_leading_axes(&data, 2, 3, 1),
+            vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]
+        );
+        let back = swap_leading_axes(&swap_leading_axes(&data, 2, 3, 1), 3, 2, 1);
+        assert_eq!(back, data);
+    }
+}

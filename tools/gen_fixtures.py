@@ -1,0 +1,415 @@
+"""Generate PyTorch reference fixtures for the `recur` crate.
+
+Run from the repository root:
+
+    ~/.cache/recur-venv/bin/python tools/gen_fixtures.py
+
+(The venv lives outside the repo; install its packages with
+`~/.cache/recur-venv/bin/pip install -r tools/requirements.txt`.)
+
+Each run deletes `crates/recur/tests/fixtures/` and rewrites it completely.
+Output is deterministic: every case seeds torch from its own index, weights use
+PyTorch's default initialisation, and inputs/initial states come from
+`torch.randn`.
+
+Layout written:
+
+* `layers/<case>.model.safetensors` -- exactly `module.state_dict()` of an
+  nn.RNN / nn.LSTM / nn.GRU. Every even-indexed case stores metadata
+  `{"config": <json>}`; odd-indexed cases store no metadata at all, so a reader
+  has to infer the configuration from tensor names and shapes.
+* `layers/<case>.io.safetensors` -- `input`, optional `h0` (and `c0` for LSTM),
+  and the expected `output`, `h_n` (and `c_n` for LSTM) computed in eval mode
+  under `torch.no_grad()`. Metadata: `config` (JSON string), `unbatched` and
+  `has_h0` ("true"/"false").
+* `cells/<case>.model.safetensors` / `cells/<case>.io.safetensors` -- the same
+  for nn.RNNCell / nn.LSTMCell / nn.GRUCell, with expected `h1` (and `c1`).
+* `layers/index.json`, `cells/index.json` -- JSON arrays of case names.
+* `README.md` -- short description of the fixtures.
+
+All tensors are float32 and contiguous. After `save_file`, the metadata keys in
+each header are sorted (safetensors writes them in random order) so the files
+are byte-for-byte reproducible.
+"""
+
+import itertools
+import json
+import random
+import shutil
+import sys
+import warnings
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+OUT_DIR = REPO_ROOT / "crates" / "recur" / "tests" / "fixtures"
+
+MODES = ["RNN_TANH", "RNN_RELU", "LSTM", "GRU"]
+MODE_PREFIX = {"RNN_TANH": "rnn_tanh", "RNN_RELU": "rnn_relu", "LSTM": "lstm", "GRU": "gru"}
+MULTI_LAYER_DROPOUT = 0.25
+
+README = """\
+# recur test fixtures (generated -- do not edit by hand)
+
+Reference inputs and outputs produced by PyTorch for `nn.RNN`, `nn.LSTM`,
+`nn.GRU` (`layers/`) and `nn.RNNCell`, `nn.LSTMCell`, `nn.GRUCell` (`cells/`).
+The recur test suite loads them and checks that recur reproduces PyTorch.
+
+* `<case>.model.safetensors`: the module's `state_dict()` (PyTorch tensor
+  names). About half of the layer cases carry a `config` metadata entry; the
+  rest have no metadata, so the configuration must be inferred from names and
+  shapes. Cell model files always carry `config`.
+* `<case>.io.safetensors`: `input`, optional `h0`/`c0`, and the expected
+  results (`output`, `h_n`, `c_n` for layers; `h1`, `c1` for cells), computed
+  in eval mode under `torch.no_grad()`. Metadata: `config` (JSON string),
+  `unbatched` and `has_h0` (`"true"`/`"false"`).
+* `index.json` in each folder lists the case names.
+
+All tensors are float32. These files are generated and must never be edited by
+hand. To regenerate (this deletes and rewrites this whole folder), run from the
+repository root:
+
+    ~/.cache/recur-venv/bin/python tools/gen_fixtures.py
+
+Pinned package versions are in `tools/requirements.txt`.
+"""
+
+
+def tensor_dict(d):
+    """Detached, contiguous float32 copies (safetensors refuses shared storage)."""
+    out = {}
+    for name, t in d.items():
+        assert t.dtype == torch.float32, (name, t.dtype)
+        out[name] = t.detach().clone().contiguous()
+    return out
+
+
+def canonicalize_header(path):
+    """Sort the `__metadata__` keys in a file written by `save_file`.
+
+    safetensors serialises metadata from a Rust HashMap, so the key order (and
+    hence the file bytes) changes from run to run. Reordering the keys keeps the
+    header the same length and the tensor data untouched, and makes the output
+    byte-for-byte reproducible.
+    """
+    raw = bytearray(Path(path).read_bytes())
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + n].decode("utf-8"))
+    meta = header.pop("__metadata__", None)
+    rebuilt = {}
+    if meta is not None:
+        rebuilt["__metadata__"] = dict(sorted(meta.items()))
+    rebuilt.update(header)
+    text = json.dumps(rebuilt, separators=(",", ":")).encode("utf-8")
+    assert len(text) <= n, path
+    raw[8 : 8 + n] = text + b" " * (n - len(text))
+    Path(path).write_bytes(bytes(raw))
+
+
+def save(tensors, path, metadata=None):
+    save_file(tensor_dict(tensors), str(path), metadata=metadata)
+    canonicalize_header(path)
+
+
+def flag(b):
+    return "true" if b else "false"
+
+
+# --------------------------------------------------------------------------
+# Layers
+# --------------------------------------------------------------------------
+
+
+def layer_config(mode, input_size, hidden_size, num_layers, bias, batch_first, bidirectional, proj_size):
+    return {
+        "mode": mode,
+        "input_size": input_size,
+        "hidden_size": hidden_size,
+        "num_layers": num_layers,
+        "bias": bias,
+        "batch_first": batch_first,
+        "dropout": MULTI_LAYER_DROPOUT if num_layers > 1 else 0.0,
+        "bidirectional": bidirectional,
+        "proj_size": proj_size,
+    }
+
+
+def build_layer(cfg):
+    common = dict(
+        input_size=cfg["input_size"],
+        hidden_size=cfg["hidden_size"],
+        num_layers=cfg["num_layers"],
+        bias=cfg["bias"],
+        batch_first=cfg["batch_first"],
+        dropout=cfg["dropout"],
+        bidirectional=cfg["bidirectional"],
+    )
+    mode = cfg["mode"]
+    if mode == "LSTM":
+        return torch.nn.LSTM(proj_size=cfg["proj_size"], **common)
+    assert cfg["proj_size"] == 0
+    if mode == "GRU":
+        return torch.nn.GRU(**common)
+    nonlinearity = {"RNN_TANH": "tanh", "RNN_RELU": "relu"}[mode]
+    return torch.nn.RNN(nonlinearity=nonlinearity, **common)
+
+
+def layer_case_name(cfg, unbatched, has_h0, T, B):
+    parts = [
+        MODE_PREFIX[cfg["mode"]],
+        f"l{cfg['num_layers']}",
+        "bi" if cfg["bidirectional"] else "uni",
+        f"bias{int(cfg['bias'])}",
+        f"bf{int(cfg['batch_first'])}",
+    ]
+    if unbatched:
+        parts.append("unb")
+    parts.append(f"h0_{int(has_h0)}")
+    if cfg["proj_size"] > 0:
+        parts.append("proj")
+    sizes = f"T{T}" + ("" if unbatched else f"B{B}") + f"I{cfg['input_size']}H{cfg['hidden_size']}"
+    if cfg["proj_size"] > 0:
+        sizes += f"P{cfg['proj_size']}"
+    parts.append(sizes)
+    return "_".join(parts)
+
+
+def layer_specs():
+    """Deterministic list of (cfg, unbatched, has_h0, T, B) tuples."""
+    specs = []
+
+    def sizes(rng, proj):
+        T = rng.randint(1, 5)
+        B = rng.randint(1, 3)
+        I = rng.randint(1, 5)
+        if proj:
+            H = rng.randint(2, 4)
+            P = rng.randint(1, H - 1)
+        else:
+            H = rng.randint(1, 4)
+            P = 0
+        return T, B, I, H, P
+
+    # Main batched grid (plus the LSTM-with-projection copy of the LSTM grid).
+    grid_modes = [(m, False) for m in MODES] + [("LSTM", True)]
+    for mode, proj in grid_modes:
+        for num_layers, bidir, bias, bf, has_h0 in itertools.product(
+            [1, 2, 3], [False, True], [True, False], [False, True], [False, True]
+        ):
+            rng = random.Random(len(specs) * 7919 + 17)
+            T, B, I, H, P = sizes(rng, proj)
+            cfg = layer_config(mode, I, H, num_layers, bias, bf, bidir, P)
+            specs.append((cfg, False, has_h0, T, B))
+
+    # Unbatched: every mode x {1 layer uni, 2 layers bi} x {without, with h0}.
+    # batch_first alternates (PyTorch ignores it for unbatched input).
+    for mode, proj in grid_modes:
+        for k, ((num_layers, bidir), has_h0) in enumerate(
+            itertools.product([(1, False), (2, True)], [False, True])
+        ):
+            rng = random.Random(len(specs) * 7919 + 17)
+            T, _, I, H, P = sizes(rng, proj)
+            cfg = layer_config(mode, I, H, num_layers, True, k % 2 == 1, bidir, P)
+            specs.append((cfg, True, has_h0, T, 1))
+
+    # Explicit edge sizes for every mode: hidden 1, input 1, T 1, batch 1.
+    for mode in MODES:
+        specs.append((layer_config(mode, 1, 1, 1, True, False, False, 0), False, True, 1, 1))
+        specs.append((layer_config(mode, 1, 1, 2, True, True, True, 0), False, False, 1, 2))
+        specs.append((layer_config(mode, 3, 1, 2, False, False, True, 0), False, True, 4, 3))
+        specs.append((layer_config(mode, 1, 3, 1, True, False, False, 0), False, False, 5, 2))
+        specs.append((layer_config(mode, 1, 1, 1, True, False, False, 0), True, True, 1, 1))
+    # LSTM projection edge cases: smallest legal hidden (2) with proj 1.
+    specs.append((layer_config("LSTM", 1, 2, 1, True, False, False, 1), False, True, 1, 1))
+    specs.append((layer_config("LSTM", 1, 2, 2, True, True, True, 1), False, False, 1, 2))
+    specs.append((layer_config("LSTM", 2, 2, 2, True, False, True, 1), True, True, 1, 1))
+    return specs
+
+
+def gen_layer_case(index, cfg, unbatched, has_h0, T, B, out_dir):
+    torch.manual_seed(index)
+    module = build_layer(cfg).eval()
+
+    L = cfg["num_layers"]
+    D = 2 if cfg["bidirectional"] else 1
+    H = cfg["hidden_size"]
+    H_out = cfg["proj_size"] if cfg["proj_size"] > 0 else H
+    I = cfg["input_size"]
+    is_lstm = cfg["mode"] == "LSTM"
+
+    if unbatched:
+        x = torch.randn(T, I)
+        state_shape = (L * D, H_out)
+        cell_shape = (L * D, H)
+    else:
+        x = torch.randn(B, T, I) if cfg["batch_first"] else torch.randn(T, B, I)
+        state_shape = (L * D, B, H_out)
+        cell_shape = (L * D, B, H)
+
+    io = {"input": x}
+    hx = None
+    if has_h0:
+        h0 = torch.randn(*state_shape)
+        io["h0"] = h0
+        if is_lstm:
+            c0 = torch.randn(*cell_shape)
+            io["c0"] = c0
+            hx = (h0, c0)
+        else:
+            hx = h0
+
+    with torch.no_grad():
+        out, state = module(x, hx)
+    if is_lstm:
+        h_n, c_n = state
+        io["c_n"] = c_n
+        assert tuple(c_n.shape) == cell_shape
+    else:
+        h_n = state
+    io["output"] = out
+    io["h_n"] = h_n
+    assert tuple(h_n.shape) == state_shape
+
+    if unbatched:
+        assert tuple(out.shape) == (T, D * H_out)
+    elif cfg["batch_first"]:
+        assert tuple(out.shape) == (B, T, D * H_out)
+    else:
+        assert tuple(out.shape) == (T, B, D * H_out)
+
+    name = layer_case_name(cfg, unbatched, has_h0, T, B)
+    cfg_json = json.dumps(cfg)
+    model_meta = {"config": cfg_json} if index % 2 == 0 else None
+    save(module.state_dict(), out_dir / f"{name}.model.safetensors", metadata=model_meta)
+    save(
+        io,
+        out_dir / f"{name}.io.safetensors",
+        metadata={"config": cfg_json, "unbatched": flag(unbatched), "has_h0": flag(has_h0)},
+    )
+    return name
+
+
+# --------------------------------------------------------------------------
+# Cells
+# --------------------------------------------------------------------------
+
+CELL_PREFIX = {"RNN_TANH": "rnncell_tanh", "RNN_RELU": "rnncell_relu", "LSTM": "lstmcell", "GRU": "grucell"}
+
+
+def build_cell(cfg):
+    I, H, bias = cfg["input_size"], cfg["hidden_size"], cfg["bias"]
+    mode = cfg["mode"]
+    if mode == "LSTM":
+        return torch.nn.LSTMCell(I, H, bias=bias)
+    if mode == "GRU":
+        return torch.nn.GRUCell(I, H, bias=bias)
+    nonlinearity = {"RNN_TANH": "tanh", "RNN_RELU": "relu"}[mode]
+    return torch.nn.RNNCell(I, H, bias=bias, nonlinearity=nonlinearity)
+
+
+def cell_specs():
+    specs = []
+    for mode in MODES:
+        for bias, batched, has_h0 in itertools.product([True, False], [True, False], [True, False]):
+            rng = random.Random(len(specs) * 104729 + 5)
+            I = rng.randint(1, 5)
+            H = rng.randint(1, 4)
+            cfg = {"mode": mode, "input_size": I, "hidden_size": H, "bias": bias}
+            specs.append((cfg, batched, has_h0))
+    return specs
+
+
+def gen_cell_case(index, cfg, batched, has_h0, out_dir):
+    torch.manual_seed(10_000 + index)
+    cell = build_cell(cfg).eval()
+    I, H = cfg["input_size"], cfg["hidden_size"]
+    B = 3
+    is_lstm = cfg["mode"] == "LSTM"
+
+    x = torch.randn(B, I) if batched else torch.randn(I)
+    state_shape = (B, H) if batched else (H,)
+    io = {"input": x}
+    hx = None
+    if has_h0:
+        h0 = torch.randn(*state_shape)
+        io["h0"] = h0
+        if is_lstm:
+            c0 = torch.randn(*state_shape)
+            io["c0"] = c0
+            hx = (h0, c0)
+        else:
+            hx = h0
+
+    with torch.no_grad():
+        res = cell(x, hx)
+    if is_lstm:
+        h1, c1 = res
+        io["c1"] = c1
+        assert tuple(c1.shape) == state_shape
+    else:
+        h1 = res
+    io["h1"] = h1
+    assert tuple(h1.shape) == state_shape
+
+    name = "_".join(
+        [
+            CELL_PREFIX[cfg["mode"]],
+            f"bias{int(cfg['bias'])}",
+            "batched" if batched else "unb",
+            f"h0_{int(has_h0)}",
+            (f"B{B}" if batched else "") + f"I{I}H{H}",
+        ]
+    )
+    cfg_json = json.dumps(cfg)
+    save(cell.state_dict(), out_dir / f"{name}.model.safetensors", metadata={"config": cfg_json})
+    save(
+        io,
+        out_dir / f"{name}.io.safetensors",
+        metadata={"config": cfg_json, "unbatched": flag(not batched), "has_h0": flag(has_h0)},
+    )
+    return name
+
+
+# --------------------------------------------------------------------------
+
+
+def main():
+    torch.set_num_threads(1)
+    torch.set_default_dtype(torch.float32)
+
+    if OUT_DIR.exists():
+        shutil.rmtree(OUT_DIR)
+    layers_dir = OUT_DIR / "layers"
+    cells_dir = OUT_DIR / "cells"
+    layers_dir.mkdir(parents=True)
+    cells_dir.mkdir(parents=True)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+
+        layer_names = []
+        for index, (cfg, unbatched, has_h0, T, B) in enumerate(layer_specs()):
+            layer_names.append(gen_layer_case(index, cfg, unbatched, has_h0, T, B, layers_dir))
+
+        cell_names = []
+        for index, (cfg, batched, has_h0) in enumerate(cell_specs()):
+            cell_names.append(gen_cell_case(index, cfg, batched, has_h0, cells_dir))
+
+    for w in caught:
+        print(f"warning: {w.category.__name__}: {w.message}", file=sys.stderr)
+
+    for names in (layer_names, cell_names):
+        if len(set(names)) != len(names):
+            raise SystemExit("duplicate case names")
+
+    (layers_dir / "index.json").write_text(json.dumps(layer_names, indent=1) + "\n")
+    (cells_dir / "index.json").write_text(json.dumps(cell_names, indent=1) + "\n")
+    (OUT_DIR / "README.md").write_text(README)
+
+    print(f"torch {torch.__version__}: wrote {len(layer_names)} layer cases and {len(cell_names)} cell cases to {OUT_DIR}")
+
+
+if __name__ == "__main__":
+    main()
