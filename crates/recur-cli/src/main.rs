@@ -1,1 +1,39 @@
-fn main() {}
+//! `recur`: the command-line face of the recur library.
+//!
+//! Every failure caused by the user (a missing file, a wrong shape) ends with one line on standard error and a
+//! non-zero exit code, never a panic.
+
+mod commands;
+mod npy;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Recurrent neural networks (RNN, LSTM, GRU) with PyTorch's exact semantics.
+#[derive(Parser)]
+#[command(name = "recur", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a model file over an input sequence and write its outputs.
+    Forward(commands::forward::ForwardArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Forward(args) => commands::forward::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -67,7 +67,7 @@ impl<C: Cell> Stack<C> {
     pub fn new(cells: Vec<C>, directions: usize) -> Self {
         assert!(directions == 1 || directions == 2, "one or two directions");
         assert!(
-            !cells.is_empty() && cells.len() % directions == 0,
+            !cells.is_empty() && cells.len().is_multiple_of(directions),
             "cells must fill every layer and direction"
         );
         Stack { cells, directions }

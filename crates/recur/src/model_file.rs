@@ -254,7 +254,7 @@ pub fn infer_config(
         Some((proj, hidden)) => (hidden, proj),
         None => (recurrent, 0),
     };
-    if hidden_size == 0 || rows % hidden_size != 0 {
+    if hidden_size == 0 || !rows.is_multiple_of(hidden_size) {
         return Err(Error::config(format!(
             "weight_ih_l0 has {rows} rows, not a multiple of the hidden size {hidden_size}"
         )));

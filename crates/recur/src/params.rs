@@ -91,8 +91,35 @@ pub fn init_uniform(params: Vec<ParamMut<'_>>, hidden_size: usize, rng: &mut imp
     }
 }
 
+/// Anything with named parameters: cells and layers. Gives PyTorch's `state_dict` and `load_state_dict`.
+pub trait Module {
+    /// The parameters under their PyTorch `state_dict` names, in PyTorch's order.
+    fn named_params(&self) -> Vec<ParamRef<'_>>;
+
+    /// The parameters, mutably.
+    fn named_params_mut(&mut self) -> Vec<ParamMut<'_>>;
+
+    /// A copy of every parameter as a named tensor, like PyTorch's `state_dict()`.
+    fn state_dict(&self) -> Vec<(String, Tensor)> {
+        collect(self.named_params())
+    }
+
+    /// Overwrites every parameter from named tensors, like PyTorch's `load_state_dict(strict=True)`: a missing,
+    /// unexpected or mis-shaped tensor is an error, and then nothing is changed.
+    fn load_state_dict(&mut self, tensors: &HashMap<String, Tensor>) -> Result<()> {
+        assign(self.named_params_mut(), tensors)
+    }
+
+    /// Total number of parameter values.
+    fn num_params(&self) -> usize {
+        self.named_params().iter().map(|p| p.data.len()).sum()
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use rand::SeedableRng;
+
     use super::*;
 
     fn one_param(buf: &mut [f32]) -> Vec<ParamMut<'_>> {
@@ -154,30 +181,4 @@ mod tests {
         );
     }
 
-    use rand::SeedableRng;
-}
-
-/// Anything with named parameters: cells and layers. Gives PyTorch's `state_dict` and `load_state_dict`.
-pub trait Module {
-    /// The parameters under their PyTorch `state_dict` names, in PyTorch's order.
-    fn named_params(&self) -> Vec<ParamRef<'_>>;
-
-    /// The parameters, mutably.
-    fn named_params_mut(&mut self) -> Vec<ParamMut<'_>>;
-
-    /// A copy of every parameter as a named tensor, like PyTorch's `state_dict()`.
-    fn state_dict(&self) -> Vec<(String, Tensor)> {
-        collect(self.named_params())
-    }
-
-    /// Overwrites every parameter from named tensors, like PyTorch's `load_state_dict(strict=True)`: a missing,
-    /// unexpected or mis-shaped tensor is an error, and then nothing is changed.
-    fn load_state_dict(&mut self, tensors: &HashMap<String, Tensor>) -> Result<()> {
-        assign(self.named_params_mut(), tensors)
-    }
-
-    /// Total number of parameter values.
-    fn num_params(&self) -> usize {
-        self.named_params().iter().map(|p| p.data.len()).sum()
-    }
 }

@@ -1,0 +1,6 @@
+//! One module per subcommand.
+
+pub mod forward;
+
+/// What a subcommand returns: a failure is printed as one line.
+pub type CommandResult = Result<(), Box<dyn std::error::Error>>;

@@ -1,0 +1,177 @@
+//! `recur forward` end to end: PyTorch's fixtures through the binary, and every bad input as a one-line error.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use npyz::WriterBuilder;
+use recur::model_file::TensorFile;
+use recur::{Mode, RecurrentConfig, Tensor};
+
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../recur/tests/fixtures/layers")
+}
+
+fn write_npy(path: &Path, t: &Tensor) {
+    let shape: Vec<u64> = t.shape().iter().map(|&d| d as u64).collect();
+    let mut bytes = Vec::new();
+    let mut w = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(&shape)
+        .writer(&mut bytes)
+        .begin_nd()
+        .unwrap();
+    w.extend(t.data().iter().copied()).unwrap();
+    w.finish().unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn recur(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_recur"))
+        .args(args)
+        .output()
+        .expect("run recur")
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// Runs the binary on a fixture case, passing the flags a metadata-less file needs.
+fn run_case(case: &str, dir: &Path) -> (Output, TensorFile, PathBuf) {
+    let io = TensorFile::read(fixture_dir().join(format!("{case}.io.safetensors"))).unwrap();
+    let config = RecurrentConfig::from_json(&io.metadata["config"]).unwrap();
+    let input = dir.join(format!("{case}.input.npy"));
+    write_npy(&input, &io.tensors["input"]);
+    let model = fixture_dir().join(format!("{case}.model.safetensors"));
+    let out = dir.join(format!("{case}.out.safetensors"));
+    let mut args: Vec<String> = [
+        "forward",
+        "--model",
+        p(&model),
+        "--input",
+        p(&input),
+        "--output",
+        p(&out),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for name in ["h0", "c0"] {
+        if let Some(t) = io.tensors.get(name) {
+            let path = dir.join(format!("{case}.{name}.npy"));
+            write_npy(&path, t);
+            args.extend([format!("--{name}"), p(&path).to_string()]);
+        }
+    }
+    if config.batch_first {
+        args.push("--batch-first".into());
+    }
+    if config.mode == Mode::RnnRelu {
+        args.extend(["--nonlinearity".into(), "relu".into()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    (recur(&args), io, out)
+}
+
+#[test]
+fn forward_reproduces_pytorch_fixtures() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = std::fs::read_to_string(fixture_dir().join("index.json")).unwrap();
+    let cases: Vec<String> = serde_json::from_str(&index).unwrap();
+    for case in cases.iter().step_by(5) {
+        let (output, io, out) = run_case(case, dir.path());
+        assert!(
+            output.status.success(),
+            "{case}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let got = TensorFile::read(&out).unwrap();
+        for name in ["output", "h_n", "c_n"] {
+            match (got.tensors.get(name), io.tensors.get(name)) {
+                (Some(g), Some(w)) => {
+                    assert_eq!(g.shape(), w.shape(), "{case}: {name}");
+                    assert!(g.max_abs_diff(w).unwrap() <= 1e-5, "{case}: {name}");
+                }
+                (None, None) => {}
+                _ => panic!("{case}: {name} presence differs"),
+            }
+        }
+    }
+}
+
+/// Asserts a failed run with one line on stderr that contains `needle`, and no panic.
+fn assert_one_line_error(output: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "should fail: {stderr}");
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.contains(needle),
+        "{stderr:?} should contain {needle:?}"
+    );
+}
+
+#[test]
+fn bad_inputs_fail_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let case = "lstm_l2_bi_bias1_bf0_h0_1_T3B1I2H2";
+    let model = fixture_dir().join(format!("{case}.model.safetensors"));
+    let io = TensorFile::read(fixture_dir().join(format!("{case}.io.safetensors"))).unwrap();
+    let good = d.join("x.npy");
+    write_npy(&good, &io.tensors["input"]);
+    let out = d.join("out.safetensors");
+
+    let wrong_features = d.join("wrong.npy");
+    write_npy(&wrong_features, &Tensor::zeros([3, 1, 4]));
+    let rank4 = d.join("rank4.npy");
+    write_npy(&rank4, &Tensor::zeros([1, 3, 1, 2]));
+    let bad_h0 = d.join("h0.npy");
+    write_npy(&bad_h0, &Tensor::zeros([2, 1, 2]));
+    let corrupt = d.join("corrupt.safetensors");
+    std::fs::write(
+        &corrupt,
+        b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}......",
+    )
+    .unwrap();
+    let missing = d.join("missing.npy");
+
+    let base = |model: &Path, input: &Path| {
+        vec![
+            "forward".to_string(),
+            "--model".into(),
+            p(model).into(),
+            "--input".into(),
+            p(input).into(),
+            "--output".into(),
+            p(&out).into(),
+        ]
+    };
+    let run = |args: Vec<String>| recur(&args.iter().map(String::as_str).collect::<Vec<_>>());
+
+    assert_one_line_error(&run(base(&model, &wrong_features)), "input: expected shape");
+    assert_one_line_error(&run(base(&model, &rank4)), "found [1, 3, 1, 2]");
+    assert_one_line_error(&run(base(&model, &missing)), "missing.npy");
+    assert_one_line_error(&run(base(&corrupt, &good)), "corrupt.safetensors");
+    let mut with_h0 = base(&model, &good);
+    with_h0.extend(["--h0".into(), p(&bad_h0).into()]);
+    assert_one_line_error(&run(with_h0), "h_0: expected shape [4, 1, 2]");
+}
+
+#[test]
+fn help_names_every_flag() {
+    let output = recur(&["forward", "--help"]);
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for flag in [
+        "--model",
+        "--input",
+        "--h0",
+        "--c0",
+        "--batch-first",
+        "--nonlinearity",
+        "--output",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from help");
+    }
+}
