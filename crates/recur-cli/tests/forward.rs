@@ -175,3 +175,35 @@ fn help_names_every_flag() {
         assert!(help.contains(flag), "{flag} missing from help");
     }
 }
+
+/// The README's example command works as written.
+#[test]
+fn readme_example_runs() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let model =
+        "crates/recur/tests/fixtures/layers/lstm_l2_uni_bias1_bf0_h0_0_T3B3I2H3.model.safetensors";
+    assert!(
+        readme.contains(model) && readme.contains("--input examples/x.npy"),
+        "README names the example files"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.safetensors");
+    let output = recur(&[
+        "forward",
+        "--model",
+        p(&root.join(model)),
+        "--input",
+        p(&root.join("examples/x.npy")),
+        "--output",
+        p(&out),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let got = TensorFile::read(&out).unwrap();
+    assert_eq!(got.tensors["output"].shape(), &[6, 3, 3]);
+    assert_eq!(got.tensors["c_n"].shape(), &[2, 3, 3]);
+}

@@ -180,5 +180,4 @@ mod tests {
             "spread over the whole range"
         );
     }
-
 }
