@@ -13,7 +13,7 @@ use rand::Rng;
 
 use super::{Cell, CellWeights, GatePass, step_tensors};
 use crate::error::Result;
-use crate::kernels::activation::{sigmoid, tanh};
+use crate::kernels::activation::{add, sigmoid_in_place, tanh_in_place};
 use crate::params::{Module, ParamMut, ParamRef};
 use crate::tensor::Tensor;
 
@@ -109,16 +109,18 @@ impl Cell for GruCell {
             let h_prev = &pass.h_prev[b * hidden..(b + 1) * hidden];
             let h_next = &mut pass.h_next[b * hidden..(b + 1) * hidden];
             let cache = &mut pass.cache[b * cache_width..(b + 1) * cache_width];
-            for j in 0..hidden {
-                let r = sigmoid(gx[j] + gh[j]);
-                let z = sigmoid(gx[hidden + j] + gh[hidden + j]);
-                let hn = gh[2 * hidden + j];
-                let n = tanh(gx[2 * hidden + j] + r * hn);
-                h_next[j] = (1.0 - z) * n + z * h_prev[j];
-                cache[j] = r;
-                cache[hidden + j] = z;
-                cache[2 * hidden + j] = n;
-                cache[3 * hidden + j] = hn;
+            let (rz, rest) = cache.split_at_mut(2 * hidden);
+            let (n, hn) = rest.split_at_mut(hidden);
+            add(&gx[..2 * hidden], &gh[..2 * hidden], rz);
+            sigmoid_in_place(rz);
+            hn.copy_from_slice(&gh[2 * hidden..]);
+            let (r, z) = rz.split_at(hidden);
+            for (((n, &x), &r), &hn) in n.iter_mut().zip(&gx[2 * hidden..]).zip(r).zip(hn.iter()) {
+                *n = x + r * hn;
+            }
+            tanh_in_place(n);
+            for (((h, &n), &z), &hp) in h_next.iter_mut().zip(n.iter()).zip(z).zip(h_prev) {
+                *h = (1.0 - z) * n + z * hp;
             }
         }
     }

@@ -13,7 +13,7 @@ use rand::Rng;
 
 use super::{Cell, CellWeights, GatePass, step_tensors};
 use crate::error::{Error, Result};
-use crate::kernels::activation::{sigmoid, tanh};
+use crate::kernels::activation::{add, sigmoid_in_place, tanh, tanh_in_place};
 use crate::kernels::gemm::{MatMut, MatRef, gemm};
 use crate::params::{Module, ParamMut, ParamRef, init_uniform};
 use crate::tensor::Tensor;
@@ -143,23 +143,23 @@ impl Cell for LstmCell {
         let width = 4 * hidden;
         let cache_width = 5 * hidden;
         for b in 0..pass.batch {
-            let gx = &pass.gx[b * width..(b + 1) * width];
-            let gh = &pass.gh[b * width..(b + 1) * width];
+            let rows = b * width..(b + 1) * width;
             let c_prev = &pass.c_prev[b * hidden..(b + 1) * hidden];
             let c_next = &mut pass.c_next[b * hidden..(b + 1) * hidden];
             let cache = &mut pass.cache[b * cache_width..(b + 1) * cache_width];
-            for j in 0..hidden {
-                let i = sigmoid(gx[j] + gh[j]);
-                let f = sigmoid(gx[hidden + j] + gh[hidden + j]);
-                let g = tanh(gx[2 * hidden + j] + gh[2 * hidden + j]);
-                let o = sigmoid(gx[3 * hidden + j] + gh[3 * hidden + j]);
-                let c = f * c_prev[j] + i * g;
-                c_next[j] = c;
-                cache[j] = i;
-                cache[hidden + j] = f;
-                cache[2 * hidden + j] = g;
-                cache[3 * hidden + j] = o;
-                cache[4 * hidden + j] = o * tanh(c);
+            let (gates, m) = cache.split_at_mut(width);
+            add(&pass.gx[rows.clone()], &pass.gh[rows], gates);
+            sigmoid_in_place(&mut gates[..2 * hidden]);
+            tanh_in_place(&mut gates[2 * hidden..3 * hidden]);
+            sigmoid_in_place(&mut gates[3 * hidden..]);
+            let (i, rest) = gates.split_at(hidden);
+            let (f, rest) = rest.split_at(hidden);
+            let (g, o) = rest.split_at(hidden);
+            for ((((c, &cp), &i), &f), &g) in c_next.iter_mut().zip(c_prev).zip(i).zip(f).zip(g) {
+                *c = f * cp + i * g;
+            }
+            for ((m, &c), &o) in m.iter_mut().zip(c_next.iter()).zip(o) {
+                *m = o * tanh(c);
             }
         }
         match &self.weight_hr {

@@ -6,7 +6,7 @@ use rand::Rng;
 
 use super::{Cell, CellWeights, GatePass, step_tensors};
 use crate::error::{Error, Result};
-use crate::kernels::activation::{relu, tanh};
+use crate::kernels::activation::{add, relu_in_place, tanh_in_place};
 use crate::params::{Module, ParamMut, ParamRef};
 use crate::tensor::Tensor;
 
@@ -124,12 +124,10 @@ impl Cell for RnnCell {
     }
 
     fn forward_gates(&self, pass: GatePass<'_>) {
-        let act = match self.nonlinearity {
-            Nonlinearity::Tanh => tanh,
-            Nonlinearity::Relu => relu,
-        };
-        for ((h, x), r) in pass.h_next.iter_mut().zip(pass.gx).zip(pass.gh) {
-            *h = act(x + r);
+        add(pass.gx, pass.gh, pass.h_next);
+        match self.nonlinearity {
+            Nonlinearity::Tanh => tanh_in_place(pass.h_next),
+            Nonlinearity::Relu => relu_in_place(pass.h_next),
         }
     }
 }
