@@ -29,10 +29,12 @@
 pub mod cells;
 pub mod driver;
 pub mod error;
+pub mod gradcheck;
 pub mod kernels;
 pub mod layer;
 pub mod model_file;
 pub mod params;
+pub mod real;
 pub mod tensor;
 
 pub use cells::{

@@ -30,6 +30,19 @@ pub struct ParamMut<'a> {
     pub data: &'a mut [f32],
 }
 
+/// A trainable parameter with its gradient, as an optimizer sees it: PyTorch's `param` and `param.grad`.
+#[derive(Debug)]
+pub struct Param<'a> {
+    /// PyTorch `state_dict` name.
+    pub name: String,
+    /// PyTorch shape.
+    pub shape: Vec<usize>,
+    /// The values, updated in place by an optimizer step.
+    pub value: &'a mut [f32],
+    /// The accumulated gradient, same length as `value`.
+    pub grad: &'a mut [f32],
+}
+
 /// Copies each named tensor into the parameter of the same name.
 ///
 /// Every parameter must be present with its exact shape, and every tensor must belong to a parameter: a missing,

@@ -1,4 +1,4 @@
-//! Dense matrix products, `C ← A·B + β·C`, on strided views of `f32` slices.
+//! Dense matrix products, `C ← A·B + β·C`, on strided views of `f32` (or `f64`) slices.
 //!
 //! recur's large products (the input projection of all time steps, and later the weight gradients) and its
 //! per-step recurrent products go through [`gemm`]. It wraps the `gemm` crate, which detects the CPU's vector units
@@ -6,22 +6,32 @@
 //! `matrixmultiply` on recur's shapes (AMD EPYC Zen 3, AVX2): equal or faster on the large products, and 5–8×
 //! faster on the batch-1 per-step products, where it also beats hand-written dot-product loops.
 
+use crate::real::Real;
+
 /// A read-only strided view of a row-major or transposed matrix inside a slice.
-#[derive(Clone, Copy, Debug)]
-pub struct MatRef<'a> {
-    data: &'a [f32],
+#[derive(Debug)]
+pub struct MatRef<'a, T = f32> {
+    data: &'a [T],
     rows: usize,
     cols: usize,
     row_stride: usize,
     col_stride: usize,
 }
 
-impl<'a> MatRef<'a> {
+impl<T> Clone for MatRef<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for MatRef<'_, T> {}
+
+impl<'a, T> MatRef<'a, T> {
     /// A `rows × cols` row-major matrix stored contiguously in `data`.
     ///
     /// # Panics
     /// When `data` is shorter than `rows * cols` (a caller bug, never user input).
-    pub fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
+    pub fn new(data: &'a [T], rows: usize, cols: usize) -> Self {
         Self::strided(data, rows, cols, cols, 1)
     }
 
@@ -30,7 +40,7 @@ impl<'a> MatRef<'a> {
     /// # Panics
     /// When the view reaches past the end of `data` (a caller bug, never user input).
     pub fn strided(
-        data: &'a [f32],
+        data: &'a [T],
         rows: usize,
         cols: usize,
         row_stride: usize,
@@ -73,20 +83,20 @@ impl<'a> MatRef<'a> {
 
 /// A mutable strided view of a matrix inside a slice.
 #[derive(Debug)]
-pub struct MatMut<'a> {
-    data: &'a mut [f32],
+pub struct MatMut<'a, T = f32> {
+    data: &'a mut [T],
     rows: usize,
     cols: usize,
     row_stride: usize,
     col_stride: usize,
 }
 
-impl<'a> MatMut<'a> {
+impl<'a, T> MatMut<'a, T> {
     /// A `rows × cols` row-major matrix stored contiguously in `data`.
     ///
     /// # Panics
     /// When `data` is shorter than `rows * cols` (a caller bug).
-    pub fn new(data: &'a mut [f32], rows: usize, cols: usize) -> Self {
+    pub fn new(data: &'a mut [T], rows: usize, cols: usize) -> Self {
         Self::strided(data, rows, cols, cols, 1)
     }
 
@@ -95,7 +105,7 @@ impl<'a> MatMut<'a> {
     /// # Panics
     /// When the view reaches past the end of `data` (a caller bug).
     pub fn strided(
-        data: &'a mut [f32],
+        data: &'a mut [T],
         rows: usize,
         cols: usize,
         row_stride: usize,
@@ -130,7 +140,7 @@ fn span(rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> usize
 ///
 /// # Panics
 /// When the inner dimensions or the output shape disagree (a caller bug, never user input).
-pub fn gemm(a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'_>) {
+pub fn gemm<T: Real>(a: MatRef<'_, T>, b: MatRef<'_, T>, beta: T, c: MatMut<'_, T>) {
     assert_eq!(a.cols, b.rows, "gemm: inner dimensions differ");
     assert_eq!(
         (c.rows, c.cols),
@@ -145,7 +155,11 @@ pub fn gemm(a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'_>) {
         for r in 0..m {
             for col in 0..n {
                 let v = &mut c.data[r * c.row_stride + col * c.col_stride];
-                *v = if beta == 0.0 { 0.0 } else { beta * *v };
+                *v = if beta == T::zero() {
+                    T::zero()
+                } else {
+                    beta * *v
+                };
             }
         }
         return;
@@ -161,14 +175,14 @@ pub fn gemm(a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'_>) {
     // cannot alias `a` or `b`. Strides fit in isize because they index within allocated slices. The crate computes
     // `dst ← α·dst + β·lhs·rhs`, reading `dst` only when `read_dst` is set, so our β is its α.
     unsafe {
-        ::gemm::gemm(
+        ::gemm::gemm::<T>(
             m,
             n,
             k,
             c.data.as_mut_ptr(),
             c.col_stride as isize,
             c.row_stride as isize,
-            beta != 0.0,
+            beta != T::zero(),
             a.data.as_ptr(),
             a.col_stride as isize,
             a.row_stride as isize,
@@ -176,7 +190,7 @@ pub fn gemm(a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'_>) {
             b.col_stride as isize,
             b.row_stride as isize,
             beta,
-            1.0,
+            T::one(),
             false,
             false,
             false,
@@ -190,12 +204,12 @@ const PARALLEL_WORK: usize = 1 << 20;
 
 /// Fills each of the `rows` rows of the row-major `out` (`rows × bias.len()`) with `bias`, or with zeros when
 /// there is no bias. A product accumulated with `β = 1` onto it then adds the bias for free.
-pub fn broadcast_rows(out: &mut [f32], bias: Option<&[f32]>, width: usize) {
+pub fn broadcast_rows<T: Real>(out: &mut [T], bias: Option<&[T]>, width: usize) {
     match bias {
         Some(bias) if width > 0 => out
             .chunks_exact_mut(width)
             .for_each(|row| row.copy_from_slice(bias)),
-        _ => out.fill(0.0),
+        _ => out.fill(T::zero()),
     }
 }
 

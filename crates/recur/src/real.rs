@@ -1,0 +1,97 @@
+//! The scalar type of recur's arithmetic. Models run in `f32`; every backward is also checked against finite
+//! differences in `f64`, through the very same generic code, so cells, the driver, the kernels, heads and losses
+//! are written over [`Real`].
+
+use std::fmt::Debug;
+use std::ops::{AddAssign, DivAssign, MulAssign, SubAssign};
+
+use crate::kernels::activation;
+
+/// `f32` or `f64`.
+pub trait Real:
+    num_traits::Float
+    + num_traits::FromPrimitive
+    + AddAssign
+    + SubAssign
+    + MulAssign
+    + DivAssign
+    + Default
+    + Debug
+    + Send
+    + Sync
+    + 'static
+{
+    /// Converts from `f32` (exact for both types).
+    fn from_f32(x: f32) -> Self;
+    /// Converts to `f32` (rounding for `f64`).
+    fn to_f32(self) -> f32;
+    /// Converts to `f64` (exact for both types).
+    fn to_f64(self) -> f64;
+    /// `σ(x) = 1 / (1 + e^{-x})`, the gates' activation.
+    fn sigmoid(self) -> Self;
+    /// `tanh(x)`, the gates' activation.
+    fn act_tanh(self) -> Self;
+    /// `xs[i] ← σ(xs[i])`, vectorised where the type allows.
+    fn sigmoid_in_place(xs: &mut [Self]) {
+        xs.iter_mut().for_each(|x| *x = x.sigmoid());
+    }
+    /// `xs[i] ← tanh(xs[i])`, vectorised where the type allows.
+    fn tanh_in_place(xs: &mut [Self]) {
+        xs.iter_mut().for_each(|x| *x = x.act_tanh());
+    }
+}
+
+impl Real for f32 {
+    fn from_f32(x: f32) -> Self {
+        x
+    }
+
+    fn to_f32(self) -> f32 {
+        self
+    }
+
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+
+    #[inline(always)]
+    fn sigmoid(self) -> Self {
+        activation::sigmoid(self)
+    }
+
+    #[inline(always)]
+    fn act_tanh(self) -> Self {
+        activation::tanh(self)
+    }
+
+    fn sigmoid_in_place(xs: &mut [Self]) {
+        activation::sigmoid_in_place(xs)
+    }
+
+    fn tanh_in_place(xs: &mut [Self]) {
+        activation::tanh_in_place(xs)
+    }
+}
+
+/// The reference type: libm's functions, exact to the last bit that finite differences need.
+impl Real for f64 {
+    fn from_f32(x: f32) -> Self {
+        x as f64
+    }
+
+    fn to_f32(self) -> f32 {
+        self as f32
+    }
+
+    fn to_f64(self) -> f64 {
+        self
+    }
+
+    fn sigmoid(self) -> Self {
+        1.0 / (1.0 + (-self).exp())
+    }
+
+    fn act_tanh(self) -> Self {
+        self.tanh()
+    }
+}
