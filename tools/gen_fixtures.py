@@ -7,7 +7,7 @@ Run from the repository root:
 (The venv lives outside the repo; install its packages with
 `~/.cache/recur-venv/bin/pip install -r tools/requirements.txt`.)
 
-Each run deletes `crates/recur/tests/fixtures/` and rewrites it completely.
+Each run deletes `crates/recur/tests/fixtures/{layers,cells}/` and rewrites them completely.
 Output is deterministic: every case seeds torch from its own index, weights use
 PyTorch's default initialisation, and inputs/initial states come from
 `torch.randn`.
@@ -379,10 +379,12 @@ def main():
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float32)
 
-    if OUT_DIR.exists():
-        shutil.rmtree(OUT_DIR)
+    # Other generators under tools/ own other subfolders of OUT_DIR: delete only ours.
     layers_dir = OUT_DIR / "layers"
     cells_dir = OUT_DIR / "cells"
+    for d in (layers_dir, cells_dir):
+        if d.exists():
+            shutil.rmtree(d)
     layers_dir.mkdir(parents=True)
     cells_dir.mkdir(parents=True)
 
