@@ -43,5 +43,5 @@ pub use cells::{
 pub use error::{Error, Result};
 pub use layer::{Mode, Recurrent, RecurrentConfig, RecurrentOutput};
 pub use model_file::LoadOptions;
-pub use params::Module;
+pub use params::{Module, Param, Trainable};
 pub use tensor::Tensor;

@@ -129,6 +129,20 @@ pub trait Module {
     }
 }
 
+/// A module that learns: its parameters come with gradients, accumulated by every backward pass until zeroed,
+/// as PyTorch's `.grad` is.
+pub trait Trainable: Module {
+    /// Every parameter with its gradient, in the order of [`Module::named_params`].
+    fn parameters(&mut self) -> Vec<Param<'_>>;
+
+    /// Sets every gradient to zero, like PyTorch's `zero_grad(set_to_none=False)`.
+    fn zero_grad(&mut self) {
+        for p in self.parameters() {
+            p.grad.fill(0.0);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use rand::SeedableRng;
