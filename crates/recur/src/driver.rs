@@ -1,10 +1,13 @@
-//! The one recurrent driver: runs any [`Cell`] over time, layers and directions.
+//! The one recurrent driver: runs any [`Cell`] over time, layers and directions, forward and backward.
 //!
 //! All sequences here are time-major, `(T, B, features)`, row-major. For each layer and direction the driver
 //! makes one large product for the input projection of every time step, then walks time with one recurrent
-//! product and one fused gate pass per step. Every buffer is allocated before the time loop.
+//! product and one fused gate pass per step. Backward walks time the other way with one product by `W_hh` per
+//! step, then gathers the weight gradients in a few large products. Every buffer is allocated before its time
+//! loop.
 
-use crate::cells::{Cell, GatePass};
+use crate::cells::{Cell, GateBackward, GatePass, WeightGradInputs};
+use num_traits::Zero;
 
 /// Which way a direction walks time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,20 +46,60 @@ pub struct Stack<C> {
 
 /// What a stack produces over a whole sequence, all row-major.
 #[derive(Debug)]
-pub struct StackOutput {
+pub struct StackOutput<T> {
     /// `(T, B, D·H_out)`: the last layer's `h_t` of every direction, forward first.
-    pub output: Vec<f32>,
+    pub output: Vec<T>,
     /// `(L·D, B, H_out)`: every layer's and direction's final `h`.
-    pub h_n: Vec<f32>,
+    pub h_n: Vec<T>,
     /// `(L·D, B, H)`: every final `c` (empty for cells without a cell state).
-    pub c_n: Vec<f32>,
+    pub c_n: Vec<T>,
+}
+
+/// Everything a training forward pass keeps for the backward pass.
+#[derive(Clone, Debug)]
+pub struct StackTrace<T> {
+    steps: usize,
+    batch: usize,
+    layers: Vec<LayerTrace<T>>,
+}
+
+#[derive(Clone, Debug)]
+struct LayerTrace<T> {
+    /// The layer's input `(T, B, in)`, after dropout.
+    input: Vec<T>,
+    /// The dropout mask that was applied to the input (already scaled by `1/(1−p)`).
+    mask: Option<Vec<T>>,
+    directions: Vec<DirectionTrace<T>>,
+}
+
+#[derive(Clone, Debug)]
+struct DirectionTrace<T> {
+    h0: Vec<T>,
+    c0: Vec<T>,
+    /// `h_t` of every step, `(T, B, H_out)`.
+    y: Vec<T>,
+    /// `c_t` of every step, `(T, B, H)`.
+    c: Vec<T>,
+    /// The cell's cache of every step, `(T, B, cache_width)`.
+    cache: Vec<T>,
+}
+
+/// Gradients of a stack's inputs, all row-major.
+#[derive(Debug)]
+pub struct StackGrads<T> {
+    /// `∂L/∂input`, `(T, B, I)`.
+    pub input: Vec<T>,
+    /// `∂L/∂h_0`, `(L·D, B, H_out)`.
+    pub h0: Vec<T>,
+    /// `∂L/∂c_0`, `(L·D, B, H)` (empty for cells without a cell state).
+    pub c0: Vec<T>,
 }
 
 /// The initial state of one direction of one layer, as row-major `B × size` slices.
 #[derive(Clone, Copy)]
-struct Initial<'a> {
-    h: Option<&'a [f32]>,
-    c: Option<&'a [f32]>,
+struct Initial<'a, T> {
+    h: &'a [T],
+    c: &'a [T],
 }
 
 impl<C: Cell> Stack<C> {
@@ -103,67 +146,125 @@ impl<C: Cell> Stack<C> {
         self.cells[0].output_size()
     }
 
+    /// The same stack in another precision (the cells built by `cast`).
+    pub fn map<D: Cell>(&self, cast: impl Fn(&C) -> D) -> Stack<D> {
+        Stack {
+            cells: self.cells.iter().map(cast).collect(),
+            directions: self.directions,
+        }
+    }
+
+    fn hidden_size(&self) -> usize {
+        self.cells[0].weights().hidden_size()
+    }
+
     /// Runs the stack over a time-major input `(steps, batch, input_size)`, from the initial states `h0`
-    /// `(L·D, B, H_out)` and `c0` `(L·D, B, H)`, zeros where absent.
+    /// `(L·D, B, H_out)` and `c0` `(L·D, B, H)`, zeros where absent. Keeps nothing for backward.
     ///
     /// # Panics
     /// When a slice's length disagrees with the sizes (the public layer checks user input before calling).
     pub fn forward(
         &self,
-        input: &[f32],
+        input: &[C::Real],
         steps: usize,
         batch: usize,
-        h0: Option<&[f32]>,
-        c0: Option<&[f32]>,
-    ) -> StackOutput {
-        let out_size = self.output_size();
-        let hidden = self.cells[0].weights().hidden_size();
-        let state_len = batch * out_size;
-        let cell_len = if C::HAS_CELL_STATE { batch * hidden } else { 0 };
-        let n = self.cells.len();
-        let mut h_n = vec![0.0; n * state_len];
-        let mut c_n = vec![0.0; n * cell_len];
+        h0: Option<&[C::Real]>,
+        c0: Option<&[C::Real]>,
+    ) -> StackOutput<C::Real> {
+        self.run(input, steps, batch, h0, c0, None).0
+    }
 
-        let mut layer_input: Option<Vec<f32>> = None;
+    /// [`Stack::forward`] that also returns what [`Stack::backward`] needs. `input_masks[l]`, when present, is
+    /// multiplied into the input of layer `l` (dropout between layers; `input_masks[0]` is never used).
+    pub fn forward_train(
+        &self,
+        input: &[C::Real],
+        steps: usize,
+        batch: usize,
+        h0: Option<&[C::Real]>,
+        c0: Option<&[C::Real]>,
+        input_masks: Vec<Option<Vec<C::Real>>>,
+    ) -> (StackOutput<C::Real>, StackTrace<C::Real>) {
+        let (out, trace) = self.run(input, steps, batch, h0, c0, Some(input_masks));
+        (out, trace.expect("a training run keeps its trace"))
+    }
+
+    fn run(
+        &self,
+        input: &[C::Real],
+        steps: usize,
+        batch: usize,
+        h0: Option<&[C::Real]>,
+        c0: Option<&[C::Real]>,
+        masks: Option<Vec<Option<Vec<C::Real>>>>,
+    ) -> (StackOutput<C::Real>, Option<StackTrace<C::Real>>) {
+        let keep = masks.is_some();
+        let mut masks = masks.unwrap_or_default();
+        let zero = C::Real::zero();
+        let out_size = self.output_size();
+        let state_len = batch * out_size;
+        let cell_len = if C::HAS_CELL_STATE {
+            batch * self.hidden_size()
+        } else {
+            0
+        };
+        let n = self.cells.len();
+        let mut h_n = vec![zero; n * state_len];
+        let mut c_n = vec![zero; n * cell_len];
+        let zeros_h = vec![zero; state_len];
+        let zeros_c = vec![zero; cell_len];
+        let mut traces = Vec::new();
+
+        let mut layer_output: Option<Vec<C::Real>> = None;
         for layer in 0..self.layers() {
-            let x = layer_input.as_deref().unwrap_or(input);
+            let unmasked: &[C::Real] = layer_output.as_deref().unwrap_or(input);
+            let mask = masks
+                .get_mut(layer)
+                .and_then(Option::take)
+                .filter(|_| layer > 0);
+            let masked: Option<Vec<C::Real>> = mask
+                .as_ref()
+                .map(|m| unmasked.iter().zip(m).map(|(&v, &m)| v * m).collect());
+            let x_ref = masked.as_deref().unwrap_or(unmasked);
             let first = layer * self.directions;
             let initial = |d: usize| Initial {
-                h: h0.map(|h| &h[(first + d) * state_len..(first + d + 1) * state_len]),
-                c: c0.map(|c| &c[(first + d) * cell_len..(first + d + 1) * cell_len]),
+                h: h0.map_or(&zeros_h[..], |h| {
+                    &h[(first + d) * state_len..(first + d + 1) * state_len]
+                }),
+                c: c0.map_or(&zeros_c[..], |c| {
+                    &c[(first + d) * cell_len..(first + d + 1) * cell_len]
+                }),
             };
             let hn = &mut h_n[first * state_len..(first + self.directions) * state_len];
             let cn = &mut c_n[first * cell_len..(first + self.directions) * cell_len];
-            let output = if self.directions == 1 {
-                let mut y = vec![0.0; steps * state_len];
-                run_direction(
-                    self.cell(layer, 0),
-                    x,
+            let mut runs: Vec<DirectionTrace<C::Real>> = Vec::with_capacity(self.directions);
+            if self.directions == 1 {
+                let cell = self.cell(layer, 0);
+                runs.push(run_direction(
+                    cell,
+                    x_ref,
                     steps,
                     batch,
                     Direction::Forward,
                     initial(0),
-                    &mut y,
+                    keep,
                     hn,
                     cn,
-                );
-                y
+                ));
             } else {
                 let (hn_f, hn_r) = hn.split_at_mut(state_len);
                 let (cn_f, cn_r) = cn.split_at_mut(cell_len);
-                let mut y_f = vec![0.0; steps * state_len];
-                let mut y_r = vec![0.0; steps * state_len];
                 let (cf, cr) = (self.cell(layer, 0), self.cell(layer, 1));
-                rayon::join(
+                let (f, r) = rayon::join(
                     || {
                         run_direction(
                             cf,
-                            x,
+                            x_ref,
                             steps,
                             batch,
                             Direction::Forward,
                             initial(0),
-                            &mut y_f,
+                            keep,
                             hn_f,
                             cn_f,
                         )
@@ -171,107 +272,384 @@ impl<C: Cell> Stack<C> {
                     || {
                         run_direction(
                             cr,
-                            x,
+                            x_ref,
                             steps,
                             batch,
                             Direction::Reverse,
                             initial(1),
-                            &mut y_r,
+                            keep,
                             hn_r,
                             cn_r,
                         )
                     },
                 );
-                interleave(&y_f, &y_r, out_size)
+                runs.extend([f, r]);
+            }
+            let output = if self.directions == 1 {
+                if keep {
+                    runs[0].y.clone()
+                } else {
+                    std::mem::take(&mut runs[0].y)
+                }
+            } else {
+                interleave(&runs[0].y, &runs[1].y, out_size)
             };
-            layer_input = Some(output);
+            if keep {
+                let input = masked.unwrap_or_else(|| unmasked.to_vec());
+                traces.push(LayerTrace {
+                    input,
+                    mask,
+                    directions: runs,
+                });
+            }
+            layer_output = Some(output);
         }
-        StackOutput {
-            output: layer_input.expect("a stack has at least one layer"),
-            h_n,
-            c_n,
+        let output = layer_output.expect("a stack has at least one layer");
+        let trace = keep.then_some(StackTrace {
+            steps,
+            batch,
+            layers: traces,
+        });
+        (StackOutput { output, h_n, c_n }, trace)
+    }
+
+    /// Backpropagation through time: from the gradients of the outputs (`d_output` `(T, B, D·H_out)`, and
+    /// optionally `d_h_n`, `d_c_n`) to the gradients of the input and initial states, accumulating every
+    /// parameter's gradient into the cells.
+    ///
+    /// # Panics
+    /// When the slices disagree with the trace (a caller bug; the public layer checks user input).
+    pub fn backward(
+        &mut self,
+        trace: &StackTrace<C::Real>,
+        d_output: &[C::Real],
+        d_h_n: Option<&[C::Real]>,
+        d_c_n: Option<&[C::Real]>,
+    ) -> StackGrads<C::Real> {
+        let (steps, batch) = (trace.steps, trace.batch);
+        let zero = C::Real::zero();
+        let out_size = self.output_size();
+        let state_len = batch * out_size;
+        let cell_len = if C::HAS_CELL_STATE {
+            batch * self.hidden_size()
+        } else {
+            0
+        };
+        let n = self.cells.len();
+        let d = self.directions;
+        let mut dh0 = vec![zero; n * state_len];
+        let mut dc0 = vec![zero; n * cell_len];
+        let mut d_above = d_output.to_vec();
+        for layer in (0..self.layers()).rev() {
+            let lt = &trace.layers[layer];
+            let first = layer * d;
+            let final_grad = |k: usize| Final {
+                h: d_h_n.map(|g| &g[(first + k) * state_len..(first + k + 1) * state_len]),
+                c: d_c_n.map(|g| &g[(first + k) * cell_len..(first + k + 1) * cell_len]),
+            };
+            let mut dx = if d == 1 {
+                let (cell, dir) = (&mut self.cells[first], &lt.directions[0]);
+                let g = backward_direction(
+                    cell,
+                    dir,
+                    &lt.input,
+                    steps,
+                    batch,
+                    Direction::Forward,
+                    d_above,
+                    final_grad(0),
+                );
+                dh0[first * state_len..(first + 1) * state_len].copy_from_slice(&g.h0);
+                dc0[first * cell_len..(first + 1) * cell_len].copy_from_slice(&g.c0);
+                g.x
+            } else {
+                let (dy_f, dy_r) = deinterleave(&d_above, out_size);
+                let (cf, cr) = self.cells[first..first + 2].split_at_mut(1);
+                let (df, dr) = (&lt.directions[0], &lt.directions[1]);
+                let x = &lt.input;
+                let (gf, gr) = rayon::join(
+                    || {
+                        backward_direction(
+                            &mut cf[0],
+                            df,
+                            x,
+                            steps,
+                            batch,
+                            Direction::Forward,
+                            dy_f,
+                            final_grad(0),
+                        )
+                    },
+                    || {
+                        backward_direction(
+                            &mut cr[0],
+                            dr,
+                            x,
+                            steps,
+                            batch,
+                            Direction::Reverse,
+                            dy_r,
+                            final_grad(1),
+                        )
+                    },
+                );
+                for (k, g) in [&gf, &gr].into_iter().enumerate() {
+                    dh0[(first + k) * state_len..(first + k + 1) * state_len]
+                        .copy_from_slice(&g.h0);
+                    dc0[(first + k) * cell_len..(first + k + 1) * cell_len].copy_from_slice(&g.c0);
+                }
+                let mut x = gf.x;
+                x.iter_mut().zip(&gr.x).for_each(|(a, &b)| *a += b);
+                x
+            };
+            if let Some(mask) = &lt.mask {
+                dx.iter_mut().zip(mask).for_each(|(g, &m)| *g *= m);
+            }
+            d_above = dx;
+        }
+        StackGrads {
+            input: d_above,
+            h0: dh0,
+            c0: dc0,
         }
     }
 }
 
-/// Runs one cell over time in one direction, writing `h_t` of every step into `y` `(T, B, H_out)` and the final
-/// state into `h_n`, `c_n`.
+/// Runs one cell over time in one direction. Returns every `h_t` (`y`, `(T, B, H_out)`) and, when `keep`, the
+/// cell states and caches of every step; writes the final state into `h_n`, `c_n`.
 #[allow(clippy::too_many_arguments)]
 fn run_direction<C: Cell>(
     cell: &C,
-    x: &[f32],
+    x: &[C::Real],
     steps: usize,
     batch: usize,
     direction: Direction,
-    initial: Initial<'_>,
-    y: &mut [f32],
-    h_n: &mut [f32],
-    c_n: &mut [f32],
-) {
+    initial: Initial<'_, C::Real>,
+    keep: bool,
+    h_n: &mut [C::Real],
+    c_n: &mut [C::Real],
+) -> DirectionTrace<C::Real> {
+    let zero = C::Real::zero();
     let weights = cell.weights();
     let width = C::GATES * weights.hidden_size();
     let state_len = batch * cell.output_size();
+    let cell_len = c_n.len();
+    let cache_len = batch * cell.cache_width();
+    // Inference keeps two cell-state slots (previous, next) and one cache slot; training keeps every step's.
+    let (c_slots, cache_slots) = if keep { (steps, steps) } else { (2, 1) };
 
-    let mut gx = vec![0.0; steps * batch * width];
+    let mut gx = vec![zero; steps * batch * width];
     weights.input_projection(x, steps * batch, &mut gx);
-    let mut gh = vec![0.0; batch * width];
-    let mut cache = vec![0.0; batch * cell.cache_width()];
-    let h_start = initial
-        .h
-        .map_or_else(|| vec![0.0; state_len], <[f32]>::to_vec);
-    let mut c_prev = initial
-        .c
-        .map_or_else(|| vec![0.0; c_n.len()], <[f32]>::to_vec);
-    let mut c_next = vec![0.0; c_n.len()];
+    let mut gh = vec![zero; batch * width];
+    let mut y = vec![zero; steps * state_len];
+    let mut c = vec![zero; c_slots * cell_len];
+    let mut cache = vec![zero; cache_slots * cache_len];
 
     for s in 0..steps {
         let t = direction.time(s, steps);
-        let (h_prev, h_next) = previous_and_current(y, &h_start, state_len, t, s, direction);
+        let prev = (s > 0).then(|| direction.time(s - 1, steps));
+        let (h_prev, h_next) = slots(&mut y, initial.h, state_len, t, prev);
+        let (c_prev, c_next) = if keep {
+            slots(&mut c, initial.c, cell_len, t, prev)
+        } else {
+            slots(
+                &mut c,
+                initial.c,
+                cell_len,
+                s % 2,
+                (s > 0).then(|| (s - 1) % 2),
+            )
+        };
+        let slot = if keep { t } else { 0 };
         weights.recurrent_projection(h_prev, batch, &mut gh);
         cell.forward_gates(GatePass {
             batch,
             gx: &gx[t * batch * width..(t + 1) * batch * width],
             gh: &gh,
             h_prev,
-            c_prev: &c_prev,
+            c_prev,
             h_next,
-            c_next: &mut c_next,
-            cache: &mut cache,
+            c_next,
+            cache: &mut cache[slot * cache_len..(slot + 1) * cache_len],
         });
-        std::mem::swap(&mut c_prev, &mut c_next);
     }
     let last = direction.time(steps - 1, steps);
     h_n.copy_from_slice(&y[last * state_len..(last + 1) * state_len]);
-    c_n.copy_from_slice(&c_prev);
+    let last_c = if keep { last } else { (steps - 1) % 2 };
+    c_n.copy_from_slice(&c[last_c * cell_len..(last_c + 1) * cell_len]);
+    let (h0, c0) = if keep {
+        (initial.h.to_vec(), initial.c.to_vec())
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    DirectionTrace {
+        h0,
+        c0,
+        y,
+        c,
+        cache,
+    }
 }
 
-/// Splits `y` into the state the `s`-th step reads (the previous step's output, or the initial state) and the
-/// slot it writes, without copying.
-fn previous_and_current<'a>(
-    y: &'a mut [f32],
-    h_start: &'a [f32],
-    len: usize,
-    t: usize,
-    s: usize,
+/// The gradients that reach a direction's final state from outside (`None`: zero).
+#[derive(Clone, Copy)]
+struct Final<'a, T> {
+    h: Option<&'a [T]>,
+    c: Option<&'a [T]>,
+}
+
+/// Gradients of one direction's input and initial state.
+struct DirectionGrads<T> {
+    x: Vec<T>,
+    h0: Vec<T>,
+    c0: Vec<T>,
+}
+
+/// Backpropagation through time for one cell in one direction. `dy` holds `∂L/∂h_t` from above for every step
+/// and is turned, in place, into the total `∂L/∂h_t` (from above and from the next step).
+#[allow(clippy::too_many_arguments)]
+fn backward_direction<C: Cell>(
+    cell: &mut C,
+    trace: &DirectionTrace<C::Real>,
+    x: &[C::Real],
+    steps: usize,
+    batch: usize,
     direction: Direction,
-) -> (&'a [f32], &'a mut [f32]) {
-    if s == 0 {
-        return (h_start, &mut y[t * len..(t + 1) * len]);
-    }
-    match direction {
-        Direction::Forward => {
-            let (before, after) = y.split_at_mut(t * len);
-            (&before[(t - 1) * len..], &mut after[..len])
+    mut dy: Vec<C::Real>,
+    final_grad: Final<'_, C::Real>,
+) -> DirectionGrads<C::Real> {
+    let zero = C::Real::zero();
+    let weights = cell.weights();
+    let width = C::GATES * weights.hidden_size();
+    let state_len = batch * cell.output_size();
+    let cell_len = trace.c0.len();
+    let cache_len = batch * cell.cache_width();
+    let rows = steps * batch;
+
+    let mut dgx = vec![zero; rows * width];
+    let mut dgh = vec![
+        zero;
+        if C::SEPARATE_RECURRENT_GRAD {
+            rows * width
+        } else {
+            0
         }
-        Direction::Reverse => {
-            let (before, after) = y.split_at_mut((t + 1) * len);
-            (&after[..len], &mut before[t * len..])
+    ];
+    let mut dh = final_grad
+        .h
+        .map_or_else(|| vec![zero; state_len], <[_]>::to_vec);
+    let mut dc = final_grad
+        .c
+        .map_or_else(|| vec![zero; cell_len], <[_]>::to_vec);
+    let mut dh_prev = vec![zero; state_len];
+    let mut dc_prev = vec![zero; cell_len];
+    let mut scratch = vec![zero; batch * cell.scratch_width()];
+
+    for s in (0..steps).rev() {
+        let t = direction.time(s, steps);
+        let prev = (s > 0).then(|| direction.time(s - 1, steps));
+        let dy_t = &mut dy[slot(state_len, t)];
+        dy_t.iter_mut().zip(&dh).for_each(|(a, &b)| *a += b);
+        let h_prev = prev.map_or(&trace.h0[..], |p| &trace.y[slot(state_len, p)]);
+        let c_prev = prev.map_or(&trace.c0[..], |p| &trace.c[slot(cell_len, p)]);
+        let gates = slot(batch * width, t);
+        cell.backward_gates(GateBackward {
+            batch,
+            cache: &trace.cache[slot(cache_len, t)],
+            h_prev,
+            h_next: &trace.y[slot(state_len, t)],
+            c_prev,
+            c_next: &trace.c[slot(cell_len, t)],
+            dh: dy_t,
+            dc: &dc,
+            dgx: &mut dgx[gates.clone()],
+            dgh: if C::SEPARATE_RECURRENT_GRAD {
+                &mut dgh[gates.clone()]
+            } else {
+                &mut []
+            },
+            dh_prev: &mut dh_prev,
+            dc_prev: &mut dc_prev,
+            scratch: &mut scratch,
+        });
+        let dg_recurrent = if C::SEPARATE_RECURRENT_GRAD {
+            &dgh[gates]
+        } else {
+            &dgx[gates]
+        };
+        cell.weights()
+            .recurrent_backward(dg_recurrent, batch, &mut dh_prev);
+        std::mem::swap(&mut dh, &mut dh_prev);
+        std::mem::swap(&mut dc, &mut dc_prev);
+    }
+
+    let in_size = cell.weights().input_size();
+    let mut dx = vec![zero; rows * in_size];
+    cell.weights().input_backward(&dgx, rows, &mut dx);
+    let last = steps - 1;
+    let h_prev = match direction {
+        // Step t ≥ 1 read h_{t−1} = y[t−1]; step 0 read h_0.
+        Direction::Forward => [
+            (batch..rows, &trace.y[..last * state_len]),
+            (0..batch, &trace.h0[..]),
+        ],
+        // Step t ≤ T−2 read y[t+1]; step T−1 read h_0.
+        Direction::Reverse => [
+            (0..last * batch, &trace.y[state_len..]),
+            (last * batch..rows, &trace.h0[..]),
+        ],
+    };
+    let dgh_all = if C::SEPARATE_RECURRENT_GRAD {
+        &dgh
+    } else {
+        &dgx
+    };
+    cell.weights_mut().accumulate_grads(WeightGradInputs {
+        x,
+        dgx: &dgx,
+        dgh: dgh_all,
+        h_prev,
+    });
+    cell.accumulate_extra_grads(&dy, &trace.cache);
+    DirectionGrads {
+        x: dx,
+        h0: dh,
+        c0: dc,
+    }
+}
+
+/// The range of slot `k` of `len` values.
+fn slot(len: usize, k: usize) -> std::ops::Range<usize> {
+    k * len..(k + 1) * len
+}
+
+/// Splits `buf` into the slot a step reads (slot `prev`, or `start` for the first step) and the slot `current`
+/// it writes, without copying.
+fn slots<'a, T>(
+    buf: &'a mut [T],
+    start: &'a [T],
+    len: usize,
+    current: usize,
+    prev: Option<usize>,
+) -> (&'a [T], &'a mut [T]) {
+    match prev {
+        None => (start, &mut buf[current * len..(current + 1) * len]),
+        Some(p) if p < current => {
+            let (before, after) = buf.split_at_mut(current * len);
+            (&before[p * len..(p + 1) * len], &mut after[..len])
+        }
+        Some(p) => {
+            let (before, after) = buf.split_at_mut(p * len);
+            (
+                &after[..len],
+                &mut before[current * len..(current + 1) * len],
+            )
         }
     }
 }
 
 /// Joins two `(T, B, H)` outputs into `(T, B, 2H)`, forward first, as PyTorch lays out bidirectional outputs.
-fn interleave(forward: &[f32], reverse: &[f32], width: usize) -> Vec<f32> {
+fn interleave<T: Copy>(forward: &[T], reverse: &[T], width: usize) -> Vec<T> {
     let mut out = Vec::with_capacity(2 * forward.len());
     for (f, r) in forward.chunks_exact(width).zip(reverse.chunks_exact(width)) {
         out.extend_from_slice(f);
@@ -280,15 +658,28 @@ fn interleave(forward: &[f32], reverse: &[f32], width: usize) -> Vec<f32> {
     out
 }
 
+/// The inverse of [`interleave`].
+fn deinterleave<T: Copy>(both: &[T], width: usize) -> (Vec<T>, Vec<T>) {
+    let mut forward = Vec::with_capacity(both.len() / 2);
+    let mut reverse = Vec::with_capacity(both.len() / 2);
+    for pair in both.chunks_exact(2 * width) {
+        forward.extend_from_slice(&pair[..width]);
+        reverse.extend_from_slice(&pair[width..]);
+    }
+    (forward, reverse)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn interleave_puts_forward_first() {
+    fn interleave_puts_forward_first_and_deinterleave_undoes_it() {
+        let both = interleave(&[1.0, 2.0, 3.0, 4.0], &[5.0, 6.0, 7.0, 8.0], 2);
+        assert_eq!(both, vec![1.0, 2.0, 5.0, 6.0, 3.0, 4.0, 7.0, 8.0]);
         assert_eq!(
-            interleave(&[1.0, 2.0, 3.0, 4.0], &[5.0, 6.0, 7.0, 8.0], 2),
-            vec![1.0, 2.0, 5.0, 6.0, 3.0, 4.0, 7.0, 8.0]
+            deinterleave(&both, 2),
+            (vec![1.0, 2.0, 3.0, 4.0], vec![5.0, 6.0, 7.0, 8.0])
         );
     }
 
@@ -299,14 +690,14 @@ mod tests {
     }
 
     #[test]
-    fn previous_and_current_point_at_neighbours() {
+    fn slots_point_at_neighbours() {
         let mut y: Vec<f32> = (0..6).map(|v| v as f32).collect();
         let start = [9.0, 9.0];
-        let (p, c) = previous_and_current(&mut y, &start, 2, 1, 1, Direction::Forward);
+        let (p, c) = slots(&mut y, &start, 2, 1, Some(0));
         assert_eq!((p.to_vec(), c.to_vec()), (vec![0.0, 1.0], vec![2.0, 3.0]));
-        let (p, c) = previous_and_current(&mut y, &start, 2, 1, 1, Direction::Reverse);
+        let (p, c) = slots(&mut y, &start, 2, 1, Some(2));
         assert_eq!((p.to_vec(), c.to_vec()), (vec![4.0, 5.0], vec![2.0, 3.0]));
-        let (p, _) = previous_and_current(&mut y, &start, 2, 2, 0, Direction::Reverse);
+        let (p, _) = slots(&mut y, &start, 2, 2, None);
         assert_eq!(p.to_vec(), vec![9.0, 9.0]);
     }
 }

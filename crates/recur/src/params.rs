@@ -6,41 +6,106 @@ use std::collections::{BTreeMap, HashMap};
 use rand::Rng;
 
 use crate::error::{Error, Result};
+use crate::real::Real;
 use crate::tensor::Tensor;
 
 /// A parameter of a model, seen read-only under its PyTorch `state_dict` name.
 #[derive(Debug)]
-pub struct ParamRef<'a> {
+pub struct ParamRef<'a, T = f32> {
     /// PyTorch `state_dict` name, e.g. `weight_hh_l1_reverse`.
     pub name: String,
     /// PyTorch shape, e.g. `[4 * hidden_size, hidden_size]`.
     pub shape: Vec<usize>,
     /// Row-major values.
-    pub data: &'a [f32],
+    pub data: &'a [T],
 }
 
 /// A parameter of a model, seen mutably under its PyTorch `state_dict` name.
 #[derive(Debug)]
-pub struct ParamMut<'a> {
+pub struct ParamMut<'a, T = f32> {
     /// PyTorch `state_dict` name.
     pub name: String,
     /// PyTorch shape.
     pub shape: Vec<usize>,
     /// Row-major values.
-    pub data: &'a mut [f32],
+    pub data: &'a mut [T],
+}
+
+/// The storage of one parameter: its values and, once a backward pass or an optimizer has asked for it, its
+/// gradient (an inference-only model never allocates gradients).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Parameter<T> {
+    value: Vec<T>,
+    grad: Vec<T>,
+}
+
+impl<T: Real> Parameter<T> {
+    /// `len` zeros, without a gradient.
+    pub fn zeros(len: usize) -> Self {
+        Parameter {
+            value: vec![T::zero(); len],
+            grad: Vec::new(),
+        }
+    }
+
+    /// The values.
+    pub fn value(&self) -> &[T] {
+        &self.value
+    }
+
+    /// The values, mutably.
+    pub fn value_mut(&mut self) -> &mut [T] {
+        &mut self.value
+    }
+
+    /// The accumulated gradient, or `None` before the first backward pass.
+    pub fn grad(&self) -> Option<&[T]> {
+        (self.grad.len() == self.value.len()).then_some(&self.grad[..])
+    }
+
+    /// The gradient, allocated as zeros on first use.
+    pub fn grad_mut(&mut self) -> &mut [T] {
+        self.ensure_grad();
+        &mut self.grad
+    }
+
+    /// Values and gradient together, mutably (the gradient allocated on first use).
+    pub fn value_and_grad_mut(&mut self) -> (&mut [T], &mut [T]) {
+        self.ensure_grad();
+        (&mut self.value, &mut self.grad)
+    }
+
+    fn ensure_grad(&mut self) {
+        if self.grad.len() != self.value.len() {
+            self.grad = vec![T::zero(); self.value.len()];
+        }
+    }
+
+    /// The same values in another precision, without a gradient.
+    pub fn cast<U: Real>(&self) -> Parameter<U> {
+        let value = self
+            .value
+            .iter()
+            .map(|&v| U::from_f64_lossy(Real::to_f64(v)))
+            .collect();
+        Parameter {
+            value,
+            grad: Vec::new(),
+        }
+    }
 }
 
 /// A trainable parameter with its gradient, as an optimizer sees it: PyTorch's `param` and `param.grad`.
 #[derive(Debug)]
-pub struct Param<'a> {
+pub struct Param<'a, T = f32> {
     /// PyTorch `state_dict` name.
     pub name: String,
     /// PyTorch shape.
     pub shape: Vec<usize>,
     /// The values, updated in place by an optimizer step.
-    pub value: &'a mut [f32],
+    pub value: &'a mut [T],
     /// The accumulated gradient, same length as `value`.
-    pub grad: &'a mut [f32],
+    pub grad: &'a mut [T],
 }
 
 /// Copies each named tensor into the parameter of the same name.

@@ -27,6 +27,8 @@ pub trait Real:
     fn to_f32(self) -> f32;
     /// Converts to `f64` (exact for both types).
     fn to_f64(self) -> f64;
+    /// Converts from `f64` (rounding for `f32`).
+    fn from_f64_lossy(x: f64) -> Self;
     /// `σ(x) = 1 / (1 + e^{-x})`, the gates' activation.
     fn sigmoid(self) -> Self;
     /// `tanh(x)`, the gates' activation.
@@ -52,6 +54,10 @@ impl Real for f32 {
 
     fn to_f64(self) -> f64 {
         self as f64
+    }
+
+    fn from_f64_lossy(x: f64) -> Self {
+        x as f32
     }
 
     #[inline(always)]
@@ -85,6 +91,10 @@ impl Real for f64 {
 
     fn to_f64(self) -> f64 {
         self
+    }
+
+    fn from_f64_lossy(x: f64) -> Self {
+        x
     }
 
     fn sigmoid(self) -> Self {

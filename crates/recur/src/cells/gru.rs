@@ -11,10 +11,10 @@ use std::collections::HashMap;
 
 use rand::Rng;
 
-use super::{Cell, CellWeights, GatePass, step_tensors};
+use super::{Cell, CellWeights, GateBackward, GatePass, step_tensors};
 use crate::error::Result;
-use crate::kernels::activation::{add, sigmoid_in_place, tanh_in_place};
 use crate::params::{Module, ParamMut, ParamRef};
+use crate::real::Real;
 use crate::tensor::Tensor;
 
 /// Configuration of a [`GruCell`], as the arguments of PyTorch's `nn.GRUCell`.
@@ -41,29 +41,39 @@ impl GruCellConfig {
 
 /// A GRU cell, PyTorch's `nn.GRUCell`.
 #[derive(Clone, Debug, PartialEq)]
-pub struct GruCell {
-    weights: CellWeights,
+pub struct GruCell<T: Real = f32> {
+    weights: CellWeights<T>,
 }
 
-impl GruCell {
+impl<T: Real> GruCell<T> {
+    /// A cell with all parameters zero, in any precision (`f64` for gradient checks).
+    pub fn zeros_in(config: GruCellConfig) -> Result<Self> {
+        super::check_sizes(config.input_size, config.hidden_size)?;
+        let (i, h) = (config.input_size, config.hidden_size);
+        Ok(GruCell {
+            weights: CellWeights::zeros(3, i, h, h, config.bias),
+        })
+    }
+
+    /// The same cell in another precision, without gradients.
+    pub fn cast<U: Real>(&self) -> GruCell<U> {
+        GruCell {
+            weights: self.weights.cast(),
+        }
+    }
+}
+
+impl GruCell<f32> {
+    /// A cell with all parameters zero (to be loaded).
+    pub fn zeros(config: GruCellConfig) -> Result<Self> {
+        Self::zeros_in(config)
+    }
+
     /// A cell with PyTorch's default initialisation, drawn from `rng`.
     pub fn new(config: GruCellConfig, rng: &mut impl Rng) -> Result<Self> {
         let mut cell = Self::zeros(config)?;
         cell.weights.init(rng);
         Ok(cell)
-    }
-
-    /// A cell with all parameters zero (to be loaded).
-    pub fn zeros(config: GruCellConfig) -> Result<Self> {
-        super::check_sizes(config.input_size, config.hidden_size)?;
-        let weights = CellWeights::zeros(
-            3,
-            config.input_size,
-            config.hidden_size,
-            config.hidden_size,
-            config.bias,
-        );
-        Ok(GruCell { weights })
     }
 
     /// One step: input `(B, I)` or `(I)`, `h` of the same batch shape (zeros when `None`); returns `h'`.
@@ -82,15 +92,17 @@ impl GruCell {
     }
 }
 
-impl Cell for GruCell {
+impl<T: Real> Cell for GruCell<T> {
+    type Real = T;
     const GATES: usize = 3;
     const HAS_CELL_STATE: bool = false;
+    const SEPARATE_RECURRENT_GRAD: bool = true;
 
-    fn weights(&self) -> &CellWeights {
+    fn weights(&self) -> &CellWeights<T> {
         &self.weights
     }
 
-    fn weights_mut(&mut self) -> &mut CellWeights {
+    fn weights_mut(&mut self) -> &mut CellWeights<T> {
         &mut self.weights
     }
 
@@ -99,7 +111,7 @@ impl Cell for GruCell {
         4 * self.weights.hidden_size()
     }
 
-    fn forward_gates(&self, pass: GatePass<'_>) {
+    fn forward_gates(&self, pass: GatePass<'_, T>) {
         let hidden = self.weights.hidden_size();
         let width = 3 * hidden;
         let cache_width = 4 * hidden;
@@ -111,22 +123,62 @@ impl Cell for GruCell {
             let cache = &mut pass.cache[b * cache_width..(b + 1) * cache_width];
             let (rz, rest) = cache.split_at_mut(2 * hidden);
             let (n, hn) = rest.split_at_mut(hidden);
-            add(&gx[..2 * hidden], &gh[..2 * hidden], rz);
-            sigmoid_in_place(rz);
+            for ((a, &x), &h) in rz.iter_mut().zip(&gx[..2 * hidden]).zip(&gh[..2 * hidden]) {
+                *a = x + h;
+            }
+            T::sigmoid_in_place(rz);
             hn.copy_from_slice(&gh[2 * hidden..]);
             let (r, z) = rz.split_at(hidden);
             for (((n, &x), &r), &hn) in n.iter_mut().zip(&gx[2 * hidden..]).zip(r).zip(hn.iter()) {
                 *n = x + r * hn;
             }
-            tanh_in_place(n);
+            T::tanh_in_place(n);
             for (((h, &n), &z), &hp) in h_next.iter_mut().zip(n.iter()).zip(z).zip(h_prev) {
-                *h = (1.0 - z) * n + z * hp;
+                *h = (T::one() - z) * n + z * hp;
+            }
+        }
+    }
+
+    /// With `a_n = gx_n + r ⊙ hn` (`hn = W_hn h + b_hn`):
+    ///
+    /// ```text
+    /// ∂n = ∂h' ⊙ (1 − z)    ∂z = ∂h' ⊙ (h − n)    ∂h (direct) = ∂h' ⊙ z
+    /// ∂a_n = ∂n ⊙ (1 − n²)  →  ∂gx_n = ∂a_n,  ∂gh_n = ∂a_n ⊙ r
+    /// ∂r = ∂a_n ⊙ hn  →  ∂a_r = ∂r ⊙ r(1−r);   ∂a_z = ∂z ⊙ z(1−z)   (the same for gx and gh)
+    /// ```
+    fn backward_gates(&self, pass: GateBackward<'_, T>) {
+        let hidden = self.weights.hidden_size();
+        let width = 3 * hidden;
+        let one = T::one();
+        for b in 0..pass.batch {
+            let h = b * hidden..(b + 1) * hidden;
+            let cache = &pass.cache[b * 4 * hidden..(b + 1) * 4 * hidden];
+            let (r, rest) = cache.split_at(hidden);
+            let (z, rest) = rest.split_at(hidden);
+            let (n, hn) = rest.split_at(hidden);
+            let (dh, h_prev) = (&pass.dh[h.clone()], &pass.h_prev[h.clone()]);
+            let dh_prev = &mut pass.dh_prev[h];
+            let dgx = &mut pass.dgx[b * width..(b + 1) * width];
+            let dgh = &mut pass.dgh[b * width..(b + 1) * width];
+            for j in 0..hidden {
+                let dn = dh[j] * (one - z[j]);
+                let dz = dh[j] * (h_prev[j] - n[j]);
+                dh_prev[j] = dh[j] * z[j];
+                let dan = dn * (one - n[j] * n[j]);
+                let dar = dan * hn[j] * r[j] * (one - r[j]);
+                let daz = dz * z[j] * (one - z[j]);
+                dgx[j] = dar;
+                dgx[hidden + j] = daz;
+                dgx[2 * hidden + j] = dan;
+                dgh[j] = dar;
+                dgh[hidden + j] = daz;
+                dgh[2 * hidden + j] = dan * r[j];
             }
         }
     }
 }
 
-impl Module for GruCell {
+impl Module for GruCell<f32> {
     fn named_params(&self) -> Vec<ParamRef<'_>> {
         self.params("")
     }

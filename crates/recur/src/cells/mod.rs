@@ -1,5 +1,5 @@
-//! The three recurrent cells. A cell knows the gate math of one time step and nothing else: the
-//! [`driver`](crate::driver) runs any cell over time, layers and directions.
+//! The three recurrent cells. A cell knows the gate math of one time step, forward and backward, and nothing
+//! else: the [`driver`](crate::driver) runs any cell over time, layers and directions.
 //!
 //! Each cell is also usable on its own, as PyTorch's `nn.RNNCell`, `nn.LSTMCell` and `nn.GRUCell`, with the same
 //! parameter names (`weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`).
@@ -11,6 +11,9 @@
 //! gh = W_hh h_{t-1} + b_hh      (one product per step)
 //! h_t, c_t = gates(gx, gh, h_{t-1}, c_{t-1})   (one fused pass, the cell's own math)
 //! ```
+//!
+//! and its backward mirrors it: the cell turns `∂L/∂h_t` and `∂L/∂c_t` into the gradients of `gx`, `gh` and
+//! `c_{t−1}`; the driver does the products.
 
 mod gru;
 mod lstm;
@@ -21,74 +24,131 @@ pub use gru::{GruCell, GruCellConfig};
 pub use lstm::{LstmCell, LstmCellConfig};
 pub use rnn::{Nonlinearity, RnnCell, RnnCellConfig};
 pub use weights::CellWeights;
+pub(crate) use weights::WeightGradInputs;
 
 use crate::error::{Error, Result};
 use crate::kernels::gemm::{MatMut, MatRef, broadcast_rows, gemm};
-use crate::params::{ParamMut, ParamRef};
+use crate::params::{Param, ParamMut, ParamRef};
+use crate::real::Real;
 use crate::tensor::Tensor;
 
-/// The buffers of one fused gate pass over a batch of `batch` rows, all row-major.
+/// The buffers of one fused forward gate pass over a batch of `batch` rows, all row-major.
 #[derive(Debug)]
-pub struct GatePass<'a> {
+pub struct GatePass<'a, T> {
     /// Number of batch rows.
     pub batch: usize,
     /// `W_ih x_t + b_ih`, `batch × gates·hidden`.
-    pub gx: &'a [f32],
+    pub gx: &'a [T],
     /// `W_hh h_{t-1} + b_hh`, `batch × gates·hidden`.
-    pub gh: &'a [f32],
+    pub gh: &'a [T],
     /// `h_{t-1}`, `batch × output_size`.
-    pub h_prev: &'a [f32],
+    pub h_prev: &'a [T],
     /// `c_{t-1}`, `batch × hidden` (empty for cells without a cell state).
-    pub c_prev: &'a [f32],
+    pub c_prev: &'a [T],
     /// Receives `h_t`, `batch × output_size`.
-    pub h_next: &'a mut [f32],
+    pub h_next: &'a mut [T],
     /// Receives `c_t`, `batch × hidden` (empty for cells without a cell state).
-    pub c_next: &'a mut [f32],
+    pub c_next: &'a mut [T],
     /// Receives what the backward pass will need of this step, `batch × cache_width`.
-    pub cache: &'a mut [f32],
+    pub cache: &'a mut [T],
 }
 
-/// The gate math of one recurrent time step.
+/// The buffers of one backward gate pass: from the gradients of a step's outputs to those of its
+/// pre-activations and previous cell state. All row-major over `batch` rows.
+#[derive(Debug)]
+pub struct GateBackward<'a, T> {
+    /// Number of batch rows.
+    pub batch: usize,
+    /// What the forward pass cached for this step.
+    pub cache: &'a [T],
+    /// `h_{t−1}`.
+    pub h_prev: &'a [T],
+    /// `h_t`.
+    pub h_next: &'a [T],
+    /// `c_{t−1}` (empty without a cell state).
+    pub c_prev: &'a [T],
+    /// `c_t` (empty without a cell state).
+    pub c_next: &'a [T],
+    /// `∂L/∂h_t`, everything that flows into `h_t`.
+    pub dh: &'a [T],
+    /// `∂L/∂c_t` from the next step (empty without a cell state).
+    pub dc: &'a [T],
+    /// Receives `∂L/∂gx`, `batch × gates·hidden`.
+    pub dgx: &'a mut [T],
+    /// Receives `∂L/∂gh` when [`Cell::SEPARATE_RECURRENT_GRAD`] (empty otherwise: it equals `dgx`).
+    pub dgh: &'a mut [T],
+    /// Receives the part of `∂L/∂h_{t−1}` that bypasses `W_hh` (the GRU's `z ⊙ h` path; zeros for the others).
+    pub dh_prev: &'a mut [T],
+    /// Receives `∂L/∂c_{t−1}` (empty without a cell state).
+    pub dc_prev: &'a mut [T],
+    /// Scratch of `batch × scratch_width` values.
+    pub scratch: &'a mut [T],
+}
+
+/// The gate math of one recurrent time step, forward and backward.
 ///
 /// Options of a cell (a nonlinearity, a projection) are fields of the implementing type, so that the driver
 /// never needs to know about them.
 pub trait Cell: Clone + Send + Sync {
+    /// The scalar type, `f32` or `f64`.
+    type Real: Real;
     /// Number of gate blocks stacked in the rows of `weight_ih` and `weight_hh`: 1 (RNN), 4 (LSTM), 3 (GRU).
     const GATES: usize;
     /// Whether the state carries a cell state `c` besides `h`.
     const HAS_CELL_STATE: bool;
+    /// Whether `∂L/∂gh` differs from `∂L/∂gx` (true for the GRU, whose reset gate multiplies `gh`).
+    const SEPARATE_RECURRENT_GRAD: bool = false;
 
     /// The input and recurrent weights.
-    fn weights(&self) -> &CellWeights;
+    fn weights(&self) -> &CellWeights<Self::Real>;
     /// The input and recurrent weights, mutably.
-    fn weights_mut(&mut self) -> &mut CellWeights;
+    fn weights_mut(&mut self) -> &mut CellWeights<Self::Real>;
 
     /// Size of `h`, the output fed back into the next step (the projection size for a projected LSTM).
     fn output_size(&self) -> usize {
         self.weights().hidden_size()
     }
 
-    /// Floats per batch row that [`Cell::forward_gates`] writes into `cache`.
+    /// Values per batch row that [`Cell::forward_gates`] writes into `cache`.
     fn cache_width(&self) -> usize;
 
+    /// Values per batch row of scratch that [`Cell::backward_gates`] needs.
+    fn scratch_width(&self) -> usize {
+        0
+    }
+
     /// One fused pass over the gates: from the two pre-activations and the previous state to the next state.
-    fn forward_gates(&self, pass: GatePass<'_>);
+    fn forward_gates(&self, pass: GatePass<'_, Self::Real>);
+
+    /// The backward of [`Cell::forward_gates`].
+    fn backward_gates(&self, pass: GateBackward<'_, Self::Real>);
+
+    /// Accumulates the gradients of parameters beyond [`CellWeights`] (the LSTM projection) from the total
+    /// `∂L/∂h_t` of every row, `dh` (`rows × output_size`), and the cache of every row.
+    fn accumulate_extra_grads(&mut self, dh: &[Self::Real], cache: &[Self::Real]) {
+        let _ = (dh, cache);
+    }
 
     /// The parameters under their PyTorch names, each followed by `suffix` (`""` for a lone cell, `"_l0"` or
     /// `"_l1_reverse"` inside a layer).
-    fn params(&self, suffix: &str) -> Vec<ParamRef<'_>> {
+    fn params(&self, suffix: &str) -> Vec<ParamRef<'_, Self::Real>> {
         self.weights().params(suffix)
     }
 
     /// The parameters under their PyTorch names, mutably.
-    fn params_mut(&mut self, suffix: &str) -> Vec<ParamMut<'_>> {
+    fn params_mut(&mut self, suffix: &str) -> Vec<ParamMut<'_, Self::Real>> {
         self.weights_mut().params_mut(suffix)
+    }
+
+    /// The parameters with their gradients (allocated on first use).
+    fn params_with_grads(&mut self, suffix: &str) -> Vec<Param<'_, Self::Real>> {
+        self.weights_mut().params_with_grads(suffix)
     }
 }
 
 /// Runs one step of a lone cell on tensors, as PyTorch's `nn.*Cell.forward` does: input `(B, I)` or unbatched
 /// `(I)`, states `(B, H)` or `(H)`, zeros when absent. Returns `h_1` and, for cells with a cell state, `c_1`.
-pub(crate) fn step_tensors<C: Cell>(
+pub(crate) fn step_tensors<C: Cell<Real = f32>>(
     cell: &C,
     input: &Tensor,
     h0: Option<&Tensor>,
@@ -154,18 +214,18 @@ pub(crate) fn step_tensors<C: Cell>(
 
 /// `out ← x · Wᵀ + b` for the rows of `x`, with `W` row-major `(width, x.cols)`: the product every cell uses for
 /// both of its pre-activations.
-pub(crate) fn affine_rows(
-    x: MatRef<'_>,
-    weight: &[f32],
+pub(crate) fn affine_rows<T: Real>(
+    x: MatRef<'_, T>,
+    weight: &[T],
     width: usize,
-    bias: Option<&[f32]>,
-    out: &mut [f32],
+    bias: Option<&[T]>,
+    out: &mut [T],
 ) {
     broadcast_rows(out, bias, width);
     gemm(
         x,
         MatRef::new(weight, width, x.cols()).t(),
-        1.0,
+        T::one(),
         MatMut::new(out, x.rows(), width),
     );
 }

@@ -4,10 +4,10 @@ use std::collections::HashMap;
 
 use rand::Rng;
 
-use super::{Cell, CellWeights, GatePass, step_tensors};
+use super::{Cell, CellWeights, GateBackward, GatePass, step_tensors};
 use crate::error::{Error, Result};
-use crate::kernels::activation::{add, relu_in_place, tanh_in_place};
 use crate::params::{Module, ParamMut, ParamRef};
+use crate::real::Real;
 use crate::tensor::Tensor;
 
 /// The nonlinearity of a vanilla RNN, PyTorch's `nonlinearity` argument.
@@ -63,12 +63,17 @@ impl RnnCellConfig {
 ///
 /// `h' = act(W_ih x + b_ih + W_hh h + b_hh)`.
 #[derive(Clone, Debug, PartialEq)]
-pub struct RnnCell {
+pub struct RnnCell<T: Real = f32> {
     nonlinearity: Nonlinearity,
-    weights: CellWeights,
+    weights: CellWeights<T>,
 }
 
-impl RnnCell {
+impl RnnCell<f32> {
+    /// A cell with all parameters zero (to be loaded).
+    pub fn zeros(config: RnnCellConfig) -> Result<Self> {
+        Self::zeros_in(config)
+    }
+
     /// A cell with PyTorch's default initialisation, drawn from `rng`.
     pub fn new(config: RnnCellConfig, rng: &mut impl Rng) -> Result<Self> {
         let mut cell = Self::zeros(config)?;
@@ -76,73 +81,11 @@ impl RnnCell {
         Ok(cell)
     }
 
-    /// A cell with all parameters zero (to be loaded).
-    pub fn zeros(config: RnnCellConfig) -> Result<Self> {
-        super::check_sizes(config.input_size, config.hidden_size)?;
-        Ok(Self::with_recurrent_size(config, config.hidden_size))
-    }
-
-    pub(crate) fn with_recurrent_size(config: RnnCellConfig, recurrent_size: usize) -> Self {
-        let weights = CellWeights::zeros(
-            1,
-            config.input_size,
-            config.hidden_size,
-            recurrent_size,
-            config.bias,
-        );
-        RnnCell {
-            nonlinearity: config.nonlinearity,
-            weights,
-        }
-    }
-
-    /// The nonlinearity.
-    pub fn nonlinearity(&self) -> Nonlinearity {
-        self.nonlinearity
-    }
-
     /// One step: input `(B, I)` or `(I)`, `h` of the same batch shape (zeros when `None`); returns `h'`.
     pub fn forward(&self, input: &Tensor, h: Option<&Tensor>) -> Result<Tensor> {
         Ok(step_tensors(self, input, h, None)?.0)
     }
-}
 
-impl Cell for RnnCell {
-    const GATES: usize = 1;
-    const HAS_CELL_STATE: bool = false;
-
-    fn weights(&self) -> &CellWeights {
-        &self.weights
-    }
-
-    fn weights_mut(&mut self) -> &mut CellWeights {
-        &mut self.weights
-    }
-
-    fn cache_width(&self) -> usize {
-        0
-    }
-
-    fn forward_gates(&self, pass: GatePass<'_>) {
-        add(pass.gx, pass.gh, pass.h_next);
-        match self.nonlinearity {
-            Nonlinearity::Tanh => tanh_in_place(pass.h_next),
-            Nonlinearity::Relu => relu_in_place(pass.h_next),
-        }
-    }
-}
-
-impl Module for RnnCell {
-    fn named_params(&self) -> Vec<ParamRef<'_>> {
-        self.params("")
-    }
-
-    fn named_params_mut(&mut self) -> Vec<ParamMut<'_>> {
-        self.params_mut("")
-    }
-}
-
-impl RnnCell {
     /// Loads PyTorch `state_dict` tensors (`weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`).
     pub fn from_state_dict(
         config: RnnCellConfig,
@@ -151,5 +94,87 @@ impl RnnCell {
         let mut cell = Self::zeros(config)?;
         cell.load_state_dict(tensors)?;
         Ok(cell)
+    }
+}
+
+impl<T: Real> RnnCell<T> {
+    /// A cell with all parameters zero, in any precision (`f64` for gradient checks).
+    pub fn zeros_in(config: RnnCellConfig) -> Result<Self> {
+        super::check_sizes(config.input_size, config.hidden_size)?;
+        let weights = CellWeights::zeros(
+            1,
+            config.input_size,
+            config.hidden_size,
+            config.hidden_size,
+            config.bias,
+        );
+        Ok(RnnCell {
+            nonlinearity: config.nonlinearity,
+            weights,
+        })
+    }
+
+    /// The nonlinearity.
+    pub fn nonlinearity(&self) -> Nonlinearity {
+        self.nonlinearity
+    }
+
+    /// The same cell in another precision, without gradients.
+    pub fn cast<U: Real>(&self) -> RnnCell<U> {
+        RnnCell {
+            nonlinearity: self.nonlinearity,
+            weights: self.weights.cast(),
+        }
+    }
+}
+
+impl<T: Real> Cell for RnnCell<T> {
+    type Real = T;
+    const GATES: usize = 1;
+    const HAS_CELL_STATE: bool = false;
+
+    fn weights(&self) -> &CellWeights<T> {
+        &self.weights
+    }
+
+    fn weights_mut(&mut self) -> &mut CellWeights<T> {
+        &mut self.weights
+    }
+
+    fn cache_width(&self) -> usize {
+        0
+    }
+
+    fn forward_gates(&self, pass: GatePass<'_, T>) {
+        for ((h, &x), &r) in pass.h_next.iter_mut().zip(pass.gx).zip(pass.gh) {
+            *h = x + r;
+        }
+        match self.nonlinearity {
+            Nonlinearity::Tanh => T::tanh_in_place(pass.h_next),
+            Nonlinearity::Relu => pass.h_next.iter_mut().for_each(|h| *h = h.max(T::zero())),
+        }
+    }
+
+    /// `∂L/∂a = ∂L/∂h ⊙ act′(a)`, with `act′ = 1 − h²` for tanh and `[h > 0]` for ReLU (read off the output).
+    fn backward_gates(&self, pass: GateBackward<'_, T>) {
+        let one = T::one();
+        for ((da, &dh), &h) in pass.dgx.iter_mut().zip(pass.dh).zip(pass.h_next) {
+            *da = match self.nonlinearity {
+                Nonlinearity::Tanh => dh * (one - h * h),
+                Nonlinearity::Relu if h > T::zero() => dh,
+                Nonlinearity::Relu => T::zero(),
+            };
+        }
+        pass.dh_prev.fill(T::zero());
+    }
+}
+
+impl Module for RnnCell<f32> {
+    fn named_params(&self) -> Vec<ParamRef<'_>> {
+        self.params("")
+    }
+
+    fn named_params_mut(&mut self) -> Vec<ParamMut<'_>> {
+        self.params_mut("")
     }
 }

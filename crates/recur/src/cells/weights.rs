@@ -1,26 +1,41 @@
-//! The input and recurrent weights every cell has, with PyTorch's names and shapes.
+//! The input and recurrent weights every cell has, with PyTorch's names and shapes, and their gradients.
 
 use rand::Rng;
 
 use super::affine_rows;
-use crate::kernels::gemm::MatRef;
-use crate::params::{ParamMut, ParamRef, init_uniform};
+use crate::kernels::gemm::{MatMut, MatRef, gemm};
+use crate::params::{Param, ParamMut, ParamRef, Parameter, init_uniform};
+use crate::real::Real;
 
 /// `weight_ih (G·H, I)`, `weight_hh (G·H, H_out)` and the optional `bias_ih`, `bias_hh (G·H)` of one cell, where
 /// `G` is the number of gates, `H` the hidden size and `H_out` the size of the fed-back state.
 #[derive(Clone, Debug, PartialEq)]
-pub struct CellWeights {
+pub struct CellWeights<T: Real = f32> {
     input_size: usize,
     hidden_size: usize,
     recurrent_size: usize,
     gates: usize,
-    weight_ih: Vec<f32>,
-    weight_hh: Vec<f32>,
-    bias_ih: Option<Vec<f32>>,
-    bias_hh: Option<Vec<f32>>,
+    weight_ih: Parameter<T>,
+    weight_hh: Parameter<T>,
+    bias_ih: Option<Parameter<T>>,
+    bias_hh: Option<Parameter<T>>,
 }
 
-impl CellWeights {
+/// What the weight gradients of one layer direction are gathered from, after the time loop, all row-major with
+/// `rows = T·B` rows in time order.
+pub(crate) struct WeightGradInputs<'a, T> {
+    /// The layer input, `rows × I`.
+    pub x: &'a [T],
+    /// Gradient of `gx` (the input pre-activations), `rows × G·H`.
+    pub dgx: &'a [T],
+    /// Gradient of `gh` (the recurrent pre-activations), `rows × G·H`.
+    pub dgh: &'a [T],
+    /// `h_{t−1}` of every row, in two runs: `(rows of dgh, matching h rows)` pairs, because the first step of a
+    /// direction reads the initial state and the others read the outputs.
+    pub h_prev: [(std::ops::Range<usize>, &'a [T]); 2],
+}
+
+impl<T: Real> CellWeights<T> {
     /// Zero weights for a cell with `gates` gates.
     pub fn zeros(
         gates: usize,
@@ -35,10 +50,10 @@ impl CellWeights {
             hidden_size,
             recurrent_size,
             gates,
-            weight_ih: vec![0.0; rows * input_size],
-            weight_hh: vec![0.0; rows * recurrent_size],
-            bias_ih: bias.then(|| vec![0.0; rows]),
-            bias_hh: bias.then(|| vec![0.0; rows]),
+            weight_ih: Parameter::zeros(rows * input_size),
+            weight_hh: Parameter::zeros(rows * recurrent_size),
+            bias_ih: bias.then(|| Parameter::zeros(rows)),
+            bias_hh: bias.then(|| Parameter::zeros(rows)),
         }
     }
 
@@ -63,97 +78,207 @@ impl CellWeights {
     }
 
     /// `weight_ih`, row-major `(G·H, I)`.
-    pub fn weight_ih(&self) -> &[f32] {
-        &self.weight_ih
+    pub fn weight_ih(&self) -> &[T] {
+        self.weight_ih.value()
     }
 
     /// `weight_hh`, row-major `(G·H, H_out)`.
-    pub fn weight_hh(&self) -> &[f32] {
-        &self.weight_hh
+    pub fn weight_hh(&self) -> &[T] {
+        self.weight_hh.value()
+    }
+
+    fn width(&self) -> usize {
+        self.gates * self.hidden_size
     }
 
     /// `gx ← x Wᵢₕᵀ + b_ih` for `rows` rows of `x` (`rows × I`).
-    pub(crate) fn input_projection(&self, x: &[f32], rows: usize, gx: &mut [f32]) {
-        let width = self.gates * self.hidden_size;
+    pub(crate) fn input_projection(&self, x: &[T], rows: usize, gx: &mut [T]) {
+        let bias = self.bias_ih.as_ref().map(Parameter::value);
         affine_rows(
             MatRef::new(x, rows, self.input_size),
-            &self.weight_ih,
-            width,
-            self.bias_ih.as_deref(),
+            self.weight_ih.value(),
+            self.width(),
+            bias,
             gx,
         );
     }
 
     /// `gh ← h Wₕₕᵀ + b_hh` for `rows` rows of `h` (`rows × H_out`).
-    pub(crate) fn recurrent_projection(&self, h: &[f32], rows: usize, gh: &mut [f32]) {
-        let width = self.gates * self.hidden_size;
+    pub(crate) fn recurrent_projection(&self, h: &[T], rows: usize, gh: &mut [T]) {
         let h = MatRef::new(h, rows, self.recurrent_size);
-        affine_rows(h, &self.weight_hh, width, self.bias_hh.as_deref(), gh);
+        let bias = self.bias_hh.as_ref().map(Parameter::value);
+        affine_rows(h, self.weight_hh.value(), self.width(), bias, gh);
+    }
+
+    /// `dh ← dh + dgh · W_hh` for `rows` rows: the gradient a step passes to the previous hidden state.
+    pub(crate) fn recurrent_backward(&self, dgh: &[T], rows: usize, dh: &mut [T]) {
+        let w = MatRef::new(self.weight_hh.value(), self.width(), self.recurrent_size);
+        gemm(
+            MatRef::new(dgh, rows, self.width()),
+            w,
+            T::one(),
+            MatMut::new(dh, rows, self.recurrent_size),
+        );
+    }
+
+    /// `dx ← dgx · W_ih` for `rows` rows: the gradient of the layer input.
+    pub(crate) fn input_backward(&self, dgx: &[T], rows: usize, dx: &mut [T]) {
+        let w = MatRef::new(self.weight_ih.value(), self.width(), self.input_size);
+        gemm(
+            MatRef::new(dgx, rows, self.width()),
+            w,
+            T::zero(),
+            MatMut::new(dx, rows, self.input_size),
+        );
+    }
+
+    /// Accumulates the weight gradients of a whole direction in a few large products:
+    /// `dW_ih += dGXᵀ X`, `dW_hh += dGHᵀ H_prev`, `db_ih += Σ dGX`, `db_hh += Σ dGH`.
+    pub(crate) fn accumulate_grads(&mut self, inputs: WeightGradInputs<'_, T>) {
+        let width = self.width();
+        let rows = inputs.dgx.len() / width;
+        let dgx = MatRef::new(inputs.dgx, rows, width);
+        let grad_ih = MatMut::new(self.weight_ih.grad_mut(), width, self.input_size);
+        gemm(
+            dgx.t(),
+            MatRef::new(inputs.x, rows, self.input_size),
+            T::one(),
+            grad_ih,
+        );
+        let recurrent = self.recurrent_size;
+        for (range, h) in inputs.h_prev {
+            if range.is_empty() {
+                continue;
+            }
+            let dgh = MatRef::new(
+                &inputs.dgh[range.start * width..range.end * width],
+                range.len(),
+                width,
+            );
+            let grad_hh = MatMut::new(self.weight_hh.grad_mut(), width, recurrent);
+            gemm(
+                dgh.t(),
+                MatRef::new(h, range.len(), recurrent),
+                T::one(),
+                grad_hh,
+            );
+        }
+        if let (Some(bi), Some(bh)) = (&mut self.bias_ih, &mut self.bias_hh) {
+            add_column_sums(inputs.dgx, bi.grad_mut());
+            add_column_sums(inputs.dgh, bh.grad_mut());
+        }
     }
 
     /// The parameters, named as PyTorch names them, each followed by `suffix`.
-    pub(crate) fn params(&self, suffix: &str) -> Vec<ParamRef<'_>> {
-        let rows = self.gates * self.hidden_size;
-        let mut out = vec![
-            ParamRef {
-                name: format!("weight_ih{suffix}"),
-                shape: vec![rows, self.input_size],
-                data: &self.weight_ih,
-            },
-            ParamRef {
-                name: format!("weight_hh{suffix}"),
-                shape: vec![rows, self.recurrent_size],
-                data: &self.weight_hh,
-            },
-        ];
-        if let (Some(bi), Some(bh)) = (&self.bias_ih, &self.bias_hh) {
-            out.push(ParamRef {
-                name: format!("bias_ih{suffix}"),
-                shape: vec![rows],
-                data: bi,
-            });
-            out.push(ParamRef {
-                name: format!("bias_hh{suffix}"),
-                shape: vec![rows],
-                data: bh,
-            });
-        }
-        out
+    pub(crate) fn params(&self, suffix: &str) -> Vec<ParamRef<'_, T>> {
+        self.named(suffix)
+            .into_iter()
+            .map(|(name, shape, p)| ParamRef {
+                name,
+                shape,
+                data: p.value(),
+            })
+            .collect()
     }
 
     /// The parameters, mutably.
-    pub(crate) fn params_mut(&mut self, suffix: &str) -> Vec<ParamMut<'_>> {
-        let rows = self.gates * self.hidden_size;
+    pub(crate) fn params_mut(&mut self, suffix: &str) -> Vec<ParamMut<'_, T>> {
+        self.named_mut(suffix)
+            .into_iter()
+            .map(|(name, shape, p)| ParamMut {
+                name,
+                shape,
+                data: p.value_mut(),
+            })
+            .collect()
+    }
+
+    /// The parameters with their gradients (allocated on first use).
+    pub(crate) fn params_with_grads(&mut self, suffix: &str) -> Vec<Param<'_, T>> {
+        self.named_mut(suffix)
+            .into_iter()
+            .map(|(name, shape, p)| {
+                let (value, grad) = p.value_and_grad_mut();
+                Param {
+                    name,
+                    shape,
+                    value,
+                    grad,
+                }
+            })
+            .collect()
+    }
+
+    fn named(&self, suffix: &str) -> Vec<(String, Vec<usize>, &Parameter<T>)> {
+        let rows = self.width();
         let mut out = vec![
-            ParamMut {
-                name: format!("weight_ih{suffix}"),
-                shape: vec![rows, self.input_size],
-                data: &mut self.weight_ih,
-            },
-            ParamMut {
-                name: format!("weight_hh{suffix}"),
-                shape: vec![rows, self.recurrent_size],
-                data: &mut self.weight_hh,
-            },
+            (
+                format!("weight_ih{suffix}"),
+                vec![rows, self.input_size],
+                &self.weight_ih,
+            ),
+            (
+                format!("weight_hh{suffix}"),
+                vec![rows, self.recurrent_size],
+                &self.weight_hh,
+            ),
         ];
-        if let (Some(bi), Some(bh)) = (&mut self.bias_ih, &mut self.bias_hh) {
-            out.push(ParamMut {
-                name: format!("bias_ih{suffix}"),
-                shape: vec![rows],
-                data: bi,
-            });
-            out.push(ParamMut {
-                name: format!("bias_hh{suffix}"),
-                shape: vec![rows],
-                data: bh,
-            });
+        if let (Some(bi), Some(bh)) = (&self.bias_ih, &self.bias_hh) {
+            out.push((format!("bias_ih{suffix}"), vec![rows], bi));
+            out.push((format!("bias_hh{suffix}"), vec![rows], bh));
         }
         out
     }
 
+    fn named_mut(&mut self, suffix: &str) -> Vec<(String, Vec<usize>, &mut Parameter<T>)> {
+        let rows = self.width();
+        let mut out = vec![
+            (
+                format!("weight_ih{suffix}"),
+                vec![rows, self.input_size],
+                &mut self.weight_ih,
+            ),
+            (
+                format!("weight_hh{suffix}"),
+                vec![rows, self.recurrent_size],
+                &mut self.weight_hh,
+            ),
+        ];
+        if let (Some(bi), Some(bh)) = (&mut self.bias_ih, &mut self.bias_hh) {
+            out.push((format!("bias_ih{suffix}"), vec![rows], bi));
+            out.push((format!("bias_hh{suffix}"), vec![rows], bh));
+        }
+        out
+    }
+
+    /// The same weights in another precision, without gradients.
+    pub fn cast<U: Real>(&self) -> CellWeights<U> {
+        CellWeights {
+            input_size: self.input_size,
+            hidden_size: self.hidden_size,
+            recurrent_size: self.recurrent_size,
+            gates: self.gates,
+            weight_ih: self.weight_ih.cast(),
+            weight_hh: self.weight_hh.cast(),
+            bias_ih: self.bias_ih.as_ref().map(Parameter::cast),
+            bias_hh: self.bias_hh.as_ref().map(Parameter::cast),
+        }
+    }
+}
+
+impl CellWeights<f32> {
     /// PyTorch's default initialisation (uniform in `±1/√H`).
     pub(crate) fn init(&mut self, rng: &mut impl Rng) {
         let hidden = self.hidden_size;
         init_uniform(self.params_mut(""), hidden, rng);
+    }
+}
+
+/// `sums[j] += Σ_rows m[row, j]` for a row-major `m` with `sums.len()` columns.
+pub(crate) fn add_column_sums<T: Real>(m: &[T], sums: &mut [T]) {
+    for row in m.chunks_exact(sums.len()) {
+        for (s, &v) in sums.iter_mut().zip(row) {
+            *s += v;
+        }
     }
 }

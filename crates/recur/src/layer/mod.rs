@@ -268,7 +268,7 @@ fn suffix(layer: usize, direction: usize) -> String {
     format!("_l{layer}{}", if direction == 1 { "_reverse" } else { "" })
 }
 
-fn stack_params<C: Cell>(stack: &Stack<C>) -> Vec<ParamRef<'_>> {
+fn stack_params<C: Cell<Real = f32>>(stack: &Stack<C>) -> Vec<ParamRef<'_>> {
     let d = stack.directions();
     stack
         .cells()
@@ -278,7 +278,7 @@ fn stack_params<C: Cell>(stack: &Stack<C>) -> Vec<ParamRef<'_>> {
         .collect()
 }
 
-fn stack_params_mut<C: Cell>(stack: &mut Stack<C>) -> Vec<ParamMut<'_>> {
+fn stack_params_mut<C: Cell<Real = f32>>(stack: &mut Stack<C>) -> Vec<ParamMut<'_>> {
     let d = stack.directions();
     stack
         .cells_mut()
