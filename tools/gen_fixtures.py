@@ -10,7 +10,10 @@ Run from the repository root:
 Each run deletes `crates/recur/tests/fixtures/{layers,cells}/` and rewrites them completely.
 Output is deterministic: every case seeds torch from its own index, weights use
 PyTorch's default initialisation, and inputs/initial states come from
-`torch.randn`.
+`torch.randn`. The upstream gradients for the backward-through-time data are
+drawn afterwards from a separate `torch.Generator` seeded from the case index
+(`GRAD_SEED_LAYERS + index`, `GRAD_SEED_CELLS + index`), so adding them did not
+change any weight, input or forward result.
 
 Layout written:
 
@@ -20,10 +23,30 @@ Layout written:
   has to infer the configuration from tensor names and shapes.
 * `layers/<case>.io.safetensors` -- `input`, optional `h0` (and `c0` for LSTM),
   and the expected `output`, `h_n` (and `c_n` for LSTM) computed in eval mode
-  under `torch.no_grad()`. Metadata: `config` (JSON string), `unbatched` and
-  `has_h0` ("true"/"false").
+  under `torch.no_grad()`. Metadata: `config` (JSON string), `unbatched`,
+  `has_h0` and `has_grad_state` ("true"/"false").
+  Backward-through-time data, from `torch.autograd.grad` in eval mode (dropout
+  between layers does not act):
+  - upstream gradients `grad_output` (shape of `output`) and, when
+    `has_grad_state` is "true" (about half of the cases), `grad_h_n` (and
+    `grad_c_n` for LSTM). When they are absent the upstream gradient of
+    `h_n`/`c_n` is zero.
+  - expected gradients of
+    `(output*grad_output).sum() + (h_n*grad_h_n).sum() + (c_n*grad_c_n).sum()`:
+    `grad.input`, `grad.h0` (and `grad.c0`) when the case has initial states,
+    and `grad.<name>` for every parameter `<name>` of the state_dict
+    (`grad.weight_ih_l0`, `grad.bias_hh_l1_reverse`, `grad.weight_hr_l0`, ...).
+  The gradients come from a second forward with autograd enabled. For nn.LSTM
+  that forward can differ from the stored no_grad results by about 1 ulp
+  (PyTorch's CPU LSTM uses oneDNN only for inference); the script checks the
+  two agree to 1e-6.
 * `cells/<case>.model.safetensors` / `cells/<case>.io.safetensors` -- the same
   for nn.RNNCell / nn.LSTMCell / nn.GRUCell, with expected `h1` (and `c1`).
+  Backward data: upstream `grad_h1` (and `grad_c1` for LSTMCell, always
+  present) and the expected gradients of
+  `(h1*grad_h1).sum() + (c1*grad_c1).sum()`: `grad.input`, `grad.h0` (and
+  `grad.c0`) when hx is given, `grad.weight_ih`, `grad.weight_hh` and, with
+  bias, `grad.bias_ih`, `grad.bias_hh`.
 * `layers/index.json`, `cells/index.json` -- JSON arrays of case names.
 * `README.md` -- short description of the fixtures.
 
@@ -49,6 +72,9 @@ OUT_DIR = REPO_ROOT / "crates" / "recur" / "tests" / "fixtures"
 MODES = ["RNN_TANH", "RNN_RELU", "LSTM", "GRU"]
 MODE_PREFIX = {"RNN_TANH": "rnn_tanh", "RNN_RELU": "rnn_relu", "LSTM": "lstm", "GRU": "gru"}
 MULTI_LAYER_DROPOUT = 0.25
+# Seeds of the separate generators for the upstream gradients (plus the case index).
+GRAD_SEED_LAYERS = 1_000_000
+GRAD_SEED_CELLS = 2_000_000
 
 README = """\
 # recur test fixtures (generated -- do not edit by hand)
@@ -64,12 +90,27 @@ The recur test suite loads them and checks that recur reproduces PyTorch.
 * `<case>.io.safetensors`: `input`, optional `h0`/`c0`, and the expected
   results (`output`, `h_n`, `c_n` for layers; `h1`, `c1` for cells), computed
   in eval mode under `torch.no_grad()`. Metadata: `config` (JSON string),
-  `unbatched` and `has_h0` (`"true"`/`"false"`).
+  `unbatched`, `has_h0` and (layers only) `has_grad_state`
+  (`"true"`/`"false"`).
+* The io files also hold backward-through-time data computed with
+  `torch.autograd.grad` (eval mode, so dropout does not act):
+  - upstream gradients: `grad_output` (shape of `output`), and `grad_h_n`
+    (`grad_c_n` for LSTM) only when `has_grad_state` is `"true"` -- otherwise
+    the upstream gradient of `h_n`/`c_n` is zero. Cells: `grad_h1` (and
+    `grad_c1` for LSTMCell), always present.
+  - expected gradients of the sum of (result * upstream gradient) over all
+    results: `grad.input`; `grad.h0` (and `grad.c0`) only when the case has
+    initial states; and `grad.<param>` for every state_dict entry, e.g.
+    `grad.weight_ih_l0`, `grad.bias_hh_l1_reverse`, `grad.weight_hr_l0`,
+    `grad.weight_ih` (cells).
+  The gradients come from a separate forward with autograd; for LSTM it may
+  differ from the stored no_grad results by about 1 ulp (PyTorch uses oneDNN
+  only for the no_grad CPU LSTM).
 * `index.json` in each folder lists the case names.
 
 All tensors are float32. These files are generated and must never be edited by
-hand. To regenerate (this deletes and rewrites this whole folder), run from the
-repository root:
+hand. To regenerate (this deletes and rewrites `layers/` and `cells/`), run
+from the repository root:
 
     ~/.cache/recur-venv/bin/python tools/gen_fixtures.py
 
@@ -115,6 +156,38 @@ def save(tensors, path, metadata=None):
 
 def flag(b):
     return "true" if b else "false"
+
+
+def autograd_grads(module, forward, args, upstream, io):
+    """Re-run the forward with autograd and store the expected gradients in `io`.
+
+    `forward(leaves)` calls `module` and returns a dict of its results under
+    their io names ("output", "h_n", "c_n" / "h1", "c1"); `args` maps io names
+    ("input", "h0", "c0") to the tensors passed in; `upstream` maps result
+    names to upstream gradients (a result without one gets a zero upstream
+    gradient, i.e. does not enter the loss). The forward with autograd must
+    reproduce the stored no_grad results (to 1e-6, see below). Writes
+    `grad.<arg>` for every arg and `grad.<param>` for every parameter.
+    """
+    leaves = {name: t.detach().clone().requires_grad_(True) for name, t in args.items()}
+    params = dict(module.named_parameters())
+    assert list(params) == list(module.state_dict()), "parameters = state_dict entries"
+    results = forward(leaves)
+    for name, r in results.items():
+        # Not bit-identical for nn.LSTM: under no_grad PyTorch's CPU LSTM runs
+        # through oneDNN, with autograd through the native kernel (differences
+        # of about 1 ulp). The stored forward results stay the no_grad ones.
+        err = (r - io[name]).abs().max().item() if r.numel() else 0.0
+        assert err <= 1e-6, f"autograd forward differs from no_grad for {name} by {err}"
+    loss = 0
+    for name, g in upstream.items():
+        assert results[name].shape == g.shape, name
+        loss = loss + (results[name] * g).sum()
+    wrt = list(leaves.items()) + list(params.items())
+    grads = torch.autograd.grad(loss, [t for _, t in wrt])
+    for (name, t), g in zip(wrt, grads):
+        assert g.shape == t.shape, name
+        io[f"grad.{name}"] = g
 
 
 # --------------------------------------------------------------------------
@@ -279,6 +352,40 @@ def gen_layer_case(index, cfg, unbatched, has_h0, T, B, out_dir):
     else:
         assert tuple(out.shape) == (T, B, D * H_out)
 
+    # Backward through time. Upstream gradients come from their own generator
+    # so that the weights and inputs above stay as they were. has_grad_state
+    # is bit0 XOR bit1 of the index, so it is not tied to has_h0 (bit 0 in the
+    # main grid), batch_first (bit 1) or the model metadata (bit 0).
+    has_grad_state = (index + index // 2) % 2 == 1
+    gen = torch.Generator().manual_seed(GRAD_SEED_LAYERS + index)
+    upstream = {"output": torch.randn(out.shape, generator=gen)}
+    if has_grad_state:
+        upstream["h_n"] = torch.randn(state_shape, generator=gen)
+        if is_lstm:
+            upstream["c_n"] = torch.randn(cell_shape, generator=gen)
+    for result, g in upstream.items():
+        io[f"grad_{result}"] = g
+
+    args = {"input": x}
+    if has_h0:
+        args["h0"] = io["h0"]
+        if is_lstm:
+            args["c0"] = io["c0"]
+
+    def forward(leaves):
+        if not has_h0:
+            hx_ = None
+        elif is_lstm:
+            hx_ = (leaves["h0"], leaves["c0"])
+        else:
+            hx_ = leaves["h0"]
+        out_, state_ = module(leaves["input"], hx_)
+        if is_lstm:
+            return {"output": out_, "h_n": state_[0], "c_n": state_[1]}
+        return {"output": out_, "h_n": state_}
+
+    autograd_grads(module, forward, args, upstream, io)
+
     name = layer_case_name(cfg, unbatched, has_h0, T, B)
     cfg_json = json.dumps(cfg)
     model_meta = {"config": cfg_json} if index % 2 == 0 else None
@@ -286,7 +393,12 @@ def gen_layer_case(index, cfg, unbatched, has_h0, T, B, out_dir):
     save(
         io,
         out_dir / f"{name}.io.safetensors",
-        metadata={"config": cfg_json, "unbatched": flag(unbatched), "has_h0": flag(has_h0)},
+        metadata={
+            "config": cfg_json,
+            "unbatched": flag(unbatched),
+            "has_h0": flag(has_h0),
+            "has_grad_state": flag(has_grad_state),
+        },
     )
     return name
 
@@ -352,6 +464,34 @@ def gen_cell_case(index, cfg, batched, has_h0, out_dir):
         h1 = res
     io["h1"] = h1
     assert tuple(h1.shape) == state_shape
+
+    # Backward: upstream gradients from their own generator (inputs/weights unchanged).
+    gen = torch.Generator().manual_seed(GRAD_SEED_CELLS + index)
+    upstream = {"h1": torch.randn(state_shape, generator=gen)}
+    if is_lstm:
+        upstream["c1"] = torch.randn(state_shape, generator=gen)
+    for result, g in upstream.items():
+        io[f"grad_{result}"] = g
+
+    args = {"input": x}
+    if has_h0:
+        args["h0"] = io["h0"]
+        if is_lstm:
+            args["c0"] = io["c0"]
+
+    def forward(leaves):
+        if not has_h0:
+            hx_ = None
+        elif is_lstm:
+            hx_ = (leaves["h0"], leaves["c0"])
+        else:
+            hx_ = leaves["h0"]
+        res_ = cell(leaves["input"], hx_)
+        if is_lstm:
+            return {"h1": res_[0], "c1": res_[1]}
+        return {"h1": res_}
+
+    autograd_grads(cell, forward, args, upstream, io)
 
     name = "_".join(
         [
