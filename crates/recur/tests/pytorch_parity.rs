@@ -2,6 +2,8 @@
 //! within 1e-5.
 
 use std::collections::HashMap;
+
+use rand::SeedableRng;
 use std::path::{Path, PathBuf};
 
 use recur::model_file::TensorFile;
@@ -197,4 +199,114 @@ fn save_and_load_round_trip() {
     }
     std::fs::remove_dir_all(&tmp).ok();
     let _: HashMap<(), ()> = HashMap::new();
+}
+
+/// `max |got − want| / max(1, |want|)`.
+fn relative_error(got: &Tensor, want: &Tensor) -> f32 {
+    got.data()
+        .iter()
+        .zip(want.data())
+        .map(|(g, w)| (g - w).abs() / w.abs().max(1.0))
+        .fold(0.0, f32::max)
+}
+
+fn assert_grad_close(case: &str, what: &str, got: &Tensor, want: &Tensor) {
+    assert_eq!(got.shape(), want.shape(), "{case}: shape of {what}");
+    let err = relative_error(got, want);
+    assert!(
+        err <= TOLERANCE,
+        "{case}: {what} differs from PyTorch by {err} (relative)"
+    );
+}
+
+#[test]
+fn layer_gradients_match_pytorch() {
+    use recur::Trainable;
+    let (dir, cases) = fixtures("layers");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    for case in &cases {
+        let io = TensorFile::read(dir.join(format!("{case}.io.safetensors"))).unwrap();
+        let config = RecurrentConfig::from_json(&io.metadata["config"]).unwrap();
+        let model = TensorFile::read(dir.join(format!("{case}.model.safetensors"))).unwrap();
+        let mut layer = Recurrent::zeros(config).unwrap();
+        recur::Module::load_state_dict(&mut layer, &model.tensors).unwrap();
+        // PyTorch computed these gradients in eval mode: no dropout.
+        layer.set_dropout(0.0).unwrap();
+        let t = |name: &str| io.tensors.get(name);
+        let (out, cache) = layer
+            .forward_train(&io.tensors["input"], t("h0"), t("c0"), &mut rng)
+            .unwrap();
+        assert_close(case, "output", &out.output, &io.tensors["output"]);
+        let grads = layer
+            .backward(
+                &cache,
+                &io.tensors["grad_output"],
+                t("grad_h_n"),
+                t("grad_c_n"),
+            )
+            .unwrap();
+        assert_grad_close(case, "grad.input", &grads.input, &io.tensors["grad.input"]);
+        if let Some(want) = t("grad.h0") {
+            assert_grad_close(case, "grad.h0", &grads.h0, want);
+        }
+        if let Some(want) = t("grad.c0") {
+            assert_grad_close(case, "grad.c0", grads.c0.as_ref().unwrap(), want);
+        }
+        let mut checked = 0;
+        for p in layer.parameters() {
+            let want = &io.tensors[&format!("grad.{}", p.name)];
+            let got = Tensor::new(p.shape.clone(), p.grad.to_vec()).unwrap();
+            assert_grad_close(case, &format!("grad.{}", p.name), &got, want);
+            checked += 1;
+        }
+        assert_eq!(
+            checked,
+            model.tensors.len(),
+            "{case}: every parameter has a gradient"
+        );
+    }
+}
+
+#[test]
+fn gradients_accumulate_until_zeroed() {
+    use recur::Trainable;
+    let (dir, cases) = fixtures("layers");
+    let case = cases.iter().find(|c| c.starts_with("lstm_l2_bi")).unwrap();
+    let io = TensorFile::read(dir.join(format!("{case}.io.safetensors"))).unwrap();
+    let config = RecurrentConfig::from_json(&io.metadata["config"]).unwrap();
+    let mut layer = Recurrent::with_seed(config.dropout(0.0), 1).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let (_, cache) = layer
+        .forward_train(&io.tensors["input"], None, None, &mut rng)
+        .unwrap();
+    layer
+        .backward(&cache, &io.tensors["grad_output"], None, None)
+        .unwrap();
+    let once: Vec<f32> = layer
+        .parameters()
+        .iter()
+        .flat_map(|p| p.grad.to_vec())
+        .collect();
+    layer
+        .backward(&cache, &io.tensors["grad_output"], None, None)
+        .unwrap();
+    let twice: Vec<f32> = layer
+        .parameters()
+        .iter()
+        .flat_map(|p| p.grad.to_vec())
+        .collect();
+    assert!(once.iter().any(|g| *g != 0.0));
+    for (a, b) in once.iter().zip(&twice) {
+        assert!(
+            (2.0 * a - b).abs() <= 1e-6 * a.abs().max(1.0),
+            "accumulates: {a} then {b}"
+        );
+    }
+    layer.zero_grad();
+    assert!(
+        layer
+            .parameters()
+            .iter()
+            .all(|p| p.grad.iter().all(|g| *g == 0.0))
+    );
 }

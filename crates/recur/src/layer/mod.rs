@@ -10,9 +10,9 @@ use rand::Rng;
 use crate::cells::{
     Cell, GruCell, GruCellConfig, LstmCell, LstmCellConfig, Nonlinearity, RnnCell, RnnCellConfig,
 };
-use crate::driver::{Stack, StackOutput};
+use crate::driver::{Stack, StackOutput, StackTrace};
 use crate::error::{Error, Result};
-use crate::params::{Module, ParamMut, ParamRef};
+use crate::params::{Module, Param, ParamMut, ParamRef, Trainable};
 use crate::tensor::{Tensor, swap_leading_axes};
 
 /// The cells of a layer, of the kind its mode names.
@@ -55,6 +55,7 @@ pub struct RecurrentOutput {
 }
 
 /// Batch geometry of one call, after the input's shape has been checked.
+#[derive(Clone, Copy, Debug)]
 struct Geometry {
     steps: usize,
     batch: usize,
@@ -125,6 +126,18 @@ impl Recurrent {
         &self.config
     }
 
+    /// Changes the dropout probability between layers used by [`Recurrent::forward_train`] (0 turns it off, as
+    /// PyTorch's `eval()` does for the gradients of a model in evaluation mode).
+    pub fn set_dropout(&mut self, p: f32) -> Result<()> {
+        RecurrentConfig {
+            dropout: p,
+            ..self.config.clone()
+        }
+        .validate()?;
+        self.config.dropout = p;
+        Ok(())
+    }
+
     /// Runs the layer over a whole sequence, as PyTorch's `forward(input, hx)`.
     ///
     /// - `input`: `(T, B, I)`, or `(B, T, I)` when `batch_first`, or unbatched `(T, I)`.
@@ -132,65 +145,214 @@ impl Recurrent {
     /// - `c0`: LSTM only, `(L·D, B, H)` (unbatched: `(L·D, H)`); zeros when `None`.
     ///
     /// Every shape is checked: a mismatch is an [`Error::Shape`] naming the tensor, the expected shape and the
-    /// one found. Dropout is not applied (this is inference).
+    /// one found. Dropout is not applied (this is inference, PyTorch's eval mode).
     pub fn forward(
         &self,
         input: &Tensor,
         h0: Option<&Tensor>,
         c0: Option<&Tensor>,
     ) -> Result<RecurrentOutput> {
+        let (geometry, x) = self.prepare(input, h0, c0)?;
+        let (h0, c0) = (h0.map(Tensor::data), c0.map(Tensor::data));
+        let (steps, batch) = (geometry.steps, geometry.batch);
+        let out = match &self.cells {
+            Cells::Rnn(s) => s.forward(&x, steps, batch, h0, c0),
+            Cells::Lstm(s) => s.forward(&x, steps, batch, h0, c0),
+            Cells::Gru(s) => s.forward(&x, steps, batch, h0, c0),
+        };
+        Ok(self.finish(out, &geometry))
+    }
+
+    /// [`Recurrent::forward`] in training mode: applies dropout between layers (masks drawn from `rng`) and
+    /// keeps what [`Recurrent::backward`] needs.
+    pub fn forward_train(
+        &self,
+        input: &Tensor,
+        h0: Option<&Tensor>,
+        c0: Option<&Tensor>,
+        rng: &mut impl Rng,
+    ) -> Result<(RecurrentOutput, RecurrentCache)> {
+        let (geometry, x) = self.prepare(input, h0, c0)?;
+        let (h0, c0) = (h0.map(Tensor::data), c0.map(Tensor::data));
+        let (steps, batch) = (geometry.steps, geometry.batch);
+        let width = self.config.directions() * self.config.output_size();
+        let p = self.config.dropout;
+        let masks: Vec<Option<Vec<f32>>> = (0..self.config.num_layers)
+            .map(|layer| {
+                (layer > 0 && p > 0.0).then(|| dropout_mask(steps * batch * width, p, rng))
+            })
+            .collect();
+        let (out, trace) = match &self.cells {
+            Cells::Rnn(s) => s.forward_train(&x, steps, batch, h0, c0, masks),
+            Cells::Lstm(s) => s.forward_train(&x, steps, batch, h0, c0, masks),
+            Cells::Gru(s) => s.forward_train(&x, steps, batch, h0, c0, masks),
+        };
+        let cache = RecurrentCache {
+            config: self.config.clone(),
+            geometry,
+            trace,
+        };
+        Ok((self.finish(out, &cache.geometry), cache))
+    }
+
+    /// Backpropagation through time, as PyTorch's autograd computes it for the sum
+    /// `Σ output ⊙ grad_output + Σ h_n ⊙ grad_h_n + Σ c_n ⊙ grad_c_n`.
+    ///
+    /// Gradients of every parameter are **accumulated** into the layer (until [`Trainable::zero_grad`]); the
+    /// gradients of the input and initial states are returned, in the shapes of the tensors they belong to.
+    /// `grad_h_n` and `grad_c_n` default to zero.
+    pub fn backward(
+        &mut self,
+        cache: &RecurrentCache,
+        grad_output: &Tensor,
+        grad_h_n: Option<&Tensor>,
+        grad_c_n: Option<&Tensor>,
+    ) -> Result<RecurrentGrads> {
+        if cache.config != self.config {
+            return Err(Error::config(
+                "backward: the cache comes from a layer with another configuration",
+            ));
+        }
+        let Geometry {
+            steps,
+            batch,
+            unbatched,
+        } = cache.geometry;
+        let (width, states) = (
+            self.config.directions() * self.config.output_size(),
+            self.states(),
+        );
+        let time_major = self.config.batch_first && !unbatched;
+        let output_shape = self.output_shape(&cache.geometry);
+        if grad_output.shape() != output_shape.as_slice() {
+            return Err(Error::shape(
+                "grad_output",
+                format!("{output_shape:?} (the output's shape)"),
+                grad_output.shape(),
+            ));
+        }
+        let h_shape = self.state_shape(&cache.geometry, self.config.output_size());
+        let c_shape = self.state_shape(&cache.geometry, self.config.hidden_size);
+        check_optional("grad_h_n", grad_h_n, &h_shape)?;
+        match (self.config.mode, grad_c_n) {
+            (Mode::Lstm, g) => check_optional("grad_c_n", g, &c_shape)?,
+            (mode, Some(_)) => {
+                return Err(Error::config(format!(
+                    "grad_c_n was given, but {mode} has no cell state"
+                )));
+            }
+            (_, None) => {}
+        }
+        let d_output = if time_major {
+            swap_leading_axes(grad_output.data(), batch, steps, width)
+        } else {
+            grad_output.data().to_vec()
+        };
+        let (d_h, d_c) = (grad_h_n.map(Tensor::data), grad_c_n.map(Tensor::data));
+        let grads = match &mut self.cells {
+            Cells::Rnn(s) => s.backward(&cache.trace, &d_output, d_h, d_c),
+            Cells::Lstm(s) => s.backward(&cache.trace, &d_output, d_h, d_c),
+            Cells::Gru(s) => s.backward(&cache.trace, &d_output, d_h, d_c),
+        };
+        let input_size = self.config.input_size;
+        let input = if time_major {
+            swap_leading_axes(&grads.input, steps, batch, input_size)
+        } else {
+            grads.input
+        };
+        let input_shape = match (unbatched, time_major) {
+            (true, _) => vec![steps, input_size],
+            (false, true) => vec![batch, steps, input_size],
+            (false, false) => vec![steps, batch, input_size],
+        };
+        debug_assert_eq!(
+            h_shape.iter().product::<usize>(),
+            states * batch * self.config.output_size()
+        );
+        Ok(RecurrentGrads {
+            input: Tensor::from_parts(input_shape, input),
+            h0: Tensor::from_parts(h_shape, grads.h0),
+            c0: (self.config.mode == Mode::Lstm).then(|| Tensor::from_parts(c_shape, grads.c0)),
+        })
+    }
+
+    /// Checks the inputs and returns the geometry and the time-major input.
+    fn prepare(
+        &self,
+        input: &Tensor,
+        h0: Option<&Tensor>,
+        c0: Option<&Tensor>,
+    ) -> Result<(Geometry, Vec<f32>)> {
         let geometry = self.check_input(input)?;
-        let h0 = self.check_state("h_0", h0, self.config.output_size(), &geometry)?;
-        let c0 = match (self.config.mode, c0) {
-            (Mode::Lstm, c0) => self.check_state("c_0", c0, self.config.hidden_size, &geometry)?,
+        self.check_state("h_0", h0, self.config.output_size(), &geometry)?;
+        match (self.config.mode, c0) {
+            (Mode::Lstm, c0) => {
+                self.check_state("c_0", c0, self.config.hidden_size, &geometry)?;
+            }
             (mode, Some(_)) => {
                 return Err(Error::config(format!(
                     "c_0 was given, but {mode} has no cell state"
                 )));
             }
-            (_, None) => None,
+            (_, None) => {}
+        }
+        let x = if self.config.batch_first && !geometry.unbatched {
+            swap_leading_axes(
+                input.data(),
+                geometry.batch,
+                geometry.steps,
+                self.config.input_size,
+            )
+        } else {
+            input.data().to_vec()
         };
+        Ok((geometry, x))
+    }
+
+    /// Shapes the stack's time-major results as PyTorch does.
+    fn finish(&self, out: StackOutput<f32>, geometry: &Geometry) -> RecurrentOutput {
         let Geometry {
             steps,
             batch,
             unbatched,
-        } = geometry;
-        let time_major = self.config.batch_first && !unbatched;
-        let x = if time_major {
-            swap_leading_axes(input.data(), batch, steps, self.config.input_size)
-        } else {
-            input.data().to_vec()
-        };
-        let StackOutput { output, h_n, c_n } = match &self.cells {
-            Cells::Rnn(s) => s.forward(&x, steps, batch, h0, c0),
-            Cells::Lstm(s) => s.forward(&x, steps, batch, h0, c0),
-            Cells::Gru(s) => s.forward(&x, steps, batch, h0, c0),
-        };
+        } = *geometry;
         let width = self.config.directions() * self.config.output_size();
-        let states = self.config.num_layers * self.config.directions();
-        let (output, output_shape) = if unbatched {
-            (output, vec![steps, width])
-        } else if time_major {
-            (
-                swap_leading_axes(&output, steps, batch, width),
-                vec![batch, steps, width],
-            )
+        let output = if self.config.batch_first && !unbatched {
+            swap_leading_axes(&out.output, steps, batch, width)
         } else {
-            (output, vec![steps, batch, width])
+            out.output
         };
-        let state_shape = |size: usize| {
-            if unbatched {
-                vec![states, size]
-            } else {
-                vec![states, batch, size]
-            }
-        };
-        Ok(RecurrentOutput {
-            output: Tensor::from_parts(output_shape, output),
-            h_n: Tensor::from_parts(state_shape(self.config.output_size()), h_n),
-            c_n: (self.config.mode == Mode::Lstm)
-                .then(|| Tensor::from_parts(state_shape(self.config.hidden_size), c_n)),
-        })
+        RecurrentOutput {
+            output: Tensor::from_parts(self.output_shape(geometry), output),
+            h_n: Tensor::from_parts(
+                self.state_shape(geometry, self.config.output_size()),
+                out.h_n,
+            ),
+            c_n: (self.config.mode == Mode::Lstm).then(|| {
+                Tensor::from_parts(self.state_shape(geometry, self.config.hidden_size), out.c_n)
+            }),
+        }
+    }
+
+    fn states(&self) -> usize {
+        self.config.num_layers * self.config.directions()
+    }
+
+    fn output_shape(&self, g: &Geometry) -> Vec<usize> {
+        let width = self.config.directions() * self.config.output_size();
+        match (g.unbatched, self.config.batch_first) {
+            (true, _) => vec![g.steps, width],
+            (false, true) => vec![g.batch, g.steps, width],
+            (false, false) => vec![g.steps, g.batch, width],
+        }
+    }
+
+    fn state_shape(&self, g: &Geometry, size: usize) -> Vec<usize> {
+        if g.unbatched {
+            vec![self.states(), size]
+        } else {
+            vec![self.states(), g.batch, size]
+        }
     }
 
     fn check_input(&self, input: &Tensor) -> Result<Geometry> {
@@ -263,6 +425,44 @@ fn build_stack<C: Cell>(
     ))
 }
 
+/// What [`Recurrent::forward_train`] keeps for [`Recurrent::backward`]: every step's states and gate
+/// activations. Its size is about `T·B·(G·H + H_out + H)` values per layer and direction.
+#[derive(Clone, Debug)]
+pub struct RecurrentCache {
+    config: RecurrentConfig,
+    geometry: Geometry,
+    trace: StackTrace<f32>,
+}
+
+/// The gradients [`Recurrent::backward`] returns, shaped as the tensors they belong to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecurrentGrads {
+    /// `∂L/∂input`.
+    pub input: Tensor,
+    /// `∂L/∂h_0` (the gradient at the zero state when no `h_0` was given).
+    pub h0: Tensor,
+    /// LSTM only: `∂L/∂c_0`.
+    pub c0: Option<Tensor>,
+}
+
+/// An inverted-dropout mask: each value is 0 with probability `p`, else `1/(1−p)`.
+fn dropout_mask(len: usize, p: f32, rng: &mut impl Rng) -> Vec<f32> {
+    if p >= 1.0 {
+        return vec![0.0; len];
+    }
+    let scale = 1.0 / (1.0 - p);
+    (0..len)
+        .map(|_| if rng.random::<f32>() < p { 0.0 } else { scale })
+        .collect()
+}
+
+fn check_optional(what: &str, t: Option<&Tensor>, shape: &[usize]) -> Result<()> {
+    match t {
+        Some(t) if t.shape() != shape => Err(Error::shape(what, format!("{shape:?}"), t.shape())),
+        _ => Ok(()),
+    }
+}
+
 /// PyTorch's suffix of the parameters of one layer and direction: `_l0`, `_l1_reverse`, …
 fn suffix(layer: usize, direction: usize) -> String {
     format!("_l{layer}{}", if direction == 1 { "_reverse" } else { "" })
@@ -302,6 +502,26 @@ impl Module for Recurrent {
             Cells::Rnn(s) => stack_params_mut(s),
             Cells::Lstm(s) => stack_params_mut(s),
             Cells::Gru(s) => stack_params_mut(s),
+        }
+    }
+}
+
+fn stack_params_with_grads<C: Cell<Real = f32>>(stack: &mut Stack<C>) -> Vec<Param<'_>> {
+    let d = stack.directions();
+    stack
+        .cells_mut()
+        .iter_mut()
+        .enumerate()
+        .flat_map(|(k, cell)| cell.params_with_grads(&suffix(k / d, k % d)))
+        .collect()
+}
+
+impl Trainable for Recurrent {
+    fn parameters(&mut self) -> Vec<Param<'_>> {
+        match &mut self.cells {
+            Cells::Rnn(s) => stack_params_with_grads(s),
+            Cells::Lstm(s) => stack_params_with_grads(s),
+            Cells::Gru(s) => stack_params_with_grads(s),
         }
     }
 }
