@@ -73,7 +73,7 @@ struct LayerTrace<T> {
 }
 
 #[derive(Clone, Debug)]
-struct DirectionTrace<T> {
+pub(crate) struct DirectionTrace<T> {
     h0: Vec<T>,
     c0: Vec<T>,
     /// `h_t` of every step, `(T, B, H_out)`.
@@ -97,9 +97,9 @@ pub struct StackGrads<T> {
 
 /// The initial state of one direction of one layer, as row-major `B × size` slices.
 #[derive(Clone, Copy)]
-struct Initial<'a, T> {
-    h: &'a [T],
-    c: &'a [T],
+pub(crate) struct Initial<'a, T> {
+    pub h: &'a [T],
+    pub c: &'a [T],
 }
 
 impl<C: Cell> Stack<C> {
@@ -418,7 +418,7 @@ impl<C: Cell> Stack<C> {
 /// Runs one cell over time in one direction. Returns every `h_t` (`y`, `(T, B, H_out)`) and, when `keep`, the
 /// cell states and caches of every step; writes the final state into `h_n`, `c_n`.
 #[allow(clippy::too_many_arguments)]
-fn run_direction<C: Cell>(
+pub(crate) fn run_direction<C: Cell>(
     cell: &C,
     x: &[C::Real],
     steps: usize,
@@ -493,22 +493,22 @@ fn run_direction<C: Cell>(
 
 /// The gradients that reach a direction's final state from outside (`None`: zero).
 #[derive(Clone, Copy)]
-struct Final<'a, T> {
-    h: Option<&'a [T]>,
-    c: Option<&'a [T]>,
+pub(crate) struct Final<'a, T> {
+    pub h: Option<&'a [T]>,
+    pub c: Option<&'a [T]>,
 }
 
 /// Gradients of one direction's input and initial state.
-struct DirectionGrads<T> {
-    x: Vec<T>,
-    h0: Vec<T>,
-    c0: Vec<T>,
+pub(crate) struct DirectionGrads<T> {
+    pub x: Vec<T>,
+    pub h0: Vec<T>,
+    pub c0: Vec<T>,
 }
 
 /// Backpropagation through time for one cell in one direction. `dy` holds `∂L/∂h_t` from above for every step
 /// and is turned, in place, into the total `∂L/∂h_t` (from above and from the next step).
 #[allow(clippy::too_many_arguments)]
-fn backward_direction<C: Cell>(
+pub(crate) fn backward_direction<C: Cell>(
     cell: &mut C,
     trace: &DirectionTrace<C::Real>,
     x: &[C::Real],

@@ -310,3 +310,105 @@ fn gradients_accumulate_until_zeroed() {
             .all(|p| p.grad.iter().all(|g| *g == 0.0))
     );
 }
+
+#[test]
+fn cell_gradients_match_pytorch() {
+    use recur::Trainable;
+    let (dir, cases) = fixtures("cells");
+    for case in &cases {
+        let model = TensorFile::read(dir.join(format!("{case}.model.safetensors"))).unwrap();
+        let io = TensorFile::read(dir.join(format!("{case}.io.safetensors"))).unwrap();
+        let c: CellConfig = serde_json::from_str(&io.metadata["config"]).unwrap();
+        let (input, h0, c0) = (
+            &io.tensors["input"],
+            io.tensors.get("h0"),
+            io.tensors.get("c0"),
+        );
+        let grad_h = &io.tensors["grad_h1"];
+        let (i, h, bias) = (c.input_size, c.hidden_size, c.bias);
+        let (grads, params): (recur::cells::CellGrads, Vec<(String, Tensor)>) = match c.mode {
+            Mode::Lstm => {
+                let config = LstmCellConfig {
+                    input_size: i,
+                    hidden_size: h,
+                    bias,
+                    proj_size: 0,
+                };
+                let mut cell = LstmCell::from_state_dict(config, &model.tensors).unwrap();
+                let ((h1, _), cache) = cell
+                    .forward_train(input, h0.map(|h0| (h0, c0.unwrap())))
+                    .unwrap();
+                assert_close(case, "h1", &h1, &io.tensors["h1"]);
+                let g = cell
+                    .backward(&cache, grad_h, io.tensors.get("grad_c1"))
+                    .unwrap();
+                (
+                    g,
+                    cell.parameters()
+                        .into_iter()
+                        .map(|p| (p.name, Tensor::new(p.shape, p.grad.to_vec()).unwrap()))
+                        .collect(),
+                )
+            }
+            Mode::Gru => {
+                let mut cell = GruCell::from_state_dict(
+                    GruCellConfig {
+                        input_size: i,
+                        hidden_size: h,
+                        bias,
+                    },
+                    &model.tensors,
+                )
+                .unwrap();
+                let (_, cache) = cell.forward_train(input, h0).unwrap();
+                let g = cell.backward(&cache, grad_h).unwrap();
+                (
+                    g,
+                    cell.parameters()
+                        .into_iter()
+                        .map(|p| (p.name, Tensor::new(p.shape, p.grad.to_vec()).unwrap()))
+                        .collect(),
+                )
+            }
+            Mode::RnnTanh | Mode::RnnRelu => {
+                let nonlinearity = if c.mode == Mode::RnnRelu {
+                    Nonlinearity::Relu
+                } else {
+                    Nonlinearity::Tanh
+                };
+                let config = RnnCellConfig {
+                    input_size: i,
+                    hidden_size: h,
+                    bias,
+                    nonlinearity,
+                };
+                let mut cell = RnnCell::from_state_dict(config, &model.tensors).unwrap();
+                let (_, cache) = cell.forward_train(input, h0).unwrap();
+                let g = cell.backward(&cache, grad_h).unwrap();
+                (
+                    g,
+                    cell.parameters()
+                        .into_iter()
+                        .map(|p| (p.name, Tensor::new(p.shape, p.grad.to_vec()).unwrap()))
+                        .collect(),
+                )
+            }
+        };
+        assert_grad_close(case, "grad.input", &grads.input, &io.tensors["grad.input"]);
+        if let Some(want) = io.tensors.get("grad.h0") {
+            assert_grad_close(case, "grad.h0", &grads.h0, want);
+        }
+        if let Some(want) = io.tensors.get("grad.c0") {
+            assert_grad_close(case, "grad.c0", grads.c0.as_ref().unwrap(), want);
+        }
+        for (name, got) in &params {
+            assert_grad_close(
+                case,
+                &format!("grad.{name}"),
+                got,
+                &io.tensors[&format!("grad.{name}")],
+            );
+        }
+        assert_eq!(params.len(), model.tensors.len());
+    }
+}

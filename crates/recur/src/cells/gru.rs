@@ -11,9 +11,12 @@ use std::collections::HashMap;
 
 use rand::Rng;
 
-use super::{Cell, CellWeights, GateBackward, GatePass, step_tensors};
+use super::{
+    Cell, CellCache, CellGrads, CellWeights, GateBackward, GatePass, step_backward_tensors,
+    step_tensors,
+};
 use crate::error::Result;
-use crate::params::{Module, ParamMut, ParamRef};
+use crate::params::{Module, ParamMut, ParamRef, Trainable};
 use crate::real::Real;
 use crate::tensor::Tensor;
 
@@ -79,6 +82,18 @@ impl GruCell<f32> {
     /// One step: input `(B, I)` or `(I)`, `h` of the same batch shape (zeros when `None`); returns `h'`.
     pub fn forward(&self, input: &Tensor, h: Option<&Tensor>) -> Result<Tensor> {
         Ok(step_tensors(self, input, h, None)?.0)
+    }
+
+    /// [`Self::forward`] that also keeps what [`Self::backward`] needs.
+    pub fn forward_train(&self, input: &Tensor, h: Option<&Tensor>) -> Result<(Tensor, CellCache)> {
+        let (h, _, cache) = step_tensors(self, input, h, None)?;
+        Ok((h, cache))
+    }
+
+    /// Backward of one step from `∂L/∂h'`: accumulates the parameter gradients and returns those of the input
+    /// and of `h`.
+    pub fn backward(&mut self, cache: &CellCache, grad_h: &Tensor) -> Result<CellGrads> {
+        step_backward_tensors(self, cache, grad_h, None)
     }
 
     /// Loads PyTorch `state_dict` tensors (`weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`).
@@ -185,5 +200,11 @@ impl Module for GruCell<f32> {
 
     fn named_params_mut(&mut self) -> Vec<ParamMut<'_>> {
         self.params_mut("")
+    }
+}
+
+impl Trainable for GruCell<f32> {
+    fn parameters(&mut self) -> Vec<crate::params::Param<'_>> {
+        self.params_with_grads("")
     }
 }

@@ -11,10 +11,13 @@ use std::collections::HashMap;
 
 use rand::Rng;
 
-use super::{Cell, CellWeights, GateBackward, GatePass, step_tensors};
+use super::{
+    Cell, CellCache, CellGrads, CellWeights, GateBackward, GatePass, step_backward_tensors,
+    step_tensors,
+};
 use crate::error::{Error, Result};
 use crate::kernels::gemm::{MatMut, MatRef, gemm};
-use crate::params::{Module, Param, ParamMut, ParamRef, Parameter, init_uniform};
+use crate::params::{Module, Param, ParamMut, ParamRef, Parameter, Trainable, init_uniform};
 use crate::real::Real;
 use crate::tensor::Tensor;
 
@@ -72,8 +75,28 @@ impl LstmCell<f32> {
         input: &Tensor,
         state: Option<(&Tensor, &Tensor)>,
     ) -> Result<(Tensor, Tensor)> {
-        let (h, c) = step_tensors(self, input, state.map(|s| s.0), state.map(|s| s.1))?;
-        Ok((h, c.expect("an LSTM cell has a cell state")))
+        Ok(self.forward_train(input, state)?.0)
+    }
+
+    /// [`Self::forward`] that also keeps what [`Self::backward`] needs.
+    pub fn forward_train(
+        &self,
+        input: &Tensor,
+        state: Option<(&Tensor, &Tensor)>,
+    ) -> Result<((Tensor, Tensor), CellCache)> {
+        let (h, c, cache) = step_tensors(self, input, state.map(|s| s.0), state.map(|s| s.1))?;
+        Ok(((h, c.expect("an LSTM cell has a cell state")), cache))
+    }
+
+    /// Backward of one step from `∂L/∂h'` and `∂L/∂c'` (zero when `None`): accumulates the parameter gradients
+    /// and returns those of the input, `h` and `c`.
+    pub fn backward(
+        &mut self,
+        cache: &CellCache,
+        grad_h: &Tensor,
+        grad_c: Option<&Tensor>,
+    ) -> Result<CellGrads> {
+        step_backward_tensors(self, cache, grad_h, grad_c)
     }
 
     /// Loads PyTorch `state_dict` tensors (`weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`, `weight_hr`).
@@ -349,5 +372,11 @@ impl Module for LstmCell<f32> {
 
     fn named_params_mut(&mut self) -> Vec<ParamMut<'_>> {
         self.params_mut("")
+    }
+}
+
+impl Trainable for LstmCell<f32> {
+    fn parameters(&mut self) -> Vec<crate::params::Param<'_>> {
+        self.params_with_grads("")
     }
 }

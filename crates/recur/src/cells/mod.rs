@@ -26,6 +26,7 @@ pub use rnn::{Nonlinearity, RnnCell, RnnCellConfig};
 pub use weights::CellWeights;
 pub(crate) use weights::WeightGradInputs;
 
+use crate::driver::{Direction, DirectionTrace, Final, Initial, backward_direction, run_direction};
 use crate::error::{Error, Result};
 use crate::kernels::gemm::{MatMut, MatRef, broadcast_rows, gemm};
 use crate::params::{Param, ParamMut, ParamRef};
@@ -146,16 +147,48 @@ pub trait Cell: Clone + Send + Sync {
     }
 }
 
+/// What a lone cell's training step ([`LstmCell::forward_train`] and its siblings) keeps for its backward.
+#[derive(Clone, Debug)]
+pub struct CellCache {
+    trace: DirectionTrace<f32>,
+    x: Vec<f32>,
+    batch: usize,
+    unbatched: bool,
+    /// `(input, hidden, output, cache width)` of the cell that made it, to refuse a cache from another cell.
+    sizes: (usize, usize, usize, usize),
+}
+
+/// Gradients of a lone cell's inputs, shaped as the tensors they belong to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CellGrads {
+    /// `∂L/∂input`.
+    pub input: Tensor,
+    /// `∂L/∂h` (the gradient at the zero state when no state was given).
+    pub h0: Tensor,
+    /// LSTM only: `∂L/∂c`.
+    pub c0: Option<Tensor>,
+}
+
+fn sizes<C: Cell>(cell: &C) -> (usize, usize, usize, usize) {
+    let w = cell.weights();
+    (
+        w.input_size(),
+        w.hidden_size(),
+        cell.output_size(),
+        cell.cache_width(),
+    )
+}
+
 /// Runs one step of a lone cell on tensors, as PyTorch's `nn.*Cell.forward` does: input `(B, I)` or unbatched
-/// `(I)`, states `(B, H)` or `(H)`, zeros when absent. Returns `h_1` and, for cells with a cell state, `c_1`.
+/// `(I)`, states `(B, H)` or `(H)`, zeros when absent. Returns `h_1`, for cells with a cell state `c_1`, and
+/// what the backward needs. The step is the driver's, run for one time step.
 pub(crate) fn step_tensors<C: Cell<Real = f32>>(
     cell: &C,
     input: &Tensor,
     h0: Option<&Tensor>,
     c0: Option<&Tensor>,
-) -> Result<(Tensor, Option<Tensor>)> {
-    let w = cell.weights();
-    let (in_size, hidden, out_size) = (w.input_size(), w.hidden_size(), cell.output_size());
+) -> Result<(Tensor, Option<Tensor>, CellCache)> {
+    let (in_size, hidden, out_size, _) = sizes(cell);
     let (batch, unbatched) = match input.shape() {
         [i] if *i == in_size => (1, true),
         [b, i] if *i == in_size => (*b, false),
@@ -188,28 +221,97 @@ pub(crate) fn step_tensors<C: Cell<Real = f32>>(
     } else {
         Vec::new()
     };
-
-    let width = C::GATES * hidden;
-    let mut gx = vec![0.0; batch * width];
-    let mut gh = vec![0.0; batch * width];
-    w.input_projection(input.data(), batch, &mut gx);
-    w.recurrent_projection(&h_prev, batch, &mut gh);
-    let mut h_next = vec![0.0; batch * out_size];
-    let mut c_next = vec![0.0; if C::HAS_CELL_STATE { batch * hidden } else { 0 }];
-    let mut cache = vec![0.0; batch * cell.cache_width()];
-    cell.forward_gates(GatePass {
+    let mut h = vec![0.0; batch * out_size];
+    let mut c = vec![0.0; c_prev.len()];
+    let initial = Initial {
+        h: &h_prev,
+        c: &c_prev,
+    };
+    let trace = run_direction(
+        cell,
+        input.data(),
+        1,
         batch,
-        gx: &gx,
-        gh: &gh,
-        h_prev: &h_prev,
-        c_prev: &c_prev,
-        h_next: &mut h_next,
-        c_next: &mut c_next,
-        cache: &mut cache,
-    });
-    let h = Tensor::from_parts(state_shape(out_size), h_next);
-    let c = C::HAS_CELL_STATE.then(|| Tensor::from_parts(state_shape(hidden), c_next));
-    Ok((h, c))
+        Direction::Forward,
+        initial,
+        true,
+        &mut h,
+        &mut c,
+    );
+    let cache = CellCache {
+        trace,
+        x: input.data().to_vec(),
+        batch,
+        unbatched,
+        sizes: sizes(cell),
+    };
+    let h = Tensor::from_parts(state_shape(out_size), h);
+    let c = C::HAS_CELL_STATE.then(|| Tensor::from_parts(state_shape(hidden), c));
+    Ok((h, c, cache))
+}
+
+/// The backward of [`step_tensors`]: accumulates the cell's parameter gradients and returns those of its inputs.
+pub(crate) fn step_backward_tensors<C: Cell<Real = f32>>(
+    cell: &mut C,
+    cache: &CellCache,
+    grad_h: &Tensor,
+    grad_c: Option<&Tensor>,
+) -> Result<CellGrads> {
+    if cache.sizes != sizes(cell) {
+        return Err(Error::config(
+            "backward: the cache comes from a cell of another configuration",
+        ));
+    }
+    let (in_size, hidden, out_size, _) = cache.sizes;
+    let shape = |size: usize| {
+        if cache.unbatched {
+            vec![size]
+        } else {
+            vec![cache.batch, size]
+        }
+    };
+    if grad_h.shape() != shape(out_size).as_slice() {
+        return Err(Error::shape(
+            "grad_h",
+            format!("{:?}", shape(out_size)),
+            grad_h.shape(),
+        ));
+    }
+    match (C::HAS_CELL_STATE, grad_c) {
+        (true, Some(g)) if g.shape() != shape(hidden).as_slice() => {
+            return Err(Error::shape(
+                "grad_c",
+                format!("{:?}", shape(hidden)),
+                g.shape(),
+            ));
+        }
+        (false, Some(_)) => {
+            return Err(Error::config(
+                "grad_c was given, but the cell has no cell state",
+            ));
+        }
+        _ => {}
+    }
+    let final_grad = Final {
+        h: None,
+        c: grad_c.map(Tensor::data),
+    };
+    let dy = grad_h.data().to_vec();
+    let g = backward_direction(
+        cell,
+        &cache.trace,
+        &cache.x,
+        1,
+        cache.batch,
+        Direction::Forward,
+        dy,
+        final_grad,
+    );
+    Ok(CellGrads {
+        input: Tensor::from_parts(shape(in_size), g.x),
+        h0: Tensor::from_parts(shape(out_size), g.h0),
+        c0: C::HAS_CELL_STATE.then(|| Tensor::from_parts(shape(hidden), g.c0)),
+    })
 }
 
 /// `out ← x · Wᵀ + b` for the rows of `x`, with `W` row-major `(width, x.cols)`: the product every cell uses for
