@@ -14,22 +14,14 @@ fn fixture_dir() -> PathBuf {
 fn write_npy(path: &Path, t: &Tensor) {
     let shape: Vec<u64> = t.shape().iter().map(|&d| d as u64).collect();
     let mut bytes = Vec::new();
-    let mut w = npyz::WriteOptions::new()
-        .default_dtype()
-        .shape(&shape)
-        .writer(&mut bytes)
-        .begin_nd()
-        .unwrap();
+    let mut w = npyz::WriteOptions::new().default_dtype().shape(&shape).writer(&mut bytes).begin_nd().unwrap();
     w.extend(t.data().iter().copied()).unwrap();
     w.finish().unwrap();
     std::fs::write(path, bytes).unwrap();
 }
 
 fn recur(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_recur"))
-        .args(args)
-        .output()
-        .expect("run recur")
+    Command::new(env!("CARGO_BIN_EXE_recur")).args(args).output().expect("run recur")
 }
 
 fn p(path: &Path) -> &str {
@@ -44,18 +36,10 @@ fn run_case(case: &str, dir: &Path) -> (Output, TensorFile, PathBuf) {
     write_npy(&input, &io.tensors["input"]);
     let model = fixture_dir().join(format!("{case}.model.safetensors"));
     let out = dir.join(format!("{case}.out.safetensors"));
-    let mut args: Vec<String> = [
-        "forward",
-        "--model",
-        p(&model),
-        "--input",
-        p(&input),
-        "--output",
-        p(&out),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut args: Vec<String> = ["forward", "--model", p(&model), "--input", p(&input), "--output", p(&out)]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     for name in ["h0", "c0"] {
         if let Some(t) = io.tensors.get(name) {
             let path = dir.join(format!("{case}.{name}.npy"));
@@ -80,11 +64,7 @@ fn forward_reproduces_pytorch_fixtures() {
     let cases: Vec<String> = serde_json::from_str(&index).unwrap();
     for case in cases.iter().step_by(5) {
         let (output, io, out) = run_case(case, dir.path());
-        assert!(
-            output.status.success(),
-            "{case}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert!(output.status.success(), "{case}: {}", String::from_utf8_lossy(&output.stderr));
         let got = TensorFile::read(&out).unwrap();
         for name in ["output", "h_n", "c_n"] {
             match (got.tensors.get(name), io.tensors.get(name)) {
@@ -105,10 +85,7 @@ fn assert_one_line_error(output: &Output, needle: &str) {
     assert!(!output.status.success(), "should fail: {stderr}");
     assert!(!stderr.contains("panicked"), "panic: {stderr}");
     assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
-    assert!(
-        stderr.contains(needle),
-        "{stderr:?} should contain {needle:?}"
-    );
+    assert!(stderr.contains(needle), "{stderr:?} should contain {needle:?}");
 }
 
 #[test]
@@ -129,11 +106,7 @@ fn bad_inputs_fail_with_one_line() {
     let bad_h0 = d.join("h0.npy");
     write_npy(&bad_h0, &Tensor::zeros([2, 1, 2]));
     let corrupt = d.join("corrupt.safetensors");
-    std::fs::write(
-        &corrupt,
-        b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}......",
-    )
-    .unwrap();
+    std::fs::write(&corrupt, b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}......").unwrap();
     let missing = d.join("missing.npy");
 
     let base = |model: &Path, input: &Path| {
@@ -163,15 +136,7 @@ fn help_names_every_flag() {
     let output = recur(&["forward", "--help"]);
     assert!(output.status.success());
     let help = String::from_utf8_lossy(&output.stdout);
-    for flag in [
-        "--model",
-        "--input",
-        "--h0",
-        "--c0",
-        "--batch-first",
-        "--nonlinearity",
-        "--output",
-    ] {
+    for flag in ["--model", "--input", "--h0", "--c0", "--batch-first", "--nonlinearity", "--output"] {
         assert!(help.contains(flag), "{flag} missing from help");
     }
 }
@@ -181,12 +146,8 @@ fn help_names_every_flag() {
 fn readme_example_runs() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    let model =
-        "crates/recur/tests/fixtures/layers/lstm_l2_uni_bias1_bf0_h0_0_T3B3I2H3.model.safetensors";
-    assert!(
-        readme.contains(model) && readme.contains("--input examples/x.npy"),
-        "README names the example files"
-    );
+    let model = "crates/recur/tests/fixtures/layers/lstm_l2_uni_bias1_bf0_h0_0_T3B3I2H3.model.safetensors";
+    assert!(readme.contains(model) && readme.contains("--input examples/x.npy"), "README names the example files");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.safetensors");
     let output = recur(&[
@@ -198,12 +159,101 @@ fn readme_example_runs() {
         "--output",
         p(&out),
     ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let got = TensorFile::read(&out).unwrap();
     assert_eq!(got.tensors["output"].shape(), &[6, 3, 3]);
     assert_eq!(got.tensors["c_n"].shape(), &[2, 3, 3]);
+}
+
+/// `--grad-output` backpropagates through time and writes PyTorch's gradients.
+#[test]
+fn grad_output_reproduces_pytorch_gradients() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = std::fs::read_to_string(fixture_dir().join("index.json")).unwrap();
+    let cases: Vec<String> = serde_json::from_str(&index).unwrap();
+    for case in cases.iter().step_by(7) {
+        let io = TensorFile::read(fixture_dir().join(format!("{case}.io.safetensors"))).unwrap();
+        let config = RecurrentConfig::from_json(&io.metadata["config"]).unwrap();
+        let d = dir.path();
+        let input = d.join(format!("{case}.input.npy"));
+        write_npy(&input, &io.tensors["input"]);
+        let upstream: Vec<(String, Tensor)> = [("grad_output", "output"), ("grad_h_n", "h_n"), ("grad_c_n", "c_n")]
+            .iter()
+            .filter_map(|(from, to)| io.tensors.get(*from).map(|t| (to.to_string(), t.clone())))
+            .collect();
+        let grads = d.join(format!("{case}.grads.safetensors"));
+        TensorFile::write(&grads, &upstream, &Default::default()).unwrap();
+        let model = fixture_dir().join(format!("{case}.model.safetensors"));
+        let out = d.join(format!("{case}.out.safetensors"));
+        let mut args: Vec<String> =
+            ["forward", "--model", p(&model), "--input", p(&input), "--output", p(&out), "--grad-output", p(&grads)]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+        for name in ["h0", "c0"] {
+            if let Some(t) = io.tensors.get(name) {
+                let path = d.join(format!("{case}.{name}.npy"));
+                write_npy(&path, t);
+                args.extend([format!("--{name}"), p(&path).to_string()]);
+            }
+        }
+        if config.batch_first {
+            args.push("--batch-first".into());
+        }
+        if config.mode == Mode::RnnRelu {
+            args.extend(["--nonlinearity".into(), "relu".into()]);
+        }
+        let output = recur(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(output.status.success(), "{case}: {}", String::from_utf8_lossy(&output.stderr));
+        let got = TensorFile::read(&out).unwrap();
+        let expected: Vec<&String> = io.tensors.keys().filter(|k| k.starts_with("grad.")).collect();
+        assert!(!expected.is_empty());
+        for name in expected {
+            let (g, w) = (&got.tensors[name], &io.tensors[name]);
+            assert_eq!(g.shape(), w.shape(), "{case}: {name}");
+            let err = g.data().iter().zip(w.data()).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0.0, f32::max);
+            assert!(err <= 1e-5, "{case}: {name} differs by {err}");
+        }
+        let extra: Vec<&String> = got.tensors.keys().filter(|k| !io.tensors.contains_key(*k)).collect();
+        assert!(extra.is_empty(), "{case}: unexpected outputs {extra:?}");
+    }
+}
+
+#[test]
+fn grad_output_with_unknown_tensor_is_an_error() {
+    let d = tempfile::tempdir().unwrap();
+    let case = "lstm_l2_bi_bias1_bf0_h0_1_T3B1I2H2";
+    let io = TensorFile::read(fixture_dir().join(format!("{case}.io.safetensors"))).unwrap();
+    let input = d.path().join("x.npy");
+    write_npy(&input, &io.tensors["input"]);
+    let grads = d.path().join("g.safetensors");
+    TensorFile::write(&grads, &[("outputs".to_string(), io.tensors["grad_output"].clone())], &Default::default())
+        .unwrap();
+    let model = fixture_dir().join(format!("{case}.model.safetensors"));
+    let out = d.path().join("out.safetensors");
+    let output = recur(&[
+        "forward",
+        "--model",
+        p(&model),
+        "--input",
+        p(&input),
+        "--output",
+        p(&out),
+        "--grad-output",
+        p(&grads),
+    ]);
+    assert_one_line_error(&output, "no tensor `output`");
+    TensorFile::write(&grads, &[("output".to_string(), Tensor::zeros([3, 1, 5]))], &Default::default()).unwrap();
+    let output = recur(&[
+        "forward",
+        "--model",
+        p(&model),
+        "--input",
+        p(&input),
+        "--output",
+        p(&out),
+        "--grad-output",
+        p(&grads),
+    ]);
+    assert_one_line_error(&output, "grad_output: expected shape [3, 1, 4]");
 }

@@ -14,16 +14,9 @@ fn main() -> recur::Result<()> {
     };
     let reps: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(20);
     let (batch, steps, input, hidden) = (32, 50, 128, 256);
-    let config = RecurrentConfig::new(mode, input, hidden)
-        .num_layers(2)
-        .batch_first(true);
+    let config = RecurrentConfig::new(mode, input, hidden).num_layers(2).batch_first(true);
     let layer = Recurrent::with_seed(config, 0)?;
-    let x = Tensor::new(
-        [batch, steps, input],
-        (0..batch * steps * input)
-            .map(|i| (i as f32).sin())
-            .collect(),
-    )?;
+    let x = Tensor::new([batch, steps, input], (0..batch * steps * input).map(|i| (i as f32).sin()).collect())?;
     let mut times = Vec::new();
     for _ in 0..reps {
         let start = Instant::now();
@@ -31,10 +24,6 @@ fn main() -> recur::Result<()> {
         times.push(start.elapsed().as_secs_f64() * 1e3);
     }
     times.sort_by(f64::total_cmp);
-    println!(
-        "{mode} fwd B32 T50 I128 H256 L2: median {:.2} ms, min {:.2} ms",
-        times[reps / 2],
-        times[0]
-    );
+    println!("{mode} fwd B32 T50 I128 H256 L2: median {:.2} ms, min {:.2} ms", times[reps / 2], times[0]);
     Ok(())
 }

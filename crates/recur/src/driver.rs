@@ -29,11 +29,7 @@ impl Direction {
 
     /// The direction of index `d` in PyTorch's ordering (forward first).
     pub fn of_index(d: usize) -> Self {
-        if d == 0 {
-            Direction::Forward
-        } else {
-            Direction::Reverse
-        }
+        if d == 0 { Direction::Forward } else { Direction::Reverse }
     }
 }
 
@@ -148,10 +144,7 @@ impl<C: Cell> Stack<C> {
 
     /// The same stack in another precision (the cells built by `cast`).
     pub fn map<D: Cell>(&self, cast: impl Fn(&C) -> D) -> Stack<D> {
-        Stack {
-            cells: self.cells.iter().map(cast).collect(),
-            directions: self.directions,
-        }
+        Stack { cells: self.cells.iter().map(cast).collect(), directions: self.directions }
     }
 
     fn hidden_size(&self) -> usize {
@@ -203,11 +196,7 @@ impl<C: Cell> Stack<C> {
         let zero = C::Real::zero();
         let out_size = self.output_size();
         let state_len = batch * out_size;
-        let cell_len = if C::HAS_CELL_STATE {
-            batch * self.hidden_size()
-        } else {
-            0
-        };
+        let cell_len = if C::HAS_CELL_STATE { batch * self.hidden_size() } else { 0 };
         let n = self.cells.len();
         let mut h_n = vec![zero; n * state_len];
         let mut c_n = vec![zero; n * cell_len];
@@ -218,98 +207,44 @@ impl<C: Cell> Stack<C> {
         let mut layer_output: Option<Vec<C::Real>> = None;
         for layer in 0..self.layers() {
             let unmasked: &[C::Real] = layer_output.as_deref().unwrap_or(input);
-            let mask = masks
-                .get_mut(layer)
-                .and_then(Option::take)
-                .filter(|_| layer > 0);
-            let masked: Option<Vec<C::Real>> = mask
-                .as_ref()
-                .map(|m| unmasked.iter().zip(m).map(|(&v, &m)| v * m).collect());
+            let mask = masks.get_mut(layer).and_then(Option::take).filter(|_| layer > 0);
+            let masked: Option<Vec<C::Real>> =
+                mask.as_ref().map(|m| unmasked.iter().zip(m).map(|(&v, &m)| v * m).collect());
             let x_ref = masked.as_deref().unwrap_or(unmasked);
             let first = layer * self.directions;
             let initial = |d: usize| Initial {
-                h: h0.map_or(&zeros_h[..], |h| {
-                    &h[(first + d) * state_len..(first + d + 1) * state_len]
-                }),
-                c: c0.map_or(&zeros_c[..], |c| {
-                    &c[(first + d) * cell_len..(first + d + 1) * cell_len]
-                }),
+                h: h0.map_or(&zeros_h[..], |h| &h[(first + d) * state_len..(first + d + 1) * state_len]),
+                c: c0.map_or(&zeros_c[..], |c| &c[(first + d) * cell_len..(first + d + 1) * cell_len]),
             };
             let hn = &mut h_n[first * state_len..(first + self.directions) * state_len];
             let cn = &mut c_n[first * cell_len..(first + self.directions) * cell_len];
             let mut runs: Vec<DirectionTrace<C::Real>> = Vec::with_capacity(self.directions);
             if self.directions == 1 {
                 let cell = self.cell(layer, 0);
-                runs.push(run_direction(
-                    cell,
-                    x_ref,
-                    steps,
-                    batch,
-                    Direction::Forward,
-                    initial(0),
-                    keep,
-                    hn,
-                    cn,
-                ));
+                runs.push(run_direction(cell, x_ref, steps, batch, Direction::Forward, initial(0), keep, hn, cn));
             } else {
                 let (hn_f, hn_r) = hn.split_at_mut(state_len);
                 let (cn_f, cn_r) = cn.split_at_mut(cell_len);
                 let (cf, cr) = (self.cell(layer, 0), self.cell(layer, 1));
                 let (f, r) = rayon::join(
-                    || {
-                        run_direction(
-                            cf,
-                            x_ref,
-                            steps,
-                            batch,
-                            Direction::Forward,
-                            initial(0),
-                            keep,
-                            hn_f,
-                            cn_f,
-                        )
-                    },
-                    || {
-                        run_direction(
-                            cr,
-                            x_ref,
-                            steps,
-                            batch,
-                            Direction::Reverse,
-                            initial(1),
-                            keep,
-                            hn_r,
-                            cn_r,
-                        )
-                    },
+                    || run_direction(cf, x_ref, steps, batch, Direction::Forward, initial(0), keep, hn_f, cn_f),
+                    || run_direction(cr, x_ref, steps, batch, Direction::Reverse, initial(1), keep, hn_r, cn_r),
                 );
                 runs.extend([f, r]);
             }
             let output = if self.directions == 1 {
-                if keep {
-                    runs[0].y.clone()
-                } else {
-                    std::mem::take(&mut runs[0].y)
-                }
+                if keep { runs[0].y.clone() } else { std::mem::take(&mut runs[0].y) }
             } else {
                 interleave(&runs[0].y, &runs[1].y, out_size)
             };
             if keep {
                 let input = masked.unwrap_or_else(|| unmasked.to_vec());
-                traces.push(LayerTrace {
-                    input,
-                    mask,
-                    directions: runs,
-                });
+                traces.push(LayerTrace { input, mask, directions: runs });
             }
             layer_output = Some(output);
         }
         let output = layer_output.expect("a stack has at least one layer");
-        let trace = keep.then_some(StackTrace {
-            steps,
-            batch,
-            layers: traces,
-        });
+        let trace = keep.then_some(StackTrace { steps, batch, layers: traces });
         (StackOutput { output, h_n, c_n }, trace)
     }
 
@@ -330,11 +265,7 @@ impl<C: Cell> Stack<C> {
         let zero = C::Real::zero();
         let out_size = self.output_size();
         let state_len = batch * out_size;
-        let cell_len = if C::HAS_CELL_STATE {
-            batch * self.hidden_size()
-        } else {
-            0
-        };
+        let cell_len = if C::HAS_CELL_STATE { batch * self.hidden_size() } else { 0 };
         let n = self.cells.len();
         let d = self.directions;
         let mut dh0 = vec![zero; n * state_len];
@@ -349,16 +280,8 @@ impl<C: Cell> Stack<C> {
             };
             let mut dx = if d == 1 {
                 let (cell, dir) = (&mut self.cells[first], &lt.directions[0]);
-                let g = backward_direction(
-                    cell,
-                    dir,
-                    &lt.input,
-                    steps,
-                    batch,
-                    Direction::Forward,
-                    d_above,
-                    final_grad(0),
-                );
+                let g =
+                    backward_direction(cell, dir, &lt.input, steps, batch, Direction::Forward, d_above, final_grad(0));
                 dh0[first * state_len..(first + 1) * state_len].copy_from_slice(&g.h0);
                 dc0[first * cell_len..(first + 1) * cell_len].copy_from_slice(&g.c0);
                 g.x
@@ -368,34 +291,11 @@ impl<C: Cell> Stack<C> {
                 let (df, dr) = (&lt.directions[0], &lt.directions[1]);
                 let x = &lt.input;
                 let (gf, gr) = rayon::join(
-                    || {
-                        backward_direction(
-                            &mut cf[0],
-                            df,
-                            x,
-                            steps,
-                            batch,
-                            Direction::Forward,
-                            dy_f,
-                            final_grad(0),
-                        )
-                    },
-                    || {
-                        backward_direction(
-                            &mut cr[0],
-                            dr,
-                            x,
-                            steps,
-                            batch,
-                            Direction::Reverse,
-                            dy_r,
-                            final_grad(1),
-                        )
-                    },
+                    || backward_direction(&mut cf[0], df, x, steps, batch, Direction::Forward, dy_f, final_grad(0)),
+                    || backward_direction(&mut cr[0], dr, x, steps, batch, Direction::Reverse, dy_r, final_grad(1)),
                 );
                 for (k, g) in [&gf, &gr].into_iter().enumerate() {
-                    dh0[(first + k) * state_len..(first + k + 1) * state_len]
-                        .copy_from_slice(&g.h0);
+                    dh0[(first + k) * state_len..(first + k + 1) * state_len].copy_from_slice(&g.h0);
                     dc0[(first + k) * cell_len..(first + k + 1) * cell_len].copy_from_slice(&g.c0);
                 }
                 let mut x = gf.x;
@@ -407,11 +307,7 @@ impl<C: Cell> Stack<C> {
             }
             d_above = dx;
         }
-        StackGrads {
-            input: d_above,
-            h0: dh0,
-            c0: dc0,
-        }
+        StackGrads { input: d_above, h0: dh0, c0: dc0 }
     }
 }
 
@@ -452,13 +348,7 @@ pub(crate) fn run_direction<C: Cell>(
         let (c_prev, c_next) = if keep {
             slots(&mut c, initial.c, cell_len, t, prev)
         } else {
-            slots(
-                &mut c,
-                initial.c,
-                cell_len,
-                s % 2,
-                (s > 0).then(|| (s - 1) % 2),
-            )
+            slots(&mut c, initial.c, cell_len, s % 2, (s > 0).then(|| (s - 1) % 2))
         };
         let slot = if keep { t } else { 0 };
         weights.recurrent_projection(h_prev, batch, &mut gh);
@@ -477,18 +367,8 @@ pub(crate) fn run_direction<C: Cell>(
     h_n.copy_from_slice(&y[last * state_len..(last + 1) * state_len]);
     let last_c = if keep { last } else { (steps - 1) % 2 };
     c_n.copy_from_slice(&c[last_c * cell_len..(last_c + 1) * cell_len]);
-    let (h0, c0) = if keep {
-        (initial.h.to_vec(), initial.c.to_vec())
-    } else {
-        (Vec::new(), Vec::new())
-    };
-    DirectionTrace {
-        h0,
-        c0,
-        y,
-        c,
-        cache,
-    }
+    let (h0, c0) = if keep { (initial.h.to_vec(), initial.c.to_vec()) } else { (Vec::new(), Vec::new()) };
+    DirectionTrace { h0, c0, y, c, cache }
 }
 
 /// The gradients that reach a direction's final state from outside (`None`: zero).
@@ -527,20 +407,9 @@ pub(crate) fn backward_direction<C: Cell>(
     let rows = steps * batch;
 
     let mut dgx = vec![zero; rows * width];
-    let mut dgh = vec![
-        zero;
-        if C::SEPARATE_RECURRENT_GRAD {
-            rows * width
-        } else {
-            0
-        }
-    ];
-    let mut dh = final_grad
-        .h
-        .map_or_else(|| vec![zero; state_len], <[_]>::to_vec);
-    let mut dc = final_grad
-        .c
-        .map_or_else(|| vec![zero; cell_len], <[_]>::to_vec);
+    let mut dgh = vec![zero; if C::SEPARATE_RECURRENT_GRAD { rows * width } else { 0 }];
+    let mut dh = final_grad.h.map_or_else(|| vec![zero; state_len], <[_]>::to_vec);
+    let mut dc = final_grad.c.map_or_else(|| vec![zero; cell_len], <[_]>::to_vec);
     let mut dh_prev = vec![zero; state_len];
     let mut dc_prev = vec![zero; cell_len];
     let mut scratch = vec![zero; batch * cell.scratch_width()];
@@ -563,22 +432,13 @@ pub(crate) fn backward_direction<C: Cell>(
             dh: dy_t,
             dc: &dc,
             dgx: &mut dgx[gates.clone()],
-            dgh: if C::SEPARATE_RECURRENT_GRAD {
-                &mut dgh[gates.clone()]
-            } else {
-                &mut []
-            },
+            dgh: if C::SEPARATE_RECURRENT_GRAD { &mut dgh[gates.clone()] } else { &mut [] },
             dh_prev: &mut dh_prev,
             dc_prev: &mut dc_prev,
             scratch: &mut scratch,
         });
-        let dg_recurrent = if C::SEPARATE_RECURRENT_GRAD {
-            &dgh[gates]
-        } else {
-            &dgx[gates]
-        };
-        cell.weights()
-            .recurrent_backward(dg_recurrent, batch, &mut dh_prev);
+        let dg_recurrent = if C::SEPARATE_RECURRENT_GRAD { &dgh[gates] } else { &dgx[gates] };
+        cell.weights().recurrent_backward(dg_recurrent, batch, &mut dh_prev);
         std::mem::swap(&mut dh, &mut dh_prev);
         std::mem::swap(&mut dc, &mut dc_prev);
     }
@@ -589,33 +449,14 @@ pub(crate) fn backward_direction<C: Cell>(
     let last = steps - 1;
     let h_prev = match direction {
         // Step t ≥ 1 read h_{t−1} = y[t−1]; step 0 read h_0.
-        Direction::Forward => [
-            (batch..rows, &trace.y[..last * state_len]),
-            (0..batch, &trace.h0[..]),
-        ],
+        Direction::Forward => [(batch..rows, &trace.y[..last * state_len]), (0..batch, &trace.h0[..])],
         // Step t ≤ T−2 read y[t+1]; step T−1 read h_0.
-        Direction::Reverse => [
-            (0..last * batch, &trace.y[state_len..]),
-            (last * batch..rows, &trace.h0[..]),
-        ],
+        Direction::Reverse => [(0..last * batch, &trace.y[state_len..]), (last * batch..rows, &trace.h0[..])],
     };
-    let dgh_all = if C::SEPARATE_RECURRENT_GRAD {
-        &dgh
-    } else {
-        &dgx
-    };
-    cell.weights_mut().accumulate_grads(WeightGradInputs {
-        x,
-        dgx: &dgx,
-        dgh: dgh_all,
-        h_prev,
-    });
+    let dgh_all = if C::SEPARATE_RECURRENT_GRAD { &dgh } else { &dgx };
+    cell.weights_mut().accumulate_grads(WeightGradInputs { x, dgx: &dgx, dgh: dgh_all, h_prev });
     cell.accumulate_extra_grads(&dy, &trace.cache);
-    DirectionGrads {
-        x: dx,
-        h0: dh,
-        c0: dc,
-    }
+    DirectionGrads { x: dx, h0: dh, c0: dc }
 }
 
 /// The range of slot `k` of `len` values.
@@ -640,10 +481,7 @@ fn slots<'a, T>(
         }
         Some(p) => {
             let (before, after) = buf.split_at_mut(p * len);
-            (
-                &after[..len],
-                &mut before[current * len..(current + 1) * len],
-            )
+            (&after[..len], &mut before[current * len..(current + 1) * len])
         }
     }
 }
@@ -677,10 +515,7 @@ mod tests {
     fn interleave_puts_forward_first_and_deinterleave_undoes_it() {
         let both = interleave(&[1.0, 2.0, 3.0, 4.0], &[5.0, 6.0, 7.0, 8.0], 2);
         assert_eq!(both, vec![1.0, 2.0, 5.0, 6.0, 3.0, 4.0, 7.0, 8.0]);
-        assert_eq!(
-            deinterleave(&both, 2),
-            (vec![1.0, 2.0, 3.0, 4.0], vec![5.0, 6.0, 7.0, 8.0])
-        );
+        assert_eq!(deinterleave(&both, 2), (vec![1.0, 2.0, 3.0, 4.0], vec![5.0, 6.0, 7.0, 8.0]));
     }
 
     #[test]

@@ -39,9 +39,7 @@ pub enum Error {
         expected: Vec<usize>,
     },
     /// A model file holds a tensor the configuration has no place for.
-    #[error(
-        "unexpected tensor `{name}` with shape {shape:?} (the configuration has no such parameter)"
-    )]
+    #[error("unexpected tensor `{name}` with shape {shape:?} (the configuration has no such parameter)")]
     UnexpectedTensor {
         /// Name of the extra tensor.
         name: String,
@@ -89,16 +87,8 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn shape(
-        what: impl Into<String>,
-        expected: impl Into<String>,
-        found: &[usize],
-    ) -> Self {
-        Error::Shape {
-            what: what.into(),
-            expected: expected.into(),
-            found: found.to_vec(),
-        }
+    pub(crate) fn shape(what: impl Into<String>, expected: impl Into<String>, found: &[usize]) -> Self {
+        Error::Shape { what: what.into(), expected: expected.into(), found: found.to_vec() }
     }
 
     pub(crate) fn config(message: impl Into<String>) -> Self {

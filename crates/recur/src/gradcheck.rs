@@ -24,11 +24,7 @@ pub fn numeric_gradient(x: &mut [f64], eps: f64, mut f: impl FnMut(&[f64]) -> f6
 /// When the lengths differ.
 pub fn max_relative_error(analytic: &[f64], numeric: &[f64]) -> f64 {
     assert_eq!(analytic.len(), numeric.len(), "gradient lengths differ");
-    analytic
-        .iter()
-        .zip(numeric)
-        .map(|(a, n)| (a - n).abs() / n.abs().max(1.0))
-        .fold(0.0, f64::max)
+    analytic.iter().zip(numeric).map(|(a, n)| (a - n).abs() / n.abs().max(1.0)).fold(0.0, f64::max)
 }
 
 /// Checks an analytic gradient against central differences; `Err` names the worst element.
@@ -45,10 +41,7 @@ pub fn check(
         .zip(&numeric)
         .map(|(a, n)| (a - n).abs() / n.abs().max(1.0))
         .enumerate()
-        .fold(
-            (0, 0.0),
-            |best, (i, e)| if e > best.1 { (i, e) } else { best },
-        );
+        .fold((0, 0.0), |best, (i, e)| if e > best.1 { (i, e) } else { best });
     if err > tolerance {
         return Err(format!(
             "{what}: element {worst}: analytic {} vs numeric {} (relative error {err:.3e} > {tolerance:.0e})",

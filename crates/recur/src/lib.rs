@@ -37,13 +37,9 @@ pub mod params;
 pub mod real;
 pub mod tensor;
 
-pub use cells::{
-    GruCell, GruCellConfig, LstmCell, LstmCellConfig, Nonlinearity, RnnCell, RnnCellConfig,
-};
+pub use cells::{GruCell, GruCellConfig, LstmCell, LstmCellConfig, Nonlinearity, RnnCell, RnnCellConfig};
 pub use error::{Error, Result};
-pub use layer::{
-    Mode, Recurrent, RecurrentCache, RecurrentConfig, RecurrentGrads, RecurrentOutput,
-};
+pub use layer::{Mode, Recurrent, RecurrentCache, RecurrentConfig, RecurrentGrads, RecurrentOutput};
 pub use model_file::LoadOptions;
 pub use params::{Module, Param, Trainable};
 pub use tensor::Tensor;

@@ -42,23 +42,17 @@ impl TensorFile {
     /// Reads a safetensors file, converting F32, F64, F16 and BF16 tensors to `f32`.
     pub fn read(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| Error::Io {
-            path: path.into(),
-            source,
-        })?;
+        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.into(), source })?;
         Self::from_bytes(&bytes, path)
     }
 
     /// Parses the bytes of a safetensors file; `path` only names the file in errors.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
-        let format = |reason: String| Error::Format {
-            path: path.into(),
-            reason,
-        };
-        let parsed = SafeTensors::deserialize(bytes)
-            .map_err(|e| format(format!("not a valid safetensors file: {e}")))?;
-        let (_, header) = SafeTensors::read_metadata(bytes)
-            .map_err(|e| format(format!("not a valid safetensors file: {e}")))?;
+        let format = |reason: String| Error::Format { path: path.into(), reason };
+        let parsed =
+            SafeTensors::deserialize(bytes).map_err(|e| format(format!("not a valid safetensors file: {e}")))?;
+        let (_, header) =
+            SafeTensors::read_metadata(bytes).map_err(|e| format(format!("not a valid safetensors file: {e}")))?;
         let metadata = header.metadata().clone().unwrap_or_default();
         let mut tensors = HashMap::new();
         for (name, view) in parsed.tensors() {
@@ -79,42 +73,25 @@ impl TensorFile {
         let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
             .iter()
             .map(|(name, t)| {
-                (
-                    name.clone(),
-                    t.data().iter().flat_map(|v| v.to_le_bytes()).collect(),
-                    t.shape().to_vec(),
-                )
+                (name.clone(), t.data().iter().flat_map(|v| v.to_le_bytes()).collect(), t.shape().to_vec())
             })
             .collect();
         let views = bytes
             .iter()
-            .map(|(name, data, shape)| {
-                TensorView::new(Dtype::F32, shape.clone(), data).map(|v| (name.as_str(), v))
-            })
+            .map(|(name, data, shape)| TensorView::new(Dtype::F32, shape.clone(), data).map(|v| (name.as_str(), v)))
             .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| Error::Format {
-                path: path.into(),
-                reason: format!("cannot build tensor: {e}"),
-            })?;
+            .map_err(|e| Error::Format { path: path.into(), reason: format!("cannot build tensor: {e}") })?;
         let meta = (!metadata.is_empty()).then(|| metadata.clone());
-        let serialized = safetensors::serialize(views, meta).map_err(|e| Error::Format {
-            path: path.into(),
-            reason: format!("cannot serialise: {e}"),
-        })?;
+        let serialized = safetensors::serialize(views, meta)
+            .map_err(|e| Error::Format { path: path.into(), reason: format!("cannot serialise: {e}") })?;
         write_atomically(path, &serialized)
     }
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |source| Error::Io {
-        path: path.into(),
-        source,
-    };
+    let io = |source| Error::Io { path: path.into(), source };
     let mut tmp = PathBuf::from(path);
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(".tmp");
     tmp.set_file_name(name);
     let mut file = std::fs::File::create(&tmp).map_err(io)?;
@@ -128,27 +105,15 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 fn to_f32(name: &str, view: &TensorView<'_>) -> Result<Vec<f32>> {
     let data = view.data();
     Ok(match view.dtype() {
-        Dtype::F32 => data
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect(),
+        Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
         Dtype::F64 => data
             .chunks_exact(8)
             .map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32)
             .collect(),
-        Dtype::F16 => data
-            .chunks_exact(2)
-            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-            .collect(),
-        Dtype::BF16 => data
-            .chunks_exact(2)
-            .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-            .collect(),
+        Dtype::F16 => data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        Dtype::BF16 => data.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
         other => {
-            return Err(Error::Dtype {
-                name: name.to_string(),
-                dtype: format!("{other:?}"),
-            });
+            return Err(Error::Dtype { name: name.to_string(), dtype: format!("{other:?}") });
         }
     })
 }
@@ -159,10 +124,9 @@ impl Recurrent {
         let path = path.as_ref();
         let file = TensorFile::read(path)?;
         Self::from_tensor_file(&file, options).map_err(|e| match e {
-            Error::Config(reason) => Error::Format {
-                path: path.into(),
-                reason: format!("invalid configuration: {reason}"),
-            },
+            Error::Config(reason) => {
+                Error::Format { path: path.into(), reason: format!("invalid configuration: {reason}") }
+            }
             other => other,
         })
     }
@@ -213,20 +177,13 @@ fn apply_options(config: RecurrentConfig, options: &LoadOptions) -> Result<Recur
 /// The first layer's tensors tell the mode (from the gate multiple `rows(weight_ih) / hidden`), the sizes, the
 /// projection (`weight_hr_l0`), bias (`bias_ih_l0`) and direction (`weight_ih_l0_reverse`); the number of layers
 /// is that of the `weight_ih_l{k}` tensors. The remaining tensors are checked when the parameters are assigned.
-pub fn infer_config(
-    tensors: &HashMap<String, Tensor>,
-    options: &LoadOptions,
-) -> Result<RecurrentConfig> {
+pub fn infer_config(tensors: &HashMap<String, Tensor>, options: &LoadOptions) -> Result<RecurrentConfig> {
     let shape_of = |name: &str| tensors.get(name).map(|t| t.shape().to_vec());
     let matrix = |name: &str| -> Result<Option<(usize, usize)>> {
         match shape_of(name) {
             None => Ok(None),
             Some(s) if s.len() == 2 => Ok(Some((s[0], s[1]))),
-            Some(s) => Err(Error::TensorShape {
-                name: name.into(),
-                expected: vec![0, 0],
-                found: s,
-            }),
+            Some(s) => Err(Error::TensorShape { name: name.into(), expected: vec![0, 0], found: s }),
         }
     };
     let Some((rows, input_size)) = matrix("weight_ih_l0")? else {
@@ -238,10 +195,7 @@ pub fn infer_config(
         )));
     };
     let Some((hh_rows, recurrent)) = matrix("weight_hh_l0")? else {
-        return Err(Error::MissingTensor {
-            name: "weight_hh_l0".into(),
-            expected: vec![rows, 0],
-        });
+        return Err(Error::MissingTensor { name: "weight_hh_l0".into(), expected: vec![rows, 0] });
     };
     if hh_rows != rows {
         return Err(Error::TensorShape {
@@ -269,9 +223,7 @@ pub fn infer_config(
             )));
         }
     };
-    let num_layers = (0..)
-        .take_while(|k| tensors.contains_key(&format!("weight_ih_l{k}")))
-        .count();
+    let num_layers = (0..).take_while(|k| tensors.contains_key(&format!("weight_ih_l{k}"))).count();
     Ok(RecurrentConfig {
         mode,
         input_size,

@@ -42,10 +42,7 @@ pub struct Parameter<T> {
 impl<T: Real> Parameter<T> {
     /// `len` zeros, without a gradient.
     pub fn zeros(len: usize) -> Self {
-        Parameter {
-            value: vec![T::zero(); len],
-            grad: Vec::new(),
-        }
+        Parameter { value: vec![T::zero(); len], grad: Vec::new() }
     }
 
     /// The values.
@@ -83,15 +80,8 @@ impl<T: Real> Parameter<T> {
 
     /// The same values in another precision, without a gradient.
     pub fn cast<U: Real>(&self) -> Parameter<U> {
-        let value = self
-            .value
-            .iter()
-            .map(|&v| U::from_f64_lossy(Real::to_f64(v)))
-            .collect();
-        Parameter {
-            value,
-            grad: Vec::new(),
-        }
+        let value = self.value.iter().map(|&v| U::from_f64_lossy(Real::to_f64(v))).collect();
+        Parameter { value, grad: Vec::new() }
     }
 }
 
@@ -118,10 +108,7 @@ pub fn assign(params: Vec<ParamMut<'_>>, tensors: &HashMap<String, Tensor>) -> R
         expected.insert(&p.name, &p.shape);
         match tensors.get(&p.name) {
             None => {
-                return Err(Error::MissingTensor {
-                    name: p.name.clone(),
-                    expected: p.shape.clone(),
-                });
+                return Err(Error::MissingTensor { name: p.name.clone(), expected: p.shape.clone() });
             }
             Some(t) if t.shape() != p.shape.as_slice() => {
                 return Err(Error::TensorShape {
@@ -133,16 +120,10 @@ pub fn assign(params: Vec<ParamMut<'_>>, tensors: &HashMap<String, Tensor>) -> R
             Some(_) => {}
         }
     }
-    let mut extra: Vec<&String> = tensors
-        .keys()
-        .filter(|k| !expected.contains_key(k.as_str()))
-        .collect();
+    let mut extra: Vec<&String> = tensors.keys().filter(|k| !expected.contains_key(k.as_str())).collect();
     extra.sort();
     if let Some(name) = extra.first() {
-        return Err(Error::UnexpectedTensor {
-            name: (*name).clone(),
-            shape: tensors[*name].shape().to_vec(),
-        });
+        return Err(Error::UnexpectedTensor { name: (*name).clone(), shape: tensors[*name].shape().to_vec() });
     }
     for p in params {
         p.data.copy_from_slice(tensors[&p.name].data());
@@ -152,10 +133,7 @@ pub fn assign(params: Vec<ParamMut<'_>>, tensors: &HashMap<String, Tensor>) -> R
 
 /// Copies every parameter into a named tensor, in a stable order.
 pub fn collect(params: Vec<ParamRef<'_>>) -> Vec<(String, Tensor)> {
-    params
-        .into_iter()
-        .map(|p| (p.name, Tensor::from_parts(p.shape, p.data.to_vec())))
-        .collect()
+    params.into_iter().map(|p| (p.name, Tensor::from_parts(p.shape, p.data.to_vec()))).collect()
 }
 
 /// PyTorch's default initialisation of recurrent layers and cells: every parameter uniform in `[-k, k]` with
@@ -163,9 +141,7 @@ pub fn collect(params: Vec<ParamRef<'_>>) -> Vec<(String, Tensor)> {
 pub fn init_uniform(params: Vec<ParamMut<'_>>, hidden_size: usize, rng: &mut impl Rng) {
     let k = 1.0 / (hidden_size as f32).sqrt();
     for p in params {
-        p.data
-            .iter_mut()
-            .for_each(|v| *v = rng.random_range(-k..=k));
+        p.data.iter_mut().for_each(|v| *v = rng.random_range(-k..=k));
     }
 }
 
@@ -215,11 +191,7 @@ mod tests {
     use super::*;
 
     fn one_param(buf: &mut [f32]) -> Vec<ParamMut<'_>> {
-        vec![ParamMut {
-            name: "w".into(),
-            shape: vec![2, 2],
-            data: buf,
-        }]
+        vec![ParamMut { name: "w".into(), shape: vec![2, 2], data: buf }]
     }
 
     #[test]
@@ -231,21 +203,12 @@ mod tests {
         let mut map = HashMap::new();
         map.insert("w".to_string(), Tensor::zeros([4]));
         let err = assign(one_param(&mut buf), &map).unwrap_err();
-        assert!(
-            err.to_string().contains("expected shape [2, 2], found [4]"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("expected shape [2, 2], found [4]"), "{err}");
 
-        map.insert(
-            "w".to_string(),
-            Tensor::new([2, 2], vec![1.0, 2.0, 3.0, 4.0]).unwrap(),
-        );
+        map.insert("w".to_string(), Tensor::new([2, 2], vec![1.0, 2.0, 3.0, 4.0]).unwrap());
         map.insert("extra".to_string(), Tensor::zeros([1]));
         let err = assign(one_param(&mut buf), &map).unwrap_err();
-        assert!(
-            err.to_string().contains("unexpected tensor `extra`"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("unexpected tensor `extra`"), "{err}");
         assert_eq!(buf, [0.0; 4], "nothing is written on error");
 
         map.remove("extra");
@@ -257,19 +220,8 @@ mod tests {
     fn init_uniform_stays_in_bounds() {
         let mut buf = vec![0.0; 1000];
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        init_uniform(
-            vec![ParamMut {
-                name: "w".into(),
-                shape: vec![1000],
-                data: &mut buf,
-            }],
-            16,
-            &mut rng,
-        );
+        init_uniform(vec![ParamMut { name: "w".into(), shape: vec![1000], data: &mut buf }], 16, &mut rng);
         assert!(buf.iter().all(|v| v.abs() <= 0.25));
-        assert!(
-            buf.iter().any(|v| v.abs() > 0.2),
-            "spread over the whole range"
-        );
+        assert!(buf.iter().any(|v| v.abs() > 0.2), "spread over the whole range");
     }
 }

@@ -18,11 +18,7 @@ impl Tensor {
         let shape = shape.into();
         let expected: usize = shape.iter().product();
         if expected != data.len() {
-            return Err(Error::DataLength {
-                shape,
-                expected,
-                found: data.len(),
-            });
+            return Err(Error::DataLength { shape, expected, found: data.len() });
         }
         Ok(Tensor { shape, data })
     }
@@ -31,10 +27,7 @@ impl Tensor {
     pub fn zeros(shape: impl Into<Vec<usize>>) -> Self {
         let shape = shape.into();
         let len = shape.iter().product();
-        Tensor {
-            shape,
-            data: vec![0.0; len],
-        }
+        Tensor { shape, data: vec![0.0; len] }
     }
 
     /// Internal constructor for shapes the library computed itself.
@@ -88,12 +81,7 @@ impl Tensor {
         if self.shape != other.shape {
             return None;
         }
-        Some(
-            self.data
-                .iter()
-                .zip(&other.data)
-                .fold(0.0f32, |m, (a, b)| m.max((a - b).abs())),
-        )
+        Some(self.data.iter().zip(&other.data).fold(0.0f32, |m, (a, b)| m.max((a - b).abs())))
     }
 }
 
@@ -127,10 +115,7 @@ mod tests {
     fn swap_leading_axes_transposes() {
         // (2, 3, 1): rows [0 1 2] [3 4 5] -> (3, 2, 1): [0 3] [1 4] [2 5]
         let data: Vec<f32> = (0..6).map(|v| v as f32).collect();
-        assert_eq!(
-            swap_leading_axes(&data, 2, 3, 1),
-            vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]
-        );
+        assert_eq!(swap_leading_axes(&data, 2, 3, 1), vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
         let back = swap_leading_axes(&swap_leading_axes(&data, 2, 3, 1), 3, 2, 1);
         assert_eq!(back, data);
     }

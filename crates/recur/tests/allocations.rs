@@ -40,21 +40,12 @@ fn allocations_for(layer: &Recurrent, steps: usize) -> usize {
 fn forward_allocations_do_not_grow_with_sequence_length() {
     for mode in [Mode::RnnTanh, Mode::Lstm, Mode::Gru] {
         let proj = if mode == Mode::Lstm { 3 } else { 0 };
-        let layer = Recurrent::with_seed(
-            RecurrentConfig::new(mode, 5, 7)
-                .num_layers(2)
-                .proj_size(proj),
-            0,
-        )
-        .unwrap();
+        let layer = Recurrent::with_seed(RecurrentConfig::new(mode, 5, 7).num_layers(2).proj_size(proj), 0).unwrap();
         // Both lengths make the input projection large enough for the product's own one-off packing buffers,
         // so any difference would be allocations per step.
         let short = allocations_for(&layer, 50);
         let long = allocations_for(&layer, 500);
         assert!(short > 0, "the counter counts");
-        assert_eq!(
-            short, long,
-            "{mode}: allocations grew with the number of steps"
-        );
+        assert_eq!(short, long, "{mode}: allocations grew with the number of steps");
     }
 }

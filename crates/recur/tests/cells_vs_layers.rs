@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use proptest::prelude::*;
 use rand::SeedableRng;
 use recur::{
-    GruCell, GruCellConfig, LstmCell, LstmCellConfig, Mode, Module, Nonlinearity, Recurrent,
-    RecurrentConfig, RnnCell, RnnCellConfig, Tensor,
+    GruCell, GruCellConfig, LstmCell, LstmCellConfig, Mode, Module, Nonlinearity, Recurrent, RecurrentConfig, RnnCell,
+    RnnCellConfig, Tensor,
 };
 
 /// The layer's `_l0` parameters under a lone cell's names.
@@ -22,18 +22,11 @@ fn cell_state_dict(layer: &Recurrent) -> HashMap<String, Tensor> {
 
 fn values(len: usize, seed: u64) -> Vec<f32> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    (0..len)
-        .map(|_| rand::Rng::random_range(&mut rng, -1.0..1.0))
-        .collect()
+    (0..len).map(|_| rand::Rng::random_range(&mut rng, -1.0..1.0)).collect()
 }
 
 /// Steps a cell over a time-major input `(T, B, I)` and returns every `h_t`, `(T, B, H_out)`.
-fn step_over_time(
-    steps: usize,
-    batch: usize,
-    x: &Tensor,
-    mut step: impl FnMut(&Tensor) -> Tensor,
-) -> Vec<f32> {
+fn step_over_time(steps: usize, batch: usize, x: &Tensor, mut step: impl FnMut(&Tensor) -> Tensor) -> Vec<f32> {
     let width = x.len() / (steps * batch);
     let mut out = Vec::new();
     for t in 0..steps {
@@ -63,25 +56,17 @@ fn cells_stepped_over_time_equal_one_layer() {
             let sd = cell_state_dict(&layer);
             let got = match mode {
                 Mode::Lstm => {
-                    let config = LstmCellConfig {
-                        input_size: input,
-                        hidden_size: hidden,
-                        bias: true,
-                        proj_size,
-                    };
+                    let config = LstmCellConfig { input_size: input, hidden_size: hidden, bias: true, proj_size };
                     let cell = LstmCell::from_state_dict(config, &sd).unwrap();
                     let mut state: Option<(Tensor, Tensor)> = None;
                     step_over_time(steps, batch, &x, |xt| {
-                        let next = cell
-                            .forward(xt, state.as_ref().map(|(h, c)| (h, c)))
-                            .unwrap();
+                        let next = cell.forward(xt, state.as_ref().map(|(h, c)| (h, c))).unwrap();
                         state = Some(next.clone());
                         next.0
                     })
                 }
                 Mode::Gru => {
-                    let cell =
-                        GruCell::from_state_dict(GruCellConfig::new(input, hidden), &sd).unwrap();
+                    let cell = GruCell::from_state_dict(GruCellConfig::new(input, hidden), &sd).unwrap();
                     let mut h: Option<Tensor> = None;
                     step_over_time(steps, batch, &x, |xt| {
                         let next = cell.forward(xt, h.as_ref()).unwrap();
@@ -90,15 +75,8 @@ fn cells_stepped_over_time_equal_one_layer() {
                     })
                 }
                 Mode::RnnTanh | Mode::RnnRelu => {
-                    let nonlinearity = if mode == Mode::RnnRelu {
-                        Nonlinearity::Relu
-                    } else {
-                        Nonlinearity::Tanh
-                    };
-                    let config = RnnCellConfig {
-                        nonlinearity,
-                        ..RnnCellConfig::new(input, hidden)
-                    };
+                    let nonlinearity = if mode == Mode::RnnRelu { Nonlinearity::Relu } else { Nonlinearity::Tanh };
+                    let config = RnnCellConfig { nonlinearity, ..RnnCellConfig::new(input, hidden) };
                     let cell = RnnCell::from_state_dict(config, &sd).unwrap();
                     let mut h: Option<Tensor> = None;
                     step_over_time(steps, batch, &x, |xt| {
@@ -111,17 +89,9 @@ fn cells_stepped_over_time_equal_one_layer() {
             let err = max_diff(&got, want.output.data());
             assert!(err <= 1e-6, "{mode} proj {proj_size}: {err}");
             // One step of the layer is exactly the cell's first step.
-            let first = layer.forward(
-                &Tensor::new([1, batch, input], x.data()[..batch * input].to_vec()).unwrap(),
-                None,
-                None,
-            );
-            assert!(
-                max_diff(
-                    first.unwrap().output.data(),
-                    &got[..batch * layer.config().output_size()]
-                ) <= 1e-6
-            );
+            let first =
+                layer.forward(&Tensor::new([1, batch, input], x.data()[..batch * input].to_vec()).unwrap(), None, None);
+            assert!(max_diff(first.unwrap().output.data(), &got[..batch * layer.config().output_size()]) <= 1e-6);
         }
     }
 }
@@ -129,58 +99,25 @@ fn cells_stepped_over_time_equal_one_layer() {
 #[test]
 fn default_init_is_uniform_in_pytorch_bound() {
     for hidden in [1, 4, 25] {
-        let layer = Recurrent::with_seed(
-            RecurrentConfig::lstm(3, hidden)
-                .num_layers(2)
-                .bidirectional(true),
-            9,
-        )
-        .unwrap();
+        let layer =
+            Recurrent::with_seed(RecurrentConfig::lstm(3, hidden).num_layers(2).bidirectional(true), 9).unwrap();
         let bound = 1.0 / (hidden as f32).sqrt();
-        let all: Vec<f32> = layer
-            .named_params()
-            .iter()
-            .flat_map(|p| p.data.iter().copied())
-            .collect();
-        assert!(
-            all.iter().all(|v| v.abs() <= bound),
-            "hidden {hidden}: outside ±{bound}"
-        );
+        let all: Vec<f32> = layer.named_params().iter().flat_map(|p| p.data.iter().copied()).collect();
+        assert!(all.iter().all(|v| v.abs() <= bound), "hidden {hidden}: outside ±{bound}");
         let mean = all.iter().sum::<f32>() / all.len() as f32;
         let var = all.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / all.len() as f32;
         // Uniform(-k, k) has variance k²/3.
-        assert!(
-            (var - bound * bound / 3.0).abs() < 0.15 * bound * bound,
-            "hidden {hidden}: variance {var}"
-        );
+        assert!((var - bound * bound / 3.0).abs() < 0.15 * bound * bound, "hidden {hidden}: variance {var}");
     }
     let a = Recurrent::with_seed(RecurrentConfig::gru(3, 4), 1).unwrap();
-    assert_eq!(
-        a,
-        Recurrent::with_seed(RecurrentConfig::gru(3, 4), 1).unwrap(),
-        "seeded init is reproducible"
-    );
-    assert_ne!(
-        a,
-        Recurrent::with_seed(RecurrentConfig::gru(3, 4), 2).unwrap()
-    );
+    assert_eq!(a, Recurrent::with_seed(RecurrentConfig::gru(3, 4), 1).unwrap(), "seeded init is reproducible");
+    assert_ne!(a, Recurrent::with_seed(RecurrentConfig::gru(3, 4), 2).unwrap());
 }
 
 #[test]
 fn parameter_names_follow_pytorch_order() {
-    let layer = Recurrent::with_seed(
-        RecurrentConfig::lstm(3, 4)
-            .num_layers(2)
-            .bidirectional(true)
-            .proj_size(2),
-        0,
-    );
-    let names: Vec<String> = layer
-        .unwrap()
-        .state_dict()
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
+    let layer = Recurrent::with_seed(RecurrentConfig::lstm(3, 4).num_layers(2).bidirectional(true).proj_size(2), 0);
+    let names: Vec<String> = layer.unwrap().state_dict().into_iter().map(|(n, _)| n).collect();
     let mut want = Vec::new();
     for l in 0..2 {
         for suffix in ["", "_reverse"] {
@@ -193,12 +130,7 @@ fn parameter_names_follow_pytorch_order() {
 }
 
 fn mode_strategy() -> impl Strategy<Value = Mode> {
-    prop_oneof![
-        Just(Mode::RnnTanh),
-        Just(Mode::RnnRelu),
-        Just(Mode::Lstm),
-        Just(Mode::Gru)
-    ]
+    prop_oneof![Just(Mode::RnnTanh), Just(Mode::RnnRelu), Just(Mode::Lstm), Just(Mode::Gru)]
 }
 
 proptest! {

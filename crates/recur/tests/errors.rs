@@ -4,10 +4,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use recur::model_file::TensorFile;
-use recur::{
-    Error, GruCell, GruCellConfig, LoadOptions, Module, Nonlinearity, Recurrent, RecurrentConfig,
-    Tensor,
-};
+use recur::{Error, GruCell, GruCellConfig, LoadOptions, Module, Nonlinearity, Recurrent, RecurrentConfig, Tensor};
 use safetensors::{Dtype, tensor::TensorView};
 
 fn tmp(name: &str) -> PathBuf {
@@ -17,13 +14,7 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 fn lstm() -> Recurrent {
-    Recurrent::with_seed(
-        RecurrentConfig::lstm(3, 4)
-            .num_layers(2)
-            .bidirectional(true),
-        1,
-    )
-    .unwrap()
+    Recurrent::with_seed(RecurrentConfig::lstm(3, 4).num_layers(2).bidirectional(true), 1).unwrap()
 }
 
 fn state_dict_map(layer: &Recurrent) -> HashMap<String, Tensor> {
@@ -31,13 +22,7 @@ fn state_dict_map(layer: &Recurrent) -> HashMap<String, Tensor> {
 }
 
 fn load_map(tensors: HashMap<String, Tensor>, options: &LoadOptions) -> recur::Result<Recurrent> {
-    Recurrent::from_tensor_file(
-        &TensorFile {
-            tensors,
-            metadata: HashMap::new(),
-        },
-        options,
-    )
+    Recurrent::from_tensor_file(&TensorFile { tensors, metadata: HashMap::new() }, options)
 }
 
 fn message<T: std::fmt::Debug>(r: recur::Result<T>) -> String {
@@ -49,10 +34,7 @@ fn missing_tensor_is_named() {
     let mut map = state_dict_map(&lstm());
     map.remove("bias_hh_l1_reverse");
     let err = message(load_map(map, &LoadOptions::default()));
-    assert!(
-        err.contains("missing tensor `bias_hh_l1_reverse` (expected shape [16])"),
-        "{err}"
-    );
+    assert!(err.contains("missing tensor `bias_hh_l1_reverse` (expected shape [16])"), "{err}");
 }
 
 #[test]
@@ -60,10 +42,7 @@ fn mis_shaped_tensor_is_named_with_both_shapes() {
     let mut map = state_dict_map(&lstm());
     map.insert("weight_hh_l1".into(), Tensor::zeros([16, 5]));
     let err = message(load_map(map, &LoadOptions::default()));
-    assert!(
-        err.contains("tensor `weight_hh_l1`: expected shape [16, 4], found [16, 5]"),
-        "{err}"
-    );
+    assert!(err.contains("tensor `weight_hh_l1`: expected shape [16, 4], found [16, 5]"), "{err}");
 }
 
 #[test]
@@ -72,10 +51,7 @@ fn unexpected_tensor_is_named() {
     map.insert("weight_ih_l7_reverse".into(), Tensor::zeros([2]));
     // A seventh layer's weight without the ones between is not a layer: it is an extra tensor.
     let err = message(load_map(map, &LoadOptions::default()));
-    assert!(
-        err.contains("unexpected tensor `weight_ih_l7_reverse`"),
-        "{err}"
-    );
+    assert!(err.contains("unexpected tensor `weight_ih_l7_reverse`"), "{err}");
 }
 
 #[test]
@@ -89,10 +65,7 @@ fn tensors_that_describe_no_layer_are_explained() {
     map.insert("weight_ih_l0".to_string(), Tensor::zeros([11, 3]));
     map.insert("weight_hh_l0".to_string(), Tensor::zeros([11, 5]));
     let err = message(load_map(map.clone(), &LoadOptions::default()));
-    assert!(
-        err.contains("11 rows, not a multiple of the hidden size 5"),
-        "{err}"
-    );
+    assert!(err.contains("11 rows, not a multiple of the hidden size 5"), "{err}");
     map.insert("weight_ih_l0".to_string(), Tensor::zeros([10, 3]));
     map.insert("weight_hh_l0".to_string(), Tensor::zeros([10, 5]));
     let err = message(load_map(map, &LoadOptions::default()));
@@ -112,11 +85,7 @@ trait SeedForTest {
 impl SeedForTest for GruCell {
     fn with_seed_for_test() -> Self {
         use rand::SeedableRng;
-        GruCell::new(
-            GruCellConfig::new(2, 3),
-            &mut rand::rngs::StdRng::seed_from_u64(0),
-        )
-        .unwrap()
+        GruCell::new(GruCellConfig::new(2, 3), &mut rand::rngs::StdRng::seed_from_u64(0)).unwrap()
     }
 }
 
@@ -130,15 +99,9 @@ fn bad_config_metadata_is_an_error() {
             r#"{"mode":"GRU","input_size":3,"hidden_size":4,"num_layers":2,"bidirectional":true}"#,
             "`weight_ih_l0`: expected shape [12, 3], found [16, 3]",
         ),
-        (
-            r#"{"mode":"GRU","input_size":3,"hidden_size":4,"proj_size":2}"#,
-            "only supported by LSTM",
-        ),
+        (r#"{"mode":"GRU","input_size":3,"hidden_size":4,"proj_size":2}"#, "only supported by LSTM"),
     ] {
-        let file = TensorFile {
-            tensors: tensors.clone(),
-            metadata: HashMap::from([("config".into(), json.into())]),
-        };
+        let file = TensorFile { tensors: tensors.clone(), metadata: HashMap::from([("config".into(), json.into())]) };
         let err = message(Recurrent::from_tensor_file(&file, &LoadOptions::default()));
         assert!(err.contains(needle), "{json}: {err}");
     }
@@ -149,36 +112,12 @@ fn options_that_contradict_the_file_are_errors() {
     let layer = Recurrent::with_seed(RecurrentConfig::rnn(2, 3).batch_first(true), 0).unwrap();
     let path = tmp("rnn.safetensors");
     layer.save(&path).unwrap();
-    let err = message(Recurrent::load(
-        &path,
-        &LoadOptions {
-            batch_first: Some(false),
-            nonlinearity: None,
-        },
-    ));
-    assert!(
-        err.contains("batch_first=true") && err.contains("batch_first=false"),
-        "{err}"
-    );
-    let err = message(Recurrent::load(
-        &path,
-        &LoadOptions {
-            batch_first: None,
-            nonlinearity: Some(Nonlinearity::Relu),
-        },
-    ));
+    let err = message(Recurrent::load(&path, &LoadOptions { batch_first: Some(false), nonlinearity: None }));
+    assert!(err.contains("batch_first=true") && err.contains("batch_first=false"), "{err}");
+    let err =
+        message(Recurrent::load(&path, &LoadOptions { batch_first: None, nonlinearity: Some(Nonlinearity::Relu) }));
     assert!(err.contains("RNN_TANH"), "{err}");
-    assert_eq!(
-        Recurrent::load(
-            &path,
-            &LoadOptions {
-                batch_first: Some(true),
-                ..Default::default()
-            }
-        )
-        .unwrap(),
-        layer
-    );
+    assert_eq!(Recurrent::load(&path, &LoadOptions { batch_first: Some(true), ..Default::default() }).unwrap(), layer);
 }
 
 #[test]
@@ -186,10 +125,7 @@ fn corrupt_and_unreadable_files_are_errors() {
     let path = tmp("corrupt.safetensors");
     std::fs::write(&path, b"definitely not safetensors").unwrap();
     let err = message(Recurrent::load(&path, &LoadOptions::default()));
-    assert!(
-        err.contains("corrupt.safetensors") && err.contains("not a valid safetensors"),
-        "{err}"
-    );
+    assert!(err.contains("corrupt.safetensors") && err.contains("not a valid safetensors"), "{err}");
 
     // A valid file cut short.
     let good = tmp("good.safetensors");
@@ -199,15 +135,9 @@ fn corrupt_and_unreadable_files_are_errors() {
     let err = message(Recurrent::load(&path, &LoadOptions::default()));
     assert!(err.contains("not a valid safetensors"), "{err}");
 
-    let err = message(Recurrent::load(
-        tmp("absent.safetensors"),
-        &LoadOptions::default(),
-    ));
+    let err = message(Recurrent::load(tmp("absent.safetensors"), &LoadOptions::default()));
     assert!(err.contains("absent.safetensors"), "{err}");
-    assert!(matches!(
-        Recurrent::load(tmp("absent.safetensors"), &LoadOptions::default()),
-        Err(Error::Io { .. })
-    ));
+    assert!(matches!(Recurrent::load(tmp("absent.safetensors"), &LoadOptions::default()), Err(Error::Io { .. })));
 }
 
 fn write_with_dtype(path: &PathBuf, tensors: &[(String, Tensor)], dtype: Dtype) {
@@ -222,18 +152,10 @@ fn write_with_dtype(path: &PathBuf, tensors: &[(String, Tensor)], dtype: Dtype) 
     };
     let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
         .iter()
-        .map(|(n, t)| {
-            (
-                n.clone(),
-                t.data().iter().flat_map(|&v| encode(v)).collect(),
-                t.shape().to_vec(),
-            )
-        })
+        .map(|(n, t)| (n.clone(), t.data().iter().flat_map(|&v| encode(v)).collect(), t.shape().to_vec()))
         .collect();
-    let views: Vec<(&str, TensorView<'_>)> = bytes
-        .iter()
-        .map(|(n, b, s)| (n.as_str(), TensorView::new(dtype, s.clone(), b).unwrap()))
-        .collect();
+    let views: Vec<(&str, TensorView<'_>)> =
+        bytes.iter().map(|(n, b, s)| (n.as_str(), TensorView::new(dtype, s.clone(), b).unwrap())).collect();
     std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
 }
 
@@ -261,42 +183,14 @@ fn wrong_input_and_state_shapes_are_errors() {
     let layer = lstm(); // input 3, hidden 4, 2 layers, bidirectional
     let x = Tensor::zeros([5, 2, 3]);
     let cases: Vec<(recur::Result<recur::RecurrentOutput>, &str)> = vec![
-        (
-            layer.forward(&Tensor::zeros([5, 2, 4]), None, None),
-            "found [5, 2, 4]",
-        ),
-        (
-            layer.forward(&Tensor::zeros([5]), None, None),
-            "input: expected shape",
-        ),
-        (
-            layer.forward(&Tensor::zeros([0, 2, 3]), None, None),
-            "T ≥ 1",
-        ),
-        (
-            layer.forward(&Tensor::zeros([5, 0, 3]), None, None),
-            "B ≥ 1",
-        ),
-        (
-            layer.forward(&x, Some(&Tensor::zeros([4, 2, 5])), None),
-            "h_0: expected shape [4, 2, 4]",
-        ),
-        (
-            layer.forward(&x, Some(&Tensor::zeros([2, 2, 4])), None),
-            "found [2, 2, 4]",
-        ),
-        (
-            layer.forward(&x, None, Some(&Tensor::zeros([4, 3, 4]))),
-            "c_0: expected shape [4, 2, 4]",
-        ),
-        (
-            layer.forward(
-                &Tensor::zeros([5, 3]),
-                Some(&Tensor::zeros([4, 1, 4])),
-                None,
-            ),
-            "h_0: expected shape [4, 4]",
-        ),
+        (layer.forward(&Tensor::zeros([5, 2, 4]), None, None), "found [5, 2, 4]"),
+        (layer.forward(&Tensor::zeros([5]), None, None), "input: expected shape"),
+        (layer.forward(&Tensor::zeros([0, 2, 3]), None, None), "T ≥ 1"),
+        (layer.forward(&Tensor::zeros([5, 0, 3]), None, None), "B ≥ 1"),
+        (layer.forward(&x, Some(&Tensor::zeros([4, 2, 5])), None), "h_0: expected shape [4, 2, 4]"),
+        (layer.forward(&x, Some(&Tensor::zeros([2, 2, 4])), None), "found [2, 2, 4]"),
+        (layer.forward(&x, None, Some(&Tensor::zeros([4, 3, 4]))), "c_0: expected shape [4, 2, 4]"),
+        (layer.forward(&Tensor::zeros([5, 3]), Some(&Tensor::zeros([4, 1, 4])), None), "h_0: expected shape [4, 4]"),
     ];
     for (result, needle) in cases {
         let err = message(result);
@@ -304,25 +198,16 @@ fn wrong_input_and_state_shapes_are_errors() {
     }
     let gru = Recurrent::with_seed(RecurrentConfig::gru(3, 4), 0).unwrap();
     let err = message(gru.forward(&x, None, Some(&Tensor::zeros([1, 2, 4]))));
-    assert!(
-        err.contains("c_0 was given, but GRU has no cell state"),
-        "{err}"
-    );
+    assert!(err.contains("c_0 was given, but GRU has no cell state"), "{err}");
 }
 
 #[test]
 fn cells_check_their_inputs() {
     let cell = GruCell::with_seed_for_test(); // input 2, hidden 3
     let err = message(cell.forward(&Tensor::zeros([4, 3]), None));
-    assert!(
-        err.contains("input: expected shape [B, 2] or [2], found [4, 3]"),
-        "{err}"
-    );
+    assert!(err.contains("input: expected shape [B, 2] or [2], found [4, 3]"), "{err}");
     let err = message(cell.forward(&Tensor::zeros([4, 2]), Some(&Tensor::zeros([3]))));
-    assert!(
-        err.contains("h_0: expected shape [4, 3], found [3]"),
-        "{err}"
-    );
+    assert!(err.contains("h_0: expected shape [4, 3], found [3]"), "{err}");
     let err = message(GruCell::zeros(GruCellConfig::new(0, 3)));
     assert!(err.contains("must be positive"), "{err}");
 }

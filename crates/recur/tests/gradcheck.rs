@@ -3,9 +3,7 @@
 //! states, gradients of the final states, and dropout masks between layers.
 
 use rand::{Rng, SeedableRng};
-use recur::cells::{
-    Cell, GruCell, GruCellConfig, LstmCell, LstmCellConfig, Nonlinearity, RnnCell, RnnCellConfig,
-};
+use recur::cells::{Cell, GruCell, GruCellConfig, LstmCell, LstmCellConfig, Nonlinearity, RnnCell, RnnCellConfig};
 use recur::driver::{Stack, StackTrace};
 use recur::gradcheck;
 
@@ -29,15 +27,7 @@ fn cases() -> Vec<Case> {
             for bias in [true, false] {
                 for (initial_state, final_grads) in [(false, false), (true, true), (true, false)] {
                     let dropout = layers > 1 && initial_state;
-                    out.push(Case {
-                        layers,
-                        directions,
-                        bias,
-                        proj: 0,
-                        initial_state,
-                        final_grads,
-                        dropout,
-                    });
+                    out.push(Case { layers, directions, bias, proj: 0, initial_state, final_grads, dropout });
                 }
             }
         }
@@ -50,19 +40,10 @@ fn random(len: usize, rng: &mut impl Rng) -> Vec<f64> {
 }
 
 /// A stack of f64 cells, each made by `make(input_size)` in f32 with PyTorch's init and cast to f64.
-fn stack<C: Cell<Real = f64>>(
-    case: Case,
-    input: usize,
-    output: usize,
-    make: impl FnMut(usize) -> C,
-) -> Stack<C> {
+fn stack<C: Cell<Real = f64>>(case: Case, input: usize, output: usize, make: impl FnMut(usize) -> C) -> Stack<C> {
     let cells = (0..case.layers)
         .flat_map(|l| {
-            let size = if l == 0 {
-                input
-            } else {
-                case.directions * output
-            };
+            let size = if l == 0 { input } else { case.directions * output };
             (0..case.directions).map(move |_| size)
         })
         .map(make)
@@ -84,13 +65,7 @@ struct Problem {
 }
 
 impl Problem {
-    fn loss<C: Cell<Real = f64>>(
-        &self,
-        s: &Stack<C>,
-        x: &[f64],
-        h0: Option<&[f64]>,
-        c0: Option<&[f64]>,
-    ) -> f64 {
+    fn loss<C: Cell<Real = f64>>(&self, s: &Stack<C>, x: &[f64], h0: Option<&[f64]>, c0: Option<&[f64]>) -> f64 {
         let (out, _) = s.forward_train(x, self.steps, self.batch, h0, c0, self.masks.clone());
         let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
         dot(&out.output, &self.g_out)
@@ -99,36 +74,18 @@ impl Problem {
     }
 }
 
-fn check_stack<C: Cell<Real = f64>>(
-    name: &str,
-    case: Case,
-    input: usize,
-    mut s: Stack<C>,
-    seed: u64,
-) {
+fn check_stack<C: Cell<Real = f64>>(name: &str, case: Case, input: usize, mut s: Stack<C>, seed: u64) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let (steps, batch) = (3, 2);
     let out = s.output_size();
     let hidden = s.cells()[0].weights().hidden_size();
     let states = case.layers * case.directions;
-    let cell_len = if C::HAS_CELL_STATE {
-        states * batch * hidden
-    } else {
-        0
-    };
+    let cell_len = if C::HAS_CELL_STATE { states * batch * hidden } else { 0 };
     let width = case.directions * out;
     let masks = (0..case.layers)
         .map(|l| {
             (case.dropout && l > 0).then(|| {
-                (0..steps * batch * width)
-                    .map(|_| {
-                        if rng.random::<f64>() < 0.3 {
-                            0.0
-                        } else {
-                            1.0 / 0.7
-                        }
-                    })
-                    .collect()
+                (0..steps * batch * width).map(|_| if rng.random::<f64>() < 0.3 { 0.0 } else { 1.0 / 0.7 }).collect()
             })
         })
         .collect();
@@ -136,73 +93,41 @@ fn check_stack<C: Cell<Real = f64>>(
         steps,
         batch,
         x: random(steps * batch * input, &mut rng),
-        h0: case
-            .initial_state
-            .then(|| random(states * batch * out, &mut rng)),
+        h0: case.initial_state.then(|| random(states * batch * out, &mut rng)),
         c0: (case.initial_state && C::HAS_CELL_STATE).then(|| random(cell_len, &mut rng)),
         masks,
         g_out: random(steps * batch * width, &mut rng),
-        g_h: case
-            .final_grads
-            .then(|| random(states * batch * out, &mut rng)),
+        g_h: case.final_grads.then(|| random(states * batch * out, &mut rng)),
         g_c: (case.final_grads && C::HAS_CELL_STATE).then(|| random(cell_len, &mut rng)),
     };
-    let (_, trace): (_, StackTrace<f64>) = s.forward_train(
-        &p.x,
-        steps,
-        batch,
-        p.h0.as_deref(),
-        p.c0.as_deref(),
-        p.masks.clone(),
-    );
+    let (_, trace): (_, StackTrace<f64>) =
+        s.forward_train(&p.x, steps, batch, p.h0.as_deref(), p.c0.as_deref(), p.masks.clone());
     let grads = s.backward(&trace, &p.g_out, p.g_h.as_deref(), p.g_c.as_deref());
     let label = format!("{name} {case:?}");
 
     let (h0, c0) = (p.h0.as_deref(), p.c0.as_deref());
     let mut x = p.x.clone();
-    gradcheck::check(
-        &format!("{label}: input"),
-        &mut x,
-        &grads.input,
-        TOLERANCE,
-        |x| p.loss(&s, x, h0, c0),
-    )
-    .unwrap();
+    gradcheck::check(&format!("{label}: input"), &mut x, &grads.input, TOLERANCE, |x| p.loss(&s, x, h0, c0)).unwrap();
     if let Some(h0) = &p.h0 {
         let mut v = h0.clone();
-        gradcheck::check(&format!("{label}: h0"), &mut v, &grads.h0, TOLERANCE, |h| {
-            p.loss(&s, &p.x, Some(h), c0)
-        })
-        .unwrap();
+        gradcheck::check(&format!("{label}: h0"), &mut v, &grads.h0, TOLERANCE, |h| p.loss(&s, &p.x, Some(h), c0))
+            .unwrap();
     }
     if let Some(c0) = &p.c0 {
         let mut v = c0.clone();
-        gradcheck::check(&format!("{label}: c0"), &mut v, &grads.c0, TOLERANCE, |c| {
-            p.loss(&s, &p.x, h0, Some(c))
-        })
-        .unwrap();
+        gradcheck::check(&format!("{label}: c0"), &mut v, &grads.c0, TOLERANCE, |c| p.loss(&s, &p.x, h0, Some(c)))
+            .unwrap();
     }
     for k in 0..s.cells().len() {
-        let analytic: Vec<(String, Vec<f64>)> = s.cells_mut()[k]
-            .params_with_grads("")
-            .into_iter()
-            .map(|q| (q.name, q.grad.to_vec()))
-            .collect();
+        let analytic: Vec<(String, Vec<f64>)> =
+            s.cells_mut()[k].params_with_grads("").into_iter().map(|q| (q.name, q.grad.to_vec())).collect();
         for (j, (param, grad)) in analytic.iter().enumerate() {
             let mut values = s.cells()[k].params("")[j].data.to_vec();
             let mut probe = s.clone();
-            gradcheck::check(
-                &format!("{label}: cell {k} {param}"),
-                &mut values,
-                grad,
-                TOLERANCE,
-                |v| {
-                    probe.cells_mut()[k].params_mut("")[j]
-                        .data
-                        .copy_from_slice(v);
-                    p.loss(&probe, &p.x, h0, c0)
-                },
-            )
+            gradcheck::check(&format!("{label}: cell {k} {param}"), &mut values, grad, TOLERANCE, |v| {
+                probe.cells_mut()[k].params_mut("")[j].data.copy_from_slice(v);
+                p.loss(&probe, &p.x, h0, c0)
+            })
             .unwrap();
         }
     }
@@ -215,21 +140,10 @@ fn rnn_backward_matches_finite_differences() {
         for nonlinearity in [Nonlinearity::Tanh, Nonlinearity::Relu] {
             let mut rng = rand::rngs::StdRng::seed_from_u64(i as u64);
             let s = stack(case, input, hidden, |input_size| {
-                let config = RnnCellConfig {
-                    input_size,
-                    hidden_size: hidden,
-                    bias: case.bias,
-                    nonlinearity,
-                };
+                let config = RnnCellConfig { input_size, hidden_size: hidden, bias: case.bias, nonlinearity };
                 RnnCell::new(config, &mut rng).unwrap().cast::<f64>()
             });
-            check_stack(
-                &format!("rnn {nonlinearity:?}"),
-                case,
-                input,
-                s,
-                100 + i as u64,
-            );
+            check_stack(&format!("rnn {nonlinearity:?}"), case, input, s, 100 + i as u64);
         }
     }
 }
@@ -243,12 +157,7 @@ fn lstm_backward_matches_finite_differences() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(i as u64);
         let output = if case.proj > 0 { case.proj } else { hidden };
         let s = stack(case, input, output, |input_size| {
-            let config = LstmCellConfig {
-                input_size,
-                hidden_size: hidden,
-                bias: case.bias,
-                proj_size: case.proj,
-            };
+            let config = LstmCellConfig { input_size, hidden_size: hidden, bias: case.bias, proj_size: case.proj };
             LstmCell::new(config, &mut rng).unwrap().cast::<f64>()
         });
         check_stack("lstm", case, input, s, 200 + i as u64);
@@ -261,11 +170,7 @@ fn gru_backward_matches_finite_differences() {
     for (i, case) in cases().into_iter().enumerate() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(i as u64);
         let s = stack(case, input, hidden, |input_size| {
-            let config = GruCellConfig {
-                input_size,
-                hidden_size: hidden,
-                bias: case.bias,
-            };
+            let config = GruCellConfig { input_size, hidden_size: hidden, bias: case.bias };
             GruCell::new(config, &mut rng).unwrap().cast::<f64>()
         });
         check_stack("gru", case, input, s, 300 + i as u64);
@@ -276,19 +181,10 @@ fn gru_backward_matches_finite_differences() {
 #[test]
 fn training_and_inference_forward_agree() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);
-    let case = Case {
-        layers: 2,
-        directions: 2,
-        bias: true,
-        proj: 0,
-        initial_state: true,
-        final_grads: false,
-        dropout: false,
-    };
+    let case =
+        Case { layers: 2, directions: 2, bias: true, proj: 0, initial_state: true, final_grads: false, dropout: false };
     let s = stack(case, 3, 3, |input_size| {
-        LstmCell::new(LstmCellConfig::new(input_size, 3), &mut rng)
-            .unwrap()
-            .cast::<f64>()
+        LstmCell::new(LstmCellConfig::new(input_size, 3), &mut rng).unwrap().cast::<f64>()
     });
     let x = random(4 * 2 * 3, &mut rng);
     let h0 = random(4 * 2 * 3, &mut rng);

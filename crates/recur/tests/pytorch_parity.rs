@@ -8,16 +8,14 @@ use std::path::{Path, PathBuf};
 
 use recur::model_file::TensorFile;
 use recur::{
-    GruCell, GruCellConfig, LoadOptions, LstmCell, LstmCellConfig, Mode, Nonlinearity, Recurrent,
-    RecurrentConfig, RnnCell, RnnCellConfig, Tensor,
+    GruCell, GruCellConfig, LoadOptions, LstmCell, LstmCellConfig, Mode, Nonlinearity, Recurrent, RecurrentConfig,
+    RnnCell, RnnCellConfig, Tensor,
 };
 
 const TOLERANCE: f32 = 1e-5;
 
 fn fixtures(kind: &str) -> (PathBuf, Vec<String>) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(kind);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(kind);
     let index = std::fs::read_to_string(dir.join("index.json")).expect("fixture index");
     let cases: Vec<String> = serde_json::from_str(&index).expect("index is a JSON list");
     assert!(!cases.is_empty());
@@ -27,10 +25,7 @@ fn fixtures(kind: &str) -> (PathBuf, Vec<String>) {
 fn assert_close(case: &str, what: &str, got: &Tensor, want: &Tensor) {
     assert_eq!(got.shape(), want.shape(), "{case}: shape of {what}");
     let err = got.max_abs_diff(want).unwrap();
-    assert!(
-        err <= TOLERANCE,
-        "{case}: {what} differs from PyTorch by {err}"
-    );
+    assert!(err <= TOLERANCE, "{case}: {what} differs from PyTorch by {err}");
 }
 
 fn flag(io: &TensorFile, key: &str) -> bool {
@@ -47,39 +42,21 @@ fn layers_match_pytorch() {
         let model_path = dir.join(format!("{case}.model.safetensors"));
         let options = LoadOptions {
             batch_first: Some(config.batch_first),
-            nonlinearity: Some(if config.mode == Mode::RnnRelu {
-                Nonlinearity::Relu
-            } else {
-                Nonlinearity::Tanh
-            }),
+            nonlinearity: Some(if config.mode == Mode::RnnRelu { Nonlinearity::Relu } else { Nonlinearity::Tanh }),
         };
-        let layer =
-            Recurrent::load(&model_path, &options).unwrap_or_else(|e| panic!("{case}: {e}"));
+        let layer = Recurrent::load(&model_path, &options).unwrap_or_else(|e| panic!("{case}: {e}"));
         let loaded = layer.config();
-        if TensorFile::read(&model_path)
-            .unwrap()
-            .metadata
-            .contains_key("config")
-        {
+        if TensorFile::read(&model_path).unwrap().metadata.contains_key("config") {
             with_metadata += 1;
             assert_eq!(loaded, &config, "{case}: config from metadata");
         } else {
-            assert_eq!(
-                loaded,
-                &RecurrentConfig {
-                    dropout: 0.0,
-                    ..config.clone()
-                },
-                "{case}: inferred config"
-            );
+            assert_eq!(loaded, &RecurrentConfig { dropout: 0.0, ..config.clone() }, "{case}: inferred config");
         }
 
         let t = |name: &str| io.tensors.get(name);
         let has_h0 = flag(&io, "has_h0");
         assert_eq!(has_h0, t("h0").is_some(), "{case}: h0 flag");
-        let out = layer
-            .forward(&io.tensors["input"], t("h0"), t("c0"))
-            .unwrap_or_else(|e| panic!("{case}: {e}"));
+        let out = layer.forward(&io.tensors["input"], t("h0"), t("c0")).unwrap_or_else(|e| panic!("{case}: {e}"));
         assert_close(case, "output", &out.output, &io.tensors["output"]);
         assert_close(case, "h_n", &out.h_n, &io.tensors["h_n"]);
         match (out.c_n, t("c_n")) {
@@ -88,10 +65,7 @@ fn layers_match_pytorch() {
             _ => panic!("{case}: c_n presence differs"),
         }
     }
-    assert!(
-        with_metadata > 0 && with_metadata < cases.len(),
-        "both loading paths are exercised"
-    );
+    assert!(with_metadata > 0 && with_metadata < cases.len(), "both loading paths are exercised");
 }
 
 #[derive(serde::Deserialize)]
@@ -109,20 +83,11 @@ fn cells_match_pytorch() {
         let model = TensorFile::read(dir.join(format!("{case}.model.safetensors"))).unwrap();
         let io = TensorFile::read(dir.join(format!("{case}.io.safetensors"))).unwrap();
         let c: CellConfig = serde_json::from_str(&io.metadata["config"]).unwrap();
-        let (input, h0, c0) = (
-            &io.tensors["input"],
-            io.tensors.get("h0"),
-            io.tensors.get("c0"),
-        );
+        let (input, h0, c0) = (&io.tensors["input"], io.tensors.get("h0"), io.tensors.get("c0"));
         let (i, h, bias) = (c.input_size, c.hidden_size, c.bias);
         let h1 = match c.mode {
             Mode::Lstm => {
-                let config = LstmCellConfig {
-                    input_size: i,
-                    hidden_size: h,
-                    bias,
-                    proj_size: 0,
-                };
+                let config = LstmCellConfig { input_size: i, hidden_size: h, bias, proj_size: 0 };
                 let cell = LstmCell::from_state_dict(config, &model.tensors).unwrap();
                 let state = h0.map(|h0| (h0, c0.expect("LSTM fixtures give h0 and c0 together")));
                 let (h1, c1) = cell.forward(input, state).unwrap();
@@ -130,32 +95,14 @@ fn cells_match_pytorch() {
                 h1
             }
             Mode::Gru => {
-                let cell = GruCell::from_state_dict(
-                    GruCellConfig {
-                        input_size: i,
-                        hidden_size: h,
-                        bias,
-                    },
-                    &model.tensors,
-                );
+                let cell =
+                    GruCell::from_state_dict(GruCellConfig { input_size: i, hidden_size: h, bias }, &model.tensors);
                 cell.unwrap().forward(input, h0).unwrap()
             }
             Mode::RnnTanh | Mode::RnnRelu => {
-                let nonlinearity = if c.mode == Mode::RnnRelu {
-                    Nonlinearity::Relu
-                } else {
-                    Nonlinearity::Tanh
-                };
-                let config = RnnCellConfig {
-                    input_size: i,
-                    hidden_size: h,
-                    bias,
-                    nonlinearity,
-                };
-                RnnCell::from_state_dict(config, &model.tensors)
-                    .unwrap()
-                    .forward(input, h0)
-                    .unwrap()
+                let nonlinearity = if c.mode == Mode::RnnRelu { Nonlinearity::Relu } else { Nonlinearity::Tanh };
+                let config = RnnCellConfig { input_size: i, hidden_size: h, bias, nonlinearity };
+                RnnCell::from_state_dict(config, &model.tensors).unwrap().forward(input, h0).unwrap()
             }
         };
         assert_close(case, "h1", &h1, &io.tensors["h1"]);
@@ -173,11 +120,7 @@ fn save_and_load_round_trip() {
         let config = RecurrentConfig::from_json(&io.metadata["config"]).unwrap();
         let options = LoadOptions {
             batch_first: Some(config.batch_first),
-            nonlinearity: Some(if config.mode == Mode::RnnRelu {
-                Nonlinearity::Relu
-            } else {
-                Nonlinearity::Tanh
-            }),
+            nonlinearity: Some(if config.mode == Mode::RnnRelu { Nonlinearity::Relu } else { Nonlinearity::Tanh }),
         };
         let original = TensorFile::read(dir.join(format!("{case}.model.safetensors"))).unwrap();
         let layer = Recurrent::from_tensor_file(&original, &options).unwrap();
@@ -189,11 +132,7 @@ fn save_and_load_round_trip() {
             n.sort();
             n
         };
-        assert_eq!(
-            names(&saved),
-            names(&original),
-            "{case}: PyTorch names kept"
-        );
+        assert_eq!(names(&saved), names(&original), "{case}: PyTorch names kept");
         let reloaded = Recurrent::load(&path, &LoadOptions::default()).unwrap();
         assert_eq!(reloaded, layer, "{case}: round trip");
     }
@@ -203,20 +142,13 @@ fn save_and_load_round_trip() {
 
 /// `max |got − want| / max(1, |want|)`.
 fn relative_error(got: &Tensor, want: &Tensor) -> f32 {
-    got.data()
-        .iter()
-        .zip(want.data())
-        .map(|(g, w)| (g - w).abs() / w.abs().max(1.0))
-        .fold(0.0, f32::max)
+    got.data().iter().zip(want.data()).map(|(g, w)| (g - w).abs() / w.abs().max(1.0)).fold(0.0, f32::max)
 }
 
 fn assert_grad_close(case: &str, what: &str, got: &Tensor, want: &Tensor) {
     assert_eq!(got.shape(), want.shape(), "{case}: shape of {what}");
     let err = relative_error(got, want);
-    assert!(
-        err <= TOLERANCE,
-        "{case}: {what} differs from PyTorch by {err} (relative)"
-    );
+    assert!(err <= TOLERANCE, "{case}: {what} differs from PyTorch by {err} (relative)");
 }
 
 #[test]
@@ -233,18 +165,9 @@ fn layer_gradients_match_pytorch() {
         // PyTorch computed these gradients in eval mode: no dropout.
         layer.set_dropout(0.0).unwrap();
         let t = |name: &str| io.tensors.get(name);
-        let (out, cache) = layer
-            .forward_train(&io.tensors["input"], t("h0"), t("c0"), &mut rng)
-            .unwrap();
+        let (out, cache) = layer.forward_train(&io.tensors["input"], t("h0"), t("c0"), &mut rng).unwrap();
         assert_close(case, "output", &out.output, &io.tensors["output"]);
-        let grads = layer
-            .backward(
-                &cache,
-                &io.tensors["grad_output"],
-                t("grad_h_n"),
-                t("grad_c_n"),
-            )
-            .unwrap();
+        let grads = layer.backward(&cache, &io.tensors["grad_output"], t("grad_h_n"), t("grad_c_n")).unwrap();
         assert_grad_close(case, "grad.input", &grads.input, &io.tensors["grad.input"]);
         if let Some(want) = t("grad.h0") {
             assert_grad_close(case, "grad.h0", &grads.h0, want);
@@ -259,11 +182,7 @@ fn layer_gradients_match_pytorch() {
             assert_grad_close(case, &format!("grad.{}", p.name), &got, want);
             checked += 1;
         }
-        assert_eq!(
-            checked,
-            model.tensors.len(),
-            "{case}: every parameter has a gradient"
-        );
+        assert_eq!(checked, model.tensors.len(), "{case}: every parameter has a gradient");
     }
 }
 
@@ -276,39 +195,17 @@ fn gradients_accumulate_until_zeroed() {
     let config = RecurrentConfig::from_json(&io.metadata["config"]).unwrap();
     let mut layer = Recurrent::with_seed(config.dropout(0.0), 1).unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-    let (_, cache) = layer
-        .forward_train(&io.tensors["input"], None, None, &mut rng)
-        .unwrap();
-    layer
-        .backward(&cache, &io.tensors["grad_output"], None, None)
-        .unwrap();
-    let once: Vec<f32> = layer
-        .parameters()
-        .iter()
-        .flat_map(|p| p.grad.to_vec())
-        .collect();
-    layer
-        .backward(&cache, &io.tensors["grad_output"], None, None)
-        .unwrap();
-    let twice: Vec<f32> = layer
-        .parameters()
-        .iter()
-        .flat_map(|p| p.grad.to_vec())
-        .collect();
+    let (_, cache) = layer.forward_train(&io.tensors["input"], None, None, &mut rng).unwrap();
+    layer.backward(&cache, &io.tensors["grad_output"], None, None).unwrap();
+    let once: Vec<f32> = layer.parameters().iter().flat_map(|p| p.grad.to_vec()).collect();
+    layer.backward(&cache, &io.tensors["grad_output"], None, None).unwrap();
+    let twice: Vec<f32> = layer.parameters().iter().flat_map(|p| p.grad.to_vec()).collect();
     assert!(once.iter().any(|g| *g != 0.0));
     for (a, b) in once.iter().zip(&twice) {
-        assert!(
-            (2.0 * a - b).abs() <= 1e-6 * a.abs().max(1.0),
-            "accumulates: {a} then {b}"
-        );
+        assert!((2.0 * a - b).abs() <= 1e-6 * a.abs().max(1.0), "accumulates: {a} then {b}");
     }
     layer.zero_grad();
-    assert!(
-        layer
-            .parameters()
-            .iter()
-            .all(|p| p.grad.iter().all(|g| *g == 0.0))
-    );
+    assert!(layer.parameters().iter().all(|p| p.grad.iter().all(|g| *g == 0.0)));
 }
 
 #[test]
@@ -319,29 +216,16 @@ fn cell_gradients_match_pytorch() {
         let model = TensorFile::read(dir.join(format!("{case}.model.safetensors"))).unwrap();
         let io = TensorFile::read(dir.join(format!("{case}.io.safetensors"))).unwrap();
         let c: CellConfig = serde_json::from_str(&io.metadata["config"]).unwrap();
-        let (input, h0, c0) = (
-            &io.tensors["input"],
-            io.tensors.get("h0"),
-            io.tensors.get("c0"),
-        );
+        let (input, h0, c0) = (&io.tensors["input"], io.tensors.get("h0"), io.tensors.get("c0"));
         let grad_h = &io.tensors["grad_h1"];
         let (i, h, bias) = (c.input_size, c.hidden_size, c.bias);
         let (grads, params): (recur::cells::CellGrads, Vec<(String, Tensor)>) = match c.mode {
             Mode::Lstm => {
-                let config = LstmCellConfig {
-                    input_size: i,
-                    hidden_size: h,
-                    bias,
-                    proj_size: 0,
-                };
+                let config = LstmCellConfig { input_size: i, hidden_size: h, bias, proj_size: 0 };
                 let mut cell = LstmCell::from_state_dict(config, &model.tensors).unwrap();
-                let ((h1, _), cache) = cell
-                    .forward_train(input, h0.map(|h0| (h0, c0.unwrap())))
-                    .unwrap();
+                let ((h1, _), cache) = cell.forward_train(input, h0.map(|h0| (h0, c0.unwrap()))).unwrap();
                 assert_close(case, "h1", &h1, &io.tensors["h1"]);
-                let g = cell
-                    .backward(&cache, grad_h, io.tensors.get("grad_c1"))
-                    .unwrap();
+                let g = cell.backward(&cache, grad_h, io.tensors.get("grad_c1")).unwrap();
                 (
                     g,
                     cell.parameters()
@@ -351,15 +235,9 @@ fn cell_gradients_match_pytorch() {
                 )
             }
             Mode::Gru => {
-                let mut cell = GruCell::from_state_dict(
-                    GruCellConfig {
-                        input_size: i,
-                        hidden_size: h,
-                        bias,
-                    },
-                    &model.tensors,
-                )
-                .unwrap();
+                let mut cell =
+                    GruCell::from_state_dict(GruCellConfig { input_size: i, hidden_size: h, bias }, &model.tensors)
+                        .unwrap();
                 let (_, cache) = cell.forward_train(input, h0).unwrap();
                 let g = cell.backward(&cache, grad_h).unwrap();
                 (
@@ -371,17 +249,8 @@ fn cell_gradients_match_pytorch() {
                 )
             }
             Mode::RnnTanh | Mode::RnnRelu => {
-                let nonlinearity = if c.mode == Mode::RnnRelu {
-                    Nonlinearity::Relu
-                } else {
-                    Nonlinearity::Tanh
-                };
-                let config = RnnCellConfig {
-                    input_size: i,
-                    hidden_size: h,
-                    bias,
-                    nonlinearity,
-                };
+                let nonlinearity = if c.mode == Mode::RnnRelu { Nonlinearity::Relu } else { Nonlinearity::Tanh };
+                let config = RnnCellConfig { input_size: i, hidden_size: h, bias, nonlinearity };
                 let mut cell = RnnCell::from_state_dict(config, &model.tensors).unwrap();
                 let (_, cache) = cell.forward_train(input, h0).unwrap();
                 let g = cell.backward(&cache, grad_h).unwrap();
@@ -402,12 +271,7 @@ fn cell_gradients_match_pytorch() {
             assert_grad_close(case, "grad.c0", grads.c0.as_ref().unwrap(), want);
         }
         for (name, got) in &params {
-            assert_grad_close(
-                case,
-                &format!("grad.{name}"),
-                got,
-                &io.tensors[&format!("grad.{name}")],
-            );
+            assert_grad_close(case, &format!("grad.{name}"), got, &io.tensors[&format!("grad.{name}")]);
         }
         assert_eq!(params.len(), model.tensors.len());
     }

@@ -1,11 +1,12 @@
 //! `recur forward`: run a model over an input and write `output`, `h_n` and (LSTM) `c_n`.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
+use rand::SeedableRng;
 use recur::model_file::TensorFile;
-use recur::{LoadOptions, Nonlinearity, Recurrent};
+use recur::{LoadOptions, Nonlinearity, Recurrent, RecurrentOutput, Tensor, Trainable};
 
 use super::CommandResult;
 use crate::npy::read_npy;
@@ -34,6 +35,11 @@ pub struct ForwardArgs {
     /// Where to write the results: safetensors with f32 tensors `output`, `h_n` and, for LSTM, `c_n`.
     #[arg(long)]
     output: PathBuf,
+    /// Upstream gradients (safetensors: `output`, optionally `h_n` and `c_n`). Backpropagates through time, as
+    /// in PyTorch's eval mode (no dropout), and also writes `grad.input`, `grad.h0`/`grad.c0` (when initial
+    /// states were given) and `grad.<parameter>` for every parameter.
+    #[arg(long)]
+    grad_output: Option<PathBuf>,
 }
 
 /// The `--nonlinearity` values.
@@ -52,18 +58,51 @@ pub fn run(args: &ForwardArgs) -> CommandResult {
             NonlinearityArg::Relu => Nonlinearity::Relu,
         }),
     };
-    let model = Recurrent::load(&args.model, &options)?;
+    let mut model = Recurrent::load(&args.model, &options)?;
     let input = read_npy(&args.input)?;
     let h0 = args.h0.as_deref().map(read_npy).transpose()?;
     let c0 = args.c0.as_deref().map(read_npy).transpose()?;
-    let out = model.forward(&input, h0.as_ref(), c0.as_ref())?;
-    let mut tensors = vec![
-        ("output".to_string(), out.output),
-        ("h_n".to_string(), out.h_n),
-    ];
-    if let Some(c_n) = out.c_n {
-        tensors.push(("c_n".to_string(), c_n));
-    }
+    let mut tensors = match &args.grad_output {
+        None => outputs(model.forward(&input, h0.as_ref(), c0.as_ref())?),
+        Some(path) => {
+            let upstream = read_upstream(path)?;
+            model.set_dropout(0.0)?;
+            // With dropout off, the training forward draws nothing from its generator.
+            let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+            let (out, cache) = model.forward_train(&input, h0.as_ref(), c0.as_ref(), &mut rng)?;
+            let grad = |name: &str| upstream.tensors.get(name);
+            let grads = model.backward(&cache, &upstream.tensors["output"], grad("h_n"), grad("c_n"))?;
+            let mut tensors = outputs(out);
+            tensors.push(("grad.input".into(), grads.input));
+            if h0.is_some() || c0.is_some() {
+                tensors.push(("grad.h0".into(), grads.h0));
+                tensors.extend(grads.c0.map(|c| ("grad.c0".to_string(), c)));
+            }
+            for p in model.parameters() {
+                tensors.push((format!("grad.{}", p.name), Tensor::new(p.shape, p.grad.to_vec())?));
+            }
+            tensors
+        }
+    };
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
     TensorFile::write(&args.output, &tensors, &HashMap::new())?;
     Ok(())
+}
+
+fn outputs(out: RecurrentOutput) -> Vec<(String, Tensor)> {
+    let mut tensors = vec![("output".to_string(), out.output), ("h_n".to_string(), out.h_n)];
+    tensors.extend(out.c_n.map(|c| ("c_n".to_string(), c)));
+    tensors
+}
+
+/// Reads the upstream gradients, refusing a file without `output` or with names it does not know.
+fn read_upstream(path: &Path) -> Result<TensorFile, Box<dyn std::error::Error>> {
+    let file = TensorFile::read(path)?;
+    if !file.tensors.contains_key("output") {
+        return Err(format!("{}: no tensor `output` (the gradient of the output)", path.display()).into());
+    }
+    if let Some(name) = file.tensors.keys().find(|k| !["output", "h_n", "c_n"].contains(&k.as_str())) {
+        return Err(format!("{}: unexpected tensor `{name}`; expected `output`, `h_n`, `c_n`", path.display()).into());
+    }
+    Ok(file)
 }

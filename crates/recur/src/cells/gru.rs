@@ -11,10 +11,7 @@ use std::collections::HashMap;
 
 use rand::Rng;
 
-use super::{
-    Cell, CellCache, CellGrads, CellWeights, GateBackward, GatePass, step_backward_tensors,
-    step_tensors,
-};
+use super::{Cell, CellCache, CellGrads, CellWeights, GateBackward, GatePass, step_backward_tensors, step_tensors};
 use crate::error::Result;
 use crate::params::{Module, ParamMut, ParamRef, Trainable};
 use crate::real::Real;
@@ -34,11 +31,7 @@ pub struct GruCellConfig {
 impl GruCellConfig {
     /// A cell with bias, as PyTorch's default.
     pub fn new(input_size: usize, hidden_size: usize) -> Self {
-        GruCellConfig {
-            input_size,
-            hidden_size,
-            bias: true,
-        }
+        GruCellConfig { input_size, hidden_size, bias: true }
     }
 }
 
@@ -53,16 +46,12 @@ impl<T: Real> GruCell<T> {
     pub fn zeros_in(config: GruCellConfig) -> Result<Self> {
         super::check_sizes(config.input_size, config.hidden_size)?;
         let (i, h) = (config.input_size, config.hidden_size);
-        Ok(GruCell {
-            weights: CellWeights::zeros(3, i, h, h, config.bias),
-        })
+        Ok(GruCell { weights: CellWeights::zeros(3, i, h, h, config.bias) })
     }
 
     /// The same cell in another precision, without gradients.
     pub fn cast<U: Real>(&self) -> GruCell<U> {
-        GruCell {
-            weights: self.weights.cast(),
-        }
+        GruCell { weights: self.weights.cast() }
     }
 }
 
@@ -97,10 +86,7 @@ impl GruCell<f32> {
     }
 
     /// Loads PyTorch `state_dict` tensors (`weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`).
-    pub fn from_state_dict(
-        config: GruCellConfig,
-        tensors: &HashMap<String, Tensor>,
-    ) -> Result<Self> {
+    pub fn from_state_dict(config: GruCellConfig, tensors: &HashMap<String, Tensor>) -> Result<Self> {
         let mut cell = Self::zeros(config)?;
         cell.load_state_dict(tensors)?;
         Ok(cell)

@@ -11,10 +11,7 @@ use std::collections::HashMap;
 
 use rand::Rng;
 
-use super::{
-    Cell, CellCache, CellGrads, CellWeights, GateBackward, GatePass, step_backward_tensors,
-    step_tensors,
-};
+use super::{Cell, CellCache, CellGrads, CellWeights, GateBackward, GatePass, step_backward_tensors, step_tensors};
 use crate::error::{Error, Result};
 use crate::kernels::gemm::{MatMut, MatRef, gemm};
 use crate::params::{Module, Param, ParamMut, ParamRef, Parameter, Trainable, init_uniform};
@@ -37,12 +34,7 @@ pub struct LstmCellConfig {
 impl LstmCellConfig {
     /// A cell with bias and no projection, as PyTorch's defaults.
     pub fn new(input_size: usize, hidden_size: usize) -> Self {
-        LstmCellConfig {
-            input_size,
-            hidden_size,
-            bias: true,
-            proj_size: 0,
-        }
+        LstmCellConfig { input_size, hidden_size, bias: true, proj_size: 0 }
     }
 }
 
@@ -70,11 +62,7 @@ impl LstmCell<f32> {
 
     /// One step: input `(B, I)` or `(I)`, state `(h, c)` of the same batch shape (zeros when `None`); returns
     /// `(h', c')`.
-    pub fn forward(
-        &self,
-        input: &Tensor,
-        state: Option<(&Tensor, &Tensor)>,
-    ) -> Result<(Tensor, Tensor)> {
+    pub fn forward(&self, input: &Tensor, state: Option<(&Tensor, &Tensor)>) -> Result<(Tensor, Tensor)> {
         Ok(self.forward_train(input, state)?.0)
     }
 
@@ -90,20 +78,12 @@ impl LstmCell<f32> {
 
     /// Backward of one step from `∂L/∂h'` and `∂L/∂c'` (zero when `None`): accumulates the parameter gradients
     /// and returns those of the input, `h` and `c`.
-    pub fn backward(
-        &mut self,
-        cache: &CellCache,
-        grad_h: &Tensor,
-        grad_c: Option<&Tensor>,
-    ) -> Result<CellGrads> {
+    pub fn backward(&mut self, cache: &CellCache, grad_h: &Tensor, grad_c: Option<&Tensor>) -> Result<CellGrads> {
         step_backward_tensors(self, cache, grad_h, grad_c)
     }
 
     /// Loads PyTorch `state_dict` tensors (`weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`, `weight_hr`).
-    pub fn from_state_dict(
-        config: LstmCellConfig,
-        tensors: &HashMap<String, Tensor>,
-    ) -> Result<Self> {
+    pub fn from_state_dict(config: LstmCellConfig, tensors: &HashMap<String, Tensor>) -> Result<Self> {
         let mut cell = Self::zeros(config)?;
         cell.load_state_dict(tensors)?;
         Ok(cell)
@@ -120,38 +100,20 @@ impl<T: Real> LstmCell<T> {
                 config.proj_size, config.hidden_size
             )));
         }
-        let recurrent = if config.proj_size > 0 {
-            config.proj_size
-        } else {
-            config.hidden_size
-        };
-        let weights = CellWeights::zeros(
-            4,
-            config.input_size,
-            config.hidden_size,
-            recurrent,
-            config.bias,
-        );
-        let weight_hr =
-            (config.proj_size > 0).then(|| Parameter::zeros(config.proj_size * config.hidden_size));
+        let recurrent = if config.proj_size > 0 { config.proj_size } else { config.hidden_size };
+        let weights = CellWeights::zeros(4, config.input_size, config.hidden_size, recurrent, config.bias);
+        let weight_hr = (config.proj_size > 0).then(|| Parameter::zeros(config.proj_size * config.hidden_size));
         Ok(LstmCell { weights, weight_hr })
     }
 
     /// Projection size, or 0 without a projection.
     pub fn proj_size(&self) -> usize {
-        if self.weight_hr.is_some() {
-            self.weights.recurrent_size()
-        } else {
-            0
-        }
+        if self.weight_hr.is_some() { self.weights.recurrent_size() } else { 0 }
     }
 
     /// The same cell in another precision, without gradients.
     pub fn cast<U: Real>(&self) -> LstmCell<U> {
-        LstmCell {
-            weights: self.weights.cast(),
-            weight_hr: self.weight_hr.as_ref().map(Parameter::cast),
-        }
+        LstmCell { weights: self.weights.cast(), weight_hr: self.weight_hr.as_ref().map(Parameter::cast) }
     }
 
     fn projection_shape(&self) -> Vec<usize> {
@@ -183,11 +145,7 @@ impl<T: Real> Cell for LstmCell<T> {
 
     /// With a projection: `∂L/∂m` per row.
     fn scratch_width(&self) -> usize {
-        if self.weight_hr.is_some() {
-            self.weights.hidden_size()
-        } else {
-            0
-        }
+        if self.weight_hr.is_some() { self.weights.hidden_size() } else { 0 }
     }
 
     fn forward_gates(&self, pass: GatePass<'_, T>) {
@@ -200,11 +158,7 @@ impl<T: Real> Cell for LstmCell<T> {
             let c_next = &mut pass.c_next[b * hidden..(b + 1) * hidden];
             let cache = &mut pass.cache[b * cache_width..(b + 1) * cache_width];
             let (gates, m) = cache.split_at_mut(width);
-            for ((a, &x), &h) in gates
-                .iter_mut()
-                .zip(&pass.gx[rows.clone()])
-                .zip(&pass.gh[rows])
-            {
+            for ((a, &x), &h) in gates.iter_mut().zip(&pass.gx[rows.clone()]).zip(&pass.gh[rows]) {
                 *a = x + h;
             }
             T::sigmoid_in_place(&mut gates[..2 * hidden]);
@@ -222,30 +176,15 @@ impl<T: Real> Cell for LstmCell<T> {
         }
         match &self.weight_hr {
             None => {
-                for (h, cache) in pass
-                    .h_next
-                    .chunks_exact_mut(hidden)
-                    .zip(pass.cache.chunks_exact(cache_width))
-                {
+                for (h, cache) in pass.h_next.chunks_exact_mut(hidden).zip(pass.cache.chunks_exact(cache_width)) {
                     h.copy_from_slice(&cache[4 * hidden..]);
                 }
             }
             Some(w_hr) => {
                 let proj = self.weights.recurrent_size();
-                let m = MatRef::strided(
-                    &pass.cache[4 * hidden..],
-                    pass.batch,
-                    hidden,
-                    cache_width,
-                    1,
-                );
+                let m = MatRef::strided(&pass.cache[4 * hidden..], pass.batch, hidden, cache_width, 1);
                 let w_hr_t = MatRef::new(w_hr.value(), proj, hidden).t();
-                gemm(
-                    m,
-                    w_hr_t,
-                    T::zero(),
-                    MatMut::new(pass.h_next, pass.batch, proj),
-                );
+                gemm(m, w_hr_t, T::zero(), MatMut::new(pass.h_next, pass.batch, proj));
             }
         }
     }
@@ -266,12 +205,7 @@ impl<T: Real> Cell for LstmCell<T> {
                 let proj = self.weights.recurrent_size();
                 let dh = MatRef::new(pass.dh, pass.batch, proj);
                 let w = MatRef::new(w_hr.value(), proj, hidden);
-                gemm(
-                    dh,
-                    w,
-                    T::zero(),
-                    MatMut::new(&mut *pass.scratch, pass.batch, hidden),
-                );
+                gemm(dh, w, T::zero(), MatMut::new(&mut *pass.scratch, pass.batch, hidden));
                 pass.scratch
             }
         };
@@ -287,12 +221,8 @@ impl<T: Real> Cell for LstmCell<T> {
             let (di, rest) = dgx.split_at_mut(hidden);
             let (df, rest) = rest.split_at_mut(hidden);
             let (dg, do_) = rest.split_at_mut(hidden);
-            let (dm, dc_in, c, c_prev) = (
-                &dm_all[h.clone()],
-                &pass.dc[h.clone()],
-                &pass.c_next[h.clone()],
-                &pass.c_prev[h.clone()],
-            );
+            let (dm, dc_in, c, c_prev) =
+                (&dm_all[h.clone()], &pass.dc[h.clone()], &pass.c_next[h.clone()], &pass.c_prev[h.clone()]);
             let dc_prev = &mut pass.dc_prev[h];
             for j in 0..hidden {
                 let tanh_c = c[j].act_tanh();
@@ -315,12 +245,7 @@ impl<T: Real> Cell for LstmCell<T> {
             let rows = dh.len() / proj;
             let m = MatRef::strided(&cache[4 * hidden..], rows, hidden, 5 * hidden, 1);
             let dh = MatRef::new(dh, rows, proj);
-            gemm(
-                dh.t(),
-                m,
-                T::one(),
-                MatMut::new(w_hr.grad_mut(), proj, hidden),
-            );
+            gemm(dh.t(), m, T::one(), MatMut::new(w_hr.grad_mut(), proj, hidden));
         }
     }
 
@@ -340,11 +265,7 @@ impl<T: Real> Cell for LstmCell<T> {
         let shape = self.projection_shape();
         let mut params = self.weights.params_mut(suffix);
         if let Some(p) = &mut self.weight_hr {
-            params.push(ParamMut {
-                name: format!("weight_hr{suffix}"),
-                shape,
-                data: p.value_mut(),
-            });
+            params.push(ParamMut { name: format!("weight_hr{suffix}"), shape, data: p.value_mut() });
         }
         params
     }
@@ -354,12 +275,7 @@ impl<T: Real> Cell for LstmCell<T> {
         let mut params = self.weights.params_with_grads(suffix);
         if let Some(p) = &mut self.weight_hr {
             let (value, grad) = p.value_and_grad_mut();
-            params.push(Param {
-                name: format!("weight_hr{suffix}"),
-                shape,
-                value,
-                grad,
-            });
+            params.push(Param { name: format!("weight_hr{suffix}"), shape, value, grad });
         }
         params
     }

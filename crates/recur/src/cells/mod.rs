@@ -171,12 +171,7 @@ pub struct CellGrads {
 
 fn sizes<C: Cell>(cell: &C) -> (usize, usize, usize, usize) {
     let w = cell.weights();
-    (
-        w.input_size(),
-        w.hidden_size(),
-        cell.output_size(),
-        cell.cache_width(),
-    )
+    (w.input_size(), w.hidden_size(), cell.output_size(), cell.cache_width())
 }
 
 /// Runs one step of a lone cell on tensors, as PyTorch's `nn.*Cell.forward` does: input `(B, I)` or unbatched
@@ -193,19 +188,11 @@ pub(crate) fn step_tensors<C: Cell<Real = f32>>(
         [i] if *i == in_size => (1, true),
         [b, i] if *i == in_size => (*b, false),
         found => {
-            return Err(Error::shape(
-                "input",
-                format!("[B, {in_size}] or [{in_size}]"),
-                found,
-            ));
+            return Err(Error::shape("input", format!("[B, {in_size}] or [{in_size}]"), found));
         }
     };
     let state_shape = |size: usize| {
-        if unbatched {
-            vec![size]
-        } else {
-            vec![batch, size]
-        }
+        if unbatched { vec![size] } else { vec![batch, size] }
     };
     let check = |name: &str, t: Option<&Tensor>, size: usize| -> Result<Vec<f32>> {
         let want = state_shape(size);
@@ -216,35 +203,12 @@ pub(crate) fn step_tensors<C: Cell<Real = f32>>(
         }
     };
     let h_prev = check("h_0", h0, out_size)?;
-    let c_prev = if C::HAS_CELL_STATE {
-        check("c_0", c0, hidden)?
-    } else {
-        Vec::new()
-    };
+    let c_prev = if C::HAS_CELL_STATE { check("c_0", c0, hidden)? } else { Vec::new() };
     let mut h = vec![0.0; batch * out_size];
     let mut c = vec![0.0; c_prev.len()];
-    let initial = Initial {
-        h: &h_prev,
-        c: &c_prev,
-    };
-    let trace = run_direction(
-        cell,
-        input.data(),
-        1,
-        batch,
-        Direction::Forward,
-        initial,
-        true,
-        &mut h,
-        &mut c,
-    );
-    let cache = CellCache {
-        trace,
-        x: input.data().to_vec(),
-        batch,
-        unbatched,
-        sizes: sizes(cell),
-    };
+    let initial = Initial { h: &h_prev, c: &c_prev };
+    let trace = run_direction(cell, input.data(), 1, batch, Direction::Forward, initial, true, &mut h, &mut c);
+    let cache = CellCache { trace, x: input.data().to_vec(), batch, unbatched, sizes: sizes(cell) };
     let h = Tensor::from_parts(state_shape(out_size), h);
     let c = C::HAS_CELL_STATE.then(|| Tensor::from_parts(state_shape(hidden), c));
     Ok((h, c, cache))
@@ -258,55 +222,27 @@ pub(crate) fn step_backward_tensors<C: Cell<Real = f32>>(
     grad_c: Option<&Tensor>,
 ) -> Result<CellGrads> {
     if cache.sizes != sizes(cell) {
-        return Err(Error::config(
-            "backward: the cache comes from a cell of another configuration",
-        ));
+        return Err(Error::config("backward: the cache comes from a cell of another configuration"));
     }
     let (in_size, hidden, out_size, _) = cache.sizes;
     let shape = |size: usize| {
-        if cache.unbatched {
-            vec![size]
-        } else {
-            vec![cache.batch, size]
-        }
+        if cache.unbatched { vec![size] } else { vec![cache.batch, size] }
     };
     if grad_h.shape() != shape(out_size).as_slice() {
-        return Err(Error::shape(
-            "grad_h",
-            format!("{:?}", shape(out_size)),
-            grad_h.shape(),
-        ));
+        return Err(Error::shape("grad_h", format!("{:?}", shape(out_size)), grad_h.shape()));
     }
     match (C::HAS_CELL_STATE, grad_c) {
         (true, Some(g)) if g.shape() != shape(hidden).as_slice() => {
-            return Err(Error::shape(
-                "grad_c",
-                format!("{:?}", shape(hidden)),
-                g.shape(),
-            ));
+            return Err(Error::shape("grad_c", format!("{:?}", shape(hidden)), g.shape()));
         }
         (false, Some(_)) => {
-            return Err(Error::config(
-                "grad_c was given, but the cell has no cell state",
-            ));
+            return Err(Error::config("grad_c was given, but the cell has no cell state"));
         }
         _ => {}
     }
-    let final_grad = Final {
-        h: None,
-        c: grad_c.map(Tensor::data),
-    };
+    let final_grad = Final { h: None, c: grad_c.map(Tensor::data) };
     let dy = grad_h.data().to_vec();
-    let g = backward_direction(
-        cell,
-        &cache.trace,
-        &cache.x,
-        1,
-        cache.batch,
-        Direction::Forward,
-        dy,
-        final_grad,
-    );
+    let g = backward_direction(cell, &cache.trace, &cache.x, 1, cache.batch, Direction::Forward, dy, final_grad);
     Ok(CellGrads {
         input: Tensor::from_parts(shape(in_size), g.x),
         h0: Tensor::from_parts(shape(out_size), g.h0),
@@ -316,20 +252,9 @@ pub(crate) fn step_backward_tensors<C: Cell<Real = f32>>(
 
 /// `out ← x · Wᵀ + b` for the rows of `x`, with `W` row-major `(width, x.cols)`: the product every cell uses for
 /// both of its pre-activations.
-pub(crate) fn affine_rows<T: Real>(
-    x: MatRef<'_, T>,
-    weight: &[T],
-    width: usize,
-    bias: Option<&[T]>,
-    out: &mut [T],
-) {
+pub(crate) fn affine_rows<T: Real>(x: MatRef<'_, T>, weight: &[T], width: usize, bias: Option<&[T]>, out: &mut [T]) {
     broadcast_rows(out, bias, width);
-    gemm(
-        x,
-        MatRef::new(weight, width, x.cols()).t(),
-        T::one(),
-        MatMut::new(out, x.rows(), width),
-    );
+    gemm(x, MatRef::new(weight, width, x.cols()).t(), T::one(), MatMut::new(out, x.rows(), width));
 }
 
 /// Rejects zero sizes, which PyTorch also rejects and which would leave a cell without weights.

@@ -4,10 +4,7 @@ use std::collections::HashMap;
 
 use rand::Rng;
 
-use super::{
-    Cell, CellCache, CellGrads, CellWeights, GateBackward, GatePass, step_backward_tensors,
-    step_tensors,
-};
+use super::{Cell, CellCache, CellGrads, CellWeights, GateBackward, GatePass, step_backward_tensors, step_tensors};
 use crate::error::{Error, Result};
 use crate::params::{Module, ParamMut, ParamRef, Trainable};
 use crate::real::Real;
@@ -30,9 +27,7 @@ impl std::str::FromStr for Nonlinearity {
         match s {
             "tanh" => Ok(Nonlinearity::Tanh),
             "relu" => Ok(Nonlinearity::Relu),
-            other => Err(Error::config(format!(
-                "nonlinearity must be `tanh` or `relu`, found `{other}`"
-            ))),
+            other => Err(Error::config(format!("nonlinearity must be `tanh` or `relu`, found `{other}`"))),
         }
     }
 }
@@ -53,12 +48,7 @@ pub struct RnnCellConfig {
 impl RnnCellConfig {
     /// A cell with bias and tanh, as PyTorch's defaults.
     pub fn new(input_size: usize, hidden_size: usize) -> Self {
-        RnnCellConfig {
-            input_size,
-            hidden_size,
-            bias: true,
-            nonlinearity: Nonlinearity::Tanh,
-        }
+        RnnCellConfig { input_size, hidden_size, bias: true, nonlinearity: Nonlinearity::Tanh }
     }
 }
 
@@ -102,10 +92,7 @@ impl RnnCell<f32> {
     }
 
     /// Loads PyTorch `state_dict` tensors (`weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`).
-    pub fn from_state_dict(
-        config: RnnCellConfig,
-        tensors: &HashMap<String, Tensor>,
-    ) -> Result<Self> {
+    pub fn from_state_dict(config: RnnCellConfig, tensors: &HashMap<String, Tensor>) -> Result<Self> {
         let mut cell = Self::zeros(config)?;
         cell.load_state_dict(tensors)?;
         Ok(cell)
@@ -116,17 +103,8 @@ impl<T: Real> RnnCell<T> {
     /// A cell with all parameters zero, in any precision (`f64` for gradient checks).
     pub fn zeros_in(config: RnnCellConfig) -> Result<Self> {
         super::check_sizes(config.input_size, config.hidden_size)?;
-        let weights = CellWeights::zeros(
-            1,
-            config.input_size,
-            config.hidden_size,
-            config.hidden_size,
-            config.bias,
-        );
-        Ok(RnnCell {
-            nonlinearity: config.nonlinearity,
-            weights,
-        })
+        let weights = CellWeights::zeros(1, config.input_size, config.hidden_size, config.hidden_size, config.bias);
+        Ok(RnnCell { nonlinearity: config.nonlinearity, weights })
     }
 
     /// The nonlinearity.
@@ -136,10 +114,7 @@ impl<T: Real> RnnCell<T> {
 
     /// The same cell in another precision, without gradients.
     pub fn cast<U: Real>(&self) -> RnnCell<U> {
-        RnnCell {
-            nonlinearity: self.nonlinearity,
-            weights: self.weights.cast(),
-        }
+        RnnCell { nonlinearity: self.nonlinearity, weights: self.weights.cast() }
     }
 }
 

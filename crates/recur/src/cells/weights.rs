@@ -37,13 +37,7 @@ pub(crate) struct WeightGradInputs<'a, T> {
 
 impl<T: Real> CellWeights<T> {
     /// Zero weights for a cell with `gates` gates.
-    pub fn zeros(
-        gates: usize,
-        input_size: usize,
-        hidden_size: usize,
-        recurrent_size: usize,
-        bias: bool,
-    ) -> Self {
+    pub fn zeros(gates: usize, input_size: usize, hidden_size: usize, recurrent_size: usize, bias: bool) -> Self {
         let rows = gates * hidden_size;
         CellWeights {
             input_size,
@@ -94,13 +88,7 @@ impl<T: Real> CellWeights<T> {
     /// `gx ← x Wᵢₕᵀ + b_ih` for `rows` rows of `x` (`rows × I`).
     pub(crate) fn input_projection(&self, x: &[T], rows: usize, gx: &mut [T]) {
         let bias = self.bias_ih.as_ref().map(Parameter::value);
-        affine_rows(
-            MatRef::new(x, rows, self.input_size),
-            self.weight_ih.value(),
-            self.width(),
-            bias,
-            gx,
-        );
+        affine_rows(MatRef::new(x, rows, self.input_size), self.weight_ih.value(), self.width(), bias, gx);
     }
 
     /// `gh ← h Wₕₕᵀ + b_hh` for `rows` rows of `h` (`rows × H_out`).
@@ -113,23 +101,13 @@ impl<T: Real> CellWeights<T> {
     /// `dh ← dh + dgh · W_hh` for `rows` rows: the gradient a step passes to the previous hidden state.
     pub(crate) fn recurrent_backward(&self, dgh: &[T], rows: usize, dh: &mut [T]) {
         let w = MatRef::new(self.weight_hh.value(), self.width(), self.recurrent_size);
-        gemm(
-            MatRef::new(dgh, rows, self.width()),
-            w,
-            T::one(),
-            MatMut::new(dh, rows, self.recurrent_size),
-        );
+        gemm(MatRef::new(dgh, rows, self.width()), w, T::one(), MatMut::new(dh, rows, self.recurrent_size));
     }
 
     /// `dx ← dgx · W_ih` for `rows` rows: the gradient of the layer input.
     pub(crate) fn input_backward(&self, dgx: &[T], rows: usize, dx: &mut [T]) {
         let w = MatRef::new(self.weight_ih.value(), self.width(), self.input_size);
-        gemm(
-            MatRef::new(dgx, rows, self.width()),
-            w,
-            T::zero(),
-            MatMut::new(dx, rows, self.input_size),
-        );
+        gemm(MatRef::new(dgx, rows, self.width()), w, T::zero(), MatMut::new(dx, rows, self.input_size));
     }
 
     /// Accumulates the weight gradients of a whole direction in a few large products:
@@ -139,29 +117,15 @@ impl<T: Real> CellWeights<T> {
         let rows = inputs.dgx.len() / width;
         let dgx = MatRef::new(inputs.dgx, rows, width);
         let grad_ih = MatMut::new(self.weight_ih.grad_mut(), width, self.input_size);
-        gemm(
-            dgx.t(),
-            MatRef::new(inputs.x, rows, self.input_size),
-            T::one(),
-            grad_ih,
-        );
+        gemm(dgx.t(), MatRef::new(inputs.x, rows, self.input_size), T::one(), grad_ih);
         let recurrent = self.recurrent_size;
         for (range, h) in inputs.h_prev {
             if range.is_empty() {
                 continue;
             }
-            let dgh = MatRef::new(
-                &inputs.dgh[range.start * width..range.end * width],
-                range.len(),
-                width,
-            );
+            let dgh = MatRef::new(&inputs.dgh[range.start * width..range.end * width], range.len(), width);
             let grad_hh = MatMut::new(self.weight_hh.grad_mut(), width, recurrent);
-            gemm(
-                dgh.t(),
-                MatRef::new(h, range.len(), recurrent),
-                T::one(),
-                grad_hh,
-            );
+            gemm(dgh.t(), MatRef::new(h, range.len(), recurrent), T::one(), grad_hh);
         }
         if let (Some(bi), Some(bh)) = (&mut self.bias_ih, &mut self.bias_hh) {
             add_column_sums(inputs.dgx, bi.grad_mut());
@@ -171,25 +135,14 @@ impl<T: Real> CellWeights<T> {
 
     /// The parameters, named as PyTorch names them, each followed by `suffix`.
     pub(crate) fn params(&self, suffix: &str) -> Vec<ParamRef<'_, T>> {
-        self.named(suffix)
-            .into_iter()
-            .map(|(name, shape, p)| ParamRef {
-                name,
-                shape,
-                data: p.value(),
-            })
-            .collect()
+        self.named(suffix).into_iter().map(|(name, shape, p)| ParamRef { name, shape, data: p.value() }).collect()
     }
 
     /// The parameters, mutably.
     pub(crate) fn params_mut(&mut self, suffix: &str) -> Vec<ParamMut<'_, T>> {
         self.named_mut(suffix)
             .into_iter()
-            .map(|(name, shape, p)| ParamMut {
-                name,
-                shape,
-                data: p.value_mut(),
-            })
+            .map(|(name, shape, p)| ParamMut { name, shape, data: p.value_mut() })
             .collect()
     }
 
@@ -199,12 +152,7 @@ impl<T: Real> CellWeights<T> {
             .into_iter()
             .map(|(name, shape, p)| {
                 let (value, grad) = p.value_and_grad_mut();
-                Param {
-                    name,
-                    shape,
-                    value,
-                    grad,
-                }
+                Param { name, shape, value, grad }
             })
             .collect()
     }
@@ -212,16 +160,8 @@ impl<T: Real> CellWeights<T> {
     fn named(&self, suffix: &str) -> Vec<(String, Vec<usize>, &Parameter<T>)> {
         let rows = self.width();
         let mut out = vec![
-            (
-                format!("weight_ih{suffix}"),
-                vec![rows, self.input_size],
-                &self.weight_ih,
-            ),
-            (
-                format!("weight_hh{suffix}"),
-                vec![rows, self.recurrent_size],
-                &self.weight_hh,
-            ),
+            (format!("weight_ih{suffix}"), vec![rows, self.input_size], &self.weight_ih),
+            (format!("weight_hh{suffix}"), vec![rows, self.recurrent_size], &self.weight_hh),
         ];
         if let (Some(bi), Some(bh)) = (&self.bias_ih, &self.bias_hh) {
             out.push((format!("bias_ih{suffix}"), vec![rows], bi));
@@ -233,16 +173,8 @@ impl<T: Real> CellWeights<T> {
     fn named_mut(&mut self, suffix: &str) -> Vec<(String, Vec<usize>, &mut Parameter<T>)> {
         let rows = self.width();
         let mut out = vec![
-            (
-                format!("weight_ih{suffix}"),
-                vec![rows, self.input_size],
-                &mut self.weight_ih,
-            ),
-            (
-                format!("weight_hh{suffix}"),
-                vec![rows, self.recurrent_size],
-                &mut self.weight_hh,
-            ),
+            (format!("weight_ih{suffix}"), vec![rows, self.input_size], &mut self.weight_ih),
+            (format!("weight_hh{suffix}"), vec![rows, self.recurrent_size], &mut self.weight_hh),
         ];
         if let (Some(bi), Some(bh)) = (&mut self.bias_ih, &mut self.bias_hh) {
             out.push((format!("bias_ih{suffix}"), vec![rows], bi));

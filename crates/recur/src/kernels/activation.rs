@@ -87,22 +87,8 @@ mod tests {
 
     /// Points spread over `[-lim, lim]`, denser near zero, plus the edges.
     fn sweep(lim: f32) -> Vec<f32> {
-        let mut v: Vec<f32> = (-20000..=20000)
-            .map(|i| (i as f32 / 20000.0).powi(3) * lim)
-            .collect();
-        v.extend([
-            0.0,
-            -0.0,
-            1e-30,
-            -1e-30,
-            0.625,
-            -0.625,
-            0.624_999_9,
-            lim,
-            -lim,
-            1e4,
-            -1e4,
-        ]);
+        let mut v: Vec<f32> = (-20000..=20000).map(|i| (i as f32 / 20000.0).powi(3) * lim).collect();
+        v.extend([0.0, -0.0, 1e-30, -1e-30, 0.625, -0.625, 0.624_999_9, lim, -lim, 1e4, -1e4]);
         v
     }
 
@@ -111,10 +97,7 @@ mod tests {
         for x in sweep(87.0).into_iter().filter(|x| x.abs() <= 87.0) {
             let want = (x as f64).exp();
             let got = exp(x) as f64;
-            assert!(
-                ((got - want) / want).abs() < 3.0 * f32::EPSILON as f64,
-                "exp({x}) = {got}, want {want}"
-            );
+            assert!(((got - want) / want).abs() < 3.0 * f32::EPSILON as f64, "exp({x}) = {got}, want {want}");
         }
         assert!(exp(-1000.0) >= 0.0 && exp(-1000.0) < 1e-37);
         assert!(exp(1000.0).is_finite());
@@ -128,10 +111,7 @@ mod tests {
             let t = (x as f64).tanh();
             let got = tanh(x) as f64;
             assert!((got - t).abs() < 2e-7, "tanh({x}) = {got}, want {t}");
-            assert!(
-                (got - t).abs() <= 4.0 * f32::EPSILON as f64 * t.abs().max(1e-30)
-                    || (got - t).abs() < 1e-7
-            );
+            assert!((got - t).abs() <= 4.0 * f32::EPSILON as f64 * t.abs().max(1e-30) || (got - t).abs() < 1e-7);
         }
         assert_eq!(tanh(0.0), 0.0);
         assert_eq!(tanh(-3.0), -tanh(3.0));

@@ -39,24 +39,9 @@ impl<'a, T> MatRef<'a, T> {
     ///
     /// # Panics
     /// When the view reaches past the end of `data` (a caller bug, never user input).
-    pub fn strided(
-        data: &'a [T],
-        rows: usize,
-        cols: usize,
-        row_stride: usize,
-        col_stride: usize,
-    ) -> Self {
-        assert!(
-            span(rows, cols, row_stride, col_stride) <= data.len(),
-            "matrix view out of bounds"
-        );
-        MatRef {
-            data,
-            rows,
-            cols,
-            row_stride,
-            col_stride,
-        }
+    pub fn strided(data: &'a [T], rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> Self {
+        assert!(span(rows, cols, row_stride, col_stride) <= data.len(), "matrix view out of bounds");
+        MatRef { data, rows, cols, row_stride, col_stride }
     }
 
     /// The transposed view (no copy).
@@ -104,34 +89,15 @@ impl<'a, T> MatMut<'a, T> {
     ///
     /// # Panics
     /// When the view reaches past the end of `data` (a caller bug).
-    pub fn strided(
-        data: &'a mut [T],
-        rows: usize,
-        cols: usize,
-        row_stride: usize,
-        col_stride: usize,
-    ) -> Self {
-        assert!(
-            span(rows, cols, row_stride, col_stride) <= data.len(),
-            "matrix view out of bounds"
-        );
-        MatMut {
-            data,
-            rows,
-            cols,
-            row_stride,
-            col_stride,
-        }
+    pub fn strided(data: &'a mut [T], rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> Self {
+        assert!(span(rows, cols, row_stride, col_stride) <= data.len(), "matrix view out of bounds");
+        MatMut { data, rows, cols, row_stride, col_stride }
     }
 }
 
 /// Number of elements a strided view touches, counted from its first element.
 fn span(rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> usize {
-    if rows == 0 || cols == 0 {
-        0
-    } else {
-        (rows - 1) * row_stride + (cols - 1) * col_stride + 1
-    }
+    if rows == 0 || cols == 0 { 0 } else { (rows - 1) * row_stride + (cols - 1) * col_stride + 1 }
 }
 
 /// `C ← A·B + β·C`.
@@ -142,11 +108,7 @@ fn span(rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> usize
 /// When the inner dimensions or the output shape disagree (a caller bug, never user input).
 pub fn gemm<T: Real>(a: MatRef<'_, T>, b: MatRef<'_, T>, beta: T, c: MatMut<'_, T>) {
     assert_eq!(a.cols, b.rows, "gemm: inner dimensions differ");
-    assert_eq!(
-        (c.rows, c.cols),
-        (a.rows, b.cols),
-        "gemm: output shape differs"
-    );
+    assert_eq!((c.rows, c.cols), (a.rows, b.cols), "gemm: output shape differs");
     let (m, k, n) = (a.rows, a.cols, b.cols);
     if m == 0 || n == 0 {
         return;
@@ -155,11 +117,7 @@ pub fn gemm<T: Real>(a: MatRef<'_, T>, b: MatRef<'_, T>, beta: T, c: MatMut<'_, 
         for r in 0..m {
             for col in 0..n {
                 let v = &mut c.data[r * c.row_stride + col * c.col_stride];
-                *v = if beta == T::zero() {
-                    T::zero()
-                } else {
-                    beta * *v
-                };
+                *v = if beta == T::zero() { T::zero() } else { beta * *v };
             }
         }
         return;
@@ -206,9 +164,7 @@ const PARALLEL_WORK: usize = 1 << 20;
 /// there is no bias. A product accumulated with `β = 1` onto it then adds the bias for free.
 pub fn broadcast_rows<T: Real>(out: &mut [T], bias: Option<&[T]>, width: usize) {
     match bias {
-        Some(bias) if width > 0 => out
-            .chunks_exact_mut(width)
-            .for_each(|row| row.copy_from_slice(bias)),
+        Some(bias) if width > 0 => out.chunks_exact_mut(width).for_each(|row| row.copy_from_slice(bias)),
         _ => out.fill(T::zero()),
     }
 }
@@ -229,10 +185,7 @@ mod tests {
 
     fn values(len: usize, seed: u32) -> Vec<f32> {
         (0..len)
-            .map(|i| {
-                (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) % 1000) as f32) / 500.0
-                    - 1.0
-            })
+            .map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) % 1000) as f32) / 500.0 - 1.0)
             .collect()
     }
 
@@ -243,24 +196,14 @@ mod tests {
             let b = values(k * n, 2);
             let want = reference(&a, &b, m, k, n);
             let mut c = vec![f32::NAN; m * n];
-            gemm(
-                MatRef::new(&a, m, k),
-                MatRef::new(&b, k, n),
-                0.0,
-                MatMut::new(&mut c, m, n),
-            );
+            gemm(MatRef::new(&a, m, k), MatRef::new(&b, k, n), 0.0, MatMut::new(&mut c, m, n));
             for (x, y) in c.iter().zip(&want) {
                 assert!((x - y).abs() < 1e-4, "{x} vs {y}");
             }
             // B stored transposed (n × k), as recurrent weights are.
             let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
             let mut c2 = vec![1.0; m * n];
-            gemm(
-                MatRef::new(&a, m, k),
-                MatRef::new(&bt, n, k).t(),
-                1.0,
-                MatMut::new(&mut c2, m, n),
-            );
+            gemm(MatRef::new(&a, m, k), MatRef::new(&bt, n, k).t(), 1.0, MatMut::new(&mut c2, m, n));
             for (x, y) in c2.iter().zip(&want) {
                 assert!((x - (y + 1.0)).abs() < 1e-4, "{x} vs {}", y + 1.0);
             }
@@ -270,12 +213,7 @@ mod tests {
     #[test]
     fn empty_inner_dimension_scales_output() {
         let mut c = vec![2.0; 4];
-        gemm(
-            MatRef::new(&[], 2, 0),
-            MatRef::new(&[], 0, 2),
-            0.5,
-            MatMut::new(&mut c, 2, 2),
-        );
+        gemm(MatRef::new(&[], 2, 0), MatRef::new(&[], 0, 2), 0.5, MatMut::new(&mut c, 2, 2));
         assert_eq!(c, vec![1.0; 4]);
     }
 }

@@ -175,20 +175,12 @@ impl RecurrentConfig {
 
     /// Size of `h`, `H_out`: `proj_size` when projected, else `hidden_size`.
     pub fn output_size(&self) -> usize {
-        if self.proj_size > 0 {
-            self.proj_size
-        } else {
-            self.hidden_size
-        }
+        if self.proj_size > 0 { self.proj_size } else { self.hidden_size }
     }
 
     /// The input size of layer `layer`: `input_size` for the first, `D·H_out` after it.
     pub fn layer_input_size(&self, layer: usize) -> usize {
-        if layer == 0 {
-            self.input_size
-        } else {
-            self.directions() * self.output_size()
-        }
+        if layer == 0 { self.input_size } else { self.directions() * self.output_size() }
     }
 
     /// Checks the configuration as PyTorch's constructor does.
@@ -204,10 +196,7 @@ impl RecurrentConfig {
             return fail("num_layers must be at least 1, found 0".into());
         }
         if !(0.0..=1.0).contains(&self.dropout) {
-            return fail(format!(
-                "dropout must be a probability in [0, 1], found {}",
-                self.dropout
-            ));
+            return fail(format!("dropout must be a probability in [0, 1], found {}", self.dropout));
         }
         if self.proj_size > 0 && self.mode != Mode::Lstm {
             return fail(format!(
@@ -231,8 +220,8 @@ impl RecurrentConfig {
 
     /// Parses the JSON of a model file's `config` metadata and validates it.
     pub fn from_json(json: &str) -> Result<Self> {
-        let config: RecurrentConfig = serde_json::from_str(json)
-            .map_err(|e| Error::config(format!("cannot parse config metadata: {e}")))?;
+        let config: RecurrentConfig =
+            serde_json::from_str(json).map_err(|e| Error::config(format!("cannot parse config metadata: {e}")))?;
         config.validate()?;
         Ok(config)
     }
@@ -244,10 +233,7 @@ mod tests {
 
     #[test]
     fn json_round_trip_uses_pytorch_names() {
-        let config = RecurrentConfig::lstm(3, 5)
-            .num_layers(2)
-            .proj_size(2)
-            .bidirectional(true);
+        let config = RecurrentConfig::lstm(3, 5).num_layers(2).proj_size(2).bidirectional(true);
         let json = config.to_json();
         assert!(json.contains("\"mode\":\"LSTM\""), "{json}");
         assert!(json.contains("\"proj_size\":2"), "{json}");
@@ -256,22 +242,15 @@ mod tests {
 
     #[test]
     fn missing_fields_take_pytorch_defaults() {
-        let config =
-            RecurrentConfig::from_json(r#"{"mode":"GRU","input_size":2,"hidden_size":3}"#).unwrap();
+        let config = RecurrentConfig::from_json(r#"{"mode":"GRU","input_size":2,"hidden_size":3}"#).unwrap();
         assert_eq!(config, RecurrentConfig::gru(2, 3));
     }
 
     #[test]
     fn invalid_configs_are_rejected_with_reasons() {
         let cases = [
-            (
-                RecurrentConfig::gru(2, 3).proj_size(1),
-                "only supported by LSTM",
-            ),
-            (
-                RecurrentConfig::lstm(2, 3).proj_size(3),
-                "smaller than hidden_size",
-            ),
+            (RecurrentConfig::gru(2, 3).proj_size(1), "only supported by LSTM"),
+            (RecurrentConfig::lstm(2, 3).proj_size(3), "smaller than hidden_size"),
             (RecurrentConfig::lstm(0, 3), "must be positive"),
             (RecurrentConfig::lstm(2, 3).num_layers(0), "num_layers"),
             (RecurrentConfig::lstm(2, 3).dropout(1.5), "dropout"),
@@ -280,9 +259,7 @@ mod tests {
             let err = config.validate().unwrap_err().to_string();
             assert!(err.contains(needle), "{err} should mention {needle}");
         }
-        let err =
-            RecurrentConfig::from_json(r#"{"mode":"TRANSFORMER","input_size":2,"hidden_size":3}"#)
-                .unwrap_err();
+        let err = RecurrentConfig::from_json(r#"{"mode":"TRANSFORMER","input_size":2,"hidden_size":3}"#).unwrap_err();
         assert!(err.to_string().contains("cannot parse config"), "{err}");
     }
 }

@@ -7,9 +7,7 @@ pub use config::{Mode, RecurrentConfig};
 
 use rand::Rng;
 
-use crate::cells::{
-    Cell, GruCell, GruCellConfig, LstmCell, LstmCellConfig, Nonlinearity, RnnCell, RnnCellConfig,
-};
+use crate::cells::{Cell, GruCell, GruCellConfig, LstmCell, LstmCellConfig, Nonlinearity, RnnCell, RnnCellConfig};
 use crate::driver::{Stack, StackOutput, StackTrace};
 use crate::error::{Error, Result};
 use crate::params::{Module, Param, ParamMut, ParamRef, Trainable};
@@ -82,39 +80,20 @@ impl Recurrent {
     pub fn zeros(config: RecurrentConfig) -> Result<Self> {
         config.validate()?;
         let d = config.directions();
-        let inputs: Vec<usize> = (0..config.num_layers)
-            .flat_map(|l| std::iter::repeat_n(config.layer_input_size(l), d))
-            .collect();
+        let inputs: Vec<usize> =
+            (0..config.num_layers).flat_map(|l| std::iter::repeat_n(config.layer_input_size(l), d)).collect();
         let (hidden_size, bias, proj_size) = (config.hidden_size, config.bias, config.proj_size);
         let cells = match config.mode {
             Mode::Lstm => Cells::Lstm(build_stack(&inputs, d, |input_size| {
-                LstmCell::zeros(LstmCellConfig {
-                    input_size,
-                    hidden_size,
-                    bias,
-                    proj_size,
-                })
+                LstmCell::zeros(LstmCellConfig { input_size, hidden_size, bias, proj_size })
             })?),
             Mode::Gru => Cells::Gru(build_stack(&inputs, d, |input_size| {
-                GruCell::zeros(GruCellConfig {
-                    input_size,
-                    hidden_size,
-                    bias,
-                })
+                GruCell::zeros(GruCellConfig { input_size, hidden_size, bias })
             })?),
             Mode::RnnTanh | Mode::RnnRelu => {
-                let nonlinearity = if config.mode == Mode::RnnRelu {
-                    Nonlinearity::Relu
-                } else {
-                    Nonlinearity::Tanh
-                };
+                let nonlinearity = if config.mode == Mode::RnnRelu { Nonlinearity::Relu } else { Nonlinearity::Tanh };
                 Cells::Rnn(build_stack(&inputs, d, |input_size| {
-                    RnnCell::zeros(RnnCellConfig {
-                        input_size,
-                        hidden_size,
-                        bias,
-                        nonlinearity,
-                    })
+                    RnnCell::zeros(RnnCellConfig { input_size, hidden_size, bias, nonlinearity })
                 })?)
             }
         };
@@ -129,11 +108,7 @@ impl Recurrent {
     /// Changes the dropout probability between layers used by [`Recurrent::forward_train`] (0 turns it off, as
     /// PyTorch's `eval()` does for the gradients of a model in evaluation mode).
     pub fn set_dropout(&mut self, p: f32) -> Result<()> {
-        RecurrentConfig {
-            dropout: p,
-            ..self.config.clone()
-        }
-        .validate()?;
+        RecurrentConfig { dropout: p, ..self.config.clone() }.validate()?;
         self.config.dropout = p;
         Ok(())
     }
@@ -146,12 +121,7 @@ impl Recurrent {
     ///
     /// Every shape is checked: a mismatch is an [`Error::Shape`] naming the tensor, the expected shape and the
     /// one found. Dropout is not applied (this is inference, PyTorch's eval mode).
-    pub fn forward(
-        &self,
-        input: &Tensor,
-        h0: Option<&Tensor>,
-        c0: Option<&Tensor>,
-    ) -> Result<RecurrentOutput> {
+    pub fn forward(&self, input: &Tensor, h0: Option<&Tensor>, c0: Option<&Tensor>) -> Result<RecurrentOutput> {
         let (geometry, x) = self.prepare(input, h0, c0)?;
         let (h0, c0) = (h0.map(Tensor::data), c0.map(Tensor::data));
         let (steps, batch) = (geometry.steps, geometry.batch);
@@ -178,20 +148,14 @@ impl Recurrent {
         let width = self.config.directions() * self.config.output_size();
         let p = self.config.dropout;
         let masks: Vec<Option<Vec<f32>>> = (0..self.config.num_layers)
-            .map(|layer| {
-                (layer > 0 && p > 0.0).then(|| dropout_mask(steps * batch * width, p, rng))
-            })
+            .map(|layer| (layer > 0 && p > 0.0).then(|| dropout_mask(steps * batch * width, p, rng)))
             .collect();
         let (out, trace) = match &self.cells {
             Cells::Rnn(s) => s.forward_train(&x, steps, batch, h0, c0, masks),
             Cells::Lstm(s) => s.forward_train(&x, steps, batch, h0, c0, masks),
             Cells::Gru(s) => s.forward_train(&x, steps, batch, h0, c0, masks),
         };
-        let cache = RecurrentCache {
-            config: self.config.clone(),
-            geometry,
-            trace,
-        };
+        let cache = RecurrentCache { config: self.config.clone(), geometry, trace };
         Ok((self.finish(out, &cache.geometry), cache))
     }
 
@@ -209,19 +173,10 @@ impl Recurrent {
         grad_c_n: Option<&Tensor>,
     ) -> Result<RecurrentGrads> {
         if cache.config != self.config {
-            return Err(Error::config(
-                "backward: the cache comes from a layer with another configuration",
-            ));
+            return Err(Error::config("backward: the cache comes from a layer with another configuration"));
         }
-        let Geometry {
-            steps,
-            batch,
-            unbatched,
-        } = cache.geometry;
-        let (width, states) = (
-            self.config.directions() * self.config.output_size(),
-            self.states(),
-        );
+        let Geometry { steps, batch, unbatched } = cache.geometry;
+        let (width, states) = (self.config.directions() * self.config.output_size(), self.states());
         let time_major = self.config.batch_first && !unbatched;
         let output_shape = self.output_shape(&cache.geometry);
         if grad_output.shape() != output_shape.as_slice() {
@@ -237,9 +192,7 @@ impl Recurrent {
         match (self.config.mode, grad_c_n) {
             (Mode::Lstm, g) => check_optional("grad_c_n", g, &c_shape)?,
             (mode, Some(_)) => {
-                return Err(Error::config(format!(
-                    "grad_c_n was given, but {mode} has no cell state"
-                )));
+                return Err(Error::config(format!("grad_c_n was given, but {mode} has no cell state")));
             }
             (_, None) => {}
         }
@@ -255,20 +208,13 @@ impl Recurrent {
             Cells::Gru(s) => s.backward(&cache.trace, &d_output, d_h, d_c),
         };
         let input_size = self.config.input_size;
-        let input = if time_major {
-            swap_leading_axes(&grads.input, steps, batch, input_size)
-        } else {
-            grads.input
-        };
+        let input = if time_major { swap_leading_axes(&grads.input, steps, batch, input_size) } else { grads.input };
         let input_shape = match (unbatched, time_major) {
             (true, _) => vec![steps, input_size],
             (false, true) => vec![batch, steps, input_size],
             (false, false) => vec![steps, batch, input_size],
         };
-        debug_assert_eq!(
-            h_shape.iter().product::<usize>(),
-            states * batch * self.config.output_size()
-        );
+        debug_assert_eq!(h_shape.iter().product::<usize>(), states * batch * self.config.output_size());
         Ok(RecurrentGrads {
             input: Tensor::from_parts(input_shape, input),
             h0: Tensor::from_parts(h_shape, grads.h0),
@@ -277,12 +223,7 @@ impl Recurrent {
     }
 
     /// Checks the inputs and returns the geometry and the time-major input.
-    fn prepare(
-        &self,
-        input: &Tensor,
-        h0: Option<&Tensor>,
-        c0: Option<&Tensor>,
-    ) -> Result<(Geometry, Vec<f32>)> {
+    fn prepare(&self, input: &Tensor, h0: Option<&Tensor>, c0: Option<&Tensor>) -> Result<(Geometry, Vec<f32>)> {
         let geometry = self.check_input(input)?;
         self.check_state("h_0", h0, self.config.output_size(), &geometry)?;
         match (self.config.mode, c0) {
@@ -290,19 +231,12 @@ impl Recurrent {
                 self.check_state("c_0", c0, self.config.hidden_size, &geometry)?;
             }
             (mode, Some(_)) => {
-                return Err(Error::config(format!(
-                    "c_0 was given, but {mode} has no cell state"
-                )));
+                return Err(Error::config(format!("c_0 was given, but {mode} has no cell state")));
             }
             (_, None) => {}
         }
         let x = if self.config.batch_first && !geometry.unbatched {
-            swap_leading_axes(
-                input.data(),
-                geometry.batch,
-                geometry.steps,
-                self.config.input_size,
-            )
+            swap_leading_axes(input.data(), geometry.batch, geometry.steps, self.config.input_size)
         } else {
             input.data().to_vec()
         };
@@ -311,11 +245,7 @@ impl Recurrent {
 
     /// Shapes the stack's time-major results as PyTorch does.
     fn finish(&self, out: StackOutput<f32>, geometry: &Geometry) -> RecurrentOutput {
-        let Geometry {
-            steps,
-            batch,
-            unbatched,
-        } = *geometry;
+        let Geometry { steps, batch, unbatched } = *geometry;
         let width = self.config.directions() * self.config.output_size();
         let output = if self.config.batch_first && !unbatched {
             swap_leading_axes(&out.output, steps, batch, width)
@@ -324,13 +254,9 @@ impl Recurrent {
         };
         RecurrentOutput {
             output: Tensor::from_parts(self.output_shape(geometry), output),
-            h_n: Tensor::from_parts(
-                self.state_shape(geometry, self.config.output_size()),
-                out.h_n,
-            ),
-            c_n: (self.config.mode == Mode::Lstm).then(|| {
-                Tensor::from_parts(self.state_shape(geometry, self.config.hidden_size), out.c_n)
-            }),
+            h_n: Tensor::from_parts(self.state_shape(geometry, self.config.output_size()), out.h_n),
+            c_n: (self.config.mode == Mode::Lstm)
+                .then(|| Tensor::from_parts(self.state_shape(geometry, self.config.hidden_size), out.c_n)),
         }
     }
 
@@ -348,20 +274,12 @@ impl Recurrent {
     }
 
     fn state_shape(&self, g: &Geometry, size: usize) -> Vec<usize> {
-        if g.unbatched {
-            vec![self.states(), size]
-        } else {
-            vec![self.states(), g.batch, size]
-        }
+        if g.unbatched { vec![self.states(), size] } else { vec![self.states(), g.batch, size] }
     }
 
     fn check_input(&self, input: &Tensor) -> Result<Geometry> {
         let i = self.config.input_size;
-        let expected = if self.config.batch_first {
-            "[B, T, I]"
-        } else {
-            "[T, B, I]"
-        };
+        let expected = if self.config.batch_first { "[B, T, I]" } else { "[T, B, I]" };
         let describe = || format!("{expected} or unbatched [T, I] with I = {i}");
         let (steps, batch, unbatched) = match *input.shape() {
             [t, f] if f == i => (t, 1, true),
@@ -375,17 +293,9 @@ impl Recurrent {
             _ => return Err(Error::shape("input", describe(), input.shape())),
         };
         if steps == 0 || batch == 0 {
-            return Err(Error::shape(
-                "input",
-                format!("{} with T ≥ 1 and B ≥ 1", describe()),
-                input.shape(),
-            ));
+            return Err(Error::shape("input", format!("{} with T ≥ 1 and B ≥ 1", describe()), input.shape()));
         }
-        Ok(Geometry {
-            steps,
-            batch,
-            unbatched,
-        })
+        Ok(Geometry { steps, batch, unbatched })
     }
 
     fn check_state<'a>(
@@ -397,32 +307,17 @@ impl Recurrent {
     ) -> Result<Option<&'a [f32]>> {
         let Some(state) = state else { return Ok(None) };
         let states = self.config.num_layers * self.config.directions();
-        let expected = if geometry.unbatched {
-            vec![states, size]
-        } else {
-            vec![states, geometry.batch, size]
-        };
+        let expected = if geometry.unbatched { vec![states, size] } else { vec![states, geometry.batch, size] };
         if state.shape() != expected.as_slice() {
-            return Err(Error::shape(
-                what,
-                format!("{expected:?} (L·D, B, H)"),
-                state.shape(),
-            ));
+            return Err(Error::shape(what, format!("{expected:?} (L·D, B, H)"), state.shape()));
         }
         Ok(Some(state.data()))
     }
 }
 
 /// One cell per entry of `inputs` (the input size of each layer and direction), stacked.
-fn build_stack<C: Cell>(
-    inputs: &[usize],
-    directions: usize,
-    make: impl Fn(usize) -> Result<C>,
-) -> Result<Stack<C>> {
-    Ok(Stack::new(
-        inputs.iter().map(|&i| make(i)).collect::<Result<_>>()?,
-        directions,
-    ))
+fn build_stack<C: Cell>(inputs: &[usize], directions: usize, make: impl Fn(usize) -> Result<C>) -> Result<Stack<C>> {
+    Ok(Stack::new(inputs.iter().map(|&i| make(i)).collect::<Result<_>>()?, directions))
 }
 
 /// What [`Recurrent::forward_train`] keeps for [`Recurrent::backward`]: every step's states and gate
@@ -451,9 +346,7 @@ fn dropout_mask(len: usize, p: f32, rng: &mut impl Rng) -> Vec<f32> {
         return vec![0.0; len];
     }
     let scale = 1.0 / (1.0 - p);
-    (0..len)
-        .map(|_| if rng.random::<f32>() < p { 0.0 } else { scale })
-        .collect()
+    (0..len).map(|_| if rng.random::<f32>() < p { 0.0 } else { scale }).collect()
 }
 
 fn check_optional(what: &str, t: Option<&Tensor>, shape: &[usize]) -> Result<()> {
@@ -470,22 +363,12 @@ fn suffix(layer: usize, direction: usize) -> String {
 
 fn stack_params<C: Cell<Real = f32>>(stack: &Stack<C>) -> Vec<ParamRef<'_>> {
     let d = stack.directions();
-    stack
-        .cells()
-        .iter()
-        .enumerate()
-        .flat_map(|(k, cell)| cell.params(&suffix(k / d, k % d)))
-        .collect()
+    stack.cells().iter().enumerate().flat_map(|(k, cell)| cell.params(&suffix(k / d, k % d))).collect()
 }
 
 fn stack_params_mut<C: Cell<Real = f32>>(stack: &mut Stack<C>) -> Vec<ParamMut<'_>> {
     let d = stack.directions();
-    stack
-        .cells_mut()
-        .iter_mut()
-        .enumerate()
-        .flat_map(|(k, cell)| cell.params_mut(&suffix(k / d, k % d)))
-        .collect()
+    stack.cells_mut().iter_mut().enumerate().flat_map(|(k, cell)| cell.params_mut(&suffix(k / d, k % d))).collect()
 }
 
 impl Module for Recurrent {
