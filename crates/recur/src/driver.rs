@@ -80,6 +80,23 @@ pub(crate) struct DirectionTrace<T> {
     cache: Vec<T>,
 }
 
+impl<T> StackTrace<T> {
+    /// Number of values kept for the backward pass (times the size of `T` is its memory).
+    pub fn num_values(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|l| {
+                l.input.len()
+                    + l.mask.as_ref().map_or(0, Vec::len)
+                    + l.directions
+                        .iter()
+                        .map(|d| d.h0.len() + d.c0.len() + d.y.len() + d.c.len() + d.cache.len())
+                        .sum::<usize>()
+            })
+            .sum()
+    }
+}
+
 /// Gradients of a stack's inputs, all row-major.
 #[derive(Debug)]
 pub struct StackGrads<T> {

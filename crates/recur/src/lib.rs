@@ -36,6 +36,7 @@ pub mod model_file;
 pub mod params;
 pub mod real;
 pub mod tensor;
+pub mod train;
 
 pub use cells::{GruCell, GruCellConfig, LstmCell, LstmCellConfig, Nonlinearity, RnnCell, RnnCellConfig};
 pub use error::{Error, Result};

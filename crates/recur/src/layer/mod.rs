@@ -329,6 +329,14 @@ pub struct RecurrentCache {
     trace: StackTrace<f32>,
 }
 
+impl RecurrentCache {
+    /// Number of `f32` values kept for the backward pass: per layer and direction about `T·B·(H_out + H + c)`
+    /// where `c` is the cell's cache width (RNN 0, LSTM 5H, GRU 4H), plus each layer's input `T·B·I_l`.
+    pub fn num_values(&self) -> usize {
+        self.trace.num_values()
+    }
+}
+
 /// The gradients [`Recurrent::backward`] returns, shaped as the tensors they belong to.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RecurrentGrads {
