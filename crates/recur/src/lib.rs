@@ -35,6 +35,7 @@ pub mod layer;
 pub mod model_file;
 pub mod params;
 pub mod real;
+pub mod tasks;
 pub mod tensor;
 pub mod train;
 
