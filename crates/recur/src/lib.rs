@@ -32,7 +32,9 @@ pub mod error;
 pub mod gradcheck;
 pub mod kernels;
 pub mod layer;
+pub mod loss;
 pub mod model_file;
+pub mod nn;
 pub mod params;
 pub mod real;
 pub mod tensor;
@@ -42,6 +44,8 @@ pub use cells::{
 };
 pub use error::{Error, Result};
 pub use layer::{Mode, Recurrent, RecurrentConfig, RecurrentOutput};
+pub use loss::{BceWithLogitsLoss, CrossEntropyLoss, MseLoss};
 pub use model_file::LoadOptions;
+pub use nn::{Dropout, Embedding, Linear};
 pub use params::{Module, Param, Trainable};
 pub use tensor::Tensor;
