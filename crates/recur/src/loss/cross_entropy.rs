@@ -121,23 +121,21 @@ impl<T: Real> CrossEntropyLoss<T> {
 
         // First the targets, all of them, so that an error leaves `grad` untouched and the total weight (the
         // denominator of every gradient) is known before the pass over the logits.
-        let mut counted: Vec<Option<usize>> = Vec::with_capacity(rows);
+        let counted = |r: usize| self.counted_class(targets[r], classes, mask.is_none_or(|m| m[r]));
         let mut total = T::zero();
-        for (r, &t) in targets.iter().enumerate() {
-            let class = self.counted_class(t, classes, mask.is_none_or(|m| m[r]))?;
-            if let Some(c) = class {
+        for r in 0..rows {
+            if let Some(c) = counted(r)? {
                 total += self.class_weight(c);
             }
-            counted.push(class);
         }
 
         let mut sum = T::zero();
-        for ((z, g), class) in logits
+        for (r, (z, g)) in logits
             .chunks_exact(classes.max(1))
             .zip(grad.chunks_exact_mut(classes.max(1)))
-            .zip(&counted)
+            .enumerate()
         {
-            let Some(c) = *class else {
+            let Some(c) = counted(r)? else {
                 g.fill(T::zero());
                 continue;
             };
