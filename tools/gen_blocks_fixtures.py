@@ -130,7 +130,8 @@ def bce_case(name, rows, cols, scale, pos_weight=False):
     seed(name)
     x = (scale * torch.randn(rows, cols)).requires_grad_()
     # Hard labels and soft ones: the loss is defined for any target in [0, 1].
-    targets = torch.where(torch.rand(rows, cols) < 0.5, torch.randint(0, 2, (rows, cols)).float(), torch.rand(rows, cols))
+    hard = torch.randint(0, 2, (rows, cols)).float()
+    targets = torch.where(torch.rand(rows, cols) < 0.5, hard, torch.rand(rows, cols))
     pw = torch.rand(cols) * 3 + 0.1 if pos_weight else None
     loss = F.binary_cross_entropy_with_logits(x, targets, pos_weight=pw)
     loss.backward()
