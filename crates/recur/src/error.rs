@@ -64,6 +64,16 @@ pub enum Error {
         /// The dtype found.
         dtype: String,
     },
+    /// An index (an embedding index, a class target) is outside its valid range.
+    #[error("{what} {index} is out of range (valid: {valid})")]
+    Index {
+        /// What the index is, e.g. `embedding index`.
+        what: String,
+        /// The index as given.
+        index: String,
+        /// The valid range, in words.
+        valid: String,
+    },
     /// A configuration is invalid or inconsistent.
     #[error("invalid configuration: {0}")]
     Config(String),
