@@ -46,6 +46,6 @@ pub use error::{Error, Result};
 pub use layer::{Mode, Recurrent, RecurrentCache, RecurrentConfig, RecurrentGrads, RecurrentOutput};
 pub use loss::{BceWithLogitsLoss, CrossEntropyLoss, MseLoss};
 pub use model_file::LoadOptions;
-pub use nn::{Dropout, Embedding, Linear};
+pub use nn::{Dropout, Embedding, Head, Layout, Linear, Readout, SequenceShape};
 pub use params::{Module, Param, Trainable};
 pub use tensor::Tensor;

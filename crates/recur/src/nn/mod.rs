@@ -32,10 +32,12 @@
 
 mod dropout;
 mod embedding;
+mod head;
 mod linear;
 
 pub use dropout::Dropout;
 pub use embedding::Embedding;
+pub use head::{Head, HeadCache, Layout, Readout, SequenceShape};
 pub use linear::Linear;
 
 use crate::error::{Error, Result};
