@@ -33,6 +33,7 @@ pub mod gradcheck;
 pub mod kernels;
 pub mod layer;
 pub mod loss;
+pub mod model;
 pub mod model_file;
 pub mod nn;
 pub mod params;
@@ -45,6 +46,7 @@ pub use cells::{GruCell, GruCellConfig, LstmCell, LstmCellConfig, Nonlinearity, 
 pub use error::{Error, Result};
 pub use layer::{Mode, Recurrent, RecurrentCache, RecurrentConfig, RecurrentGrads, RecurrentOutput};
 pub use loss::{BceWithLogitsLoss, CrossEntropyLoss, MseLoss};
+pub use model::{ReadoutName, SequenceInput, SequenceModel, SequenceModelCache, SequenceModelConfig};
 pub use model_file::LoadOptions;
 pub use nn::{Dropout, Embedding, Head, Layout, Linear, Readout, SequenceShape};
 pub use params::{Module, Param, Trainable};

@@ -98,6 +98,30 @@ pub struct Param<'a, T = f32> {
     pub grad: &'a mut [T],
 }
 
+/// A parameter view with a name that a parent module can prefix.
+pub trait Named {
+    /// The name, mutably.
+    fn name_mut(&mut self) -> &mut String;
+}
+
+impl<T> Named for ParamRef<'_, T> {
+    fn name_mut(&mut self) -> &mut String {
+        &mut self.name
+    }
+}
+
+impl<T> Named for ParamMut<'_, T> {
+    fn name_mut(&mut self) -> &mut String {
+        &mut self.name
+    }
+}
+
+impl<T> Named for Param<'_, T> {
+    fn name_mut(&mut self) -> &mut String {
+        &mut self.name
+    }
+}
+
 /// Copies each named tensor into the parameter of the same name.
 ///
 /// Every parameter must be present with its exact shape, and every tensor must belong to a parameter: a missing,

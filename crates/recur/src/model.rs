@@ -1,0 +1,268 @@
+//! A complete sequence model, the shape most tasks need: an optional embedding (for tokens), a recurrent layer,
+//! and a head. Parameters are named as a PyTorch module with attributes `embedding`, `rnn` and `head` would name
+//! them (`embedding.weight`, `rnn.weight_ih_l0`, `head.weight`), so a model file moves between the two.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::layer::{Recurrent, RecurrentCache, RecurrentConfig, RecurrentOutput};
+use crate::model_file::TensorFile;
+use crate::nn::{Embedding, Head, HeadCache, Layout, Readout, SequenceShape};
+use crate::params::{Module, Named, Param, ParamMut, ParamRef, Trainable};
+use crate::tensor::Tensor;
+use crate::train::CarriedState;
+
+/// The configuration of a [`SequenceModel`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SequenceModelConfig {
+    /// Vocabulary size for token input (an embedding of `recurrent.input_size` values per token), or `None` for
+    /// feature input.
+    pub vocab: Option<usize>,
+    /// The recurrent layer.
+    pub recurrent: RecurrentConfig,
+    /// How the head reads the recurrent output.
+    pub readout: ReadoutName,
+    /// Values predicted per row (classes, or regression targets).
+    pub outputs: usize,
+}
+
+/// [`Readout`] as it is written in a model file's configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadoutName {
+    /// [`Readout::Last`].
+    Last,
+    /// [`Readout::Mean`].
+    Mean,
+    /// [`Readout::EveryStep`].
+    EveryStep,
+}
+
+impl From<ReadoutName> for Readout {
+    fn from(r: ReadoutName) -> Readout {
+        match r {
+            ReadoutName::Last => Readout::Last,
+            ReadoutName::Mean => Readout::Mean,
+            ReadoutName::EveryStep => Readout::EveryStep,
+        }
+    }
+}
+
+/// The input of a [`SequenceModel`].
+#[derive(Clone, Copy, Debug)]
+pub enum SequenceInput<'a> {
+    /// Features, `(B, T, I)` when the recurrent layer is batch-first, else `(T, B, I)`.
+    Features(&'a Tensor),
+    /// Token ids laid out like the features would be (batch-first or time-major), `steps × batch` of them.
+    Tokens {
+        /// The ids.
+        ids: &'a [usize],
+        /// Time steps `T`.
+        steps: usize,
+        /// Batch size `B`.
+        batch: usize,
+    },
+}
+
+/// An embedding (optional), a recurrent layer and a head.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SequenceModel {
+    config: SequenceModelConfig,
+    embedding: Option<Embedding>,
+    rnn: Recurrent,
+    head: Head,
+}
+
+/// What [`SequenceModel::forward_train`] keeps for [`SequenceModel::backward`].
+#[derive(Clone, Debug)]
+pub struct SequenceModelCache {
+    tokens: Option<Vec<usize>>,
+    rnn: RecurrentCache,
+    head: HeadCache<f32>,
+    shape: SequenceShape,
+}
+
+impl SequenceModel {
+    /// A model with PyTorch's default initialisation, drawn from `rng`.
+    pub fn new(config: SequenceModelConfig, rng: &mut impl Rng) -> Result<Self> {
+        config.recurrent.validate()?;
+        let embedding = match config.vocab {
+            Some(vocab) => Some(Embedding::new(vocab, config.recurrent.input_size, None, rng)?),
+            None => None,
+        };
+        let rnn = Recurrent::new(config.recurrent.clone(), rng)?;
+        let features = config.recurrent.directions() * config.recurrent.output_size();
+        let head = Head::new(config.readout.into(), features, config.outputs, rng)?;
+        Ok(SequenceModel { config, embedding, rnn, head })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SequenceModelConfig {
+        &self.config
+    }
+
+    /// The recurrent layer.
+    pub fn recurrent(&self) -> &Recurrent {
+        &self.rnn
+    }
+
+    /// Rows of predictions for a batch: `B` (many-to-one) or `T·B` (many-to-many, in the input's order).
+    pub fn rows(&self, steps: usize, batch: usize) -> usize {
+        self.head.rows(&self.shape(steps, batch))
+    }
+
+    fn shape(&self, steps: usize, batch: usize) -> SequenceShape {
+        let r = &self.config.recurrent;
+        let layout = if r.batch_first { Layout::BatchFirst } else { Layout::TimeMajor };
+        SequenceShape { steps, batch, features: r.directions() * r.output_size(), layout }
+    }
+
+    /// The recurrent layer's input as features, and its steps and batch.
+    fn features(&self, input: SequenceInput<'_>) -> Result<(Tensor, usize, usize)> {
+        let batch_first = self.config.recurrent.batch_first;
+        match (input, &self.embedding) {
+            (SequenceInput::Features(x), None) => {
+                let (steps, batch) = match *x.shape() {
+                    [a, b, _] if batch_first => (b, a),
+                    [a, b, _] => (a, b),
+                    _ => return Err(Error::shape("input", "[B, T, I] or [T, B, I]", x.shape())),
+                };
+                Ok((x.clone(), steps, batch))
+            }
+            (SequenceInput::Tokens { ids, steps, batch }, Some(embedding)) => {
+                if ids.len() != steps * batch {
+                    return Err(Error::shape(
+                        "tokens",
+                        format!("{} ids ({steps} steps × {batch})", steps * batch),
+                        &[ids.len()],
+                    ));
+                }
+                let x = embedding.forward(ids)?;
+                let dim = self.config.recurrent.input_size;
+                let shape = if batch_first { [batch, steps, dim] } else { [steps, batch, dim] };
+                Ok((Tensor::new(shape, x)?, steps, batch))
+            }
+            (SequenceInput::Features(_), Some(_)) => Err(Error::config("this model reads tokens, not features")),
+            (SequenceInput::Tokens { .. }, None) => Err(Error::config("this model reads features, not tokens")),
+        }
+    }
+
+    /// Predictions, `rows × outputs`, in inference mode (no dropout), from the initial state in `state` (zeros
+    /// when empty).
+    pub fn forward(&self, input: SequenceInput<'_>, state: &CarriedState) -> Result<(Vec<f32>, RecurrentOutput)> {
+        let (x, steps, batch) = self.features(input)?;
+        let out = self.rnn.forward(&x, state.h0(), state.c0())?;
+        let (y, _) = self.head.forward(out.output.data(), self.shape(steps, batch))?;
+        Ok((y, out))
+    }
+
+    /// [`SequenceModel::forward`] in training mode (dropout between recurrent layers, drawn from `rng`), keeping
+    /// what [`SequenceModel::backward`] needs.
+    pub fn forward_train(
+        &self,
+        input: SequenceInput<'_>,
+        state: &CarriedState,
+        rng: &mut impl Rng,
+    ) -> Result<(Vec<f32>, RecurrentOutput, SequenceModelCache)> {
+        let (x, steps, batch) = self.features(input)?;
+        let (out, rnn) = self.rnn.forward_train(&x, state.h0(), state.c0(), rng)?;
+        let shape = self.shape(steps, batch);
+        let (y, head) = self.head.forward(out.output.data(), shape)?;
+        let tokens = match input {
+            SequenceInput::Tokens { ids, .. } => Some(ids.to_vec()),
+            SequenceInput::Features(_) => None,
+        };
+        Ok((y, out, SequenceModelCache { tokens, rnn, head, shape }))
+    }
+
+    /// Backpropagation from `∂L/∂predictions` through the head, the recurrent layer (through time) and the
+    /// embedding, accumulating every parameter's gradient.
+    pub fn backward(&mut self, cache: &SequenceModelCache, d_predictions: &[f32]) -> Result<()> {
+        let d_output = self.head.backward(&cache.head, d_predictions)?;
+        let s = cache.shape;
+        let output_shape = match s.layout {
+            Layout::BatchFirst => [s.batch, s.steps, s.features],
+            Layout::TimeMajor => [s.steps, s.batch, s.features],
+        };
+        let grads = self.rnn.backward(&cache.rnn, &Tensor::new(output_shape, d_output)?, None, None)?;
+        if let (Some(embedding), Some(tokens)) = (&mut self.embedding, &cache.tokens) {
+            embedding.backward(tokens, grads.input.data())?;
+        }
+        Ok(())
+    }
+
+    /// Saves the parameters (PyTorch names) with the configuration as JSON in the `config` metadata.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let json = serde_json::to_string(&self.config).expect("a configuration always serialises");
+        TensorFile::write(path, &self.state_dict(), &HashMap::from([("model".to_string(), json)]))
+    }
+
+    /// Loads a model written by [`SequenceModel::save`].
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let file = TensorFile::read(path)?;
+        Self::from_tensor_file(&file).map_err(|e| match e {
+            Error::Config(reason) => Error::Format { path: path.into(), reason },
+            other => other,
+        })
+    }
+
+    /// Builds a model from tensors and metadata already read (the `model` metadata key holds the configuration).
+    pub fn from_tensor_file(file: &TensorFile) -> Result<Self> {
+        let json =
+            file.metadata.get("model").ok_or_else(|| Error::config("no `model` configuration in the metadata"))?;
+        let config: SequenceModelConfig = serde_json::from_str(json)
+            .map_err(|e| Error::config(format!("cannot parse the model configuration: {e}")))?;
+        // The values drawn here are all overwritten by the file's.
+        let mut model = SequenceModel::new(config, &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0))?;
+        model.load_state_dict(&file.tensors)?;
+        Ok(model)
+    }
+}
+
+/// Prefixes every parameter's name with `prefix.`, as a PyTorch parent module names its children's parameters.
+fn prefixed<P: Named>(prefix: &str, mut params: Vec<P>) -> Vec<P> {
+    for p in &mut params {
+        let name = p.name_mut();
+        *name = format!("{prefix}.{name}");
+    }
+    params
+}
+
+impl Module for SequenceModel {
+    fn named_params(&self) -> Vec<ParamRef<'_>> {
+        let mut all = Vec::new();
+        if let Some(e) = &self.embedding {
+            all.extend(prefixed("embedding", e.named_params()));
+        }
+        all.extend(prefixed("rnn", self.rnn.named_params()));
+        all.extend(prefixed("head", self.head.named_params()));
+        all
+    }
+
+    fn named_params_mut(&mut self) -> Vec<ParamMut<'_>> {
+        let mut all = Vec::new();
+        if let Some(e) = &mut self.embedding {
+            all.extend(prefixed("embedding", e.named_params_mut()));
+        }
+        all.extend(prefixed("rnn", self.rnn.named_params_mut()));
+        all.extend(prefixed("head", self.head.named_params_mut()));
+        all
+    }
+}
+
+impl Trainable for SequenceModel {
+    fn parameters(&mut self) -> Vec<Param<'_>> {
+        let mut all = Vec::new();
+        if let Some(e) = &mut self.embedding {
+            all.extend(prefixed("embedding", e.parameters()));
+        }
+        all.extend(prefixed("rnn", self.rnn.parameters()));
+        all.extend(prefixed("head", self.head.parameters()));
+        all
+    }
+}
