@@ -33,6 +33,7 @@ pub mod gradcheck;
 pub mod kernels;
 pub mod layer;
 pub mod model_file;
+pub mod optim;
 pub mod params;
 pub mod real;
 pub mod tensor;
@@ -43,5 +44,6 @@ pub use cells::{
 pub use error::{Error, Result};
 pub use layer::{Mode, Recurrent, RecurrentConfig, RecurrentOutput};
 pub use model_file::LoadOptions;
+pub use optim::{Adam, AdamConfig, AdamW, Optimizer, Schedule, Scheduler, Sgd, SgdConfig};
 pub use params::{Module, Param, Trainable};
 pub use tensor::Tensor;
