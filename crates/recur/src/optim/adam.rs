@@ -167,7 +167,7 @@ impl Optimizer for Adam {
         let entries = self.slots.bind(params)?;
         let c = &self.config;
         let (beta1, beta2) = c.betas;
-        let t = (self.steps + 1) as f64;
+        let t = self.steps.saturating_add(1) as f64;
         let bias_correction1 = 1.0 - beta1.powf(t);
         let bias_correction2 = 1.0 - beta2.powf(t);
         let neg_step_size = (-(c.lr / bias_correction1)) as f32;
@@ -214,7 +214,7 @@ impl Optimizer for Adam {
                 p.value[i] = theta + neg_step_size * m[i] / denom;
             }
         }
-        self.steps += 1;
+        self.steps = self.steps.saturating_add(1);
         Ok(())
     }
 

@@ -301,6 +301,29 @@ mod tests {
     }
 
     #[test]
+    fn a_huge_restored_step_count_does_not_overflow() {
+        let mut owned = Owned::new(&[("w", &[1.0], &[0.5])]);
+        let meta = HashMap::from([
+            (KIND_KEY.to_string(), "adam".to_string()),
+            (STEP_KEY.to_string(), u64::MAX.to_string()),
+        ]);
+        let tensors = HashMap::from([
+            ("exp_avg.w".to_string(), Tensor::zeros([1])),
+            ("exp_avg_sq.w".to_string(), Tensor::zeros([1])),
+        ]);
+        let mut adam = Adam::new(AdamConfig::new(0.1)).unwrap();
+        adam.load_state(&owned.params(), &tensors, &meta).unwrap();
+        adam.step(&mut owned.params()).unwrap();
+        assert_eq!(adam.step_count(), u64::MAX);
+        assert!(owned.value(0)[0].is_finite());
+        let mut sgd = Sgd::new(SgdConfig::new(0.1)).unwrap();
+        sgd.load_state_tensors(&owned.params(), &HashMap::new(), u64::MAX)
+            .unwrap();
+        sgd.step(&mut owned.params()).unwrap();
+        assert_eq!(sgd.step_count(), u64::MAX);
+    }
+
+    #[test]
     fn state_file_round_trip() {
         let mut owned = Owned::new(&[("w", &[1.0, 2.0], &[0.5, -0.5])]);
         let mut adam = Adam::new(AdamConfig::new(0.01).amsgrad(true)).unwrap();

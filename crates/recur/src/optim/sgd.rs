@@ -157,7 +157,7 @@ impl Optimizer for Sgd {
                 p.value[i] = theta + neg_lr * g;
             }
         }
-        self.steps += 1;
+        self.steps = self.steps.saturating_add(1);
         Ok(())
     }
 
