@@ -1,19 +1,22 @@
 //! The time loop allocates nothing: a forward pass over 500 steps makes exactly as many heap allocations as one
-//! over 50 steps. Counted with a global allocator that wraps the system's.
+//! over 50 steps. Counted with a global allocator that wraps the system's, per thread, so that the test harness's
+//! own threads cannot disturb the count.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::Cell;
 
 use recur::{Mode, Recurrent, RecurrentConfig, Tensor};
 
 struct Counting;
 
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
 
 // SAFETY: forwards every call to the system allocator unchanged; only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        ALLOCATIONS.with(|n| n.set(n.get() + 1));
         // SAFETY: same contract as the caller's.
         unsafe { System.alloc(layout) }
     }
@@ -31,9 +34,9 @@ fn allocations_for(layer: &Recurrent, steps: usize) -> usize {
     let config = layer.config();
     let x = Tensor::zeros([steps, 3, config.input_size]);
     layer.forward(&x, None, None).unwrap(); // warm up per-thread buffers
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = ALLOCATIONS.with(Cell::get);
     layer.forward(&x, None, None).unwrap();
-    ALLOCATIONS.load(Ordering::Relaxed) - before
+    ALLOCATIONS.with(Cell::get) - before
 }
 
 #[test]
