@@ -74,6 +74,16 @@ pub enum Error {
         /// The valid range, in words.
         valid: String,
     },
+    /// Training produced a non-finite loss or gradient; training stops rather than continue on garbage.
+    #[error("training step {step}: the {what} is not finite ({value})")]
+    NonFinite {
+        /// `loss` or `gradient norm`.
+        what: String,
+        /// The step (counted from 0) at which it happened.
+        step: u64,
+        /// The value found (NaN or ±inf).
+        value: f32,
+    },
     /// A configuration is invalid or inconsistent.
     #[error("invalid configuration: {0}")]
     Config(String),

@@ -1,5 +1,7 @@
-//! Training utilities that sit above the layers: truncated backpropagation through time.
+//! Training above the layers: a [`Trainer`] with exact checkpoints, and truncated backpropagation through time.
 
 mod tbptt;
+mod trainer;
 
 pub use tbptt::{CarriedState, contiguous_streams, windows};
+pub use trainer::{OptimizerKind, ScheduleKind, StepReport, Targets, Trainer, TrainerConfig};

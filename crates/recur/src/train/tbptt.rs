@@ -50,6 +50,11 @@ impl CarriedState {
         Self::default()
     }
 
+    /// A state from saved tensors (a checkpoint).
+    pub fn from_tensors(h: Tensor, c: Option<Tensor>) -> Self {
+        CarriedState { h: Some(h), c }
+    }
+
     /// The initial `h_0` for the next window.
     pub fn h0(&self) -> Option<&Tensor> {
         self.h.as_ref()
