@@ -53,3 +53,8 @@ pub use nn::{Dropout, Embedding, Head, Layout, Linear, Readout, SequenceShape};
 pub use optim::{Adam, AdamConfig, AdamW, Optimizer, Schedule, Scheduler, Sgd, SgdConfig};
 pub use params::{Module, Param, Trainable};
 pub use tensor::Tensor;
+
+/// The README's Rust examples, compiled and run as doc tests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
