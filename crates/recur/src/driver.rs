@@ -430,6 +430,9 @@ pub(crate) fn backward_direction<C: Cell>(
     let mut dh_prev = vec![zero; state_len];
     let mut dc_prev = vec![zero; cell_len];
     let mut scratch = vec![zero; batch * cell.scratch_width()];
+    let mut prepared = vec![zero; cell.prepared_len()];
+    cell.prepare_backward(&mut prepared);
+    let w_hh_t = cell.weights().transposed_weight_hh();
 
     for s in (0..steps).rev() {
         let t = direction.time(s, steps);
@@ -453,9 +456,10 @@ pub(crate) fn backward_direction<C: Cell>(
             dh_prev: &mut dh_prev,
             dc_prev: &mut dc_prev,
             scratch: &mut scratch,
+            prepared: &prepared,
         });
         let dg_recurrent = if C::SEPARATE_RECURRENT_GRAD { &dgh[gates] } else { &dgx[gates] };
-        cell.weights().recurrent_backward(dg_recurrent, batch, &mut dh_prev);
+        cell.weights().recurrent_backward(&w_hh_t, dg_recurrent, batch, &mut dh_prev);
         std::mem::swap(&mut dh, &mut dh_prev);
         std::mem::swap(&mut dc, &mut dc_prev);
     }

@@ -52,3 +52,30 @@ fn forward_allocations_do_not_grow_with_sequence_length() {
         assert_eq!(short, long, "{mode}: allocations grew with the number of steps");
     }
 }
+
+fn training_allocations_for(layer: &mut Recurrent, steps: usize) -> usize {
+    use rand::SeedableRng;
+    let config = layer.config().clone();
+    let x = Tensor::zeros([steps, 3, config.input_size]);
+    let width = config.directions() * config.output_size();
+    let grad = Tensor::zeros([steps, 3, width]);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let (_, cache) = layer.forward_train(&x, None, None, &mut rng).unwrap();
+    layer.backward(&cache, &grad, None, None).unwrap(); // warm up, and allocate the gradients
+    let before = ALLOCATIONS.with(Cell::get);
+    let (_, cache) = layer.forward_train(&x, None, None, &mut rng).unwrap();
+    layer.backward(&cache, &grad, None, None).unwrap();
+    ALLOCATIONS.with(Cell::get) - before
+}
+
+#[test]
+fn training_allocations_do_not_grow_with_sequence_length() {
+    for mode in [Mode::RnnTanh, Mode::Lstm, Mode::Gru] {
+        let proj = if mode == Mode::Lstm { 3 } else { 0 };
+        let config = RecurrentConfig::new(mode, 5, 7).num_layers(2).proj_size(proj).dropout(0.5);
+        let mut layer = Recurrent::with_seed(config, 0).unwrap();
+        let short = training_allocations_for(&mut layer, 50);
+        let long = training_allocations_for(&mut layer, 500);
+        assert_eq!(short, long, "{mode}: training allocations grew with the number of steps");
+    }
+}

@@ -194,3 +194,58 @@ fn training_and_inference_forward_agree() {
     assert_eq!(a.h_n, b.h_n);
     assert_eq!(a.c_n, b.c_n);
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// Random shapes and options: every gradient of the driver's backward agrees with central differences.
+        #[test]
+        fn backward_matches_finite_differences(
+            kind in 0usize..4,
+            layers in 1usize..3,
+            bidirectional: bool,
+            bias: bool,
+            initial_state: bool,
+            final_grads: bool,
+            input in 1usize..4,
+            hidden in 2usize..4,
+            seed in 0u64..1000,
+        ) {
+            let directions = if bidirectional { 2 } else { 1 };
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let case = Case { layers, directions, bias, proj: 0, initial_state, final_grads, dropout: layers > 1 && seed % 2 == 0 };
+            match kind {
+                0 | 1 => {
+                    let nonlinearity = if kind == 0 { Nonlinearity::Tanh } else { Nonlinearity::Relu };
+                    let s = stack(case, input, hidden, |input_size| {
+                        let config = RnnCellConfig { input_size, hidden_size: hidden, bias, nonlinearity };
+                        RnnCell::new(config, &mut rng).unwrap().cast::<f64>()
+                    });
+                    check_stack("rnn", case, input, s, seed);
+                }
+                2 => {
+                    let proj = if seed % 3 == 0 { 1 } else { 0 };
+                    let output = if proj > 0 { proj } else { hidden };
+                    let case = Case { proj, ..case };
+                    let s = stack(case, input, output, |input_size| {
+                        let config = LstmCellConfig { input_size, hidden_size: hidden, bias, proj_size: proj };
+                        LstmCell::new(config, &mut rng).unwrap().cast::<f64>()
+                    });
+                    check_stack("lstm", case, input, s, seed);
+                }
+                _ => {
+                    let s = stack(case, input, hidden, |input_size| {
+                        let config = GruCellConfig { input_size, hidden_size: hidden, bias };
+                        GruCell::new(config, &mut rng).unwrap().cast::<f64>()
+                    });
+                    check_stack("gru", case, input, s, seed);
+                }
+            }
+        }
+    }
+}

@@ -11,7 +11,9 @@ use std::collections::HashMap;
 
 use rand::Rng;
 
-use super::{Cell, CellCache, CellGrads, CellWeights, GateBackward, GatePass, step_backward_tensors, step_tensors};
+use super::{
+    Cell, CellCache, CellGrads, CellWeights, GateBackward, GatePass, step_backward_tensors, step_tensors, transpose,
+};
 use crate::error::{Error, Result};
 use crate::kernels::gemm::{MatMut, MatRef, gemm};
 use crate::params::{Module, Param, ParamMut, ParamRef, Parameter, Trainable, init_uniform};
@@ -148,6 +150,18 @@ impl<T: Real> Cell for LstmCell<T> {
         if self.weight_hr.is_some() { self.weights.hidden_size() } else { 0 }
     }
 
+    /// With a projection: `W_hrᵀ`, `(H, P)`.
+    fn prepared_len(&self) -> usize {
+        self.weight_hr.as_ref().map_or(0, |w| w.value().len())
+    }
+
+    fn prepare_backward(&self, prepared: &mut [T]) {
+        if let Some(w_hr) = &self.weight_hr {
+            let (proj, hidden) = (self.weights.recurrent_size(), self.weights.hidden_size());
+            prepared.copy_from_slice(&transpose(w_hr.value(), proj, hidden));
+        }
+    }
+
     fn forward_gates(&self, pass: GatePass<'_, T>) {
         let hidden = self.weights.hidden_size();
         let width = 4 * hidden;
@@ -201,10 +215,10 @@ impl<T: Real> Cell for LstmCell<T> {
         let cache_width = 5 * hidden;
         let dm_all: &[T] = match &self.weight_hr {
             None => pass.dh,
-            Some(w_hr) => {
+            Some(_) => {
                 let proj = self.weights.recurrent_size();
                 let dh = MatRef::new(pass.dh, pass.batch, proj);
-                let w = MatRef::new(w_hr.value(), proj, hidden);
+                let w = MatRef::new(pass.prepared, hidden, proj).t();
                 gemm(dh, w, T::zero(), MatMut::new(&mut *pass.scratch, pass.batch, hidden));
                 pass.scratch
             }

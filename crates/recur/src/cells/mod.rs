@@ -24,7 +24,7 @@ pub use gru::{GruCell, GruCellConfig};
 pub use lstm::{LstmCell, LstmCellConfig};
 pub use rnn::{Nonlinearity, RnnCell, RnnCellConfig};
 pub use weights::CellWeights;
-pub(crate) use weights::WeightGradInputs;
+pub(crate) use weights::{WeightGradInputs, transpose};
 
 use crate::driver::{Direction, DirectionTrace, Final, Initial, backward_direction, run_direction};
 use crate::error::{Error, Result};
@@ -84,6 +84,8 @@ pub struct GateBackward<'a, T> {
     pub dc_prev: &'a mut [T],
     /// Scratch of `batch × scratch_width` values.
     pub scratch: &'a mut [T],
+    /// What [`Cell::prepare_backward`] wrote, once per backward pass.
+    pub prepared: &'a [T],
 }
 
 /// The gate math of one recurrent time step, forward and backward.
@@ -116,6 +118,17 @@ pub trait Cell: Clone + Send + Sync {
     /// Values per batch row of scratch that [`Cell::backward_gates`] needs.
     fn scratch_width(&self) -> usize {
         0
+    }
+
+    /// Values that [`Cell::prepare_backward`] writes once before a backward time loop.
+    fn prepared_len(&self) -> usize {
+        0
+    }
+
+    /// Lays out, once per backward pass, weights the backward gate pass reads in another order (the LSTM
+    /// projection, transposed), so that the time loop allocates nothing.
+    fn prepare_backward(&self, prepared: &mut [Self::Real]) {
+        let _ = prepared;
     }
 
     /// One fused pass over the gates: from the two pre-activations and the previous state to the next state.

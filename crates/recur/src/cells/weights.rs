@@ -98,9 +98,16 @@ impl<T: Real> CellWeights<T> {
         affine_rows(h, self.weight_hh.value(), self.width(), bias, gh);
     }
 
-    /// `dh ← dh + dgh · W_hh` for `rows` rows: the gradient a step passes to the previous hidden state.
-    pub(crate) fn recurrent_backward(&self, dgh: &[T], rows: usize, dh: &mut [T]) {
-        let w = MatRef::new(self.weight_hh.value(), self.width(), self.recurrent_size);
+    /// `W_hhᵀ`, row-major `(H_out, G·H)`: the per-step backward product reads the weights in this layout, in
+    /// which the product kernel needs no packing buffer of its own (and so allocates nothing per step).
+    pub(crate) fn transposed_weight_hh(&self) -> Vec<T> {
+        transpose(self.weight_hh.value(), self.width(), self.recurrent_size)
+    }
+
+    /// `dh ← dh + dgh · W_hh` for `rows` rows: the gradient a step passes to the previous hidden state, from
+    /// `w_hh_t` = [`Self::transposed_weight_hh`].
+    pub(crate) fn recurrent_backward(&self, w_hh_t: &[T], dgh: &[T], rows: usize, dh: &mut [T]) {
+        let w = MatRef::new(w_hh_t, self.recurrent_size, self.width()).t();
         gemm(MatRef::new(dgh, rows, self.width()), w, T::one(), MatMut::new(dh, rows, self.recurrent_size));
     }
 
@@ -204,6 +211,11 @@ impl CellWeights<f32> {
         let hidden = self.hidden_size;
         init_uniform(self.params_mut(""), hidden, rng);
     }
+}
+
+/// The transpose of a row-major `rows × cols` matrix.
+pub(crate) fn transpose<T: Copy>(m: &[T], rows: usize, cols: usize) -> Vec<T> {
+    (0..cols).flat_map(|c| (0..rows).map(move |r| m[r * cols + c])).collect()
 }
 
 /// `sums[j] += Σ_rows m[row, j]` for a row-major `m` with `sums.len()` columns.
