@@ -18,6 +18,7 @@ struct Case {
     initial_state: bool,
     final_grads: bool,
     dropout: bool,
+    lengths: bool,
 }
 
 fn cases() -> Vec<Case> {
@@ -27,7 +28,8 @@ fn cases() -> Vec<Case> {
             for bias in [true, false] {
                 for (initial_state, final_grads) in [(false, false), (true, true), (true, false)] {
                     let dropout = layers > 1 && initial_state;
-                    out.push(Case { layers, directions, bias, proj: 0, initial_state, final_grads, dropout });
+                    let lengths = final_grads || !initial_state;
+                    out.push(Case { layers, directions, bias, proj: 0, initial_state, final_grads, dropout, lengths });
                 }
             }
         }
@@ -59,6 +61,7 @@ struct Problem {
     h0: Option<Vec<f64>>,
     c0: Option<Vec<f64>>,
     masks: Vec<Option<Vec<f64>>>,
+    lengths: Option<Vec<usize>>,
     g_out: Vec<f64>,
     g_h: Option<Vec<f64>>,
     g_c: Option<Vec<f64>>,
@@ -66,7 +69,8 @@ struct Problem {
 
 impl Problem {
     fn loss<C: Cell<Real = f64>>(&self, s: &Stack<C>, x: &[f64], h0: Option<&[f64]>, c0: Option<&[f64]>) -> f64 {
-        let (out, _) = s.forward_train(x, self.steps, self.batch, h0, c0, self.masks.clone());
+        let lengths = self.lengths.as_deref();
+        let (out, _) = s.forward_train(x, self.steps, self.batch, lengths, h0, c0, self.masks.clone());
         let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
         dot(&out.output, &self.g_out)
             + self.g_h.as_ref().map_or(0.0, |g| dot(&out.h_n, g))
@@ -76,7 +80,7 @@ impl Problem {
 
 fn check_stack<C: Cell<Real = f64>>(name: &str, case: Case, input: usize, mut s: Stack<C>, seed: u64) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let (steps, batch) = (3, 2);
+    let (steps, batch) = (4, 3);
     let out = s.output_size();
     let hidden = s.cells()[0].weights().hidden_size();
     let states = case.layers * case.directions;
@@ -96,12 +100,14 @@ fn check_stack<C: Cell<Real = f64>>(name: &str, case: Case, input: usize, mut s:
         h0: case.initial_state.then(|| random(states * batch * out, &mut rng)),
         c0: (case.initial_state && C::HAS_CELL_STATE).then(|| random(cell_len, &mut rng)),
         masks,
+        // Unsorted, with a full-length sequence, a one-step one and padding in between.
+        lengths: case.lengths.then(|| vec![2, steps, 1]),
         g_out: random(steps * batch * width, &mut rng),
         g_h: case.final_grads.then(|| random(states * batch * out, &mut rng)),
         g_c: (case.final_grads && C::HAS_CELL_STATE).then(|| random(cell_len, &mut rng)),
     };
     let (_, trace): (_, StackTrace<f64>) =
-        s.forward_train(&p.x, steps, batch, p.h0.as_deref(), p.c0.as_deref(), p.masks.clone());
+        s.forward_train(&p.x, steps, batch, p.lengths.as_deref(), p.h0.as_deref(), p.c0.as_deref(), p.masks.clone());
     let grads = s.backward(&trace, &p.g_out, p.g_h.as_deref(), p.g_c.as_deref());
     let label = format!("{name} {case:?}");
 
@@ -181,15 +187,23 @@ fn gru_backward_matches_finite_differences() {
 #[test]
 fn training_and_inference_forward_agree() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);
-    let case =
-        Case { layers: 2, directions: 2, bias: true, proj: 0, initial_state: true, final_grads: false, dropout: false };
+    let case = Case {
+        layers: 2,
+        directions: 2,
+        bias: true,
+        proj: 0,
+        initial_state: true,
+        final_grads: false,
+        dropout: false,
+        lengths: false,
+    };
     let s = stack(case, 3, 3, |input_size| {
         LstmCell::new(LstmCellConfig::new(input_size, 3), &mut rng).unwrap().cast::<f64>()
     });
     let x = random(4 * 2 * 3, &mut rng);
     let h0 = random(4 * 2 * 3, &mut rng);
     let a = s.forward(&x, 4, 2, Some(&h0), None);
-    let (b, _) = s.forward_train(&x, 4, 2, Some(&h0), None, vec![None, None]);
+    let (b, _) = s.forward_train(&x, 4, 2, None, Some(&h0), None, vec![None, None]);
     assert_eq!(a.output, b.output);
     assert_eq!(a.h_n, b.h_n);
     assert_eq!(a.c_n, b.c_n);
@@ -218,7 +232,8 @@ mod properties {
         ) {
             let directions = if bidirectional { 2 } else { 1 };
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-            let case = Case { layers, directions, bias, proj: 0, initial_state, final_grads, dropout: layers > 1 && seed % 2 == 0 };
+            let dropout = layers > 1 && seed % 2 == 0;
+            let case = Case { layers, directions, bias, proj: 0, initial_state, final_grads, dropout, lengths: seed % 3 != 0 };
             match kind {
                 0 | 1 => {
                     let nonlinearity = if kind == 0 { Nonlinearity::Tanh } else { Nonlinearity::Relu };

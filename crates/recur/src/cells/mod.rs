@@ -26,7 +26,7 @@ pub use rnn::{Nonlinearity, RnnCell, RnnCellConfig};
 pub use weights::CellWeights;
 pub(crate) use weights::{WeightGradInputs, transpose};
 
-use crate::driver::{Direction, DirectionTrace, Final, Initial, backward_direction, run_direction};
+use crate::driver::{Batching, Direction, DirectionTrace, Final, Initial, backward_direction, run_direction};
 use crate::error::{Error, Result};
 use crate::kernels::gemm::{MatMut, MatRef, broadcast_rows, gemm};
 use crate::params::{Param, ParamMut, ParamRef};
@@ -164,6 +164,7 @@ pub trait Cell: Clone + Send + Sync {
 #[derive(Clone, Debug)]
 pub struct CellCache {
     trace: DirectionTrace<f32>,
+    batching: Batching,
     x: Vec<f32>,
     batch: usize,
     unbatched: bool,
@@ -220,8 +221,9 @@ pub(crate) fn step_tensors<C: Cell<Real = f32>>(
     let mut h = vec![0.0; batch * out_size];
     let mut c = vec![0.0; c_prev.len()];
     let initial = Initial { h: &h_prev, c: &c_prev };
-    let trace = run_direction(cell, input.data(), 1, batch, Direction::Forward, initial, true, &mut h, &mut c);
-    let cache = CellCache { trace, x: input.data().to_vec(), batch, unbatched, sizes: sizes(cell) };
+    let batching = Batching::new(1, batch, None);
+    let trace = run_direction(cell, input.data(), &batching, Direction::Forward, initial, true, &mut h, &mut c);
+    let cache = CellCache { trace, batching, x: input.data().to_vec(), batch, unbatched, sizes: sizes(cell) };
     let h = Tensor::from_parts(state_shape(out_size), h);
     let c = C::HAS_CELL_STATE.then(|| Tensor::from_parts(state_shape(hidden), c));
     Ok((h, c, cache))
@@ -255,7 +257,7 @@ pub(crate) fn step_backward_tensors<C: Cell<Real = f32>>(
     }
     let final_grad = Final { h: None, c: grad_c.map(Tensor::data) };
     let dy = grad_h.data().to_vec();
-    let g = backward_direction(cell, &cache.trace, &cache.x, 1, cache.batch, Direction::Forward, dy, final_grad);
+    let g = backward_direction(cell, &cache.trace, &cache.x, &cache.batching, Direction::Forward, dy, final_grad);
     Ok(CellGrads {
         input: Tensor::from_parts(shape(in_size), g.x),
         h0: Tensor::from_parts(shape(out_size), g.h0),

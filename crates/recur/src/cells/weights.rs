@@ -30,9 +30,8 @@ pub(crate) struct WeightGradInputs<'a, T> {
     pub dgx: &'a [T],
     /// Gradient of `gh` (the recurrent pre-activations), `rows × G·H`.
     pub dgh: &'a [T],
-    /// `h_{t−1}` of every row, in two runs: `(rows of dgh, matching h rows)` pairs, because the first step of a
-    /// direction reads the initial state and the others read the outputs.
-    pub h_prev: [(std::ops::Range<usize>, &'a [T]); 2],
+    /// `h_{t−1}` as each row read it, `rows × H_out`.
+    pub h_prev: &'a [T],
 }
 
 impl<T: Real> CellWeights<T> {
@@ -126,14 +125,9 @@ impl<T: Real> CellWeights<T> {
         let grad_ih = MatMut::new(self.weight_ih.grad_mut(), width, self.input_size);
         gemm(dgx.t(), MatRef::new(inputs.x, rows, self.input_size), T::one(), grad_ih);
         let recurrent = self.recurrent_size;
-        for (range, h) in inputs.h_prev {
-            if range.is_empty() {
-                continue;
-            }
-            let dgh = MatRef::new(&inputs.dgh[range.start * width..range.end * width], range.len(), width);
-            let grad_hh = MatMut::new(self.weight_hh.grad_mut(), width, recurrent);
-            gemm(dgh.t(), MatRef::new(h, range.len(), recurrent), T::one(), grad_hh);
-        }
+        let dgh = MatRef::new(inputs.dgh, rows, width);
+        let grad_hh = MatMut::new(self.weight_hh.grad_mut(), width, recurrent);
+        gemm(dgh.t(), MatRef::new(inputs.h_prev, rows, recurrent), T::one(), grad_hh);
         if let (Some(bi), Some(bh)) = (&mut self.bias_ih, &mut self.bias_hh) {
             add_column_sums(inputs.dgx, bi.grad_mut());
             add_column_sums(inputs.dgh, bh.grad_mut());

@@ -133,6 +133,33 @@ impl Recurrent {
         Ok(self.finish(out, &geometry))
     }
 
+    /// [`Recurrent::forward`] over a padded batch in which sequence `b` has `lengths[b]` valid steps, in any
+    /// order: exactly PyTorch's `pack_padded_sequence(input, lengths, enforce_sorted=False)` → layer →
+    /// `pad_packed_sequence(..., total_length=T)`.
+    ///
+    /// Outputs past a sequence's length are zero; `h_n` and `c_n` are each sequence's state at its own last
+    /// valid step; the reverse direction of a bidirectional layer starts at each sequence's own last valid step.
+    /// Internally the batch is sorted by length and shrinks as sequences end, so no work goes to padding in the
+    /// time loop. Each length must lie in `1..=T`.
+    pub fn forward_with_lengths(
+        &self,
+        input: &Tensor,
+        lengths: &[usize],
+        h0: Option<&Tensor>,
+        c0: Option<&Tensor>,
+    ) -> Result<RecurrentOutput> {
+        let (geometry, x) = self.prepare(input, h0, c0)?;
+        check_lengths(lengths, &geometry)?;
+        let (h0, c0) = (h0.map(Tensor::data), c0.map(Tensor::data));
+        let steps = geometry.steps;
+        let out = match &self.cells {
+            Cells::Rnn(s) => s.forward_padded(&x, steps, lengths, h0, c0),
+            Cells::Lstm(s) => s.forward_padded(&x, steps, lengths, h0, c0),
+            Cells::Gru(s) => s.forward_padded(&x, steps, lengths, h0, c0),
+        };
+        Ok(self.finish(out, &geometry))
+    }
+
     /// [`Recurrent::forward`] in training mode: applies dropout between layers (masks drawn from `rng`) and
     /// keeps what [`Recurrent::backward`] needs.
     pub fn forward_train(
@@ -142,7 +169,34 @@ impl Recurrent {
         c0: Option<&Tensor>,
         rng: &mut impl Rng,
     ) -> Result<(RecurrentOutput, RecurrentCache)> {
+        self.train_run(input, None, h0, c0, rng)
+    }
+
+    /// [`Recurrent::forward_with_lengths`] in training mode; [`Recurrent::backward`] then gives zero gradients
+    /// at padded positions, whatever the upstream gradient holds there (as PyTorch does).
+    pub fn forward_train_with_lengths(
+        &self,
+        input: &Tensor,
+        lengths: &[usize],
+        h0: Option<&Tensor>,
+        c0: Option<&Tensor>,
+        rng: &mut impl Rng,
+    ) -> Result<(RecurrentOutput, RecurrentCache)> {
+        self.train_run(input, Some(lengths), h0, c0, rng)
+    }
+
+    fn train_run(
+        &self,
+        input: &Tensor,
+        lengths: Option<&[usize]>,
+        h0: Option<&Tensor>,
+        c0: Option<&Tensor>,
+        rng: &mut impl Rng,
+    ) -> Result<(RecurrentOutput, RecurrentCache)> {
         let (geometry, x) = self.prepare(input, h0, c0)?;
+        if let Some(lengths) = lengths {
+            check_lengths(lengths, &geometry)?;
+        }
         let (h0, c0) = (h0.map(Tensor::data), c0.map(Tensor::data));
         let (steps, batch) = (geometry.steps, geometry.batch);
         let width = self.config.directions() * self.config.output_size();
@@ -151,9 +205,9 @@ impl Recurrent {
             .map(|layer| (layer > 0 && p > 0.0).then(|| dropout_mask(steps * batch * width, p, rng)))
             .collect();
         let (out, trace) = match &self.cells {
-            Cells::Rnn(s) => s.forward_train(&x, steps, batch, h0, c0, masks),
-            Cells::Lstm(s) => s.forward_train(&x, steps, batch, h0, c0, masks),
-            Cells::Gru(s) => s.forward_train(&x, steps, batch, h0, c0, masks),
+            Cells::Rnn(s) => s.forward_train(&x, steps, batch, lengths, h0, c0, masks),
+            Cells::Lstm(s) => s.forward_train(&x, steps, batch, lengths, h0, c0, masks),
+            Cells::Gru(s) => s.forward_train(&x, steps, batch, lengths, h0, c0, masks),
         };
         let cache = RecurrentCache { config: self.config.clone(), geometry, trace };
         Ok((self.finish(out, &cache.geometry), cache))
@@ -355,6 +409,25 @@ fn dropout_mask(len: usize, p: f32, rng: &mut impl Rng) -> Vec<f32> {
     }
     let scale = 1.0 / (1.0 - p);
     (0..len).map(|_| if rng.random::<f32>() < p { 0.0 } else { scale }).collect()
+}
+
+/// Checks one length per batch element, each in `1..=T`.
+fn check_lengths(lengths: &[usize], geometry: &Geometry) -> Result<()> {
+    if lengths.len() != geometry.batch {
+        return Err(Error::shape(
+            "lengths",
+            format!("[{}] (one length per batch element)", geometry.batch),
+            &[lengths.len()],
+        ));
+    }
+    if let Some((b, &n)) = lengths.iter().enumerate().find(|&(_, &n)| n == 0 || n > geometry.steps) {
+        return Err(Error::Index {
+            what: format!("lengths[{b}] ="),
+            index: n.to_string(),
+            valid: format!("1..={}, the padded number of steps", geometry.steps),
+        });
+    }
+    Ok(())
 }
 
 fn check_optional(what: &str, t: Option<&Tensor>, shape: &[usize]) -> Result<()> {

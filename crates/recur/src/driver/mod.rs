@@ -6,8 +6,15 @@
 //! step, then gathers the weight gradients in a few large products. Every buffer is allocated before its time
 //! loop.
 
-use crate::cells::{Cell, GateBackward, GatePass, WeightGradInputs};
+mod batching;
+mod direction;
+
 use num_traits::Zero;
+
+pub(crate) use batching::Batching;
+pub(crate) use direction::{Final, Initial, backward_direction, run_direction};
+
+use crate::cells::Cell;
 
 /// Which way a direction walks time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,7 +27,7 @@ pub enum Direction {
 
 impl Direction {
     /// The time index of the `s`-th step taken in this direction.
-    fn time(self, s: usize, steps: usize) -> usize {
+    pub(crate) fn time(self, s: usize, steps: usize) -> usize {
         match self {
             Direction::Forward => s,
             Direction::Reverse => steps - 1 - s,
@@ -54,8 +61,7 @@ pub struct StackOutput<T> {
 /// Everything a training forward pass keeps for the backward pass.
 #[derive(Clone, Debug)]
 pub struct StackTrace<T> {
-    steps: usize,
-    batch: usize,
+    batching: Batching,
     layers: Vec<LayerTrace<T>>,
 }
 
@@ -106,13 +112,6 @@ pub struct StackGrads<T> {
     pub h0: Vec<T>,
     /// `∂L/∂c_0`, `(L·D, B, H)` (empty for cells without a cell state).
     pub c0: Vec<T>,
-}
-
-/// The initial state of one direction of one layer, as row-major `B × size` slices.
-#[derive(Clone, Copy)]
-pub(crate) struct Initial<'a, T> {
-    pub h: &'a [T],
-    pub c: &'a [T],
 }
 
 impl<C: Cell> Stack<C> {
@@ -181,29 +180,46 @@ impl<C: Cell> Stack<C> {
         h0: Option<&[C::Real]>,
         c0: Option<&[C::Real]>,
     ) -> StackOutput<C::Real> {
-        self.run(input, steps, batch, h0, c0, None).0
+        self.run(input, &Batching::new(steps, batch, None), h0, c0, None).0
+    }
+
+    /// [`Stack::forward`] over a padded batch whose sequence `b` has `lengths[b]` valid steps (each in
+    /// `1..=steps`, in any order): PyTorch's `pack_padded_sequence(enforce_sorted=False)` → layer →
+    /// `pad_packed_sequence`. Outputs past a sequence's end are zero; its final state is the one at its own last
+    /// step; the reverse direction starts there. Only the sequences still running are computed at each step.
+    pub fn forward_padded(
+        &self,
+        input: &[C::Real],
+        steps: usize,
+        lengths: &[usize],
+        h0: Option<&[C::Real]>,
+        c0: Option<&[C::Real]>,
+    ) -> StackOutput<C::Real> {
+        self.run(input, &Batching::new(steps, lengths.len(), Some(lengths)), h0, c0, None).0
     }
 
     /// [`Stack::forward`] that also returns what [`Stack::backward`] needs. `input_masks[l]`, when present, is
     /// multiplied into the input of layer `l` (dropout between layers; `input_masks[0]` is never used).
+    /// `lengths` as in [`Stack::forward_padded`] (`None`: every sequence runs all `steps`).
+    #[allow(clippy::too_many_arguments)]
     pub fn forward_train(
         &self,
         input: &[C::Real],
         steps: usize,
         batch: usize,
+        lengths: Option<&[usize]>,
         h0: Option<&[C::Real]>,
         c0: Option<&[C::Real]>,
         input_masks: Vec<Option<Vec<C::Real>>>,
     ) -> (StackOutput<C::Real>, StackTrace<C::Real>) {
-        let (out, trace) = self.run(input, steps, batch, h0, c0, Some(input_masks));
+        let (out, trace) = self.run(input, &Batching::new(steps, batch, lengths), h0, c0, Some(input_masks));
         (out, trace.expect("a training run keeps its trace"))
     }
 
     fn run(
         &self,
         input: &[C::Real],
-        steps: usize,
-        batch: usize,
+        batching: &Batching,
         h0: Option<&[C::Real]>,
         c0: Option<&[C::Real]>,
         masks: Option<Vec<Option<Vec<C::Real>>>>,
@@ -211,41 +227,47 @@ impl<C: Cell> Stack<C> {
         let keep = masks.is_some();
         let mut masks = masks.unwrap_or_default();
         let zero = C::Real::zero();
+        let batch = batching.lengths().len();
         let out_size = self.output_size();
-        let state_len = batch * out_size;
-        let cell_len = if C::HAS_CELL_STATE { batch * self.hidden_size() } else { 0 };
+        let hidden = if C::HAS_CELL_STATE { self.hidden_size() } else { 0 };
+        let (state_len, cell_len) = (batch * out_size, batch * hidden);
         let n = self.cells.len();
         let mut h_n = vec![zero; n * state_len];
         let mut c_n = vec![zero; n * cell_len];
         let zeros_h = vec![zero; state_len];
         let zeros_c = vec![zero; cell_len];
+        let in_width = self.cells[0].weights().input_size();
+        let input = batching.sort(input, in_width);
+        let h0 = h0.map(|h| batching.sort(h, out_size));
+        let c0 = c0.map(|c| batching.sort(c, hidden));
         let mut traces = Vec::new();
 
         let mut layer_output: Option<Vec<C::Real>> = None;
         for layer in 0..self.layers() {
-            let unmasked: &[C::Real] = layer_output.as_deref().unwrap_or(input);
+            let unmasked: &[C::Real] = layer_output.as_deref().unwrap_or(&input);
             let mask = masks.get_mut(layer).and_then(Option::take).filter(|_| layer > 0);
+            let mask = mask.map(|m| batching.sort(&m, self.directions * out_size).into_owned());
             let masked: Option<Vec<C::Real>> =
                 mask.as_ref().map(|m| unmasked.iter().zip(m).map(|(&v, &m)| v * m).collect());
             let x_ref = masked.as_deref().unwrap_or(unmasked);
             let first = layer * self.directions;
             let initial = |d: usize| Initial {
-                h: h0.map_or(&zeros_h[..], |h| &h[(first + d) * state_len..(first + d + 1) * state_len]),
-                c: c0.map_or(&zeros_c[..], |c| &c[(first + d) * cell_len..(first + d + 1) * cell_len]),
+                h: h0.as_deref().map_or(&zeros_h[..], |h| &h[(first + d) * state_len..(first + d + 1) * state_len]),
+                c: c0.as_deref().map_or(&zeros_c[..], |c| &c[(first + d) * cell_len..(first + d + 1) * cell_len]),
             };
             let hn = &mut h_n[first * state_len..(first + self.directions) * state_len];
             let cn = &mut c_n[first * cell_len..(first + self.directions) * cell_len];
             let mut runs: Vec<DirectionTrace<C::Real>> = Vec::with_capacity(self.directions);
             if self.directions == 1 {
                 let cell = self.cell(layer, 0);
-                runs.push(run_direction(cell, x_ref, steps, batch, Direction::Forward, initial(0), keep, hn, cn));
+                runs.push(run_direction(cell, x_ref, batching, Direction::Forward, initial(0), keep, hn, cn));
             } else {
                 let (hn_f, hn_r) = hn.split_at_mut(state_len);
                 let (cn_f, cn_r) = cn.split_at_mut(cell_len);
                 let (cf, cr) = (self.cell(layer, 0), self.cell(layer, 1));
                 let (f, r) = rayon::join(
-                    || run_direction(cf, x_ref, steps, batch, Direction::Forward, initial(0), keep, hn_f, cn_f),
-                    || run_direction(cr, x_ref, steps, batch, Direction::Reverse, initial(1), keep, hn_r, cn_r),
+                    || run_direction(cf, x_ref, batching, Direction::Forward, initial(0), keep, hn_f, cn_f),
+                    || run_direction(cr, x_ref, batching, Direction::Reverse, initial(1), keep, hn_r, cn_r),
                 );
                 runs.extend([f, r]);
             }
@@ -261,7 +283,9 @@ impl<C: Cell> Stack<C> {
             layer_output = Some(output);
         }
         let output = layer_output.expect("a stack has at least one layer");
-        let trace = keep.then_some(StackTrace { steps, batch, layers: traces });
+        let output = batching.unsort(output, self.directions * out_size);
+        let (h_n, c_n) = (batching.unsort(h_n, out_size), batching.unsort(c_n, hidden));
+        let trace = keep.then(|| StackTrace { batching: batching.clone(), layers: traces });
         (StackOutput { output, h_n, c_n }, trace)
     }
 
@@ -278,16 +302,20 @@ impl<C: Cell> Stack<C> {
         d_h_n: Option<&[C::Real]>,
         d_c_n: Option<&[C::Real]>,
     ) -> StackGrads<C::Real> {
-        let (steps, batch) = (trace.steps, trace.batch);
+        let batching = &trace.batching;
+        let batch = batching.lengths().len();
         let zero = C::Real::zero();
         let out_size = self.output_size();
-        let state_len = batch * out_size;
-        let cell_len = if C::HAS_CELL_STATE { batch * self.hidden_size() } else { 0 };
+        let hidden = if C::HAS_CELL_STATE { self.hidden_size() } else { 0 };
+        let (state_len, cell_len) = (batch * out_size, batch * hidden);
         let n = self.cells.len();
         let d = self.directions;
         let mut dh0 = vec![zero; n * state_len];
         let mut dc0 = vec![zero; n * cell_len];
-        let mut d_above = d_output.to_vec();
+        let mut d_above = batching.sort(d_output, d * out_size).into_owned();
+        let d_h_n = d_h_n.map(|g| batching.sort(g, out_size));
+        let d_c_n = d_c_n.map(|g| batching.sort(g, hidden));
+        let (d_h_n, d_c_n) = (d_h_n.as_deref(), d_c_n.as_deref());
         for layer in (0..self.layers()).rev() {
             let lt = &trace.layers[layer];
             let first = layer * d;
@@ -297,8 +325,7 @@ impl<C: Cell> Stack<C> {
             };
             let mut dx = if d == 1 {
                 let (cell, dir) = (&mut self.cells[first], &lt.directions[0]);
-                let g =
-                    backward_direction(cell, dir, &lt.input, steps, batch, Direction::Forward, d_above, final_grad(0));
+                let g = backward_direction(cell, dir, &lt.input, batching, Direction::Forward, d_above, final_grad(0));
                 dh0[first * state_len..(first + 1) * state_len].copy_from_slice(&g.h0);
                 dc0[first * cell_len..(first + 1) * cell_len].copy_from_slice(&g.c0);
                 g.x
@@ -308,8 +335,8 @@ impl<C: Cell> Stack<C> {
                 let (df, dr) = (&lt.directions[0], &lt.directions[1]);
                 let x = &lt.input;
                 let (gf, gr) = rayon::join(
-                    || backward_direction(&mut cf[0], df, x, steps, batch, Direction::Forward, dy_f, final_grad(0)),
-                    || backward_direction(&mut cr[0], dr, x, steps, batch, Direction::Reverse, dy_r, final_grad(1)),
+                    || backward_direction(&mut cf[0], df, x, batching, Direction::Forward, dy_f, final_grad(0)),
+                    || backward_direction(&mut cr[0], dr, x, batching, Direction::Reverse, dy_r, final_grad(1)),
                 );
                 for (k, g) in [&gf, &gr].into_iter().enumerate() {
                     dh0[(first + k) * state_len..(first + k + 1) * state_len].copy_from_slice(&g.h0);
@@ -324,170 +351,18 @@ impl<C: Cell> Stack<C> {
             }
             d_above = dx;
         }
-        StackGrads { input: d_above, h0: dh0, c0: dc0 }
+        let in_width = self.cells[0].weights().input_size();
+        StackGrads {
+            input: batching.unsort(d_above, in_width),
+            h0: batching.unsort(dh0, out_size),
+            c0: batching.unsort(dc0, hidden),
+        }
     }
-}
-
-/// Runs one cell over time in one direction. Returns every `h_t` (`y`, `(T, B, H_out)`) and, when `keep`, the
-/// cell states and caches of every step; writes the final state into `h_n`, `c_n`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn run_direction<C: Cell>(
-    cell: &C,
-    x: &[C::Real],
-    steps: usize,
-    batch: usize,
-    direction: Direction,
-    initial: Initial<'_, C::Real>,
-    keep: bool,
-    h_n: &mut [C::Real],
-    c_n: &mut [C::Real],
-) -> DirectionTrace<C::Real> {
-    let zero = C::Real::zero();
-    let weights = cell.weights();
-    let width = C::GATES * weights.hidden_size();
-    let state_len = batch * cell.output_size();
-    let cell_len = c_n.len();
-    let cache_len = batch * cell.cache_width();
-    // Inference keeps two cell-state slots (previous, next) and one cache slot; training keeps every step's.
-    let (c_slots, cache_slots) = if keep { (steps, steps) } else { (2, 1) };
-
-    let mut gx = vec![zero; steps * batch * width];
-    weights.input_projection(x, steps * batch, &mut gx);
-    let mut gh = vec![zero; batch * width];
-    let mut y = vec![zero; steps * state_len];
-    let mut c = vec![zero; c_slots * cell_len];
-    let mut cache = vec![zero; cache_slots * cache_len];
-
-    for s in 0..steps {
-        let t = direction.time(s, steps);
-        let prev = (s > 0).then(|| direction.time(s - 1, steps));
-        let (h_prev, h_next) = slots(&mut y, initial.h, state_len, t, prev);
-        let (c_prev, c_next) = if keep {
-            slots(&mut c, initial.c, cell_len, t, prev)
-        } else {
-            slots(&mut c, initial.c, cell_len, s % 2, (s > 0).then(|| (s - 1) % 2))
-        };
-        let slot = if keep { t } else { 0 };
-        weights.recurrent_projection(h_prev, batch, &mut gh);
-        cell.forward_gates(GatePass {
-            batch,
-            gx: &gx[t * batch * width..(t + 1) * batch * width],
-            gh: &gh,
-            h_prev,
-            c_prev,
-            h_next,
-            c_next,
-            cache: &mut cache[slot * cache_len..(slot + 1) * cache_len],
-        });
-    }
-    let last = direction.time(steps - 1, steps);
-    h_n.copy_from_slice(&y[last * state_len..(last + 1) * state_len]);
-    let last_c = if keep { last } else { (steps - 1) % 2 };
-    c_n.copy_from_slice(&c[last_c * cell_len..(last_c + 1) * cell_len]);
-    let (h0, c0) = if keep { (initial.h.to_vec(), initial.c.to_vec()) } else { (Vec::new(), Vec::new()) };
-    DirectionTrace { h0, c0, y, c, cache }
-}
-
-/// The gradients that reach a direction's final state from outside (`None`: zero).
-#[derive(Clone, Copy)]
-pub(crate) struct Final<'a, T> {
-    pub h: Option<&'a [T]>,
-    pub c: Option<&'a [T]>,
-}
-
-/// Gradients of one direction's input and initial state.
-pub(crate) struct DirectionGrads<T> {
-    pub x: Vec<T>,
-    pub h0: Vec<T>,
-    pub c0: Vec<T>,
-}
-
-/// Backpropagation through time for one cell in one direction. `dy` holds `∂L/∂h_t` from above for every step
-/// and is turned, in place, into the total `∂L/∂h_t` (from above and from the next step).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn backward_direction<C: Cell>(
-    cell: &mut C,
-    trace: &DirectionTrace<C::Real>,
-    x: &[C::Real],
-    steps: usize,
-    batch: usize,
-    direction: Direction,
-    mut dy: Vec<C::Real>,
-    final_grad: Final<'_, C::Real>,
-) -> DirectionGrads<C::Real> {
-    let zero = C::Real::zero();
-    let weights = cell.weights();
-    let width = C::GATES * weights.hidden_size();
-    let state_len = batch * cell.output_size();
-    let cell_len = trace.c0.len();
-    let cache_len = batch * cell.cache_width();
-    let rows = steps * batch;
-
-    let mut dgx = vec![zero; rows * width];
-    let mut dgh = vec![zero; if C::SEPARATE_RECURRENT_GRAD { rows * width } else { 0 }];
-    let mut dh = final_grad.h.map_or_else(|| vec![zero; state_len], <[_]>::to_vec);
-    let mut dc = final_grad.c.map_or_else(|| vec![zero; cell_len], <[_]>::to_vec);
-    let mut dh_prev = vec![zero; state_len];
-    let mut dc_prev = vec![zero; cell_len];
-    let mut scratch = vec![zero; batch * cell.scratch_width()];
-    let mut prepared = vec![zero; cell.prepared_len()];
-    cell.prepare_backward(&mut prepared);
-    let w_hh_t = cell.weights().transposed_weight_hh();
-
-    for s in (0..steps).rev() {
-        let t = direction.time(s, steps);
-        let prev = (s > 0).then(|| direction.time(s - 1, steps));
-        let dy_t = &mut dy[slot(state_len, t)];
-        dy_t.iter_mut().zip(&dh).for_each(|(a, &b)| *a += b);
-        let h_prev = prev.map_or(&trace.h0[..], |p| &trace.y[slot(state_len, p)]);
-        let c_prev = prev.map_or(&trace.c0[..], |p| &trace.c[slot(cell_len, p)]);
-        let gates = slot(batch * width, t);
-        cell.backward_gates(GateBackward {
-            batch,
-            cache: &trace.cache[slot(cache_len, t)],
-            h_prev,
-            h_next: &trace.y[slot(state_len, t)],
-            c_prev,
-            c_next: &trace.c[slot(cell_len, t)],
-            dh: dy_t,
-            dc: &dc,
-            dgx: &mut dgx[gates.clone()],
-            dgh: if C::SEPARATE_RECURRENT_GRAD { &mut dgh[gates.clone()] } else { &mut [] },
-            dh_prev: &mut dh_prev,
-            dc_prev: &mut dc_prev,
-            scratch: &mut scratch,
-            prepared: &prepared,
-        });
-        let dg_recurrent = if C::SEPARATE_RECURRENT_GRAD { &dgh[gates] } else { &dgx[gates] };
-        cell.weights().recurrent_backward(&w_hh_t, dg_recurrent, batch, &mut dh_prev);
-        std::mem::swap(&mut dh, &mut dh_prev);
-        std::mem::swap(&mut dc, &mut dc_prev);
-    }
-
-    let in_size = cell.weights().input_size();
-    let mut dx = vec![zero; rows * in_size];
-    cell.weights().input_backward(&dgx, rows, &mut dx);
-    let last = steps - 1;
-    let h_prev = match direction {
-        // Step t ≥ 1 read h_{t−1} = y[t−1]; step 0 read h_0.
-        Direction::Forward => [(batch..rows, &trace.y[..last * state_len]), (0..batch, &trace.h0[..])],
-        // Step t ≤ T−2 read y[t+1]; step T−1 read h_0.
-        Direction::Reverse => [(0..last * batch, &trace.y[state_len..]), (last * batch..rows, &trace.h0[..])],
-    };
-    let dgh_all = if C::SEPARATE_RECURRENT_GRAD { &dgh } else { &dgx };
-    cell.weights_mut().accumulate_grads(WeightGradInputs { x, dgx: &dgx, dgh: dgh_all, h_prev });
-    cell.accumulate_extra_grads(&dy, &trace.cache);
-    DirectionGrads { x: dx, h0: dh, c0: dc }
-}
-
-/// The range of slot `k` of `len` values.
-fn slot(len: usize, k: usize) -> std::ops::Range<usize> {
-    k * len..(k + 1) * len
 }
 
 /// Splits `buf` into the slot a step reads (slot `prev`, or `start` for the first step) and the slot `current`
 /// it writes, without copying.
-fn slots<'a, T>(
+pub(crate) fn slots<'a, T>(
     buf: &'a mut [T],
     start: &'a [T],
     len: usize,

@@ -1,0 +1,248 @@
+//! One cell over time in one direction, forward and backward: the time loop. Rows are in the order of
+//! [`Batching`], so the rows running at a step are a prefix of the batch: a step computes only those.
+
+use num_traits::Zero;
+
+use super::batching::Batching;
+use super::{Direction, DirectionTrace};
+use crate::cells::{Cell, GateBackward, GatePass, WeightGradInputs};
+
+/// The initial state of one direction of one layer, as row-major `B × size` slices.
+#[derive(Clone, Copy)]
+pub(crate) struct Initial<'a, T> {
+    pub h: &'a [T],
+    pub c: &'a [T],
+}
+
+/// The gradients that reach a direction's final state from outside (`None`: zero).
+#[derive(Clone, Copy)]
+pub(crate) struct Final<'a, T> {
+    pub h: Option<&'a [T]>,
+    pub c: Option<&'a [T]>,
+}
+
+/// Gradients of one direction's input and initial state.
+pub(crate) struct DirectionGrads<T> {
+    pub x: Vec<T>,
+    pub h0: Vec<T>,
+    pub c0: Vec<T>,
+}
+
+/// The state a step reads for its first `active` rows: rows that ran at the previous step continue from its
+/// output `prev` (`prev_active` rows of it), rows that start at this step read the initial state. Copies into
+/// `buf` only when both kinds are present (the reverse direction of a variable-length batch).
+fn previous_rows<'a, T: Copy>(
+    prev: Option<&'a [T]>,
+    initial: &'a [T],
+    prev_active: usize,
+    active: usize,
+    width: usize,
+    buf: &'a mut [T],
+) -> &'a [T] {
+    match prev {
+        Some(p) if active <= prev_active => &p[..active * width],
+        Some(p) if prev_active > 0 => {
+            buf[..prev_active * width].copy_from_slice(&p[..prev_active * width]);
+            buf[prev_active * width..active * width].copy_from_slice(&initial[prev_active * width..active * width]);
+            &buf[..active * width]
+        }
+        _ => &initial[..active * width],
+    }
+}
+
+/// Runs one cell over time in one direction. Returns every `h_t` (`y`, `(T, B, H_out)`, zeros past each
+/// sequence's end) and, when `keep`, the cell states and caches of every step; writes each sequence's final
+/// state (at its own last step, for the forward direction) into `h_n`, `c_n`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_direction<C: Cell>(
+    cell: &C,
+    x: &[C::Real],
+    batching: &Batching,
+    direction: Direction,
+    initial: Initial<'_, C::Real>,
+    keep: bool,
+    h_n: &mut [C::Real],
+    c_n: &mut [C::Real],
+) -> DirectionTrace<C::Real> {
+    let zero = C::Real::zero();
+    let (steps, batch) = (batching.active().len(), batching.lengths().len());
+    let active = batching.active();
+    let weights = cell.weights();
+    let width = C::GATES * weights.hidden_size();
+    let out = cell.output_size();
+    let hidden = if C::HAS_CELL_STATE { weights.hidden_size() } else { 0 };
+    let (state_len, cell_len) = (batch * out, batch * hidden);
+    let cache_width = cell.cache_width();
+    // Inference keeps two cell-state slots (previous, next) and one cache slot; training keeps every step's.
+    let (c_slots, cache_slots) = if keep { (steps, steps) } else { (2, 1) };
+
+    let mut gx = vec![zero; steps * batch * width];
+    weights.input_projection(x, steps * batch, &mut gx);
+    let mut gh = vec![zero; batch * width];
+    let mut y = vec![zero; steps * state_len];
+    let mut c = vec![zero; c_slots * cell_len];
+    let mut cache = vec![zero; cache_slots * batch * cache_width];
+    let (mut h_buf, mut c_buf) = (vec![zero; state_len], vec![zero; cell_len]);
+
+    for s in 0..steps {
+        let t = direction.time(s, steps);
+        let a = active[t];
+        if a == 0 {
+            continue;
+        }
+        let prev = (s > 0).then(|| direction.time(s - 1, steps));
+        let a_prev = prev.map_or(0, |p| active[p]);
+        let (y_prev, y_cur) = super::slots(&mut y, initial.h, state_len, t, prev);
+        let h_prev = previous_rows(prev.map(|_| y_prev), initial.h, a_prev, a, out, &mut h_buf);
+        let (c_prev_slot, c_cur) = if keep {
+            super::slots(&mut c, initial.c, cell_len, t, prev)
+        } else {
+            super::slots(&mut c, initial.c, cell_len, s % 2, (s > 0).then(|| (s - 1) % 2))
+        };
+        let c_prev = previous_rows(prev.map(|_| c_prev_slot), initial.c, a_prev, a, hidden, &mut c_buf);
+        let slot = if keep { t } else { 0 };
+        weights.recurrent_projection(h_prev, a, &mut gh[..a * width]);
+        cell.forward_gates(GatePass {
+            batch: a,
+            gx: &gx[t * batch * width..(t * batch + a) * width],
+            gh: &gh[..a * width],
+            h_prev,
+            c_prev,
+            h_next: &mut y_cur[..a * out],
+            c_next: &mut c_cur[..a * hidden],
+            cache: &mut cache[slot * batch * cache_width..(slot * batch + a) * cache_width],
+        });
+    }
+    for (row, &length) in batching.lengths().iter().enumerate() {
+        let t_last = match direction {
+            Direction::Forward => length - 1,
+            Direction::Reverse => 0,
+        };
+        let slot = if keep { t_last } else { direction.time(t_last, steps) % 2 };
+        h_n[row * out..(row + 1) * out].copy_from_slice(&y[t_last * state_len + row * out..][..out]);
+        c_n[row * hidden..(row + 1) * hidden].copy_from_slice(&c[slot * cell_len + row * hidden..][..hidden]);
+    }
+    let (h0, c0) = if keep { (initial.h.to_vec(), initial.c.to_vec()) } else { (Vec::new(), Vec::new()) };
+    DirectionTrace { h0, c0, y, c, cache }
+}
+
+/// Backpropagation through time for one cell in one direction. `dy` holds `∂L/∂h_t` from above for every step;
+/// it is zeroed past each sequence's end (PyTorch ignores gradients at padded positions, whose outputs are
+/// constant zeros) and turned, in place, into the total `∂L/∂h_t` (from above and from the next step).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn backward_direction<C: Cell>(
+    cell: &mut C,
+    trace: &DirectionTrace<C::Real>,
+    x: &[C::Real],
+    batching: &Batching,
+    direction: Direction,
+    mut dy: Vec<C::Real>,
+    final_grad: Final<'_, C::Real>,
+) -> DirectionGrads<C::Real> {
+    let zero = C::Real::zero();
+    let (steps, batch) = (batching.active().len(), batching.lengths().len());
+    let active = batching.active();
+    let weights = cell.weights();
+    let width = C::GATES * weights.hidden_size();
+    let out = cell.output_size();
+    let hidden = if C::HAS_CELL_STATE { weights.hidden_size() } else { 0 };
+    let (state_len, cell_len) = (batch * out, batch * hidden);
+    let cache_width = cell.cache_width();
+    let rows = steps * batch;
+
+    let mut dgx = vec![zero; rows * width];
+    let mut dgh = vec![zero; if C::SEPARATE_RECURRENT_GRAD { rows * width } else { 0 }];
+    let mut dh = final_grad.h.map_or_else(|| vec![zero; state_len], <[_]>::to_vec);
+    let mut dc = final_grad.c.map_or_else(|| vec![zero; cell_len], <[_]>::to_vec);
+    let (mut dh0, mut dc0) = (vec![zero; state_len], vec![zero; cell_len]);
+    let (mut dh_prev, mut dc_prev) = (vec![zero; state_len], vec![zero; cell_len]);
+    let (mut h_buf, mut c_buf) = (vec![zero; state_len], vec![zero; cell_len]);
+    let mut scratch = vec![zero; batch * cell.scratch_width()];
+    let mut prepared = vec![zero; cell.prepared_len()];
+    cell.prepare_backward(&mut prepared);
+    let w_hh_t = cell.weights().transposed_weight_hh();
+    for (t, &a) in active.iter().enumerate() {
+        dy[t * state_len + a * out..(t + 1) * state_len].fill(zero);
+    }
+
+    for s in (0..steps).rev() {
+        let t = direction.time(s, steps);
+        let a = active[t];
+        if a == 0 {
+            continue;
+        }
+        let prev = (s > 0).then(|| direction.time(s - 1, steps));
+        let a_prev = prev.map_or(0, |p| active[p]);
+        let dy_t = &mut dy[t * state_len..t * state_len + a * out];
+        dy_t.iter_mut().zip(&dh).for_each(|(g, &d)| *g += d);
+        let y_prev = prev.map(|p| &trace.y[p * state_len..(p + 1) * state_len]);
+        let h_prev = previous_rows(y_prev, &trace.h0, a_prev, a, out, &mut h_buf);
+        let c_prev_slot = prev.map(|p| &trace.c[p * cell_len..(p + 1) * cell_len]);
+        let c_prev = previous_rows(c_prev_slot, &trace.c0, a_prev, a, hidden, &mut c_buf);
+        let gates = t * batch * width..(t * batch + a) * width;
+        cell.backward_gates(GateBackward {
+            batch: a,
+            cache: &trace.cache[t * batch * cache_width..(t * batch + a) * cache_width],
+            h_prev,
+            h_next: &trace.y[t * state_len..t * state_len + a * out],
+            c_prev,
+            c_next: &trace.c[t * cell_len..t * cell_len + a * hidden],
+            dh: dy_t,
+            dc: &dc[..a * hidden],
+            dgx: &mut dgx[gates.clone()],
+            dgh: if C::SEPARATE_RECURRENT_GRAD { &mut dgh[gates.clone()] } else { &mut [] },
+            dh_prev: &mut dh_prev[..a * out],
+            dc_prev: &mut dc_prev[..a * hidden],
+            scratch: &mut scratch[..a * cell.scratch_width()],
+            prepared: &prepared,
+        });
+        let dg_recurrent = if C::SEPARATE_RECURRENT_GRAD { &dgh[gates] } else { &dgx[gates] };
+        cell.weights().recurrent_backward(&w_hh_t, dg_recurrent, a, &mut dh_prev[..a * out]);
+        // Rows that ran at the previous step pass their gradient on; rows that started here read the initial
+        // state, so theirs is the initial state's.
+        let continuing = a.min(a_prev);
+        dh[..continuing * out].copy_from_slice(&dh_prev[..continuing * out]);
+        dc[..continuing * hidden].copy_from_slice(&dc_prev[..continuing * hidden]);
+        if a > a_prev {
+            dh0[a_prev * out..a * out].copy_from_slice(&dh_prev[a_prev * out..a * out]);
+            dc0[a_prev * hidden..a * hidden].copy_from_slice(&dc_prev[a_prev * hidden..a * hidden]);
+        }
+    }
+
+    let in_size = cell.weights().input_size();
+    let mut dx = vec![zero; rows * in_size];
+    cell.weights().input_backward(&dgx, rows, &mut dx);
+    let h_prev_all = previous_states(trace, batching, direction, out);
+    let dgh_all = if C::SEPARATE_RECURRENT_GRAD { &dgh } else { &dgx };
+    cell.weights_mut().accumulate_grads(WeightGradInputs { x, dgx: &dgx, dgh: dgh_all, h_prev: &h_prev_all });
+    cell.accumulate_extra_grads(&dy, &trace.cache);
+    DirectionGrads { x: dx, h0: dh0, c0: dc0 }
+}
+
+/// `h_{t−1}` as every step read it, `(T, B, H_out)` (zeros for rows that did not run), so that
+/// `∂W_hh = Σ_t ∂gh_tᵀ h_{t−1}` is one product after the time loop.
+fn previous_states<T: Copy + Zero>(
+    trace: &DirectionTrace<T>,
+    batching: &Batching,
+    direction: Direction,
+    out: usize,
+) -> Vec<T> {
+    let (steps, batch) = (batching.active().len(), batching.lengths().len());
+    let state_len = batch * out;
+    let active = batching.active();
+    let mut all = vec![T::zero(); steps * state_len];
+    for s in 0..steps {
+        let t = direction.time(s, steps);
+        let prev = (s > 0).then(|| direction.time(s - 1, steps));
+        let (a, a_prev) = (active[t], prev.map_or(0, |p| active[p]));
+        let dst = &mut all[t * state_len..t * state_len + a * out];
+        let continuing = a.min(a_prev);
+        if let Some(p) = prev {
+            dst[..continuing * out].copy_from_slice(&trace.y[p * state_len..p * state_len + continuing * out]);
+        }
+        if a > a_prev {
+            dst[a_prev * out..].copy_from_slice(&trace.h0[a_prev * out..a * out]);
+        }
+    }
+    all
+}
