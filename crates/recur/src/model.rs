@@ -152,11 +152,21 @@ impl SequenceModel {
     }
 
     /// Predictions, `rows × outputs`, in inference mode (no dropout), from the initial state in `state` (zeros
-    /// when empty).
-    pub fn forward(&self, input: SequenceInput<'_>, state: &CarriedState) -> Result<(Vec<f32>, RecurrentOutput)> {
+    /// when empty). With `lengths` (one per sequence, in `1..=T`), the batch is padded and each sequence runs for
+    /// its own length: see [`Recurrent::forward_with_lengths`]; a many-to-one head reads each sequence's own last
+    /// valid step.
+    pub fn forward(
+        &self,
+        input: SequenceInput<'_>,
+        lengths: Option<&[usize]>,
+        state: &CarriedState,
+    ) -> Result<(Vec<f32>, RecurrentOutput)> {
         let (x, steps, batch) = self.features(input)?;
-        let out = self.rnn.forward(&x, state.h0(), state.c0())?;
-        let (y, _) = self.head.forward(out.output.data(), self.shape(steps, batch))?;
+        let out = match lengths {
+            None => self.rnn.forward(&x, state.h0(), state.c0())?,
+            Some(lengths) => self.rnn.forward_with_lengths(&x, lengths, state.h0(), state.c0())?,
+        };
+        let (y, _) = self.head.forward(out.output.data(), self.shape(steps, batch), lengths)?;
         Ok((y, out))
     }
 
@@ -165,18 +175,37 @@ impl SequenceModel {
     pub fn forward_train(
         &self,
         input: SequenceInput<'_>,
+        lengths: Option<&[usize]>,
         state: &CarriedState,
         rng: &mut impl Rng,
     ) -> Result<(Vec<f32>, RecurrentOutput, SequenceModelCache)> {
         let (x, steps, batch) = self.features(input)?;
-        let (out, rnn) = self.rnn.forward_train(&x, state.h0(), state.c0(), rng)?;
+        let (out, rnn) = match lengths {
+            None => self.rnn.forward_train(&x, state.h0(), state.c0(), rng)?,
+            Some(lengths) => self.rnn.forward_train_with_lengths(&x, lengths, state.h0(), state.c0(), rng)?,
+        };
         let shape = self.shape(steps, batch);
-        let (y, head) = self.head.forward(out.output.data(), shape)?;
+        let (y, head) = self.head.forward(out.output.data(), shape, lengths)?;
         let tokens = match input {
             SequenceInput::Tokens { ids, .. } => Some(ids.to_vec()),
             SequenceInput::Features(_) => None,
         };
         Ok((y, out, SequenceModelCache { tokens, rnn, head, shape }))
+    }
+
+    /// For an every-step head over a padded batch: which prediction rows are real steps (`true`) rather than
+    /// padding, in the order of the predictions. `None` for a many-to-one head or without lengths.
+    pub fn valid_rows(&self, steps: usize, lengths: Option<&[usize]>) -> Option<Vec<bool>> {
+        let lengths = lengths?;
+        if Readout::from(self.config.readout) != Readout::EveryStep {
+            return None;
+        }
+        let batch = lengths.len();
+        Some(if self.config.recurrent.batch_first {
+            (0..batch).flat_map(|b| (0..steps).map(move |t| t < lengths[b])).collect()
+        } else {
+            (0..steps).flat_map(|t| lengths.iter().map(move |&n| t < n)).collect()
+        })
     }
 
     /// Backpropagation from `∂L/∂predictions` through the head, the recurrent layer (through time) and the

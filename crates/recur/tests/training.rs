@@ -140,3 +140,50 @@ fn a_non_finite_loss_stops_training_naming_the_step() {
     let err = trainer.step(SequenceInput::Features(&huge), Targets::Values(batch.target.data())).unwrap_err();
     assert!(matches!(err, Error::NonFinite { .. }), "{err}");
 }
+
+#[test]
+fn variable_length_batches_train_many_to_one_and_many_to_many() {
+    use rand::Rng;
+    // Many-to-one: the class is the sign of each sequence's last valid value; padding holds misleading values.
+    let recurrent = RecurrentConfig::gru(1, 12).batch_first(true);
+    let config = SequenceModelConfig { vocab: None, recurrent, readout: ReadoutName::Last, outputs: 2 };
+    let model = SequenceModel::new(config, &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0)).unwrap();
+    let mut trainer = Trainer::new(model, TrainerConfig::adam(2e-2)).unwrap();
+    let (batch, steps) = (16, 6);
+    let draw = |trainer: &mut Trainer| {
+        let lengths: Vec<usize> = (0..batch).map(|_| trainer.rng().random_range(1..=steps)).collect();
+        let mut x = vec![0.0f32; batch * steps];
+        let mut labels = vec![0i64; batch];
+        for b in 0..batch {
+            for t in 0..steps {
+                let v: f32 = trainer.rng().random_range(-1.0..1.0);
+                // Past the end, the opposite sign of the label: a model reading padding would be wrong.
+                x[b * steps + t] = v;
+            }
+            let last = x[b * steps + lengths[b] - 1];
+            labels[b] = (last > 0.0) as i64;
+            for t in lengths[b]..steps {
+                x[b * steps + t] = if last > 0.0 { -1.0 } else { 1.0 };
+            }
+        }
+        (Tensor::new([batch, steps, 1], x).unwrap(), lengths, labels)
+    };
+    for _ in 0..150 {
+        let (x, lengths, labels) = draw(&mut trainer);
+        trainer.step_with_lengths(SequenceInput::Features(&x), &lengths, Targets::Classes(&labels)).unwrap();
+    }
+    let (x, lengths, labels) = draw(&mut trainer);
+    let loss = trainer.evaluate_with_lengths(SequenceInput::Features(&x), Some(&lengths), Targets::Classes(&labels));
+    assert!(loss.unwrap() < 0.3, "the classifier reads each sequence's last valid step");
+
+    // Many-to-many: padded steps carry out-of-range targets, which the loss never reads.
+    let recurrent = RecurrentConfig::lstm(1, 8);
+    let config = SequenceModelConfig { vocab: None, recurrent, readout: ReadoutName::EveryStep, outputs: 3 };
+    let model = SequenceModel::new(config, &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1)).unwrap();
+    let mut tagger = Trainer::new(model, TrainerConfig::adam(1e-2)).unwrap();
+    let lengths = [3usize, 1, 2];
+    let x = Tensor::new([3, 3, 1], vec![0.5; 9]).unwrap(); // (T, B, 1)
+    let targets: Vec<i64> = (0..3).flat_map(|t| lengths.iter().map(move |&n| if t < n { 1 } else { 999 })).collect();
+    let report = tagger.step_with_lengths(SequenceInput::Features(&x), &lengths, Targets::Classes(&targets)).unwrap();
+    assert!(report.loss.is_finite());
+}

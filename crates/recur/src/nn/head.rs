@@ -66,6 +66,7 @@ pub struct Head<T: Real = f32> {
 #[derive(Clone, Debug)]
 pub struct HeadCache<T> {
     shape: SequenceShape,
+    lengths: Option<Vec<usize>>,
     features: Vec<T>,
 }
 
@@ -105,8 +106,15 @@ impl<T: Real> Head<T> {
         }
     }
 
-    /// Predictions, `rows × outputs`, from a recurrent output of `shape`.
-    pub fn forward(&self, output: &[T], shape: SequenceShape) -> Result<(Vec<T>, HeadCache<T>)> {
+    /// Predictions, `rows × outputs`, from a recurrent output of `shape`. With `lengths` (one per sequence, in
+    /// `1..=T`), a many-to-one readout reads each sequence's own last valid step, or its mean over its valid
+    /// steps; an every-step readout still predicts every row (mask the padded ones in the loss).
+    pub fn forward(
+        &self,
+        output: &[T],
+        shape: SequenceShape,
+        lengths: Option<&[usize]>,
+    ) -> Result<(Vec<T>, HeadCache<T>)> {
         if output.len() != shape.len() || shape.steps == 0 {
             return Err(Error::shape(
                 "head input",
@@ -127,20 +135,33 @@ impl<T: Real> Head<T> {
                 &[shape.features],
             ));
         }
+        if let Some(lengths) = lengths {
+            if lengths.len() != shape.batch {
+                return Err(Error::shape("lengths", format!("[{}]", shape.batch), &[lengths.len()]));
+            }
+            if let Some(&n) = lengths.iter().find(|&&n| n == 0 || n > shape.steps) {
+                return Err(Error::Index {
+                    what: "sequence length".into(),
+                    index: n.to_string(),
+                    valid: format!("1..={}", shape.steps),
+                });
+            }
+        }
+        let length = |b: usize| lengths.map_or(shape.steps, |l| l[b]);
         let f = shape.features;
         let features = match self.readout {
             Readout::EveryStep => output.to_vec(),
             Readout::Last => (0..shape.batch)
                 .flat_map(|b| {
-                    let row = shape.index(shape.steps - 1, b);
+                    let row = shape.index(length(b) - 1, b);
                     output[row * f..(row + 1) * f].iter().copied()
                 })
                 .collect(),
             Readout::Mean => {
-                let scale = T::one() / T::from_usize(shape.steps).expect("a step count fits in a float");
                 let mut pooled = vec![T::zero(); shape.batch * f];
                 for b in 0..shape.batch {
-                    for t in 0..shape.steps {
+                    let scale = T::one() / T::from_usize(length(b)).expect("a step count fits in a float");
+                    for t in 0..length(b) {
                         let row = shape.index(t, b);
                         for (p, &v) in pooled[b * f..(b + 1) * f].iter_mut().zip(&output[row * f..(row + 1) * f]) {
                             *p += v * scale;
@@ -151,7 +172,7 @@ impl<T: Real> Head<T> {
             }
         };
         let y = self.linear.forward(&features, self.rows(&shape))?;
-        Ok((y, HeadCache { shape, features }))
+        Ok((y, HeadCache { shape, lengths: lengths.map(<[usize]>::to_vec), features }))
     }
 
     /// From `∂L/∂y` to `∂L/∂output` (in the output's shape), accumulating the linear layer's gradients.
@@ -163,11 +184,11 @@ impl<T: Real> Head<T> {
             Readout::EveryStep => d_features,
             Readout::Last | Readout::Mean => {
                 let mut d_output = vec![T::zero(); shape.len()];
-                let scale = T::one() / T::from_usize(shape.steps).expect("a step count fits in a float");
                 for b in 0..shape.batch {
+                    let length = cache.lengths.as_ref().map_or(shape.steps, |l| l[b]);
+                    let scale = T::one() / T::from_usize(length).expect("a step count fits in a float");
                     let g = &d_features[b * f..(b + 1) * f];
-                    let steps =
-                        if self.readout == Readout::Last { shape.steps - 1..shape.steps } else { 0..shape.steps };
+                    let steps = if self.readout == Readout::Last { length - 1..length } else { 0..length };
                     for t in steps {
                         let row = shape.index(t, b);
                         for (d, &v) in d_output[row * f..(row + 1) * f].iter_mut().zip(g) {
@@ -214,17 +235,22 @@ mod tests {
     fn backward_matches_finite_differences_for_every_readout_and_layout() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(2);
         for readout in [Readout::Last, Readout::Mean, Readout::EveryStep] {
-            for layout in [Layout::TimeMajor, Layout::BatchFirst] {
+            for (layout, lengths) in [
+                (Layout::TimeMajor, None),
+                (Layout::BatchFirst, None),
+                (Layout::TimeMajor, Some(vec![2, 4, 1])),
+                (Layout::BatchFirst, Some(vec![3, 1, 4])),
+            ] {
                 let shape = SequenceShape { steps: 4, batch: 3, features: 5, layout };
                 let mut head = head64(readout, 5, 2);
                 let mut x: Vec<f64> = (0..shape.len()).map(|_| rng.random_range(-1.0..1.0)).collect();
                 let rows = head.rows(&shape);
                 let g: Vec<f64> = (0..rows * 2).map(|_| rng.random_range(-1.0..1.0)).collect();
-                let (_, cache) = head.forward(&x, shape).unwrap();
+                let (_, cache) = head.forward(&x, shape, lengths.as_deref()).unwrap();
                 let dx = head.backward(&cache, &g).unwrap();
                 let probe = head.clone();
-                gradcheck::check(&format!("{readout:?} {layout:?}"), &mut x, &dx, 1e-7, |x| {
-                    let (y, _) = probe.forward(x, shape).unwrap();
+                gradcheck::check(&format!("{readout:?} {layout:?} {lengths:?}"), &mut x, &dx, 1e-7, |x| {
+                    let (y, _) = probe.forward(x, shape, lengths.as_deref()).unwrap();
                     y.iter().zip(&g).map(|(a, b)| a * b).sum()
                 })
                 .unwrap();
@@ -240,18 +266,22 @@ mod tests {
         // T = 3, B = 2, F = 1; value = 10 t + b.
         let time_major = [0.0, 1.0, 10.0, 11.0, 20.0, 21.0];
         let shape = SequenceShape { steps: 3, batch: 2, features: 1, layout: Layout::TimeMajor };
-        assert_eq!(head.forward(&time_major, shape).unwrap().0, vec![20.0, 21.0]);
+        assert_eq!(head.forward(&time_major, shape, None).unwrap().0, vec![20.0, 21.0]);
+        assert_eq!(head.forward(&time_major, shape, Some(&[2, 1])).unwrap().0, vec![10.0, 1.0]);
         let batch_first = [0.0, 10.0, 20.0, 1.0, 11.0, 21.0];
         let shape = SequenceShape { layout: Layout::BatchFirst, ..shape };
-        assert_eq!(head.forward(&batch_first, shape).unwrap().0, vec![20.0, 21.0]);
+        assert_eq!(head.forward(&batch_first, shape, None).unwrap().0, vec![20.0, 21.0]);
+        assert_eq!(head.forward(&batch_first, shape, Some(&[1, 3])).unwrap().0, vec![0.0, 21.0]);
     }
 
     #[test]
     fn wrong_sizes_are_errors() {
         let head = head64(Readout::Mean, 3, 1);
         let shape = SequenceShape { steps: 2, batch: 2, features: 3, layout: Layout::TimeMajor };
-        assert!(head.forward(&[0.0; 11], shape).is_err());
-        let err = head.forward(&[0.0; 8], SequenceShape { features: 2, ..shape }).unwrap_err();
+        assert!(head.forward(&[0.0; 11], shape, None).is_err());
+        assert!(head.forward(&[0.0; 12], shape, Some(&[1, 3])).is_err());
+        assert!(head.forward(&[0.0; 12], shape, Some(&[1])).is_err());
+        let err = head.forward(&[0.0; 8], SequenceShape { features: 2, ..shape }, None).unwrap_err();
         assert!(err.to_string().contains("head input features"), "{err}");
     }
 }

@@ -186,14 +186,27 @@ impl Trainer {
     /// One training step on a batch, from zero initial states.
     pub fn step(&mut self, input: SequenceInput<'_>, targets: Targets<'_>) -> Result<StepReport> {
         let mut fresh = CarriedState::new();
-        self.step_from(input, targets, &mut fresh)
+        self.step_from(input, None, targets, &mut fresh)
+    }
+
+    /// One training step on a padded batch in which sequence `b` has `lengths[b]` valid steps. A many-to-one
+    /// head reads each sequence's last valid step; an every-step head's loss ignores the padded steps (their
+    /// targets are never read, so any value will do).
+    pub fn step_with_lengths(
+        &mut self,
+        input: SequenceInput<'_>,
+        lengths: &[usize],
+        targets: Targets<'_>,
+    ) -> Result<StepReport> {
+        let mut fresh = CarriedState::new();
+        self.step_from(input, Some(lengths), targets, &mut fresh)
     }
 
     /// One step of truncated BPTT: starts from the state the previous window left (detached), and leaves its
     /// final state for the next window.
     pub fn step_stateful(&mut self, input: SequenceInput<'_>, targets: Targets<'_>) -> Result<StepReport> {
         let mut carried = std::mem::take(&mut self.carried);
-        let report = self.step_from(input, targets, &mut carried);
+        let report = self.step_from(input, None, targets, &mut carried);
         self.carried = carried;
         report
     }
@@ -201,13 +214,15 @@ impl Trainer {
     fn step_from(
         &mut self,
         input: SequenceInput<'_>,
+        lengths: Option<&[usize]>,
         targets: Targets<'_>,
         state: &mut CarriedState,
     ) -> Result<StepReport> {
         let step = self.step;
-        let (predictions, out, cache) = self.model.forward_train(input, state, &mut self.rng)?;
+        let (predictions, out, cache) = self.model.forward_train(input, lengths, state, &mut self.rng)?;
         let outputs = self.model.config().outputs;
-        let (loss, grad) = score(&predictions, outputs, targets)?;
+        let mask = self.model.valid_rows(steps_of(input, &self.model), lengths);
+        let (loss, grad) = score(&predictions, outputs, targets, mask.as_deref())?;
         if !loss.is_finite() {
             return Err(Error::NonFinite { what: "loss".into(), step, value: loss });
         }
@@ -230,8 +245,19 @@ impl Trainer {
 
     /// The loss on a batch, without training (no dropout, no gradients).
     pub fn evaluate(&self, input: SequenceInput<'_>, targets: Targets<'_>) -> Result<f32> {
-        let (predictions, _) = self.model.forward(input, &CarriedState::new())?;
-        Ok(score(&predictions, self.model.config().outputs, targets)?.0)
+        self.evaluate_with_lengths(input, None, targets)
+    }
+
+    /// [`Trainer::evaluate`] on a padded batch with per-sequence lengths.
+    pub fn evaluate_with_lengths(
+        &self,
+        input: SequenceInput<'_>,
+        lengths: Option<&[usize]>,
+        targets: Targets<'_>,
+    ) -> Result<f32> {
+        let (predictions, _) = self.model.forward(input, lengths, &CarriedState::new())?;
+        let mask = self.model.valid_rows(steps_of(input, &self.model), lengths);
+        Ok(score(&predictions, self.model.config().outputs, targets, mask.as_deref())?.0)
     }
 
     /// Writes a checkpoint: the model's parameters (PyTorch names), the optimizer's state, the step, the
@@ -286,11 +312,22 @@ impl Trainer {
     }
 }
 
-/// The loss of `predictions` (`rows × outputs`) and its gradient.
-fn score(predictions: &[f32], outputs: usize, targets: Targets<'_>) -> Result<(f32, Vec<f32>)> {
+/// The loss of `predictions` (`rows × outputs`) and its gradient, over the rows `mask` keeps (all when `None`).
+fn score(predictions: &[f32], outputs: usize, targets: Targets<'_>, mask: Option<&[bool]>) -> Result<(f32, Vec<f32>)> {
     match targets {
-        Targets::Values(values) => MseLoss.forward(predictions, values, None),
-        Targets::Classes(classes) => CrossEntropyLoss::new().forward(predictions, outputs, classes, None),
+        Targets::Values(values) => MseLoss.forward(predictions, values, mask),
+        Targets::Classes(classes) => CrossEntropyLoss::new().forward(predictions, outputs, classes, mask),
+    }
+}
+
+/// The number of time steps of an input.
+fn steps_of(input: SequenceInput<'_>, model: &SequenceModel) -> usize {
+    match input {
+        SequenceInput::Tokens { steps, .. } => steps,
+        SequenceInput::Features(x) => {
+            let shape = x.shape();
+            if model.config().recurrent.batch_first { shape.get(1) } else { shape.first() }.copied().unwrap_or(0)
+        }
     }
 }
 
