@@ -257,3 +257,80 @@ fn grad_output_with_unknown_tensor_is_an_error() {
     ]);
     assert_one_line_error(&output, "grad_output: expected shape [3, 1, 4]");
 }
+
+fn write_lengths(path: &Path, lengths: &[i64]) {
+    let mut bytes = Vec::new();
+    let shape = [lengths.len() as u64];
+    let mut w = npyz::WriteOptions::new().default_dtype().shape(&shape).writer(&mut bytes).begin_nd().unwrap();
+    w.extend(lengths.iter().copied()).unwrap();
+    w.finish().unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// `--lengths` reproduces PyTorch's packed-sequence fixtures, with and without `--grad-output`.
+#[test]
+fn lengths_reproduce_pytorch_packed_sequences() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let lengths_dir = fixture_dir().join("../lengths");
+    let cases: Vec<String> =
+        serde_json::from_str(&std::fs::read_to_string(lengths_dir.join("index.json")).unwrap()).unwrap();
+    for case in cases.iter().step_by(6) {
+        let io = TensorFile::read(lengths_dir.join(format!("{case}.io.safetensors"))).unwrap();
+        let input = d.join(format!("{case}.x.npy"));
+        write_npy(&input, &io.tensors["input"]);
+        let lengths = d.join(format!("{case}.len.npy"));
+        write_lengths(&lengths, &io.tensors["lengths"].data().iter().map(|&l| l as i64).collect::<Vec<_>>());
+        let upstream: Vec<(String, Tensor)> = [("grad_output", "output"), ("grad_h_n", "h_n"), ("grad_c_n", "c_n")]
+            .iter()
+            .filter_map(|(from, to)| io.tensors.get(*from).map(|t| (to.to_string(), t.clone())))
+            .collect();
+        let grads = d.join(format!("{case}.g.safetensors"));
+        TensorFile::write(&grads, &upstream, &Default::default()).unwrap();
+        let model = lengths_dir.join(format!("{case}.model.safetensors"));
+        let out = d.join(format!("{case}.out.safetensors"));
+        let mut args: Vec<String> = ["forward", "--model", p(&model), "--input", p(&input), "--lengths", p(&lengths)]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.extend(["--output".into(), p(&out).into(), "--grad-output".into(), p(&grads).into()]);
+        for name in ["h0", "c0"] {
+            if let Some(t) = io.tensors.get(name) {
+                let path = d.join(format!("{case}.{name}.npy"));
+                write_npy(&path, t);
+                args.extend([format!("--{name}"), p(&path).to_string()]);
+            }
+        }
+        let output = recur(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(output.status.success(), "{case}: {}", String::from_utf8_lossy(&output.stderr));
+        let got = TensorFile::read(&out).unwrap();
+        for (name, g) in &got.tensors {
+            let w = &io.tensors[name];
+            let err = g.data().iter().zip(w.data()).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0.0, f32::max);
+            assert!(err <= 1e-5, "{case}: {name} differs by {err}");
+        }
+    }
+}
+
+#[test]
+fn bad_lengths_fail_with_one_line() {
+    let d = tempfile::tempdir().unwrap();
+    let case = "lstm_l2_bi_bias1_bf0_h0_1_T3B1I2H2";
+    let io = TensorFile::read(fixture_dir().join(format!("{case}.io.safetensors"))).unwrap();
+    let input = d.path().join("x.npy");
+    write_npy(&input, &io.tensors["input"]);
+    let model = fixture_dir().join(format!("{case}.model.safetensors"));
+    let out = d.path().join("out.safetensors");
+    let lengths = d.path().join("l.npy");
+    let run = || {
+        recur(&["forward", "--model", p(&model), "--input", p(&input), "--lengths", p(&lengths), "--output", p(&out)])
+    };
+    write_lengths(&lengths, &[4]);
+    assert_one_line_error(&run(), "lengths[0] = 4 is out of range (valid: 1..=3");
+    write_lengths(&lengths, &[0]);
+    assert_one_line_error(&run(), "lengths[0] = 0 is out of range");
+    write_lengths(&lengths, &[1, 2]);
+    assert_one_line_error(&run(), "lengths: expected shape [1]");
+    write_npy(&lengths, &Tensor::zeros([1]));
+    assert_one_line_error(&run(), "expected int64 or int32");
+}

@@ -9,7 +9,7 @@ use recur::model_file::TensorFile;
 use recur::{LoadOptions, Nonlinearity, Recurrent, RecurrentOutput, Tensor, Trainable};
 
 use super::CommandResult;
-use crate::npy::read_npy;
+use crate::npy::{read_lengths, read_npy};
 
 /// Arguments of `recur forward`.
 #[derive(Args, Debug)]
@@ -26,6 +26,10 @@ pub struct ForwardArgs {
     /// Initial cell state (LSTM only), `.npy`: (L·D, B, H), or (L·D, H) for unbatched input.
     #[arg(long)]
     c0: Option<PathBuf>,
+    /// Sequence lengths, `.npy` (int64 or int32, one per batch element, each in 1..=T): the input is a padded
+    /// batch, run as PyTorch's packed sequences (outputs past each length are zero).
+    #[arg(long)]
+    lengths: Option<PathBuf>,
     /// Batched input is (B, T, I), for a model file without `config` metadata.
     #[arg(long)]
     batch_first: bool,
@@ -62,14 +66,21 @@ pub fn run(args: &ForwardArgs) -> CommandResult {
     let input = read_npy(&args.input)?;
     let h0 = args.h0.as_deref().map(read_npy).transpose()?;
     let c0 = args.c0.as_deref().map(read_npy).transpose()?;
+    let lengths = args.lengths.as_deref().map(read_lengths).transpose()?;
     let mut tensors = match &args.grad_output {
-        None => outputs(model.forward(&input, h0.as_ref(), c0.as_ref())?),
+        None => outputs(match &lengths {
+            None => model.forward(&input, h0.as_ref(), c0.as_ref())?,
+            Some(lengths) => model.forward_with_lengths(&input, lengths, h0.as_ref(), c0.as_ref())?,
+        }),
         Some(path) => {
             let upstream = read_upstream(path)?;
             model.set_dropout(0.0)?;
             // With dropout off, the training forward draws nothing from its generator.
             let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-            let (out, cache) = model.forward_train(&input, h0.as_ref(), c0.as_ref(), &mut rng)?;
+            let (out, cache) = match &lengths {
+                None => model.forward_train(&input, h0.as_ref(), c0.as_ref(), &mut rng)?,
+                Some(l) => model.forward_train_with_lengths(&input, l, h0.as_ref(), c0.as_ref(), &mut rng)?,
+            };
             let grad = |name: &str| upstream.tensors.get(name);
             let grads = model.backward(&cache, &upstream.tensors["output"], grad("h_n"), grad("c_n"))?;
             let mut tensors = outputs(out);
