@@ -22,12 +22,15 @@ struct Cli {
 enum Command {
     /// Run a model file over an input sequence and write its outputs.
     Forward(commands::forward::ForwardArgs),
+    /// Time recur's named benchmark cases.
+    Bench(commands::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Forward(args) => commands::forward::run(&args),
+        Command::Bench(args) => commands::bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

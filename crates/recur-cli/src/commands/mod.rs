@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod bench;
 pub mod forward;
 
 /// What a subcommand returns: a failure is printed as one line.
