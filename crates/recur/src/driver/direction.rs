@@ -28,6 +28,41 @@ pub(crate) struct DirectionGrads<T> {
     pub c0: Vec<T>,
 }
 
+/// The sizes one direction's time loop works with.
+struct Dims {
+    steps: usize,
+    batch: usize,
+    /// `G·H`, the pre-activations per row.
+    width: usize,
+    /// `H_out`.
+    out: usize,
+    /// `H` for cells with a cell state, else 0.
+    hidden: usize,
+    /// `B·H_out`.
+    state_len: usize,
+    /// `B·H` (or 0).
+    cell_len: usize,
+    cache_width: usize,
+}
+
+impl Dims {
+    fn of<C: Cell>(cell: &C, batching: &Batching) -> Self {
+        let (steps, batch) = (batching.active().len(), batching.lengths().len());
+        let out = cell.output_size();
+        let hidden = if C::HAS_CELL_STATE { cell.weights().hidden_size() } else { 0 };
+        Dims {
+            steps,
+            batch,
+            width: C::GATES * cell.weights().hidden_size(),
+            out,
+            hidden,
+            state_len: batch * out,
+            cell_len: batch * hidden,
+            cache_width: cell.cache_width(),
+        }
+    }
+}
+
 /// The state a step reads for its first `active` rows: rows that ran at the previous step continue from its
 /// output `prev` (`prev_active` rows of it), rows that start at this step read the initial state. Copies into
 /// `buf` only when both kinds are present (the reverse direction of a variable-length batch).
@@ -65,14 +100,9 @@ pub(crate) fn run_direction<C: Cell>(
     c_n: &mut [C::Real],
 ) -> DirectionTrace<C::Real> {
     let zero = C::Real::zero();
-    let (steps, batch) = (batching.active().len(), batching.lengths().len());
+    let Dims { steps, batch, width, out, hidden, state_len, cell_len, cache_width } = Dims::of(cell, batching);
     let active = batching.active();
     let weights = cell.weights();
-    let width = C::GATES * weights.hidden_size();
-    let out = cell.output_size();
-    let hidden = if C::HAS_CELL_STATE { weights.hidden_size() } else { 0 };
-    let (state_len, cell_len) = (batch * out, batch * hidden);
-    let cache_width = cell.cache_width();
     // Inference keeps two cell-state slots (previous, next) and one cache slot; training keeps every step's.
     let (c_slots, cache_slots) = if keep { (steps, steps) } else { (2, 1) };
 
@@ -140,14 +170,8 @@ pub(crate) fn backward_direction<C: Cell>(
     final_grad: Final<'_, C::Real>,
 ) -> DirectionGrads<C::Real> {
     let zero = C::Real::zero();
-    let (steps, batch) = (batching.active().len(), batching.lengths().len());
+    let Dims { steps, batch, width, out, hidden, state_len, cell_len, cache_width } = Dims::of(&*cell, batching);
     let active = batching.active();
-    let weights = cell.weights();
-    let width = C::GATES * weights.hidden_size();
-    let out = cell.output_size();
-    let hidden = if C::HAS_CELL_STATE { weights.hidden_size() } else { 0 };
-    let (state_len, cell_len) = (batch * out, batch * hidden);
-    let cache_width = cell.cache_width();
     let rows = steps * batch;
 
     let mut dgx = vec![zero; rows * width];
