@@ -131,11 +131,14 @@ impl Sizes {
         if self.mode == Mode::Lstm { self.hidden } else { 0 }
     }
 
+    /// The header that describes `batch` streams of this kind of model.
+    fn header(&self, batch: usize) -> bytes::Header {
+        let Sizes { mode, layers, input, hidden, output, .. } = *self;
+        bytes::Header { mode, layers, batch, input, hidden, output }
+    }
+
     fn describe(&self) -> String {
-        format!(
-            "{} with {} layer(s), input_size={}, hidden_size={}, output size {}",
-            self.mode, self.layers, self.input, self.hidden, self.output
-        )
+        self.header(0).describe()
     }
 }
 
@@ -253,7 +256,7 @@ impl StreamState {
     /// The last layer's current `h`, row-major `B × H_out`: the output of the latest step (or the initial state
     /// before any).
     pub fn output(&self) -> &[f32] {
-        self.h.last().expect("a layer has at least one layer of cells")
+        self.h.last().expect("a model has at least one layer")
     }
 
     /// Every layer's current `h`, `(L, B, H_out)`: PyTorch's `h_n` after the steps taken so far.
@@ -308,7 +311,7 @@ impl StreamState {
     pub fn append(&mut self, other: &StreamState) -> Result<()> {
         if other.sizes != self.sizes {
             return Err(Error::config(format!(
-                "cannot append streams of a {} to streams of a {}",
+                "cannot append streams of {} to streams of {}",
                 other.sizes.describe(),
                 self.sizes.describe()
             )));
@@ -324,7 +327,7 @@ impl StreamState {
     /// The state as bytes, to be restored by [`StreamState::from_bytes`] (on this or another machine). The format
     /// is versioned and checksummed; see the [`bytes`] module's documentation for its layout.
     pub fn to_bytes(&self) -> Vec<u8> {
-        bytes::encode(&self.header(), &self.h, &self.c)
+        bytes::encode(&self.sizes.header(self.batch), &self.h, &self.c)
     }
 
     /// Restores a state saved by [`StreamState::to_bytes`] for `model`. Fails with [`Error::Decode`] when the
@@ -332,31 +335,16 @@ impl StreamState {
     /// model of another mode or sizes.
     pub fn from_bytes(model: &Recurrent, bytes: &[u8]) -> Result<StreamState> {
         let sizes = Sizes::of(model)?;
-        let header = bytes::Header {
-            mode: sizes.mode,
-            layers: sizes.layers,
-            batch: 0,
-            input: sizes.input,
-            hidden: sizes.hidden,
-            output: sizes.output,
-        };
-        let decoded = bytes::decode(bytes, &header)?;
+        let decoded = bytes::decode(bytes)?;
+        let expected = sizes.header(decoded.header.batch);
+        if !decoded.header.same_model(&expected) {
+            let (saved, model) = (decoded.header.describe(), expected.describe());
+            return Err(bytes::decode_error(format!("saved for {saved}, but the model is {model}")));
+        }
         let mut state =
-            StreamState { sizes, batch: decoded.batch, h: decoded.h, c: decoded.c, scratch: Scratch::default() };
+            StreamState { sizes, batch: expected.batch, h: decoded.h, c: decoded.c, scratch: Scratch::default() };
         state.fit_scratch();
         Ok(state)
-    }
-
-    fn header(&self) -> bytes::Header {
-        let s = self.sizes;
-        bytes::Header {
-            mode: s.mode,
-            layers: s.layers,
-            batch: self.batch,
-            input: s.input,
-            hidden: s.hidden,
-            output: s.output,
-        }
     }
 
     /// One step of every layer, from `x` (`B × I`, already checked). The layers share the scratch buffers: a
@@ -412,7 +400,7 @@ impl StreamState {
         let theirs = Sizes::of(model)?;
         if theirs != self.sizes {
             return Err(Error::config(format!(
-                "the stream state was made for a {}, but the model is a {}",
+                "the stream state was made for {}, but the model is {}",
                 self.sizes.describe(),
                 theirs.describe()
             )));

@@ -324,7 +324,10 @@ fn misuse_is_an_error_and_leaves_the_state_unchanged() {
     assert!(err.to_string().contains("[T, 2, 3]"), "{err}");
     let lstm = Recurrent::with_seed(RecurrentConfig::lstm(3, 4).num_layers(2), 0).unwrap();
     let err = state.step(&lstm, &[0.0; 6]).unwrap_err();
-    assert!(err.to_string().contains("made for a GRU") && err.to_string().contains("model is a LSTM"), "{err}");
+    assert!(
+        err.to_string().contains("made for GRU with 2 layer(s)") && err.to_string().contains("model is LSTM"),
+        "{err}"
+    );
     let err = state.append(&StreamState::new(&lstm, 1).unwrap()).unwrap_err();
     assert!(err.to_string().contains("cannot append"), "{err}");
     assert!(matches!(state.remove(2), Err(Error::Index { .. })));

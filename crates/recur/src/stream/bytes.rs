@@ -41,9 +41,9 @@ pub(super) struct Header {
     pub output: usize,
 }
 
-/// The state read back from bytes: one `h` (and, for an LSTM, one `c`) buffer per layer.
+/// The state read back from bytes: its header, and one `h` (and, for an LSTM, one `c`) buffer per layer.
 pub(super) struct Decoded {
-    pub batch: usize,
+    pub header: Header,
     pub h: Vec<Vec<f32>>,
     pub c: Vec<Vec<f32>>,
 }
@@ -66,9 +66,8 @@ pub(super) fn encode(header: &Header, h: &[Vec<f32>], c: &[Vec<f32>]) -> Vec<u8>
     out
 }
 
-/// Reads bytes written by [`encode`], checking them against `expected` (whose `batch` is ignored: any number of
-/// streams restores).
-pub(super) fn decode(bytes: &[u8], expected: &Header) -> Result<Decoded> {
+/// Reads bytes written by [`encode`]. Whether they fit a model is the caller's question.
+pub(super) fn decode(bytes: &[u8]) -> Result<Decoded> {
     if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
         return Err(decode_error(format!(
             "not a stream state: expected the magic bytes {:?} at the start, found {:?}",
@@ -98,10 +97,6 @@ pub(super) fn decode(bytes: &[u8], expected: &Header) -> Result<Decoded> {
         )));
     }
     let found = read_header(body)?;
-    let sizes = |h: &Header| (h.mode, h.layers, h.input, h.hidden, h.output);
-    if sizes(&found) != sizes(expected) {
-        return Err(decode_error(format!("saved for {}, but the model is {}", describe(&found), describe(expected))));
-    }
     let cell = if found.mode == Mode::Lstm { found.hidden } else { 0 };
     let per_layer = |width: usize| found.batch.checked_mul(width);
     let (h_len, c_len) = match (per_layer(found.output), per_layer(cell)) {
@@ -117,7 +112,7 @@ pub(super) fn decode(bytes: &[u8], expected: &Header) -> Result<Decoded> {
         return Err(decode_error(format!(
             "inconsistent length: {} streams of {} need {} bytes before the checksum, found {}",
             found.batch,
-            describe(&found),
+            found.describe(),
             values.map_or_else(|| "more than addressable".to_string(), |v| v.to_string()),
             body.len()
         )));
@@ -127,7 +122,7 @@ pub(super) fn decode(bytes: &[u8], expected: &Header) -> Result<Decoded> {
         |len: usize| -> Vec<Vec<f32>> { (0..found.layers).map(|_| floats.by_ref().take(len).collect()).collect() };
     let h = layers(h_len);
     let c = layers(c_len);
-    Ok(Decoded { batch: found.batch, h, c })
+    Ok(Decoded { header: found, h, c })
 }
 
 fn read_header(body: &[u8]) -> Result<Header> {
@@ -143,14 +138,23 @@ fn read_header(body: &[u8]) -> Result<Header> {
     Ok(Header { mode, layers, batch, input, hidden, output })
 }
 
-fn describe(h: &Header) -> String {
-    format!(
-        "{} with {} layer(s), input_size={}, hidden_size={}, output size {}",
-        h.mode, h.layers, h.input, h.hidden, h.output
-    )
+impl Header {
+    /// The model the state belongs to, in words: `LSTM with 2 layer(s), input_size=3, …`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} with {} layer(s), input_size={}, hidden_size={}, output size {}",
+            self.mode, self.layers, self.input, self.hidden, self.output
+        )
+    }
+
+    /// Whether two headers describe the same kind of model (any number of streams).
+    pub fn same_model(&self, other: &Header) -> bool {
+        let key = |h: &Header| (h.mode, h.layers, h.input, h.hidden, h.output);
+        key(self) == key(other)
+    }
 }
 
-fn decode_error(reason: String) -> Error {
+pub(super) fn decode_error(reason: String) -> Error {
     Error::Decode { what: "stream state".into(), reason }
 }
 
@@ -190,8 +194,8 @@ mod tests {
         let (h, c) = (states(3, 4, 1.0), states(3, 4, -7.0));
         let bytes = encode(&header(Mode::Lstm, 3), &h, &c);
         assert_eq!(bytes.len(), HEADER_LEN + 4 * 2 * 3 * (4 + 4) + HASH_LEN);
-        let back = decode(&bytes, &header(Mode::Lstm, 0)).unwrap();
-        assert_eq!((back.batch, back.h, back.c), (3, h, c));
+        let back = decode(&bytes).unwrap();
+        assert_eq!((back.header, back.h, back.c), (header(Mode::Lstm, 3), h, c));
     }
 
     #[test]
@@ -220,7 +224,7 @@ mod tests {
         bytes[12..16].copy_from_slice(&9u32.to_le_bytes());
         let hash = fnv1a64(&bytes);
         bytes.extend_from_slice(&hash.to_le_bytes());
-        let err = decode(&bytes, &header(Mode::Gru, 0)).err().unwrap();
+        let err = decode(&bytes).err().unwrap();
         assert!(err.to_string().contains("unknown mode code 9"), "{err}");
     }
 
@@ -231,7 +235,7 @@ mod tests {
         bytes[24..32].copy_from_slice(&(u64::MAX / 2).to_le_bytes());
         let hash = fnv1a64(&bytes);
         bytes.extend_from_slice(&hash.to_le_bytes());
-        let err = decode(&bytes, &header(Mode::Gru, 0)).err().unwrap();
+        let err = decode(&bytes).err().unwrap();
         assert!(err.to_string().starts_with("stream state: "), "{err}");
     }
 }
