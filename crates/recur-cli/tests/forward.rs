@@ -30,6 +30,11 @@ fn p(path: &Path) -> &str {
 
 /// Runs the binary on a fixture case, passing the flags a metadata-less file needs.
 fn run_case(case: &str, dir: &Path) -> (Output, TensorFile, PathBuf) {
+    run_case_with(case, dir, &[])
+}
+
+/// [`run_case`] with extra flags.
+fn run_case_with(case: &str, dir: &Path, extra: &[&str]) -> (Output, TensorFile, PathBuf) {
     let io = TensorFile::read(fixture_dir().join(format!("{case}.io.safetensors"))).unwrap();
     let config = RecurrentConfig::from_json(&io.metadata["config"]).unwrap();
     let input = dir.join(format!("{case}.input.npy"));
@@ -53,30 +58,66 @@ fn run_case(case: &str, dir: &Path) -> (Output, TensorFile, PathBuf) {
     if config.mode == Mode::RnnRelu {
         args.extend(["--nonlinearity".into(), "relu".into()]);
     }
+    args.extend(extra.iter().map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     (recur(&args), io, out)
+}
+
+fn fixture_cases() -> Vec<String> {
+    let index = std::fs::read_to_string(fixture_dir().join("index.json")).unwrap();
+    serde_json::from_str(&index).unwrap()
+}
+
+/// Asserts that a run succeeded and wrote PyTorch's `output`, `h_n` and `c_n`, and nothing else.
+fn assert_reproduces(case: &str, output: &Output, io: &TensorFile, out: &Path) {
+    assert!(output.status.success(), "{case}: {}", String::from_utf8_lossy(&output.stderr));
+    let got = TensorFile::read(out).unwrap();
+    for name in ["output", "h_n", "c_n"] {
+        match (got.tensors.get(name), io.tensors.get(name)) {
+            (Some(g), Some(w)) => {
+                assert_eq!(g.shape(), w.shape(), "{case}: {name}");
+                assert!(g.max_abs_diff(w).unwrap() <= 1e-5, "{case}: {name}");
+            }
+            (None, None) => {}
+            _ => panic!("{case}: {name} presence differs"),
+        }
+    }
+    assert_eq!(got.tensors.len(), io.tensors.contains_key("c_n") as usize + 2, "{case}: unexpected outputs");
 }
 
 #[test]
 fn forward_reproduces_pytorch_fixtures() {
     let dir = tempfile::tempdir().unwrap();
-    let index = std::fs::read_to_string(fixture_dir().join("index.json")).unwrap();
-    let cases: Vec<String> = serde_json::from_str(&index).unwrap();
-    for case in cases.iter().step_by(5) {
+    for case in fixture_cases().iter().step_by(5) {
         let (output, io, out) = run_case(case, dir.path());
-        assert!(output.status.success(), "{case}: {}", String::from_utf8_lossy(&output.stderr));
-        let got = TensorFile::read(&out).unwrap();
-        for name in ["output", "h_n", "c_n"] {
-            match (got.tensors.get(name), io.tensors.get(name)) {
-                (Some(g), Some(w)) => {
-                    assert_eq!(g.shape(), w.shape(), "{case}: {name}");
-                    assert!(g.max_abs_diff(w).unwrap() <= 1e-5, "{case}: {name}");
-                }
-                (None, None) => {}
-                _ => panic!("{case}: {name} presence differs"),
-            }
-        }
+        assert_reproduces(case, &output, &io, &out);
     }
+}
+
+/// `--stream` runs the model a step at a time and gives the same results, for every unidirectional case: every
+/// mode, 1–3 layers, projections, batch-first, unbatched, with and without initial states.
+#[test]
+fn stream_reproduces_pytorch_fixtures() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: Vec<String> = fixture_cases().into_iter().filter(|c| c.contains("_uni_")).collect();
+    assert!(cases.len() > 100);
+    let mut unbatched = 0;
+    for case in &cases {
+        let (output, io, out) = run_case_with(case, dir.path(), &["--stream"]);
+        unbatched += (io.metadata.get("unbatched").map(String::as_str) == Some("true")) as usize;
+        assert_reproduces(case, &output, &io, &out);
+    }
+    assert!(unbatched > 0, "some cases are unbatched");
+}
+
+#[test]
+fn stream_with_a_bidirectional_model_fails_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (output, _, _) = run_case_with("lstm_l2_bi_bias1_bf0_h0_1_T3B1I2H2", dir.path(), &["--stream"]);
+    assert_one_line_error(&output, "streaming needs a unidirectional model");
+    let (output, _, _) =
+        run_case_with("lstm_l2_bi_bias1_bf0_h0_1_T3B1I2H2", dir.path(), &["--stream", "--grad-output", "g"]);
+    assert!(!output.status.success(), "--stream and --grad-output together");
 }
 
 /// Asserts a failed run with one line on stderr that contains `needle`, and no panic.
@@ -136,7 +177,7 @@ fn help_names_every_flag() {
     let output = recur(&["forward", "--help"]);
     assert!(output.status.success());
     let help = String::from_utf8_lossy(&output.stdout);
-    for flag in ["--model", "--input", "--h0", "--c0", "--batch-first", "--nonlinearity", "--output"] {
+    for flag in ["--model", "--input", "--h0", "--c0", "--batch-first", "--nonlinearity", "--output", "--stream"] {
         assert!(help.contains(flag), "{flag} missing from help");
     }
 }
@@ -333,4 +374,38 @@ fn bad_lengths_fail_with_one_line() {
     assert_one_line_error(&run(), "lengths: expected shape [1]");
     write_npy(&lengths, &Tensor::zeros([1]));
     assert_one_line_error(&run(), "expected int64 or int32");
+}
+
+/// `--stream` checks the input and states as `forward` does, each failure one line.
+#[test]
+fn stream_bad_inputs_fail_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let model = fixture_dir().join("lstm_l2_uni_bias1_bf0_h0_0_T3B3I2H3.model.safetensors");
+    let out = d.join("out.safetensors");
+    let npy = |name: &str, shape: &[usize]| {
+        let path = d.join(name);
+        write_npy(&path, &Tensor::zeros(shape));
+        path
+    };
+    let run = |input: &Path, states: &[(&str, &Path)]| {
+        let mut args = vec!["forward", "--stream", "--model", p(&model), "--input", p(input), "--output", p(&out)];
+        for (flag, path) in states {
+            args.extend([*flag, p(path)]);
+        }
+        recur(&args)
+    };
+    let (batched, unbatched) = (npy("x.npy", &[4, 1, 2]), npy("xu.npy", &[4, 2]));
+    assert_one_line_error(&run(&npy("wrong.npy", &[3, 1, 4]), &[]), "input: expected shape [T, B, I]");
+    assert_one_line_error(&run(&npy("empty.npy", &[0, 1, 2]), &[]), "T ≥ 1 and B ≥ 1");
+    assert_one_line_error(&run(&batched, &[("--h0", &npy("h.npy", &[2, 3]))]), "h_0: expected shape (L, B, H)");
+    assert_one_line_error(&run(&batched, &[("--c0", &npy("c.npy", &[2, 2, 3]))]), "c_0: expected shape [2, 1, 3]");
+    let h0 = npy("hb.npy", &[2, 1, 3]);
+    assert_one_line_error(&run(&unbatched, &[("--h0", &h0)]), "h_0: expected shape (L, H) for unbatched input");
+    let output = run(&unbatched, &[("--h0", &npy("hu.npy", &[2, 3])), ("--c0", &npy("cu.npy", &[2, 3]))]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let got = TensorFile::read(&out).unwrap();
+    assert_eq!(got.tensors["output"].shape(), &[4, 3]);
+    assert_eq!(got.tensors["h_n"].shape(), &[2, 3]);
+    assert_eq!(got.tensors["c_n"].shape(), &[2, 3]);
 }

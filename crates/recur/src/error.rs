@@ -95,6 +95,14 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// Saved bytes (a parked stream state) are corrupt, of an unknown version, or belong to another model.
+    #[error("{what}: {reason}")]
+    Decode {
+        /// What was being restored, e.g. `stream state`.
+        what: String,
+        /// What is wrong with the bytes, naming what was expected and what was found.
+        reason: String,
+    },
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {

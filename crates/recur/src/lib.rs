@@ -22,7 +22,8 @@
 //! ```
 //!
 //! Layout: [`cells`] hold the gate math of one step, [`driver`] runs any cell over time, layers and directions,
-//! [`kernels`] are the only code that speaks in raw slices, [`model_file`] reads and writes safetensors.
+//! [`kernels`] are the only code that speaks in raw slices, [`model_file`] reads and writes safetensors, [`stream`]
+//! runs a layer a step at a time with its state kept between calls.
 
 #![warn(missing_docs)]
 
@@ -39,6 +40,7 @@ pub mod nn;
 pub mod optim;
 pub mod params;
 pub mod real;
+pub mod stream;
 pub mod tasks;
 pub mod tensor;
 pub mod train;
@@ -52,6 +54,7 @@ pub use model_file::LoadOptions;
 pub use nn::{Dropout, Embedding, Head, Layout, Linear, Readout, SequenceShape};
 pub use optim::{Adam, AdamConfig, AdamW, Optimizer, Schedule, Scheduler, Sgd, SgdConfig};
 pub use params::{Module, Param, Trainable};
+pub use stream::StreamState;
 pub use tensor::Tensor;
 
 /// The README's Rust examples, compiled and run as doc tests so that they stay true.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, ValueEnum};
 use rand::SeedableRng;
 use recur::model_file::TensorFile;
-use recur::{LoadOptions, Nonlinearity, Recurrent, RecurrentOutput, Tensor, Trainable};
+use recur::{Error, LoadOptions, Nonlinearity, Recurrent, RecurrentOutput, StreamState, Tensor, Trainable};
 
 use super::CommandResult;
 use crate::npy::{read_lengths, read_npy};
@@ -44,6 +44,10 @@ pub struct ForwardArgs {
     /// states were given) and `grad.<parameter>` for every parameter.
     #[arg(long)]
     grad_output: Option<PathBuf>,
+    /// Run the model as a stream, one time step at a time with the state kept between steps, instead of over the
+    /// whole sequence at once (the same results; unidirectional models only).
+    #[arg(long, conflicts_with_all = ["grad_output", "lengths"])]
+    stream: bool,
 }
 
 /// The `--nonlinearity` values.
@@ -68,6 +72,7 @@ pub fn run(args: &ForwardArgs) -> CommandResult {
     let c0 = args.c0.as_deref().map(read_npy).transpose()?;
     let lengths = args.lengths.as_deref().map(read_lengths).transpose()?;
     let mut tensors = match &args.grad_output {
+        None if args.stream => outputs(forward_streamed(&model, &input, h0.as_ref(), c0.as_ref())?),
         None => outputs(match &lengths {
             None => model.forward(&input, h0.as_ref(), c0.as_ref())?,
             Some(lengths) => model.forward_with_lengths(&input, lengths, h0.as_ref(), c0.as_ref())?,
@@ -98,6 +103,74 @@ pub fn run(args: &ForwardArgs) -> CommandResult {
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
     TensorFile::write(&args.output, &tensors, &HashMap::new())?;
     Ok(())
+}
+
+/// What `forward` computes, computed through the stream API a step at a time: the input is checked and laid out
+/// time-major as `forward` does it (batch-first, unbatched), each step's output is gathered, and the results are
+/// shaped as `forward` shapes them.
+fn forward_streamed(
+    model: &Recurrent,
+    input: &Tensor,
+    h0: Option<&Tensor>,
+    c0: Option<&Tensor>,
+) -> Result<RecurrentOutput, Error> {
+    let config = model.config();
+    let (features, batch_first) = (config.input_size, config.batch_first);
+    let (steps, batch, unbatched) = match *input.shape() {
+        [t, f] if f == features => (t, 1, true),
+        [a, b, f] if f == features && batch_first => (b, a, false),
+        [a, b, f] if f == features => (a, b, false),
+        _ => (0, 0, false),
+    };
+    if steps == 0 || batch == 0 {
+        let layout = if batch_first { "[B, T, I]" } else { "[T, B, I]" };
+        let expected = format!("{layout} or unbatched [T, I] with I = {features}, T ≥ 1 and B ≥ 1");
+        return Err(Error::Shape { what: "input".into(), expected, found: input.shape().to_vec() });
+    }
+    // An unbatched input takes unbatched states, (L, H), and a batched one batched states, (L, B, H).
+    let state_rank = if unbatched { 2 } else { 3 };
+    for (what, state) in [("h_0", h0), ("c_0", c0)] {
+        if let Some(state) = state.filter(|s| s.rank() != state_rank) {
+            let expected = if unbatched { "(L, H) for unbatched input" } else { "(L, B, H)" };
+            return Err(Error::Shape { what: what.into(), expected: expected.into(), found: state.shape().to_vec() });
+        }
+    }
+    let x = if batch_first && !unbatched {
+        swap_leading_axes(input.data(), batch, steps, features)
+    } else {
+        input.data().to_vec()
+    };
+    let mut state = StreamState::with_initial(model, batch, h0, c0)?;
+    let width = config.output_size();
+    let mut output = Vec::with_capacity(steps * batch * width);
+    for x_t in x.chunks_exact(batch * features) {
+        output.extend_from_slice(state.step(model, x_t)?);
+    }
+    let (output, shape) = match (unbatched, batch_first) {
+        (true, _) => (output, vec![steps, width]),
+        (false, true) => (swap_leading_axes(&output, steps, batch, width), vec![batch, steps, width]),
+        (false, false) => (output, vec![steps, batch, width]),
+    };
+    let unbatch = |t: Tensor| match *t.shape() {
+        [layers, 1, size] if unbatched => t.reshape([layers, size]),
+        _ => Ok(t),
+    };
+    Ok(RecurrentOutput {
+        output: Tensor::new(shape, output)?,
+        h_n: unbatch(state.h_n())?,
+        c_n: state.c_n().map(unbatch).transpose()?,
+    })
+}
+
+/// Swaps the first two axes of a row-major `(a, b, c)` array: batch-first to time-major and back.
+fn swap_leading_axes(data: &[f32], a: usize, b: usize, c: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(data.len());
+    for j in 0..b {
+        for i in 0..a {
+            out.extend_from_slice(&data[(i * b + j) * c..(i * b + j + 1) * c]);
+        }
+    }
+    out
 }
 
 fn outputs(out: RecurrentOutput) -> Vec<(String, Tensor)> {

@@ -15,7 +15,7 @@ use crate::tensor::{Tensor, swap_leading_axes};
 
 /// The cells of a layer, of the kind its mode names.
 #[derive(Clone, Debug, PartialEq)]
-enum Cells {
+pub(crate) enum Cells {
     Rnn(Stack<RnnCell>),
     Lstm(Stack<LstmCell>),
     Gru(Stack<GruCell>),
@@ -103,6 +103,11 @@ impl Recurrent {
     /// The configuration.
     pub fn config(&self) -> &RecurrentConfig {
         &self.config
+    }
+
+    /// The stacks of cells, for the modes that run them outside the full-sequence driver (streaming).
+    pub(crate) fn cells(&self) -> &Cells {
+        &self.cells
     }
 
     /// Changes the dropout probability between layers used by [`Recurrent::forward_train`] (0 turns it off, as
