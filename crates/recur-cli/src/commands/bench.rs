@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use rand::SeedableRng;
 use recur::optim::{Adam, AdamConfig, Optimizer};
-use recur::{Mode, Recurrent, RecurrentConfig, Tensor, Trainable};
+use recur::{Mode, Recurrent, RecurrentConfig, StreamState, Tensor, Trainable};
 
 use super::CommandResult;
 
@@ -33,6 +33,8 @@ enum Work {
     Forward,
     /// Forward, backward of `mean(output²)`, one Adam step.
     Train,
+    /// One step of a stream, batch 1 (reported per step, in µs).
+    Stream,
 }
 
 struct Case {
@@ -53,6 +55,13 @@ fn cases() -> Vec<Case> {
                 let name = format!("{label} {verb} B32 T50 I128 H256 L2");
                 out.push(Case { name, config: config.clone(), batch: 32, steps: 50, work });
             }
+        }
+    }
+    for (kind, mode) in [("lstm", Mode::Lstm), ("gru", Mode::Gru)] {
+        for (input, hidden, layers) in [(32, 64, 1), (64, 128, 2), (128, 256, 2)] {
+            let config = RecurrentConfig::new(mode, input, hidden).num_layers(layers);
+            let name = format!("{kind} stream B1 I{input} H{hidden} L{layers} per-step");
+            out.push(Case { name, config, batch: 1, steps: 1, work: Work::Stream });
         }
     }
     let config = RecurrentConfig::lstm(256, 512).batch_first(true);
@@ -100,6 +109,19 @@ fn run_case(case: &Case, budget: Duration) -> recur::Result<(Duration, f64)> {
     let x = Tensor::new([b, t, i], (0..b * t * i).map(|k| ((k as f32) * 0.37).sin()).collect())?;
     let flops = forward_flops(&case.config, b, t);
     match case.work {
+        Work::Stream => {
+            let mut stream = StreamState::new(&layer, 1)?;
+            let x: Vec<f32> = (0..i).map(|k| ((k as f32) * 0.37).sin()).collect();
+            // Time batches of steps: one step is too short for the clock.
+            const STEPS: u32 = 1000;
+            let time = median_time(budget, || {
+                for _ in 0..STEPS {
+                    std::hint::black_box(stream.step(&layer, &x)?);
+                }
+                Ok(())
+            })?;
+            Ok((time / STEPS, flops))
+        }
         Work::Forward => Ok((median_time(budget, || layer.forward(&x, None, None).map(drop))?, flops)),
         Work::Train => {
             let mut adam = Adam::new(AdamConfig::new(1e-3))?;
@@ -137,12 +159,15 @@ pub fn run(args: &BenchArgs) -> CommandResult {
     }
     for case in &selected {
         let (time, flops) = run_case(case, budget)?;
-        let ms = time.as_secs_f64() * 1e3;
         let gflops = flops / time.as_secs_f64() / 1e9;
+        let (value, unit) = match case.work {
+            Work::Stream => (time.as_secs_f64() * 1e6, "us"),
+            _ => (time.as_secs_f64() * 1e3, "ms"),
+        };
         if args.json {
-            println!("{{\"case\": \"{}\", \"ms\": {ms:.4}, \"gflops\": {gflops:.2}}}", case.name);
+            println!("{{\"case\": \"{}\", \"{unit}\": {value:.4}, \"gflops\": {gflops:.2}}}", case.name);
         } else {
-            println!("{:<36} {ms:>10.3} ms {gflops:>8.1} GFLOP/s", case.name);
+            println!("{:<40} {value:>10.3} {unit} {gflops:>8.1} GFLOP/s", case.name);
         }
     }
     Ok(())
