@@ -2,30 +2,11 @@
 //! over 50 steps. Counted with a global allocator that wraps the system's, per thread, so that the test harness's
 //! own threads cannot disturb the count.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
 
+use counting_alloc::{Counting, allocations};
 use recur::{Mode, Recurrent, RecurrentConfig, Tensor};
-
-struct Counting;
-
-thread_local! {
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.with(|n| n.set(n.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -34,9 +15,9 @@ fn allocations_for(layer: &Recurrent, steps: usize) -> usize {
     let config = layer.config();
     let x = Tensor::zeros([steps, 3, config.input_size]);
     layer.forward(&x, None, None).unwrap(); // warm up per-thread buffers
-    let before = ALLOCATIONS.with(Cell::get);
+    let before = allocations();
     layer.forward(&x, None, None).unwrap();
-    ALLOCATIONS.with(Cell::get) - before
+    allocations() - before
 }
 
 #[test]
@@ -62,10 +43,10 @@ fn training_allocations_for(layer: &mut Recurrent, steps: usize) -> usize {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let (_, cache) = layer.forward_train(&x, None, None, &mut rng).unwrap();
     layer.backward(&cache, &grad, None, None).unwrap(); // warm up, and allocate the gradients
-    let before = ALLOCATIONS.with(Cell::get);
+    let before = allocations();
     let (_, cache) = layer.forward_train(&x, None, None, &mut rng).unwrap();
     layer.backward(&cache, &grad, None, None).unwrap();
-    ALLOCATIONS.with(Cell::get) - before
+    allocations() - before
 }
 
 #[test]

@@ -3,47 +3,22 @@
 //! for a batch, and also right after the batch lost or gained a stream. Counted per thread with a global
 //! allocator that wraps the system's, so that the test harness's own threads cannot disturb the count.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
 
+use counting_alloc::{Counting, allocations};
 use recur::{Mode, Recurrent, RecurrentConfig, StreamState};
-
-struct Counting;
-
-thread_local! {
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.with(|n| n.set(n.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.with(|n| n.set(n.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
 /// Allocations made by `steps` steps of `state`.
 fn allocations_of_steps(state: &mut StreamState, model: &Recurrent, x: &[f32], steps: usize) -> usize {
-    let before = ALLOCATIONS.with(Cell::get);
+    let before = allocations();
     for _ in 0..steps {
         std::hint::black_box(state.step(model, x).unwrap());
     }
-    ALLOCATIONS.with(Cell::get) - before
+    allocations() - before
 }
 
 #[test]
@@ -73,7 +48,7 @@ fn steps_after_the_first_allocate_nothing() {
 
 #[test]
 fn the_counter_counts() {
-    let before = ALLOCATIONS.with(Cell::get);
+    let before = allocations();
     std::hint::black_box(vec![1u8; 10]);
-    assert!(ALLOCATIONS.with(Cell::get) > before);
+    assert!(allocations() > before);
 }
