@@ -5,6 +5,8 @@
 use std::borrow::Cow;
 use std::cmp::Reverse;
 
+use super::Direction;
+
 /// The order in which a batch is run and how many of its rows run at each time step.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Batching {
@@ -42,6 +44,17 @@ impl Batching {
         &self.lengths
     }
 
+    /// The `s`-th step a direction takes: its time index, the time index of the step before it, and how many
+    /// rows run at each. `None` when no row runs at that time (trailing padding).
+    pub fn step(&self, direction: Direction, s: usize) -> Option<Step> {
+        let steps = self.active.len();
+        let t = direction.time(s, steps);
+        let active = self.active[t];
+        let prev = (s > 0).then(|| direction.time(s - 1, steps));
+        let prev_active = prev.map_or(0, |p| self.active[p]);
+        (active > 0).then_some(Step { t, prev, active, prev_active })
+    }
+
     /// `data`, made of groups of `batch` rows of `width` values, with the rows of every group in sorted order.
     pub fn sort<'a, T: Copy>(&self, data: &'a [T], width: usize) -> Cow<'a, [T]> {
         match &self.order {
@@ -57,6 +70,19 @@ impl Batching {
             Some(order) => permute(&data, width, order, true),
         }
     }
+}
+
+/// One step of a direction over a [`Batching`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Step {
+    /// The time index.
+    pub t: usize,
+    /// The time index of the step taken before (`None` for the first).
+    pub prev: Option<usize>,
+    /// Rows running at `t`: a prefix of the sorted batch.
+    pub active: usize,
+    /// Rows that ran at `prev` (0 for the first step): rows beyond it start at this step, from the initial state.
+    pub prev_active: usize,
 }
 
 /// Gathers (`inverse = false`: `out[i] = data[order[i]]`) or scatters (`out[order[i]] = data[i]`) the rows of

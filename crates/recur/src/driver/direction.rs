@@ -3,7 +3,7 @@
 
 use num_traits::Zero;
 
-use super::batching::Batching;
+use super::batching::{Batching, Step};
 use super::{Direction, DirectionTrace};
 use crate::cells::{Cell, GateBackward, GatePass, WeightGradInputs};
 
@@ -101,7 +101,6 @@ pub(crate) fn run_direction<C: Cell>(
 ) -> DirectionTrace<C::Real> {
     let zero = C::Real::zero();
     let Dims { steps, batch, width, out, hidden, state_len, cell_len, cache_width } = Dims::of(cell, batching);
-    let active = batching.active();
     let weights = cell.weights();
     // Inference keeps two cell-state slots (previous, next) and one cache slot; training keeps every step's.
     let (c_slots, cache_slots) = if keep { (steps, steps) } else { (2, 1) };
@@ -115,13 +114,7 @@ pub(crate) fn run_direction<C: Cell>(
     let (mut h_buf, mut c_buf) = (vec![zero; state_len], vec![zero; cell_len]);
 
     for s in 0..steps {
-        let t = direction.time(s, steps);
-        let a = active[t];
-        if a == 0 {
-            continue;
-        }
-        let prev = (s > 0).then(|| direction.time(s - 1, steps));
-        let a_prev = prev.map_or(0, |p| active[p]);
+        let Some(Step { t, prev, active: a, prev_active: a_prev }) = batching.step(direction, s) else { continue };
         let (y_prev, y_cur) = super::slots(&mut y, initial.h, state_len, t, prev);
         let h_prev = previous_rows(prev.map(|_| y_prev), initial.h, a_prev, a, out, &mut h_buf);
         let (c_prev_slot, c_cur) = if keep {
@@ -190,13 +183,7 @@ pub(crate) fn backward_direction<C: Cell>(
     }
 
     for s in (0..steps).rev() {
-        let t = direction.time(s, steps);
-        let a = active[t];
-        if a == 0 {
-            continue;
-        }
-        let prev = (s > 0).then(|| direction.time(s - 1, steps));
-        let a_prev = prev.map_or(0, |p| active[p]);
+        let Some(Step { t, prev, active: a, prev_active: a_prev }) = batching.step(direction, s) else { continue };
         let dy_t = &mut dy[t * state_len..t * state_len + a * out];
         dy_t.iter_mut().zip(&dh).for_each(|(g, &d)| *g += d);
         let y_prev = prev.map(|p| &trace.y[p * state_len..(p + 1) * state_len]);
@@ -253,12 +240,9 @@ fn previous_states<T: Copy + Zero>(
 ) -> Vec<T> {
     let (steps, batch) = (batching.active().len(), batching.lengths().len());
     let state_len = batch * out;
-    let active = batching.active();
     let mut all = vec![T::zero(); steps * state_len];
     for s in 0..steps {
-        let t = direction.time(s, steps);
-        let prev = (s > 0).then(|| direction.time(s - 1, steps));
-        let (a, a_prev) = (active[t], prev.map_or(0, |p| active[p]));
+        let Some(Step { t, prev, active: a, prev_active: a_prev }) = batching.step(direction, s) else { continue };
         let dst = &mut all[t * state_len..t * state_len + a * out];
         let continuing = a.min(a_prev);
         if let Some(p) = prev {
