@@ -35,11 +35,17 @@ fn run_case(case: &str, dir: &Path) -> (Output, TensorFile, PathBuf) {
 
 /// [`run_case`] with extra flags.
 fn run_case_with(case: &str, dir: &Path, extra: &[&str]) -> (Output, TensorFile, PathBuf) {
-    let io = TensorFile::read(fixture_dir().join(format!("{case}.io.safetensors"))).unwrap();
+    run_fixture(&fixture_dir(), case, dir, extra)
+}
+
+/// Runs the binary on case `case` of the fixture folder `folder`, with its input and initial states written as
+/// `.npy` into `dir`, the flags a metadata-less model file needs, and `extra`.
+fn run_fixture(folder: &Path, case: &str, dir: &Path, extra: &[&str]) -> (Output, TensorFile, PathBuf) {
+    let io = TensorFile::read(folder.join(format!("{case}.io.safetensors"))).unwrap();
     let config = RecurrentConfig::from_json(&io.metadata["config"]).unwrap();
     let input = dir.join(format!("{case}.input.npy"));
     write_npy(&input, &io.tensors["input"]);
-    let model = fixture_dir().join(format!("{case}.model.safetensors"));
+    let model = folder.join(format!("{case}.model.safetensors"));
     let out = dir.join(format!("{case}.out.safetensors"));
     let mut args: Vec<String> = ["forward", "--model", p(&model), "--input", p(&input), "--output", p(&out)]
         .iter()
@@ -206,57 +212,42 @@ fn readme_example_runs() {
     assert_eq!(got.tensors["c_n"].shape(), &[2, 3, 3]);
 }
 
+/// Writes a fixture's upstream gradients as the file `--grad-output` reads.
+fn write_upstream(io: &TensorFile, path: &Path) {
+    let upstream: Vec<(String, Tensor)> = [("grad_output", "output"), ("grad_h_n", "h_n"), ("grad_c_n", "c_n")]
+        .iter()
+        .filter_map(|(from, to)| io.tensors.get(*from).map(|t| (to.to_string(), t.clone())))
+        .collect();
+    TensorFile::write(path, &upstream, &Default::default()).unwrap();
+}
+
+/// Asserts that a run succeeded and wrote every tensor of the fixture it names, within 1e-5 relative to
+/// `max(1, |reference|)`, and nothing the fixture lacks.
+fn assert_matches_fixture(case: &str, output: &Output, io: &TensorFile, out: &Path) {
+    assert!(output.status.success(), "{case}: {}", String::from_utf8_lossy(&output.stderr));
+    let got = TensorFile::read(out).unwrap();
+    assert!(got.tensors.keys().any(|k| k.starts_with("grad.")), "{case}: gradients written");
+    for (name, g) in &got.tensors {
+        let w = io.tensors.get(name).unwrap_or_else(|| panic!("{case}: unexpected output {name}"));
+        assert_eq!(g.shape(), w.shape(), "{case}: {name}");
+        let err = g.data().iter().zip(w.data()).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0.0, f32::max);
+        assert!(err <= 1e-5, "{case}: {name} differs by {err}");
+    }
+}
+
 /// `--grad-output` backpropagates through time and writes PyTorch's gradients.
 #[test]
 fn grad_output_reproduces_pytorch_gradients() {
     let dir = tempfile::tempdir().unwrap();
-    let index = std::fs::read_to_string(fixture_dir().join("index.json")).unwrap();
-    let cases: Vec<String> = serde_json::from_str(&index).unwrap();
-    for case in cases.iter().step_by(7) {
+    for case in fixture_cases().iter().step_by(7) {
         let io = TensorFile::read(fixture_dir().join(format!("{case}.io.safetensors"))).unwrap();
-        let config = RecurrentConfig::from_json(&io.metadata["config"]).unwrap();
-        let d = dir.path();
-        let input = d.join(format!("{case}.input.npy"));
-        write_npy(&input, &io.tensors["input"]);
-        let upstream: Vec<(String, Tensor)> = [("grad_output", "output"), ("grad_h_n", "h_n"), ("grad_c_n", "c_n")]
-            .iter()
-            .filter_map(|(from, to)| io.tensors.get(*from).map(|t| (to.to_string(), t.clone())))
-            .collect();
-        let grads = d.join(format!("{case}.grads.safetensors"));
-        TensorFile::write(&grads, &upstream, &Default::default()).unwrap();
-        let model = fixture_dir().join(format!("{case}.model.safetensors"));
-        let out = d.join(format!("{case}.out.safetensors"));
-        let mut args: Vec<String> =
-            ["forward", "--model", p(&model), "--input", p(&input), "--output", p(&out), "--grad-output", p(&grads)]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
-        for name in ["h0", "c0"] {
-            if let Some(t) = io.tensors.get(name) {
-                let path = d.join(format!("{case}.{name}.npy"));
-                write_npy(&path, t);
-                args.extend([format!("--{name}"), p(&path).to_string()]);
-            }
-        }
-        if config.batch_first {
-            args.push("--batch-first".into());
-        }
-        if config.mode == Mode::RnnRelu {
-            args.extend(["--nonlinearity".into(), "relu".into()]);
-        }
-        let output = recur(&args.iter().map(String::as_str).collect::<Vec<_>>());
-        assert!(output.status.success(), "{case}: {}", String::from_utf8_lossy(&output.stderr));
-        let got = TensorFile::read(&out).unwrap();
-        let expected: Vec<&String> = io.tensors.keys().filter(|k| k.starts_with("grad.")).collect();
-        assert!(!expected.is_empty());
-        for name in expected {
-            let (g, w) = (&got.tensors[name], &io.tensors[name]);
-            assert_eq!(g.shape(), w.shape(), "{case}: {name}");
-            let err = g.data().iter().zip(w.data()).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0.0, f32::max);
-            assert!(err <= 1e-5, "{case}: {name} differs by {err}");
-        }
-        let extra: Vec<&String> = got.tensors.keys().filter(|k| !io.tensors.contains_key(*k)).collect();
-        assert!(extra.is_empty(), "{case}: unexpected outputs {extra:?}");
+        let grads = dir.path().join(format!("{case}.grads.safetensors"));
+        write_upstream(&io, &grads);
+        let (output, io, out) = run_case_with(case, dir.path(), &["--grad-output", p(&grads)]);
+        assert_matches_fixture(case, &output, &io, &out);
+        let expected = io.tensors.keys().filter(|k| k.starts_with("grad.")).count();
+        let written = TensorFile::read(&out).unwrap().tensors.keys().filter(|k| k.starts_with("grad.")).count();
+        assert_eq!(written, expected, "{case}: every gradient PyTorch computed");
     }
 }
 
@@ -318,38 +309,13 @@ fn lengths_reproduce_pytorch_packed_sequences() {
         serde_json::from_str(&std::fs::read_to_string(lengths_dir.join("index.json")).unwrap()).unwrap();
     for case in cases.iter().step_by(6) {
         let io = TensorFile::read(lengths_dir.join(format!("{case}.io.safetensors"))).unwrap();
-        let input = d.join(format!("{case}.x.npy"));
-        write_npy(&input, &io.tensors["input"]);
         let lengths = d.join(format!("{case}.len.npy"));
         write_lengths(&lengths, &io.tensors["lengths"].data().iter().map(|&l| l as i64).collect::<Vec<_>>());
-        let upstream: Vec<(String, Tensor)> = [("grad_output", "output"), ("grad_h_n", "h_n"), ("grad_c_n", "c_n")]
-            .iter()
-            .filter_map(|(from, to)| io.tensors.get(*from).map(|t| (to.to_string(), t.clone())))
-            .collect();
         let grads = d.join(format!("{case}.g.safetensors"));
-        TensorFile::write(&grads, &upstream, &Default::default()).unwrap();
-        let model = lengths_dir.join(format!("{case}.model.safetensors"));
-        let out = d.join(format!("{case}.out.safetensors"));
-        let mut args: Vec<String> = ["forward", "--model", p(&model), "--input", p(&input), "--lengths", p(&lengths)]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        args.extend(["--output".into(), p(&out).into(), "--grad-output".into(), p(&grads).into()]);
-        for name in ["h0", "c0"] {
-            if let Some(t) = io.tensors.get(name) {
-                let path = d.join(format!("{case}.{name}.npy"));
-                write_npy(&path, t);
-                args.extend([format!("--{name}"), p(&path).to_string()]);
-            }
-        }
-        let output = recur(&args.iter().map(String::as_str).collect::<Vec<_>>());
-        assert!(output.status.success(), "{case}: {}", String::from_utf8_lossy(&output.stderr));
-        let got = TensorFile::read(&out).unwrap();
-        for (name, g) in &got.tensors {
-            let w = &io.tensors[name];
-            let err = g.data().iter().zip(w.data()).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0.0, f32::max);
-            assert!(err <= 1e-5, "{case}: {name} differs by {err}");
-        }
+        write_upstream(&io, &grads);
+        let extra = ["--lengths", p(&lengths), "--grad-output", p(&grads)];
+        let (output, io, out) = run_fixture(&lengths_dir, case, d, &extra);
+        assert_matches_fixture(case, &output, &io, &out);
     }
 }
 
