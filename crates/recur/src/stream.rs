@@ -365,8 +365,8 @@ impl StreamState {
             let h = &mut here[0];
             for b in 0..self.batch {
                 let h_prev = &h[b * output..(b + 1) * output];
-                weights.input_projection(&input[b * width..(b + 1) * width], 1, &mut s.gx);
-                weights.recurrent_projection(h_prev, 1, &mut s.gh);
+                weights.input_projection_row(&input[b * width..(b + 1) * width], &mut s.gx);
+                weights.recurrent_projection_row(h_prev, &mut s.gh);
                 cell.forward_gates(GatePass {
                     batch: 1,
                     gx: &s.gx,

@@ -3,7 +3,10 @@
 use rand::Rng;
 
 use super::affine_rows;
+use std::sync::OnceLock;
+
 use crate::kernels::gemm::{MatMut, MatRef, gemm};
+use crate::kernels::rowvec::row_times;
 use crate::params::{Param, ParamMut, ParamRef, Parameter, init_uniform};
 use crate::real::Real;
 
@@ -19,6 +22,30 @@ pub struct CellWeights<T: Real = f32> {
     weight_hh: Parameter<T>,
     bias_ih: Option<Parameter<T>>,
     bias_hh: Option<Parameter<T>>,
+    row_packed: RowPacked<T>,
+}
+
+/// `W_ihᵀ` and `W_hhᵀ` for one-row steps ([`crate::kernels::rowvec`]), built on first use and dropped whenever
+/// the weights may change. Not part of a cell's value: clones start without it and comparisons ignore it.
+#[derive(Debug)]
+struct RowPacked<T>(OnceLock<(Vec<T>, Vec<T>)>);
+
+impl<T> Default for RowPacked<T> {
+    fn default() -> Self {
+        RowPacked(OnceLock::new())
+    }
+}
+
+impl<T> Clone for RowPacked<T> {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl<T> PartialEq for RowPacked<T> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// What the weight gradients of one layer direction are gathered from, after the time loop, all row-major with
@@ -47,6 +74,7 @@ impl<T: Real> CellWeights<T> {
             weight_hh: Parameter::zeros(rows * recurrent_size),
             bias_ih: bias.then(|| Parameter::zeros(rows)),
             bias_hh: bias.then(|| Parameter::zeros(rows)),
+            row_packed: RowPacked::default(),
         }
     }
 
@@ -172,6 +200,8 @@ impl<T: Real> CellWeights<T> {
     }
 
     fn named_mut(&mut self, suffix: &str) -> Vec<(String, Vec<usize>, &mut Parameter<T>)> {
+        // Whoever asks for the parameters mutably may change them: the packed copies are stale from now on.
+        self.row_packed = RowPacked::default();
         let rows = self.width();
         let mut out = vec![
             (format!("weight_ih{suffix}"), vec![rows, self.input_size], &mut self.weight_ih),
@@ -195,11 +225,32 @@ impl<T: Real> CellWeights<T> {
             weight_hh: self.weight_hh.cast(),
             bias_ih: self.bias_ih.as_ref().map(Parameter::cast),
             bias_hh: self.bias_hh.as_ref().map(Parameter::cast),
+            row_packed: RowPacked::default(),
         }
     }
 }
 
 impl CellWeights<f32> {
+    fn row_packed(&self) -> &(Vec<f32>, Vec<f32>) {
+        self.row_packed.0.get_or_init(|| {
+            let width = self.width();
+            (
+                transpose(self.weight_ih.value(), width, self.input_size),
+                transpose(self.weight_hh.value(), width, self.recurrent_size),
+            )
+        })
+    }
+
+    /// `gx ← W_ih x + b_ih` for one row `x`, through the one-row kernel (see [`crate::kernels::rowvec`]).
+    pub(crate) fn input_projection_row(&self, x: &[f32], gx: &mut [f32]) {
+        row_times(x, &self.row_packed().0, self.bias_ih.as_ref().map(Parameter::value), gx);
+    }
+
+    /// `gh ← W_hh h + b_hh` for one row `h`, through the one-row kernel.
+    pub(crate) fn recurrent_projection_row(&self, h: &[f32], gh: &mut [f32]) {
+        row_times(h, &self.row_packed().1, self.bias_hh.as_ref().map(Parameter::value), gh);
+    }
+
     /// PyTorch's default initialisation (uniform in `±1/√H`).
     pub(crate) fn init(&mut self, rng: &mut impl Rng) {
         let hidden = self.hidden_size;

@@ -3,3 +3,4 @@
 
 pub mod activation;
 pub mod gemm;
+pub mod rowvec;
