@@ -184,8 +184,10 @@ impl<T: Real> Cell for LstmCell<T> {
             for ((((c, &cp), &i), &f), &g) in c_next.iter_mut().zip(c_prev).zip(i).zip(f).zip(g) {
                 *c = f * cp + i * g;
             }
-            for ((m, &c), &o) in m.iter_mut().zip(c_next.iter()).zip(o) {
-                *m = o * c.act_tanh();
+            m.copy_from_slice(c_next);
+            T::tanh_in_place(m);
+            for (m, &o) in m.iter_mut().zip(o) {
+                *m *= o;
             }
         }
         match &self.weight_hr {
