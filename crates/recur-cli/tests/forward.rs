@@ -263,30 +263,13 @@ fn grad_output_with_unknown_tensor_is_an_error() {
         .unwrap();
     let model = fixture_dir().join(format!("{case}.model.safetensors"));
     let out = d.path().join("out.safetensors");
-    let output = recur(&[
-        "forward",
-        "--model",
-        p(&model),
-        "--input",
-        p(&input),
-        "--output",
-        p(&out),
-        "--grad-output",
-        p(&grads),
-    ]);
+    let run = || {
+        recur(&["forward", "--model", p(&model), "--input", p(&input), "--output", p(&out), "--grad-output", p(&grads)])
+    };
+    let output = run();
     assert_one_line_error(&output, "no tensor `output`");
     TensorFile::write(&grads, &[("output".to_string(), Tensor::zeros([3, 1, 5]))], &Default::default()).unwrap();
-    let output = recur(&[
-        "forward",
-        "--model",
-        p(&model),
-        "--input",
-        p(&input),
-        "--output",
-        p(&out),
-        "--grad-output",
-        p(&grads),
-    ]);
+    let output = run();
     assert_one_line_error(&output, "grad_output: expected shape [3, 1, 4]");
 }
 

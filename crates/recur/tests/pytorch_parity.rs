@@ -151,38 +151,55 @@ fn assert_grad_close(case: &str, what: &str, got: &Tensor, want: &Tensor) {
     assert!(err <= TOLERANCE, "{case}: {what} differs from PyTorch by {err} (relative)");
 }
 
+/// A fixture's layer, loaded from its model file, with dropout off: PyTorch computed the gradients in eval mode.
+/// Also returns the io file and the number of parameters.
+fn eval_layer(dir: &Path, case: &str) -> (Recurrent, TensorFile, usize) {
+    let io = TensorFile::read(dir.join(format!("{case}.io.safetensors"))).unwrap();
+    let config = RecurrentConfig::from_json(&io.metadata["config"]).unwrap();
+    let model = TensorFile::read(dir.join(format!("{case}.model.safetensors"))).unwrap();
+    let mut layer = Recurrent::zeros(config).unwrap();
+    recur::Module::load_state_dict(&mut layer, &model.tensors).unwrap();
+    layer.set_dropout(0.0).unwrap();
+    (layer, io, model.tensors.len())
+}
+
+/// Asserts the gradients of the input, the initial states (where the fixture has them) and every one of the
+/// layer's `params` parameters against the fixture's.
+fn assert_layer_grads(
+    case: &str,
+    grads: &recur::RecurrentGrads,
+    layer: &mut Recurrent,
+    io: &TensorFile,
+    params: usize,
+) {
+    use recur::Trainable;
+    assert_grad_close(case, "grad.input", &grads.input, &io.tensors["grad.input"]);
+    if let Some(want) = io.tensors.get("grad.h0") {
+        assert_grad_close(case, "grad.h0", &grads.h0, want);
+    }
+    if let Some(want) = io.tensors.get("grad.c0") {
+        assert_grad_close(case, "grad.c0", grads.c0.as_ref().unwrap(), want);
+    }
+    let mut checked = 0;
+    for p in layer.parameters() {
+        let got = Tensor::new(p.shape.clone(), p.grad.to_vec()).unwrap();
+        assert_grad_close(case, &format!("grad.{}", p.name), &got, &io.tensors[&format!("grad.{}", p.name)]);
+        checked += 1;
+    }
+    assert_eq!(checked, params, "{case}: every parameter has a gradient");
+}
+
 #[test]
 fn layer_gradients_match_pytorch() {
-    use recur::Trainable;
     let (dir, cases) = fixtures("layers");
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     for case in &cases {
-        let io = TensorFile::read(dir.join(format!("{case}.io.safetensors"))).unwrap();
-        let config = RecurrentConfig::from_json(&io.metadata["config"]).unwrap();
-        let model = TensorFile::read(dir.join(format!("{case}.model.safetensors"))).unwrap();
-        let mut layer = Recurrent::zeros(config).unwrap();
-        recur::Module::load_state_dict(&mut layer, &model.tensors).unwrap();
-        // PyTorch computed these gradients in eval mode: no dropout.
-        layer.set_dropout(0.0).unwrap();
+        let (mut layer, io, params) = eval_layer(&dir, case);
         let t = |name: &str| io.tensors.get(name);
         let (out, cache) = layer.forward_train(&io.tensors["input"], t("h0"), t("c0"), &mut rng).unwrap();
         assert_close(case, "output", &out.output, &io.tensors["output"]);
         let grads = layer.backward(&cache, &io.tensors["grad_output"], t("grad_h_n"), t("grad_c_n")).unwrap();
-        assert_grad_close(case, "grad.input", &grads.input, &io.tensors["grad.input"]);
-        if let Some(want) = t("grad.h0") {
-            assert_grad_close(case, "grad.h0", &grads.h0, want);
-        }
-        if let Some(want) = t("grad.c0") {
-            assert_grad_close(case, "grad.c0", grads.c0.as_ref().unwrap(), want);
-        }
-        let mut checked = 0;
-        for p in layer.parameters() {
-            let want = &io.tensors[&format!("grad.{}", p.name)];
-            let got = Tensor::new(p.shape.clone(), p.grad.to_vec()).unwrap();
-            assert_grad_close(case, &format!("grad.{}", p.name), &got, want);
-            checked += 1;
-        }
-        assert_eq!(checked, model.tensors.len(), "{case}: every parameter has a gradient");
+        assert_layer_grads(case, &grads, &mut layer, &io, params);
     }
 }
 
@@ -282,16 +299,10 @@ fn cell_gradients_match_pytorch() {
 /// padded positions, which PyTorch ignores).
 #[test]
 fn padded_batches_with_lengths_match_pytorch() {
-    use recur::Trainable;
     let (dir, cases) = fixtures("lengths");
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     for case in &cases {
-        let io = TensorFile::read(dir.join(format!("{case}.io.safetensors"))).unwrap();
-        let config = RecurrentConfig::from_json(&io.metadata["config"]).unwrap();
-        let model = TensorFile::read(dir.join(format!("{case}.model.safetensors"))).unwrap();
-        let mut layer = Recurrent::zeros(config).unwrap();
-        recur::Module::load_state_dict(&mut layer, &model.tensors).unwrap();
-        layer.set_dropout(0.0).unwrap();
+        let (mut layer, io, params) = eval_layer(&dir, case);
         let lengths: Vec<usize> = io.tensors["lengths"].data().iter().map(|&l| l as usize).collect();
         let t = |name: &str| io.tensors.get(name);
         let input = &io.tensors["input"];
@@ -306,16 +317,6 @@ fn padded_batches_with_lengths_match_pytorch() {
         let (train_out, cache) = layer.forward_train_with_lengths(input, &lengths, t("h0"), t("c0"), &mut rng).unwrap();
         assert_eq!(train_out, out, "{case}: training and inference forward agree");
         let grads = layer.backward(&cache, &io.tensors["grad_output"], t("grad_h_n"), t("grad_c_n")).unwrap();
-        assert_grad_close(case, "grad.input", &grads.input, &io.tensors["grad.input"]);
-        if let Some(want) = t("grad.h0") {
-            assert_grad_close(case, "grad.h0", &grads.h0, want);
-        }
-        if let Some(want) = t("grad.c0") {
-            assert_grad_close(case, "grad.c0", grads.c0.as_ref().unwrap(), want);
-        }
-        for p in layer.parameters() {
-            let got = Tensor::new(p.shape.clone(), p.grad.to_vec()).unwrap();
-            assert_grad_close(case, &format!("grad.{}", p.name), &got, &io.tensors[&format!("grad.{}", p.name)]);
-        }
+        assert_layer_grads(case, &grads, &mut layer, &io, params);
     }
 }
