@@ -6,6 +6,7 @@ use std::fmt::Debug;
 use std::ops::{AddAssign, DivAssign, MulAssign, SubAssign};
 
 use crate::kernels::activation;
+use crate::kernels::packed::{self, TileKernel};
 
 /// `f32` or `f64`.
 pub trait Real:
@@ -40,6 +41,10 @@ pub trait Real:
     /// `xs[i] ← tanh(xs[i])`, vectorised where the type allows.
     fn tanh_in_place(xs: &mut [Self]) {
         xs.iter_mut().for_each(|x| *x = x.act_tanh());
+    }
+    /// The tile kernel of [`packed::packed_product`] for this type.
+    fn tile_kernel() -> TileKernel<Self> {
+        packed::tile_portable::<Self>
     }
 }
 
@@ -76,6 +81,10 @@ impl Real for f32 {
 
     fn tanh_in_place(xs: &mut [Self]) {
         activation::tanh_in_place(xs)
+    }
+
+    fn tile_kernel() -> TileKernel<Self> {
+        packed::tile_f32
     }
 }
 

@@ -6,6 +6,7 @@ use super::affine_rows;
 use std::sync::OnceLock;
 
 use crate::kernels::gemm::{MatMut, MatRef, gemm};
+use crate::kernels::packed::{PackedMatrix, Start, packed_product};
 use crate::kernels::rowvec::row_times;
 use crate::params::{Param, ParamMut, ParamRef, Parameter, init_uniform};
 use crate::real::Real;
@@ -22,27 +23,33 @@ pub struct CellWeights<T: Real = f32> {
     weight_hh: Parameter<T>,
     bias_ih: Option<Parameter<T>>,
     bias_hh: Option<Parameter<T>>,
-    row_packed: RowPacked<T>,
+    packed: Packed<T>,
 }
 
-/// `W_ihᵀ` and `W_hhᵀ` for one-row steps ([`crate::kernels::rowvec`]), built on first use and dropped whenever
-/// the weights may change. Not part of a cell's value: clones start without it and comparisons ignore it.
+/// The weights laid out for the kernels, each built on first use and dropped whenever the weights may change:
+/// `W_ihᵀ` and `W_hhᵀ` for one-row steps ([`crate::kernels::rowvec`]), and `W_hh` in panels for the per-step
+/// products of whole sequences ([`crate::kernels::packed`]), once as `W_hhᵀ` (forward) and once as `W_hh`
+/// (backward). Not part of a cell's value: clones start without them and comparisons ignore them.
 #[derive(Debug)]
-struct RowPacked<T>(OnceLock<(Vec<T>, Vec<T>)>);
+struct Packed<T> {
+    rows: OnceLock<(Vec<T>, Vec<T>)>,
+    forward: OnceLock<PackedMatrix<T>>,
+    backward: OnceLock<PackedMatrix<T>>,
+}
 
-impl<T> Default for RowPacked<T> {
+impl<T> Default for Packed<T> {
     fn default() -> Self {
-        RowPacked(OnceLock::new())
+        Packed { rows: OnceLock::new(), forward: OnceLock::new(), backward: OnceLock::new() }
     }
 }
 
-impl<T> Clone for RowPacked<T> {
+impl<T> Clone for Packed<T> {
     fn clone(&self) -> Self {
         Self::default()
     }
 }
 
-impl<T> PartialEq for RowPacked<T> {
+impl<T> PartialEq for Packed<T> {
     fn eq(&self, _: &Self) -> bool {
         true
     }
@@ -74,7 +81,7 @@ impl<T: Real> CellWeights<T> {
             weight_hh: Parameter::zeros(rows * recurrent_size),
             bias_ih: bias.then(|| Parameter::zeros(rows)),
             bias_hh: bias.then(|| Parameter::zeros(rows)),
-            row_packed: RowPacked::default(),
+            packed: Packed::default(),
         }
     }
 
@@ -118,24 +125,31 @@ impl<T: Real> CellWeights<T> {
         affine_rows(MatRef::new(x, rows, self.input_size), self.weight_ih.value(), self.width(), bias, gx);
     }
 
-    /// `gh ← h Wₕₕᵀ + b_hh` for `rows` rows of `h` (`rows × H_out`).
-    pub(crate) fn recurrent_projection(&self, h: &[T], rows: usize, gh: &mut [T]) {
-        let h = MatRef::new(h, rows, self.recurrent_size);
-        let bias = self.bias_hh.as_ref().map(Parameter::value);
-        affine_rows(h, self.weight_hh.value(), self.width(), bias, gh);
+    /// `W_hhᵀ` in panels for [`Self::recurrent_projection`], packed on first use after the weights changed: a
+    /// time loop asks for it once, before its first step.
+    pub(crate) fn packed_forward(&self) -> &PackedMatrix<T> {
+        self.packed
+            .forward
+            .get_or_init(|| PackedMatrix::from_transposed(self.weight_hh.value(), self.width(), self.recurrent_size))
     }
 
-    /// `W_hhᵀ`, row-major `(H_out, G·H)`: the per-step backward product reads the weights in this layout, in
-    /// which the product kernel needs no packing buffer of its own (and so allocates nothing per step).
-    pub(crate) fn transposed_weight_hh(&self) -> Vec<T> {
-        transpose(self.weight_hh.value(), self.width(), self.recurrent_size)
+    /// `W_hh` in panels for [`Self::recurrent_backward`], packed on first use after the weights changed.
+    pub(crate) fn packed_backward(&self) -> &PackedMatrix<T> {
+        self.packed
+            .backward
+            .get_or_init(|| PackedMatrix::from_rows(self.weight_hh.value(), self.width(), self.recurrent_size))
+    }
+
+    /// `gh ← h Wₕₕᵀ + b_hh` for `rows` rows of `h` (`rows × H_out`), from `w_hh_t` = [`Self::packed_forward`].
+    pub(crate) fn recurrent_projection(&self, w_hh_t: &PackedMatrix<T>, h: &[T], rows: usize, gh: &mut [T]) {
+        let start = self.bias_hh.as_ref().map_or(Start::Zero, |b| Start::Bias(b.value()));
+        packed_product(h, self.recurrent_size, rows, w_hh_t, start, gh, self.width());
     }
 
     /// `dh ← dh + dgh · W_hh` for `rows` rows: the gradient a step passes to the previous hidden state, from
-    /// `w_hh_t` = [`Self::transposed_weight_hh`].
-    pub(crate) fn recurrent_backward(&self, w_hh_t: &[T], dgh: &[T], rows: usize, dh: &mut [T]) {
-        let w = MatRef::new(w_hh_t, self.recurrent_size, self.width()).t();
-        gemm(MatRef::new(dgh, rows, self.width()), w, T::one(), MatMut::new(dh, rows, self.recurrent_size));
+    /// `w_hh` = [`Self::packed_backward`].
+    pub(crate) fn recurrent_backward(&self, w_hh: &PackedMatrix<T>, dgh: &[T], rows: usize, dh: &mut [T]) {
+        packed_product(dgh, self.width(), rows, w_hh, Start::Accumulate, dh, self.recurrent_size);
     }
 
     /// `dx ← dgx · W_ih` for `rows` rows: the gradient of the layer input.
@@ -201,7 +215,7 @@ impl<T: Real> CellWeights<T> {
 
     fn named_mut(&mut self, suffix: &str) -> Vec<(String, Vec<usize>, &mut Parameter<T>)> {
         // Whoever asks for the parameters mutably may change them: the packed copies are stale from now on.
-        self.row_packed = RowPacked::default();
+        self.packed = Packed::default();
         let rows = self.width();
         let mut out = vec![
             (format!("weight_ih{suffix}"), vec![rows, self.input_size], &mut self.weight_ih),
@@ -225,14 +239,14 @@ impl<T: Real> CellWeights<T> {
             weight_hh: self.weight_hh.cast(),
             bias_ih: self.bias_ih.as_ref().map(Parameter::cast),
             bias_hh: self.bias_hh.as_ref().map(Parameter::cast),
-            row_packed: RowPacked::default(),
+            packed: Packed::default(),
         }
     }
 }
 
 impl CellWeights<f32> {
     fn row_packed(&self) -> &(Vec<f32>, Vec<f32>) {
-        self.row_packed.0.get_or_init(|| {
+        self.packed.rows.get_or_init(|| {
             let width = self.width();
             (
                 transpose(self.weight_ih.value(), width, self.input_size),

@@ -4,8 +4,9 @@
 use num_traits::Zero;
 
 use super::batching::{Batching, Step};
+use super::split::{ForwardRows, RowWidths, backward_step, forward_step};
 use super::{Direction, DirectionTrace};
-use crate::cells::{Cell, GateBackward, GatePass, WeightGradInputs};
+use crate::cells::{Cell, GateBackward, WeightGradInputs};
 
 /// The initial state of one direction of one layer, as row-major `B × size` slices.
 #[derive(Clone, Copy)]
@@ -112,6 +113,8 @@ pub(crate) fn run_direction<C: Cell>(
     let mut c = vec![zero; c_slots * cell_len];
     let mut cache = vec![zero; cache_slots * batch * cache_width];
     let (mut h_buf, mut c_buf) = (vec![zero; state_len], vec![zero; cell_len]);
+    let w_hh_t = weights.packed_forward();
+    let row_widths = RowWidths { gates: width, out, hidden, cache: cache_width, scratch: 0 };
 
     for s in 0..steps {
         let Some(Step { t, prev, active: a, prev_active: a_prev }) = batching.step(direction, s) else { continue };
@@ -124,17 +127,17 @@ pub(crate) fn run_direction<C: Cell>(
         };
         let c_prev = previous_rows(prev.map(|_| c_prev_slot), initial.c, a_prev, a, hidden, &mut c_buf);
         let slot = if keep { t } else { 0 };
-        weights.recurrent_projection(h_prev, a, &mut gh[..a * width]);
-        cell.forward_gates(GatePass {
+        let rows = ForwardRows {
             batch: a,
             gx: &gx[t * batch * width..(t * batch + a) * width],
-            gh: &gh[..a * width],
+            gh: &mut gh[..a * width],
             h_prev,
             c_prev,
             h_next: &mut y_cur[..a * out],
             c_next: &mut c_cur[..a * hidden],
             cache: &mut cache[slot * batch * cache_width..(slot * batch + a) * cache_width],
-        });
+        };
+        forward_step(cell, w_hh_t, rows, row_widths);
     }
     for (row, &length) in batching.lengths().iter().enumerate() {
         let t_last = match direction {
@@ -177,7 +180,9 @@ pub(crate) fn backward_direction<C: Cell>(
     let mut scratch = vec![zero; batch * cell.scratch_width()];
     let mut prepared = vec![zero; cell.prepared_len()];
     cell.prepare_backward(&mut prepared);
-    let w_hh_t = cell.weights().transposed_weight_hh();
+    let w_hh = cell.weights().packed_backward();
+    let scratch_width = cell.scratch_width();
+    let row_widths = RowWidths { gates: width, out, hidden, cache: cache_width, scratch: scratch_width };
     for (t, &a) in active.iter().enumerate() {
         dy[t * state_len + a * out..(t + 1) * state_len].fill(zero);
     }
@@ -191,7 +196,7 @@ pub(crate) fn backward_direction<C: Cell>(
         let c_prev_slot = prev.map(|p| &trace.c[p * cell_len..(p + 1) * cell_len]);
         let c_prev = previous_rows(c_prev_slot, &trace.c0, a_prev, a, hidden, &mut c_buf);
         let gates = t * batch * width..(t * batch + a) * width;
-        cell.backward_gates(GateBackward {
+        let pass = GateBackward {
             batch: a,
             cache: &trace.cache[t * batch * cache_width..(t * batch + a) * cache_width],
             h_prev,
@@ -201,14 +206,13 @@ pub(crate) fn backward_direction<C: Cell>(
             dh: dy_t,
             dc: &dc[..a * hidden],
             dgx: &mut dgx[gates.clone()],
-            dgh: if C::SEPARATE_RECURRENT_GRAD { &mut dgh[gates.clone()] } else { &mut [] },
+            dgh: if C::SEPARATE_RECURRENT_GRAD { &mut dgh[gates] } else { &mut [] },
             dh_prev: &mut dh_prev[..a * out],
             dc_prev: &mut dc_prev[..a * hidden],
-            scratch: &mut scratch[..a * cell.scratch_width()],
+            scratch: &mut scratch[..a * scratch_width],
             prepared: &prepared,
-        });
-        let dg_recurrent = if C::SEPARATE_RECURRENT_GRAD { &dgh[gates] } else { &dgx[gates] };
-        cell.weights().recurrent_backward(&w_hh_t, dg_recurrent, a, &mut dh_prev[..a * out]);
+        };
+        backward_step(&*cell, w_hh, pass, row_widths);
         // Rows that ran at the previous step pass their gradient on; rows that started here read the initial
         // state, so theirs is the initial state's.
         let continuing = a.min(a_prev);

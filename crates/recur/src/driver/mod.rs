@@ -8,6 +8,7 @@
 
 mod batching;
 mod direction;
+mod split;
 
 use num_traits::Zero;
 

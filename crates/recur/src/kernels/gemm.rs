@@ -1,10 +1,10 @@
 //! Dense matrix products, `C ← A·B + β·C`, on strided views of `f32` (or `f64`) slices.
 //!
-//! recur's large products (the input projection of all time steps, and later the weight gradients) and its
-//! per-step recurrent products go through [`gemm()`]. It wraps the `gemm` crate, which detects the CPU's vector units
-//! at run time and packs into a per-thread buffer (no allocation per call once warm). Measured against
-//! `matrixmultiply` on recur's shapes (AMD EPYC Zen 3, AVX2): equal or faster on the large products, and 5–8×
-//! faster on the batch-1 per-step products, where it also beats hand-written dot-product loops.
+//! recur's large products (the input projection of all time steps, the input gradients and the weight gradients
+//! after the time loop) go through [`gemm()`]. It wraps the `gemm` crate, which detects the CPU's vector units at
+//! run time. Measured against `matrixmultiply` on recur's shapes (AMD EPYC Zen 3, AVX2): equal or faster on the
+//! large products. The per-step recurrent product does not come here: the crate packs its right operand on every
+//! call, so steps use [`super::packed`], whose weights are packed once per pass.
 
 use crate::real::Real;
 

@@ -3,4 +3,5 @@
 
 pub mod activation;
 pub mod gemm;
+pub mod packed;
 pub mod rowvec;

@@ -1,0 +1,330 @@
+//! The per-step recurrent product `C ← C₀ + A·B` with `B` packed once, ahead of the time loop.
+//!
+//! Every step of a recurrent layer multiplies the running state (`A`, a few dozen rows) by the same recurrent
+//! weights (`B`). A general GEMM repacks `B` on every call, which at these shapes costs as much as the product
+//! itself. Here `B` (`K × N`) is laid out once as ⌈N/[`NR`]⌉ panels of `K × NR` values, each contiguous and
+//! zero-padded, so a step streams each panel from cache exactly once and reuses it for every block of [`MR`] rows.
+//! The tile kernel holds an `MR × NR` block of `C` in registers (12 AVX2 vectors for `f32`, chosen at run time)
+//! and walks `K`; a portable version serves other CPUs and `f64`.
+
+use crate::real::Real;
+
+/// Columns per packed panel (two 8-lane vectors of `f32`).
+pub const NR: usize = 16;
+/// Rows of `C` per tile.
+pub const MR: usize = 6;
+/// Rows of `B` per pass (see [`packed_product`]).
+pub const KC: usize = 128;
+/// Values in one `MR × NR` tile.
+pub const TILE: usize = MR * NR;
+
+/// A `K × N` matrix `B`, packed into column panels for [`packed_product`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct PackedMatrix<T> {
+    k: usize,
+    n: usize,
+    /// Panel `p` holds `B[κ][p·NR + j]` at `p·K·NR + κ·NR + j`; columns past `N` are zero.
+    panels: Vec<T>,
+}
+
+impl<T: Real> PackedMatrix<T> {
+    /// Packs `B = Wᵀ` for a row-major `W` of `n × k` values, as PyTorch stores a weight (`out × in`): the forward
+    /// product `h·W_hhᵀ` reads the weight this way.
+    ///
+    /// # Panics
+    /// When `w.len() != n·k` (a caller bug, never user input).
+    pub fn from_transposed(w: &[T], n: usize, k: usize) -> Self {
+        assert_eq!(w.len(), n * k, "PackedMatrix::from_transposed: weight size");
+        Self::pack(k, n, |row, col| w[col * k + row])
+    }
+
+    /// Packs a row-major `B` of `k × n` values: the backward product `dg·W_hh` reads the weight this way.
+    ///
+    /// # Panics
+    /// When `b.len() != k·n` (a caller bug, never user input).
+    pub fn from_rows(b: &[T], k: usize, n: usize) -> Self {
+        assert_eq!(b.len(), k * n, "PackedMatrix::from_rows: matrix size");
+        Self::pack(k, n, |row, col| b[row * n + col])
+    }
+
+    fn pack(k: usize, n: usize, at: impl Fn(usize, usize) -> T) -> Self {
+        let panels_len = n.div_ceil(NR) * k * NR;
+        let mut panels = vec![T::zero(); panels_len];
+        for (p, panel) in panels.chunks_exact_mut(k * NR).enumerate() {
+            for (row, values) in panel.chunks_exact_mut(NR).enumerate() {
+                for (j, v) in values.iter_mut().enumerate().take(n.saturating_sub(p * NR)) {
+                    *v = at(row, p * NR + j);
+                }
+            }
+        }
+        PackedMatrix { k, n, panels }
+    }
+
+    /// Rows of `B` (the inner dimension).
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Columns of `B`.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+}
+
+/// What `C` starts from before `A·B` is added.
+#[derive(Clone, Copy, Debug)]
+pub enum Start<'a, T> {
+    /// `C ← A·B` (old contents ignored, even NaN).
+    Zero,
+    /// `C ← C + A·B`.
+    Accumulate,
+    /// `C ← 1·biasᵀ + A·B`: the same `N` values start every row.
+    Bias(&'a [T]),
+}
+
+/// The tile kernel of one element type: `tile ← A[..rows]·panel` for `rows ≤ MR` rows of `A` (row stride `lda`,
+/// `k` columns) and one `k × NR` panel, written row-major into `tile` (`MR × NR`, rows past `rows` untouched).
+pub type TileKernel<T> = fn(k: usize, a: &[T], lda: usize, rows: usize, panel: &[T], tile: &mut [T; TILE]);
+
+/// `C ← start + A·B` for `A` of `m` rows (row-major, row stride `lda`, `B.k()` columns) and `C` of `m` rows (row
+/// stride `ldc`, `B.n()` columns).
+///
+/// # Panics
+/// When a slice is too short for the shapes, or a bias has the wrong length (caller bugs, never user input).
+pub fn packed_product<T: Real>(
+    a: &[T],
+    lda: usize,
+    m: usize,
+    b: &PackedMatrix<T>,
+    start: Start<'_, T>,
+    c: &mut [T],
+    ldc: usize,
+) {
+    let (k, n) = (b.k, b.n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(lda >= k && a.len() >= (m - 1) * lda + k, "packed_product: A is too short");
+    assert!(ldc >= n && c.len() >= (m - 1) * ldc + n, "packed_product: C is too short");
+    if let Start::Bias(bias) = start {
+        assert_eq!(bias.len(), n, "packed_product: bias length");
+    }
+    let kernel = T::tile_kernel();
+    let mut tile = [T::zero(); TILE];
+    // Blocks of KC rows of B: one block of a panel (KC·NR values) and of A's rows (m·KC) stay in L1 together.
+    for k0 in (0..k).step_by(KC) {
+        let kc = KC.min(k - k0);
+        let start = if k0 == 0 { start } else { Start::Accumulate };
+        for (p, panel) in b.panels.chunks_exact(k * NR).enumerate() {
+            let col = p * NR;
+            let cols = NR.min(n - col);
+            let panel = &panel[k0 * NR..(k0 + kc) * NR];
+            for row in (0..m).step_by(MR) {
+                let rows = MR.min(m - row);
+                kernel(kc, &a[row * lda + k0..], lda, rows, panel, &mut tile);
+                for (r, values) in tile.chunks_exact(NR).take(rows).enumerate() {
+                    let out = &mut c[(row + r) * ldc + col..][..cols];
+                    match start {
+                        Start::Zero => out.copy_from_slice(&values[..cols]),
+                        Start::Accumulate => out.iter_mut().zip(values).for_each(|(o, &v)| *o += v),
+                        Start::Bias(bias) => {
+                            out.iter_mut().zip(values).zip(&bias[col..]).for_each(|((o, &v), &b0)| *o = b0 + v)
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The portable tile kernel, for any [`Real`]: the same loop order as the vector one, so the compiler can keep
+/// the tile in registers.
+pub fn tile_portable<T: Real>(k: usize, a: &[T], lda: usize, rows: usize, panel: &[T], tile: &mut [T; TILE]) {
+    let panel = &panel[..k * NR];
+    for (r, out) in tile.chunks_exact_mut(NR).take(rows).enumerate() {
+        let a_row = &a[r * lda..r * lda + k];
+        let mut acc = [T::zero(); NR];
+        for (&av, b_row) in a_row.iter().zip(panel.chunks_exact(NR)) {
+            for (acc_j, &bj) in acc.iter_mut().zip(b_row) {
+                *acc_j = av.mul_add(bj, *acc_j);
+            }
+        }
+        out.copy_from_slice(&acc);
+    }
+}
+
+/// The `f32` tile kernel: AVX2 with fused multiply-adds when the CPU has them, else the portable one.
+pub fn tile_f32(k: usize, a: &[f32], lda: usize, rows: usize, panel: &[f32], tile: &mut [f32; TILE]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        assert!((1..=MR).contains(&rows), "tile_f32: rows");
+        assert!(a.len() >= (rows - 1) * lda + k && lda >= k, "tile_f32: A is too short");
+        assert!(panel.len() >= k * NR, "tile_f32: panel is too short");
+        // SAFETY: the CPU has AVX2 and FMA (checked just above); the asserts guarantee that rows `0..rows` of `A`
+        // (`k` values each, stride `lda`) and `k·NR` values of the panel are in bounds, which is all the kernels
+        // read, and they write only the `rows·NR` first values of `tile`.
+        unsafe {
+            match rows {
+                1 => avx2::tile::<1>(k, a.as_ptr(), lda, panel.as_ptr(), tile),
+                2 => avx2::tile::<2>(k, a.as_ptr(), lda, panel.as_ptr(), tile),
+                3 => avx2::tile::<3>(k, a.as_ptr(), lda, panel.as_ptr(), tile),
+                4 => avx2::tile::<4>(k, a.as_ptr(), lda, panel.as_ptr(), tile),
+                5 => avx2::tile::<5>(k, a.as_ptr(), lda, panel.as_ptr(), tile),
+                _ => avx2::tile::<6>(k, a.as_ptr(), lda, panel.as_ptr(), tile),
+            }
+        }
+        return;
+    }
+    tile_portable(k, a, lda, rows, panel, tile)
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{NR, TILE};
+    use std::arch::x86_64::*;
+
+    /// `tile[..R·NR] ← A[..R]·panel`, the `R × 16` block held in `2R` vector registers while `k` is walked.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA; `a` must point at `R` rows of `k` readable values with stride `lda`, and
+    /// `panel` at `k·NR` readable values.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn tile<const R: usize>(
+        k: usize,
+        a: *const f32,
+        lda: usize,
+        panel: *const f32,
+        tile: &mut [f32; TILE],
+    ) {
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        for p in 0..k {
+            // SAFETY: `p < k`, so `panel + p·NR + 16` and `a + r·lda + p` stay inside what the caller guarantees.
+            unsafe {
+                let b0 = _mm256_loadu_ps(panel.add(p * NR));
+                let b1 = _mm256_loadu_ps(panel.add(p * NR + 8));
+                for (r, acc_r) in acc.iter_mut().enumerate() {
+                    let av = _mm256_set1_ps(*a.add(r * lda + p));
+                    acc_r[0] = _mm256_fmadd_ps(av, b0, acc_r[0]);
+                    acc_r[1] = _mm256_fmadd_ps(av, b1, acc_r[1]);
+                }
+            }
+        }
+        for (r, acc_r) in acc.iter().enumerate() {
+            let out = &mut tile[r * NR..r * NR + NR];
+            // SAFETY: `out` holds exactly 16 values, written as two unaligned 8-lane stores.
+            unsafe {
+                _mm256_storeu_ps(out.as_mut_ptr(), acc_r[0]);
+                _mm256_storeu_ps(out.as_mut_ptr().add(8), acc_r[1]);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plain reference `C = C₀ + A·B`, in f64.
+    fn reference(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f64> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|p| a[i * k + p] as f64 * b[p * n + j] as f64).sum();
+            }
+        }
+        c
+    }
+
+    fn values(len: usize, seed: u32) -> Vec<f32> {
+        (0..len)
+            .map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) % 1000) as f32) / 500.0 - 1.0)
+            .collect()
+    }
+
+    fn close(got: f32, want: f64, k: usize) -> bool {
+        (got as f64 - want).abs() <= 1e-6 * (k as f64).sqrt() * want.abs().max(1.0) * 4.0
+    }
+
+    #[test]
+    fn matches_a_plain_reference_for_every_shape_remainder() {
+        for &(m, k, n) in &[(1, 1, 1), (5, 3, 7), (6, 16, 16), (7, 33, 17), (13, 64, 48), (32, 256, 1024), (2, 9, 40)] {
+            let a = values(m * k, 1);
+            let b = values(k * n, 2);
+            let bias = values(n, 3);
+            let want = reference(&a, &b, m, k, n);
+            let packed = PackedMatrix::from_rows(&b, k, n);
+            let mut c = vec![f32::NAN; m * n];
+            packed_product(&a, k, m, &packed, Start::Zero, &mut c, n);
+            for (i, (&got, &w)) in c.iter().zip(&want).enumerate() {
+                assert!(close(got, w, k), "({m},{k},{n}) zero start [{i}]: {got} vs {w}");
+            }
+            packed_product(&a, k, m, &packed, Start::Accumulate, &mut c, n);
+            for (&got, &w) in c.iter().zip(&want) {
+                assert!(close(got, 2.0 * w, k), "({m},{k},{n}) accumulate: {got} vs {}", 2.0 * w);
+            }
+            packed_product(&a, k, m, &packed, Start::Bias(&bias), &mut c, n);
+            for (i, (&got, &w)) in c.iter().zip(&want).enumerate() {
+                assert!(close(got, w + bias[i % n] as f64, k), "({m},{k},{n}) bias: {got}");
+            }
+        }
+    }
+
+    #[test]
+    fn transposed_packing_is_the_transpose() {
+        let (n, k) = (21, 10);
+        let w = values(n * k, 4);
+        let wt: Vec<f32> = (0..k * n).map(|i| w[(i % n) * k + i / n]).collect();
+        assert_eq!(PackedMatrix::from_transposed(&w, n, k), PackedMatrix::from_rows(&wt, k, n));
+    }
+
+    #[test]
+    fn strided_rows_leave_the_gaps_alone() {
+        let (m, k, n, lda, ldc) = (9, 12, 20, 15, 23);
+        let a = values(m * lda, 5);
+        let b = values(k * n, 6);
+        let dense_a: Vec<f32> = (0..m).flat_map(|r| a[r * lda..r * lda + k].to_vec()).collect();
+        let want = reference(&dense_a, &b, m, k, n);
+        let mut c = vec![-7.0f32; m * ldc];
+        packed_product(&a, lda, m, &PackedMatrix::from_rows(&b, k, n), Start::Zero, &mut c, ldc);
+        for r in 0..m {
+            for j in 0..ldc {
+                let got = c[r * ldc + j];
+                if j < n {
+                    assert!(close(got, want[r * n + j], k));
+                } else {
+                    assert_eq!(got, -7.0, "row {r} column {j} is outside C");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn vector_and_portable_kernels_agree() {
+        let k = 37;
+        let a = values(MR * k, 7);
+        let panel = values(k * NR, 8);
+        for rows in 1..=MR {
+            let (mut fast, mut plain) = ([0.0f32; TILE], [0.0f32; TILE]);
+            tile_f32(k, &a, k, rows, &panel, &mut fast);
+            tile_portable(k, &a, k, rows, &panel, &mut plain);
+            for (x, y) in fast.iter().zip(&plain) {
+                assert!((x - y).abs() <= 1e-5 * y.abs().max(1.0), "rows={rows}: {x} vs {y}");
+            }
+        }
+    }
+
+    #[test]
+    fn f64_goes_through_the_portable_kernel() {
+        let (m, k, n) = (4, 5, 18);
+        let a: Vec<f64> = values(m * k, 9).into_iter().map(f64::from).collect();
+        let b: Vec<f64> = values(k * n, 10).into_iter().map(f64::from).collect();
+        let mut c = vec![0.0f64; m * n];
+        packed_product(&a, k, m, &PackedMatrix::from_rows(&b, k, n), Start::Zero, &mut c, n);
+        for i in 0..m {
+            for j in 0..n {
+                let want: f64 = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+                assert!((c[i * n + j] - want).abs() < 1e-12);
+            }
+        }
+    }
+}
