@@ -10,6 +10,8 @@ mod batching;
 mod direction;
 mod split;
 
+pub(crate) use split::{on_busy_pool, on_pool};
+
 use num_traits::Zero;
 
 pub(crate) use batching::Batching;
@@ -225,6 +227,17 @@ impl<C: Cell> Stack<C> {
         c0: Option<&[C::Real]>,
         masks: Option<Vec<Option<Vec<C::Real>>>>,
     ) -> (StackOutput<C::Real>, Option<StackTrace<C::Real>>) {
+        on_pool(|| self.run_on_pool(input, batching, h0, c0, masks))
+    }
+
+    fn run_on_pool(
+        &self,
+        input: &[C::Real],
+        batching: &Batching,
+        h0: Option<&[C::Real]>,
+        c0: Option<&[C::Real]>,
+        masks: Option<Vec<Option<Vec<C::Real>>>>,
+    ) -> (StackOutput<C::Real>, Option<StackTrace<C::Real>>) {
         let keep = masks.is_some();
         let mut masks = masks.unwrap_or_default();
         let zero = C::Real::zero();
@@ -297,6 +310,16 @@ impl<C: Cell> Stack<C> {
     /// # Panics
     /// When the slices disagree with the trace (a caller bug; the public layer checks user input).
     pub fn backward(
+        &mut self,
+        trace: &StackTrace<C::Real>,
+        d_output: &[C::Real],
+        d_h_n: Option<&[C::Real]>,
+        d_c_n: Option<&[C::Real]>,
+    ) -> StackGrads<C::Real> {
+        on_pool(|| self.backward_on_pool(trace, d_output, d_h_n, d_c_n))
+    }
+
+    fn backward_on_pool(
         &mut self,
         trace: &StackTrace<C::Real>,
         d_output: &[C::Real],

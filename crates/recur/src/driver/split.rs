@@ -29,7 +29,24 @@ pub(crate) struct RowWidths {
 
 impl RowWidths {
     fn worth_splitting(&self, rows: usize) -> bool {
-        rows >= 2 && rows * self.out * self.gates >= PARALLEL_STEP_WORK && rayon::current_num_threads() > 1
+        rows >= 2 && rows * self.out * self.gates >= PARALLEL_STEP_WORK && on_busy_pool()
+    }
+}
+
+/// Whether this thread is one of a Rayon pool's, with another thread beside it: only there is a `join` cheap (the
+/// other half goes on this thread's own queue). From any other thread a `join` hands both halves over to the pool
+/// and sleeps until they are done, which costs more than a step.
+pub(crate) fn on_busy_pool() -> bool {
+    rayon::current_thread_index().is_some() && rayon::current_num_threads() > 1
+}
+
+/// Runs `work` on one of Rayon's threads, handing it over once if this thread is not one of them, so that the
+/// per-step joins inside it are cheap (see [`on_busy_pool`]).
+pub(crate) fn on_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_thread_index().is_some() || rayon::current_num_threads() <= 1 {
+        work()
+    } else {
+        rayon::scope(|_| work())
     }
 }
 

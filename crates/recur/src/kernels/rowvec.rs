@@ -15,6 +15,9 @@ pub fn row_times(x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
         Some(b) => y.copy_from_slice(b),
         None => y.fill(0.0),
     }
+    if n == 0 {
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU supports AVX2 and FMA (checked just above), which is all the function requires.
