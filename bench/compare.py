@@ -281,6 +281,7 @@ def export_onnx(case, path, exporter):
             input_names=inputs,
             output_names=outputs,
             dynamo=(exporter == "dynamo"),
+            verbose=False,
         )
     return wrapper
 
