@@ -1,0 +1,672 @@
+"""Side by side: recur against PyTorch and ONNX Runtime on `recur bench`'s cases.
+
+Run from anywhere (the venv lives outside the repo; see bench/requirements.txt):
+
+    ~/.cache/recur-venv/bin/python bench/compare.py                 # every case
+    ~/.cache/recur-venv/bin/python bench/compare.py --case stream   # cases whose name contains "stream"
+    ~/.cache/recur-venv/bin/python bench/compare.py --markdown --json-out /tmp/compare.json
+
+In one run, on one machine, one case at a time and never two engines at once, it times:
+
+* PyTorch: 2 threads, the module in eval mode under `torch.no_grad()` for inference; for training, the module in
+  train mode, `mean(output**2).backward()` and one `torch.optim.Adam` step (then `zero_grad`); for streaming, the
+  module called on a `(1, 1, I)` input with the state of the previous step.
+* ONNX Runtime (inference cases only): the same PyTorch modules exported to ONNX (fixed shapes), run on the CPU
+  execution provider with 2 intra-op threads; for streaming, a one-step model `(x, h[, c]) -> (y, h[, c])` whose
+  state outputs are fed back as the next step's inputs.
+* the machine's f32 GEMM peak: a 2048x2048 by 2048x2048 product (torch and numpy, 2 threads; the faster counts).
+* recur: `recur bench --json --threads 2 --seconds S --case NAME`, one process per case.
+
+Timing copies `recur bench` (crates/recur-cli/src/commands/bench.rs): two warm-up runs, then repetitions until at
+least `--seconds` have passed and at least 5 were made; the median (the upper one of an even count) is reported. A
+stream step is timed in batches of 1000 steps and reported per step, in microseconds. GFLOP/s use recur's formula:
+per layer and direction, 2 * B * T * gates * H * (I_layer + H) (gates: LSTM 4, GRU 3, RNN 1), and 3x that for a
+training step (backward is about twice the forward's products).
+
+Peak memory of the training cases (unless `--no-memory`): each engine runs the case in a child process under
+/usr/bin/time, and the child's peak resident set (GNU time's %M, the kernel's ru_maxrss) minus that of a baseline
+child that only starts up is reported. PyTorch's baseline imports torch and numpy, sets the threads and runs one tiny
+op; recur's runs `recur bench --threads 2` with a case filter that matches nothing, so it exits after building its
+thread pool. PyTorch's training path first touches well over 100 MiB of code and runtime state, so its child also
+runs the same layer at B1 T2 I2 H2 first and reports its peak so far (VmHWM); the peak above that is given too. See
+README.md for the limits of this.
+
+The table: case, the three engines' medians, recur's time divided by the faster peer's (below 1: recur is faster),
+and recur's GFLOP/s with its fraction of the GEMM peak.
+"""
+
+import os
+
+# Thread counts for every BLAS / OpenMP runtime the peers might load; must be set before numpy or torch load them.
+THREADS = 2
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ[_var] = str(THREADS)
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import platform  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from dataclasses import dataclass, replace  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+MODULES = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}
+STREAM_BATCH = 1000  # steps per timed repetition of a stream case, as in recur bench
+GEMM_N = 2048
+GNU_TIME = "/usr/bin/time"  # measures a child's peak memory (Debian/Ubuntu package `time`)
+NO_CASE = "(memory baseline: no case)"  # a --case filter no recur case name contains
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The cases: exactly those of `recur bench`, with the same names and shapes.
+
+
+@dataclass(frozen=True)
+class Case:
+    """One named benchmark case, as `recur bench` defines it."""
+
+    name: str
+    kind: str  # "lstm", "gru" or "rnn" (tanh)
+    input_size: int
+    hidden: int
+    layers: int
+    bidirectional: bool
+    batch_first: bool
+    batch: int
+    steps: int
+    work: str  # "fwd", "train" or "stream"
+
+    @property
+    def directions(self):
+        return 2 if self.bidirectional else 1
+
+
+def all_cases():
+    """The cases of `recur bench`, in its order."""
+    cases = []
+    for kind in ("lstm", "gru", "rnn"):
+        for bi in (False, True):
+            label = f"{kind}-bi" if bi else kind
+            for work in ("fwd", "train"):
+                name = f"{label} {work} B32 T50 I128 H256 L2"
+                cases.append(Case(name, kind, 128, 256, 2, bi, True, 32, 50, work))
+    for kind in ("lstm", "gru"):
+        for i, h, layers in ((32, 64, 1), (64, 128, 2), (128, 256, 2)):
+            name = f"{kind} stream B1 I{i} H{h} L{layers} per-step"
+            cases.append(Case(name, kind, i, h, layers, False, False, 1, 1, "stream"))
+    cases.append(Case("lstm fwd B64 T200 I256 H512 L1", "lstm", 256, 512, 1, False, True, 64, 200, "fwd"))
+    return cases
+
+
+def forward_flops(case):
+    """Multiply-adds x2 of one forward pass: the input and recurrent products of every layer and direction."""
+    rows = case.batch * case.steps
+    total = 0.0
+    for layer in range(case.layers):
+        layer_input = case.input_size if layer == 0 else case.directions * case.hidden
+        total += case.directions * 2.0 * rows * GATES[case.kind] * case.hidden * (layer_input + case.hidden)
+    return total
+
+
+def case_flops(case):
+    """FLOPs of one timed unit (a forward, a training step, or one stream step), as recur bench counts them."""
+    return 3.0 * forward_flops(case) if case.work == "train" else forward_flops(case)
+
+
+def case_input(case):
+    """recur bench's input: x[k] = sin(0.37 k) over the flattened (B, T, I), or (I,) for one stream step."""
+    if case.work == "stream":
+        shape = (1, 1, case.input_size)
+    else:
+        shape = (case.batch, case.steps, case.input_size)
+    values = np.sin(np.arange(math.prod(shape), dtype=np.float32) * np.float32(0.37))
+    return values.reshape(shape).astype(np.float32)
+
+
+def make_module(case):
+    """The PyTorch layer of a case, PyTorch's default initialisation from seed 0."""
+    torch.manual_seed(0)
+    return MODULES[case.kind](
+        case.input_size,
+        case.hidden,
+        num_layers=case.layers,
+        batch_first=case.batch_first,
+        bidirectional=case.bidirectional,
+    )
+
+
+def zero_state(case):
+    """The zero initial state of a stream case: (h,) or (h, c), each (L, 1, H)."""
+    shape = (case.layers, 1, case.hidden)
+    count = 2 if case.kind == "lstm" else 1
+    return tuple(np.zeros(shape, dtype=np.float32) for _ in range(count))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Timing.
+
+
+def median_time(run, budget):
+    """Seconds of `run()`, as recur bench measures: 2 warm-ups, then >= 5 runs and >= `budget` s; the median."""
+    run()
+    run()
+    times = []
+    start = time.perf_counter()
+    while len(times) < 5 or time.perf_counter() - start < budget:
+        t = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def time_case(case, step, budget):
+    """Seconds per timed unit: `step()` once, or per step for a stream case (timed in batches of steps)."""
+    if case.work != "stream":
+        return median_time(step, budget)
+
+    def batch():
+        for _ in range(STREAM_BATCH):
+            step()
+
+    return median_time(batch, budget) / STREAM_BATCH
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# PyTorch.
+
+
+def torch_step(case):
+    """A closure doing one timed unit of `case` in PyTorch."""
+    module = make_module(case)
+    x = torch.from_numpy(case_input(case))
+    if case.work == "fwd":
+        module.eval()
+
+        def forward():
+            with torch.no_grad():
+                module(x)
+
+        return forward
+    if case.work == "train":
+        module.train()
+        adam = torch.optim.Adam(module.parameters(), lr=1e-3)
+
+        def train():
+            output, _ = module(x)
+            output.pow(2).mean().backward()
+            adam.step()
+            adam.zero_grad()
+
+        return train
+    module.eval()
+    hidden = tuple(torch.from_numpy(s) for s in zero_state(case))
+    state = [hidden if case.kind == "lstm" else hidden[0]]  # nn.LSTM takes (h, c), nn.GRU h
+
+    def stream_step():
+        with torch.no_grad():
+            _, state[0] = module(x, state[0])
+
+    return stream_step
+
+
+def time_torch(case, budget):
+    """Median seconds of one unit of `case` in PyTorch."""
+    return time_case(case, torch_step(case), budget)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# ONNX Runtime.
+
+
+class WholeSequence(torch.nn.Module):
+    """Exports a layer's whole-sequence forward: x -> (output, h_n[, c_n]) from a zero state."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x):
+        output, state = self.layer(x)
+        return (output, *state) if isinstance(state, tuple) else (output, state)
+
+
+class OneStep(torch.nn.Module):
+    """Exports one stream step: (x, h[, c]) -> (y, h[, c])."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x, *state):
+        if len(state) == 2:
+            y, (h, c) = self.layer(x, (state[0], state[1]))
+            return y, h, c
+        y, h = self.layer(x, state[0])
+        return y, h
+
+
+def onnx_names(case):
+    """Input and output names of a case's exported model."""
+    states = ["h", "c"] if case.kind == "lstm" else ["h"]
+    if case.work == "stream":
+        return ["x", *states], ["y", *(s + "_out" for s in states)]
+    return ["x"], ["y", *(s + "_n" for s in states)]
+
+
+def export_onnx(case, path, exporter):
+    """Exports the case's PyTorch layer (eval mode, fixed shapes) to `path`; returns the wrapped module."""
+    layer = make_module(case).eval()
+    wrapper = OneStep(layer) if case.work == "stream" else WholeSequence(layer)
+    args = [torch.from_numpy(case_input(case))]
+    if case.work == "stream":
+        args += [torch.from_numpy(s) for s in zero_state(case)]
+    inputs, outputs = onnx_names(case)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            wrapper,
+            tuple(args),
+            str(path),
+            input_names=inputs,
+            output_names=outputs,
+            dynamo=(exporter == "dynamo"),
+            verbose=False,
+        )
+    return wrapper
+
+
+def ort_session(path):
+    """An ONNX Runtime session on the CPU provider with 2 intra-op threads."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = THREADS
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def check_export(case, session, wrapper):
+    """Largest absolute difference between ONNX Runtime's and PyTorch's outputs on the case's input."""
+    inputs, _ = onnx_names(case)
+    arrays = [case_input(case)] + (list(zero_state(case)) if case.work == "stream" else [])
+    got = session.run(None, dict(zip(inputs, arrays)))
+    with torch.no_grad():
+        want = wrapper(*(torch.from_numpy(a) for a in arrays))
+    return max(float(np.abs(g - w.numpy()).max()) for g, w in zip(got, want))
+
+
+def ort_step(case, session):
+    """A closure doing one timed unit of `case` in ONNX Runtime."""
+    x = case_input(case)
+    if case.work == "fwd":
+        return lambda: session.run(None, {"x": x})
+    names, _ = onnx_names(case)
+    feed = dict(zip(names, (x, *zero_state(case))))
+    state_names = names[1:]
+
+    def stream_step():
+        outputs = session.run(None, feed)
+        for name, value in zip(state_names, outputs[1:]):
+            feed[name] = value
+
+    return stream_step
+
+
+def time_onnx(case, budget, workdir, exporter):
+    """(median seconds, max |ORT - PyTorch|) of one unit of an inference case in ONNX Runtime."""
+    path = Path(workdir) / (case.name.replace(" ", "_") + ".onnx")
+    wrapper = export_onnx(case, path, exporter)
+    session = ort_session(path)
+    error = check_export(case, session, wrapper)
+    seconds = time_case(case, ort_step(case, session), budget)
+    del session  # its threads must not spin while the next engine runs
+    return seconds, error
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# recur.
+
+
+def build_recur():
+    """Builds the release `recur` binary and returns its path."""
+    subprocess.run(["cargo", "build", "--release", "-p", "recur-cli"], cwd=REPO, check=True)
+    meta = subprocess.run(
+        ["cargo", "metadata", "--format-version", "1", "--no-deps"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return Path(json.loads(meta.stdout)["target_directory"]) / "release" / "recur"
+
+
+def recur_command(recur, case_filter, seconds):
+    """The `recur bench` command line for one case filter."""
+    return [str(recur), "bench", "--json", "--threads", str(THREADS), "--seconds", str(seconds), "--case", case_filter]
+
+
+def time_recur(recur, case, seconds):
+    """recur bench's (median seconds, GFLOP/s) for exactly this case."""
+    out = subprocess.run(recur_command(recur, case.name, seconds), check=True, capture_output=True, text=True)
+    for line in out.stdout.splitlines():
+        row = json.loads(line)
+        if row["case"] == case.name:
+            value = row["us"] * 1e-6 if "us" in row else row["ms"] * 1e-3
+            return value, row.get("gflops")
+    raise RuntimeError(f"recur bench printed no line for {case.name!r}: {out.stdout!r}")
+
+
+def recur_version(recur):
+    """The commit recur was built from (with '-dirty' if the worktree has changes)."""
+    try:
+        rev = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True, text=True)
+        return rev.stdout.strip() or "unknown"
+    except OSError:
+        return f"unknown ({recur})"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The GEMM peak.
+
+
+def gemm_peak(budget):
+    """GFLOP/s of a 2048^3 f32 product, with torch and with numpy (2 threads each)."""
+    flops = 2.0 * GEMM_N**3
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((GEMM_N, GEMM_N), dtype=np.float32)
+    b = rng.standard_normal((GEMM_N, GEMM_N), dtype=np.float32)
+    c = np.empty_like(a)
+    ta, tb, tc = torch.from_numpy(a), torch.from_numpy(b), torch.empty(GEMM_N, GEMM_N)
+    return {
+        "torch": flops / median_time(lambda: torch.mm(ta, tb, out=tc), budget) / 1e9,
+        "numpy": flops / median_time(lambda: np.matmul(a, b, out=c), budget) / 1e9,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Peak memory, in child processes.
+
+
+def child_max_rss(command):
+    """Peak resident set of a command in MiB, its exit code and its output, the peak as GNU time reports it (%M).
+
+    Not os.wait4 on a direct child: Linux keeps the high-water mark of the memory a process had before exec, and a
+    child forked from this process (which holds torch) starts with this process's memory.
+    """
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
+        timed = [GNU_TIME, "-f", "%M", "-o", report.name, *map(str, command)]
+        done = subprocess.run(timed, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        return int(report.read().split()[-1]) / 1024.0, done.returncode, done.stdout
+
+
+def high_water_mib():
+    """This process's peak resident set so far (VmHWM), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def tiny(case):
+    """The case's layer (kind, layers, directions) at sizes too small to matter: B1 T2 I2 H2."""
+    return replace(case, name=case.name + " (tiny)", input_size=2, hidden=2, batch=1, steps=2)
+
+
+def torch_child(case_name, seconds):
+    """Child-process body: start up; given a case name, run a tiny version of its training, print the peak resident
+    set so far (the start-up plus the code and runtime state the training path touches, in MiB), then run the case
+    for `seconds`."""
+    torch.set_num_threads(THREADS)
+    torch.ones(4).sum()
+    if case_name:
+        case = next(c for c in all_cases() if c.name == case_name)
+        median_time(torch_step(tiny(case)), 0.0)
+        print(json.dumps({"warm_mib": high_water_mib()}), flush=True)
+        median_time(torch_step(case), seconds)
+
+
+def memory(case, recur, seconds, baselines):
+    """Peak resident memory of the case in PyTorch and in recur (child processes), in MiB: above start-up and, for
+    PyTorch, also above a tiny run of the same training path in the same process."""
+    me = [sys.executable, str(Path(__file__).resolve())]
+    torch_rss, torch_rc, torch_out = child_max_rss(me + ["--child", case.name, "--seconds", str(seconds)])
+    recur_rss, recur_rc, _ = child_max_rss(recur_command(recur, case.name, seconds))
+    if torch_rc != 0 or recur_rc != 0:
+        raise RuntimeError(f"memory children of {case.name!r} exited with {torch_rc}, {recur_rc}")
+    warm = json.loads(torch_out.splitlines()[0])["warm_mib"]
+    return {
+        "torch_mib": torch_rss - baselines["torch"],
+        "torch_above_warm_mib": torch_rss - warm,
+        "recur_mib": recur_rss - baselines["recur"],
+        "torch_total_mib": torch_rss,
+        "torch_warm_mib": warm,
+        "recur_total_mib": recur_rss,
+    }
+
+
+def memory_baselines(recur):
+    """Peak resident set, in MiB, of PyTorch's and recur's start-up alone."""
+    torch_rss, _, _ = child_max_rss([sys.executable, str(Path(__file__).resolve()), "--child", ""])
+    recur_rss, recur_rc, _ = child_max_rss(recur_command(recur, NO_CASE, 0.1))
+    if recur_rc == 0:
+        raise RuntimeError("the recur baseline was expected to match no case and exit with an error")
+    return {"torch": torch_rss, "recur": recur_rss}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The machine.
+
+
+def cpu_model():
+    """The CPU's model name, from lscpu (or /proc/cpuinfo)."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def environment(recur):
+    """Date, CPU and versions, for the table's header."""
+    import onnxruntime
+
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "threads": THREADS,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "numpy": np.__version__,
+        "recur": recur_version(recur),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The run and the table.
+
+
+def pause():
+    """Lets the previous engine's worker threads go idle before the next one starts."""
+    time.sleep(0.2)
+
+
+def measure_case(case, args, recur, workdir):
+    """Times one case in every engine, one after the other; returns its result row."""
+    row = {"case": case.name, "unit": "us" if case.work == "stream" else "ms", "flops": case_flops(case)}
+    row["torch_s"] = time_torch(case, args.seconds)
+    pause()
+    if case.work != "train":
+        try:
+            row["onnx_s"], row["onnx_max_abs_diff"] = time_onnx(case, args.seconds, workdir, args.exporter)
+        except Exception as error:  # an export or runtime failure is reported, not fatal
+            row["onnx_error"] = f"{type(error).__name__}: {error}"
+        pause()
+    row["recur_s"], row["recur_gflops"] = time_recur(recur, case, args.seconds)
+    check_flops(row)
+    for engine in ("torch", "onnx"):
+        if f"{engine}_s" in row:
+            row[f"{engine}_gflops"] = row["flops"] / row[f"{engine}_s"] / 1e9
+    return row
+
+
+def check_flops(row):
+    """Warns if recur's GFLOP/s imply another FLOP count than this script's formula (beyond its rounding)."""
+    implied = row["recur_gflops"] * 1e9 * row["recur_s"]
+    if abs(implied / row["flops"] - 1) > 0.02:
+        print(f"warning: recur counts {implied:.4g} FLOPs for {row['case']}, this script {row['flops']:.4g}",
+              file=sys.stderr)
+
+
+def fastest_peer(row):
+    """The faster of PyTorch's and ONNX Runtime's times."""
+    return min(t for t in (row.get("torch_s"), row.get("onnx_s")) if t is not None)
+
+
+def format_time(seconds, unit):
+    """A time in the case's unit (ms or µs), three significant figures."""
+    if seconds is None:
+        return "—"
+    value = seconds * (1e6 if unit == "us" else 1e3)
+    text = f"{value:.3g}" if value < 100 else f"{value:.0f}"
+    return f"{text} {'µs' if unit == 'us' else 'ms'}"
+
+
+def table_rows(results, peak):
+    """The table's header and cells, as strings."""
+    header = ["case", "PyTorch", "ONNX Runtime", "recur", "recur ÷ fastest", "recur GFLOP/s (of peak)"]
+    rows = []
+    for r in results:
+        unit = r["unit"]
+        gflops = r["recur_gflops"]
+        rows.append(
+            [
+                r["case"],
+                format_time(r["torch_s"], unit),
+                format_time(r.get("onnx_s"), unit),
+                format_time(r["recur_s"], unit),
+                f"{r['recur_s'] / fastest_peer(r):.2f}",
+                f"{gflops:.1f} ({100 * gflops / peak:.0f}%)",
+            ]
+        )
+    return header, rows
+
+
+def memory_rows(results):
+    """The memory table's header and cells."""
+    header = ["case", "PyTorch above start-up", "PyTorch above a tiny run", "recur above start-up"]
+    rows = [
+        [r["case"], *(f"{r['memory'][k]:.0f} MiB" for k in ("torch_mib", "torch_above_warm_mib", "recur_mib"))]
+        for r in results
+        if "memory" in r
+    ]
+    return header, rows
+
+
+def render(header, rows, markdown):
+    """A table as Markdown or as aligned plain text."""
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        return "\n".join(lines)
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(row):  # the first column left-aligned, the numbers right-aligned
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def report(summary, markdown):
+    """Prints the header line, the speed table, the memory table and any ONNX failure."""
+    env, peak = summary["environment"], summary["gemm_peak_gflops"]
+    print(
+        f"{env['date']}, {env['cpu']}, {env['threads']} threads; PyTorch {env['torch']}, ONNX Runtime "
+        f"{env['onnxruntime']}, recur {env['recur']}; f32 GEMM peak (2048³) {max(peak.values()):.1f} GFLOP/s; "
+        f"medians.\n"
+    )
+    print(render(*table_rows(summary["results"], max(peak.values())), markdown), flush=True)
+    header, rows = memory_rows(summary["results"])
+    if rows:
+        print()
+        print(render(header, rows, markdown))
+    for r in summary["results"]:
+        if "onnx_error" in r:
+            print(f"\nONNX Runtime failed on {r['case']}: {r['onnx_error']}", file=sys.stderr)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recur", type=Path, help="the recur binary (default: build it with cargo)")
+    parser.add_argument("--case", default="", help="only the cases whose name contains this")
+    parser.add_argument("--seconds", type=float, default=1.0, help="seconds of timing per case and engine")
+    parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
+    parser.add_argument("--json-out", type=Path, help="also write every measurement to this JSON file")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs of the training cases")
+    parser.add_argument(
+        "--exporter",
+        choices=["torchscript", "dynamo"],
+        default="torchscript",
+        help="torch.onnx.export's exporter (default torchscript: it maps all three layers to ONNX's fused "
+        "RNN/LSTM/GRU operators; dynamo unrolls nn.RNN into per-step operators)",
+    )
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: a memory-measurement child process
+    args = parser.parse_args(argv)
+    if not (args.seconds > 0 and math.isfinite(args.seconds)):
+        parser.error(f"--seconds must be a positive number, found {args.seconds}")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.child is not None:
+        return torch_child(args.child, args.seconds)
+    torch.set_num_threads(THREADS)
+    cases = [c for c in all_cases() if args.case in c.name]
+    if not cases:
+        sys.exit(f"no case name contains {args.case!r}")
+    if not args.no_memory and any(c.work == "train" for c in cases) and not os.access(GNU_TIME, os.X_OK):
+        sys.exit(f"{GNU_TIME} (GNU time) is needed to measure peak memory; install it or pass --no-memory")
+    recur = args.recur or build_recur()
+    summary = {"environment": environment(recur), "seconds": args.seconds, "exporter": args.exporter}
+    summary["gemm_peak_gflops"] = gemm_peak(args.seconds)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="recur-compare-") as workdir:
+        for case in cases:
+            print(f"… {case.name}", file=sys.stderr, flush=True)
+            results.append(measure_case(case, args, recur, workdir))
+    train = [r for r, c in zip(results, cases) if c.work == "train"]
+    if train and not args.no_memory:
+        baselines = memory_baselines(recur)
+        summary["memory_baselines_mib"] = baselines
+        for row, case in ((r, c) for r, c in zip(results, cases) if c.work == "train"):
+            print(f"… memory: {case.name}", file=sys.stderr, flush=True)
+            row["memory"] = memory(case, recur, args.seconds, baselines)
+    summary["results"] = results
+    if args.json_out:
+        args.json_out.write_text(json.dumps(summary, indent=2) + "\n")
+    report(summary, args.markdown)
+
+
+if __name__ == "__main__":
+    main()
