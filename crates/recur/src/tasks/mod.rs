@@ -16,14 +16,17 @@
 //! Bad data stops with [`Error::Data`](crate::Error::Data), naming the file, the line and the problem.
 
 mod adding;
+mod charlm;
 mod copy;
 mod mackey_glass;
 mod metrics;
 mod reber;
 mod series;
 mod tagging;
+mod vocab;
 
 pub use adding::{AddingBatch, adding_problem};
+pub use charlm::{BUILTIN_NAME, BUILTIN_TEXT, CharCorpus, CharStreams, CharWindow, VALID_FRACTION, load_text};
 pub use copy::{
     COPY_ALPHABET, COPY_BLANK, COPY_DELIMITER, COPY_LENGTH, COPY_VOCAB, CopyBatch, copy_baseline, copy_task,
 };
@@ -35,3 +38,4 @@ pub use reber::{
 };
 pub use series::{ForecastSplit, Normalizer, SPLIT, Windows};
 pub use tagging::{TaggingBatch, TaggingConfig, tagging_ceiling, tagging_task};
+pub use vocab::Vocabulary;
