@@ -17,19 +17,24 @@
 
 mod adding;
 mod charlm;
+mod classify;
 mod copy;
+mod forecast;
 mod mackey_glass;
 mod metrics;
 mod reber;
 mod series;
+mod table;
 mod tagging;
 mod vocab;
 
 pub use adding::{AddingBatch, adding_problem};
 pub use charlm::{BUILTIN_NAME, BUILTIN_TEXT, CharCorpus, CharStreams, CharWindow, VALID_FRACTION, load_text};
+pub use classify::{ClassifyColumns, LabelledSequence, PaddedBatch, SequenceSet};
 pub use copy::{
     COPY_ALPHABET, COPY_BLANK, COPY_DELIMITER, COPY_LENGTH, COPY_VOCAB, CopyBatch, copy_baseline, copy_task,
 };
+pub use forecast::load_series_csv;
 pub use mackey_glass::{MackeyGlass, mackey_glass};
 pub use metrics::{accuracy, argmax, bits_per_char, mae, mse, nrmse, predictions, to_time_major};
 pub use reber::{
