@@ -56,7 +56,9 @@ mod tests {
     #[test]
     fn bad_files_name_the_file_line_and_problem() {
         let dir = tempfile::tempdir().unwrap();
-        let cases: [(&str, &[u8], &str, Option<usize>, &str); 5] = [
+        // (file, contents, column, line, problem)
+        type Case<'a> = (&'a str, &'a [u8], &'a str, Option<usize>, &'a str);
+        let cases: [Case; 5] = [
             ("empty.csv", b"", "x", None, "the file is empty"),
             ("nocol.csv", b"a,b\n1,2\n", "x", Some(1), "no column `x`; the header has `a`, `b`"),
             ("text.csv", b"x\n1\n2\nabc\n", "x", Some(4), "column `x`: expected a finite number, found `abc`"),

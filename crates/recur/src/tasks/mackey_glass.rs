@@ -46,7 +46,7 @@ impl MackeyGlass {
         let per_unit = (1.0 / self.dt).round() as usize;
         let delay = (self.tau / self.dt).round() as usize;
         let whole = |v: f64, steps: usize| steps > 0 && (v - steps as f64 * self.dt).abs() < 1e-9;
-        if !(self.dt > 0.0) || !whole(1.0, per_unit) || !whole(self.tau, delay) {
+        if self.dt.is_nan() || self.dt <= 0.0 || !whole(1.0, per_unit) || !whole(self.tau, delay) {
             return Err(Error::config(format!(
                 "Mackey-Glass: dt must divide both 1 and tau, found dt={} and tau={}",
                 self.dt, self.tau

@@ -1,13 +1,16 @@
 //! A synthetic tagging task that a bidirectional model solves and a unidirectional one provably cannot.
 //!
-//! Tokens `x_t` are drawn uniformly from `0..vocab`; the label of step `t` is
+//! Tokens `x_t` are drawn uniformly from `0..vocab`; the label of step `t` names the pair of tokens `k` steps
+//! before and after it,
 //!
-//! `y_t = (x_{t−k} + x_{t+k}) mod vocab`, with `x_s = 0` outside `0..T`,
+//! `y_t = vocab·x_{t−k} + x_{t+k}` (one of `vocab²` classes), with `x_s = 0` outside `0..T`,
 //!
-//! for a reach `k ≥ 1`. A bidirectional model sees both tokens and can be right at every step. A unidirectional
+//! for a reach `k ≥ 1`. A bidirectional model sees both tokens and can be right at every step; even one layer
+//! with a linear head can, because a class's logit splits into a part for `x_{t−k}` (from the forward direction)
+//! plus a part for `x_{t+k}` (from the reverse one). A unidirectional
 //! model emitting `y_t` at step `t` has read `x_0 … x_t` only; when `t + k < T`, `x_{t+k}` is uniform and
-//! independent of all of them, so `y_t` is uniform given what it has read, and no prediction is right with
-//! probability above `1/vocab`. At the last `k` steps `y_t = x_{t−k}` is known. Its expected per-step accuracy is
+//! independent of all of them, so given what it has read `y_t` is uniform over `vocab` classes, and no prediction
+//! is right with probability above `1/vocab`. At the last `k` steps `y_t = vocab·x_{t−k}` is known. Its expected per-step accuracy is
 //! therefore at most
 //!
 //! `ceiling = ((T − k)/vocab + k) / T` ([`tagging_ceiling`]),
@@ -22,7 +25,7 @@ use crate::error::{Error, Result};
 /// The shape of the tagging task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TaggingConfig {
-    /// Token ids and label classes, `0..vocab` (≥ 2).
+    /// Token ids `0..vocab` (≥ 2); labels are `0..vocab²`.
     pub vocab: usize,
     /// Steps per sequence, `T` (≥ 1).
     pub steps: usize,
@@ -38,6 +41,11 @@ impl Default for TaggingConfig {
 }
 
 impl TaggingConfig {
+    /// Label classes, `vocab²` (the model's outputs).
+    pub fn classes(&self) -> usize {
+        self.vocab * self.vocab
+    }
+
     fn validate(&self) -> Result<()> {
         if self.vocab < 2 || self.steps == 0 || self.reach == 0 {
             return Err(Error::config(format!(
@@ -61,7 +69,7 @@ pub fn tagging_ceiling(config: &TaggingConfig) -> f64 {
 pub struct TaggingBatch {
     /// Token ids in `0..vocab`, `batch × steps`.
     pub ids: Vec<usize>,
-    /// Labels in `0..vocab`, `batch × steps`.
+    /// Labels in `0..vocab²`, `batch × steps`.
     pub targets: Vec<i64>,
     /// Sequences `B`.
     pub batch: usize,
@@ -84,7 +92,7 @@ pub fn tagging_task(config: &TaggingConfig, batch: usize, rng: &mut impl Rng) ->
     let mut targets = Vec::with_capacity(ids.len());
     for row in ids.chunks_exact(steps) {
         let at = |s: Option<usize>| s.and_then(|s| row.get(s)).copied().unwrap_or(0);
-        targets.extend((0..steps).map(|t| ((at(t.checked_sub(reach)) + at(Some(t + reach))) % vocab) as i64));
+        targets.extend((0..steps).map(|t| (vocab * at(t.checked_sub(reach)) + at(Some(t + reach))) as i64));
     }
     Ok(TaggingBatch { ids, targets, batch, steps })
 }
@@ -105,10 +113,10 @@ mod tests {
             let y = &b.targets[row * 6..row * 6 + 6];
             assert_eq!(y[0] as usize, x[2]);
             assert_eq!(y[1] as usize, x[3]);
-            assert_eq!(y[2] as usize, (x[0] + x[4]) % 5);
-            assert_eq!(y[3] as usize, (x[1] + x[5]) % 5);
-            assert_eq!(y[4] as usize, x[2]);
-            assert_eq!(y[5] as usize, x[3]);
+            assert_eq!(y[2] as usize, 5 * x[0] + x[4]);
+            assert_eq!(y[3] as usize, 5 * x[1] + x[5]);
+            assert_eq!(y[4] as usize, 5 * x[2]);
+            assert_eq!(y[5] as usize, 5 * x[3]);
         }
         assert_eq!(b, tagging_task(&config, 3, &mut StdRng::seed_from_u64(0)).unwrap());
         assert!(tagging_task(&TaggingConfig { reach: 0, ..config }, 3, &mut StdRng::seed_from_u64(0)).is_err());
@@ -121,16 +129,17 @@ mod tests {
         let b = tagging_task(&config, 4000, &mut StdRng::seed_from_u64(1)).unwrap();
         let (vocab, steps, k) = (config.vocab, config.steps, config.reach);
         // Causal strategies: the exact label when the future token is outside the sequence; otherwise the past
-        // token alone (plus a fixed guess `g` for the unseen one), which is right with probability 1/vocab.
+        // token with a fixed guess for the unseen one, which is right with probability 1/vocab.
+        let classes = config.classes();
         for guess in 0..vocab {
-            let mut logits = vec![0.0f32; b.ids.len() * vocab];
-            for (i, row) in logits.chunks_exact_mut(vocab).enumerate() {
+            let mut logits = vec![0.0f32; b.ids.len() * classes];
+            for (i, row) in logits.chunks_exact_mut(classes).enumerate() {
                 let (s, t) = (i / steps, i % steps);
                 let past = if t >= k { b.ids[s * steps + t - k] } else { 0 };
                 let future = if t + k < steps { guess } else { 0 };
-                row[(past + future) % vocab] = 1.0;
+                row[vocab * past + future] = 1.0;
             }
-            let acc = b.accuracy(&logits, vocab).unwrap();
+            let acc = b.accuracy(&logits, classes).unwrap();
             assert!((acc - tagging_ceiling(&config)).abs() < 0.01, "guess {guess}: {acc}");
         }
     }
