@@ -3,7 +3,7 @@
 //!
 //! | task | what | reports |
 //! |---|---|---|
-//! | [`adding_problem`] | sum of two marked values in a long sequence | MSE (baseline 1/6) |
+//! | [`adding_task`] | sum of two marked values in a long sequence | MSE (baseline [`ADDING_BASELINE`] = 1/6) |
 //! | [`copy_task`] | reproduce 10 symbols after a gap | cross-entropy vs [`copy_baseline`], per-symbol accuracy |
 //! | [`reber_batch`] | next symbol of the embedded Reber grammar | fraction of strings all of whose predictions are legal |
 //! | [`tagging_task`] | labels that depend on past and future tokens | per-step accuracy (unidirectional ceiling [`tagging_ceiling`]) |
@@ -28,7 +28,7 @@ mod table;
 mod tagging;
 mod vocab;
 
-pub use adding::{AddingBatch, adding_problem};
+pub use adding::{ADDING_BASELINE, AddingBatch, adding_problem, adding_task};
 pub use charlm::{BUILTIN_NAME, BUILTIN_TEXT, CharCorpus, CharStreams, CharWindow, VALID_FRACTION, load_text};
 pub use classify::{ClassifyColumns, LabelledSequence, PaddedBatch, SequenceSet};
 pub use copy::{
