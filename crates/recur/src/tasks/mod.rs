@@ -7,26 +7,27 @@
 //! | [`copy_task`] | reproduce 10 symbols after a gap | cross-entropy vs [`copy_baseline`], per-symbol accuracy |
 //! | [`reber_batch`] | next symbol of the embedded Reber grammar | fraction of strings all of whose predictions are legal |
 //! | [`tagging_task`] | labels that depend on past and future tokens | per-step accuracy (unidirectional ceiling [`tagging_ceiling`]) |
-//! | [`mackey_glass`] | the chaotic delay series, one- or multi-step forecasts | NRMSE |
+//! | [`mackey_glass()`] | the chaotic delay series, one- or multi-step forecasts | NRMSE |
 //! | [`CharCorpus`] | a character language model on any text | validation bits per character |
 //! | [`load_series_csv`] | forecasting a column of a CSV file | MSE and MAE vs the naive last-value forecast |
 //! | [`SequenceSet`] | classifying variable-length sequences from a CSV file | accuracy |
 //!
-//! Generated batches are batch-first (`b·steps + t`); [`to_time_major`] reorders them for a time-major layer.
+//! Each task's module documents its layout and score; everything is re-exported here, so `recur::tasks::copy_task`
+//! and `recur::tasks::copy::copy_task` are the same function. Generated batches are batch-first (`b·steps + t`); [`to_time_major`] reorders them for a time-major layer.
 //! Bad data stops with [`Error::Data`](crate::Error::Data), naming the file, the line and the problem.
 
-mod adding;
-mod charlm;
-mod classify;
-mod copy;
-mod forecast;
-mod mackey_glass;
-mod metrics;
-mod reber;
-mod series;
+pub mod adding;
+pub mod charlm;
+pub mod classify;
+pub mod copy;
+pub mod forecast;
+pub mod mackey_glass;
+pub mod metrics;
+pub mod reber;
+pub mod series;
 mod table;
-mod tagging;
-mod vocab;
+pub mod tagging;
+pub mod vocab;
 
 pub use adding::{ADDING_BASELINE, AddingBatch, adding_problem, adding_task};
 pub use charlm::{BUILTIN_NAME, BUILTIN_TEXT, CharCorpus, CharStreams, CharWindow, VALID_FRACTION, load_text};
