@@ -5,6 +5,7 @@
 
 mod commands;
 mod npy;
+mod plot;
 
 use std::process::ExitCode;
 
