@@ -103,6 +103,18 @@ pub enum Error {
         /// What is wrong with the bytes, naming what was expected and what was found.
         reason: String,
     },
+    /// A data file (a CSV table, a text corpus) cannot be used: missing or empty, not UTF-8, a missing column, a
+    /// non-numeric cell, a series too short for the window. Names the file, the 1-based line when the problem
+    /// sits on one, and the problem.
+    #[error("{}{}: {problem}", .file.display(), .line.map(|l| format!(", line {l}")).unwrap_or_default())]
+    Data {
+        /// The file (or a name such as `built-in text` for data that came from memory).
+        file: PathBuf,
+        /// The 1-based line of the problem, when it has one (a whole-file problem such as emptiness has none).
+        line: Option<usize>,
+        /// What is wrong, naming what was expected and what was found.
+        problem: String,
+    },
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {
@@ -117,6 +129,10 @@ pub enum Error {
 impl Error {
     pub(crate) fn shape(what: impl Into<String>, expected: impl Into<String>, found: &[usize]) -> Self {
         Error::Shape { what: what.into(), expected: expected.into(), found: found.to_vec() }
+    }
+
+    pub(crate) fn data(file: impl Into<PathBuf>, line: Option<usize>, problem: impl Into<String>) -> Self {
+        Error::Data { file: file.into(), line, problem: problem.into() }
     }
 
     pub(crate) fn config(message: impl Into<String>) -> Self {

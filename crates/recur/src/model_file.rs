@@ -234,5 +234,6 @@ pub fn infer_config(tensors: &HashMap<String, Tensor>, options: &LoadOptions) ->
         dropout: 0.0,
         bidirectional: tensors.contains_key("weight_ih_l0_reverse"),
         proj_size,
+        forget_bias: None,
     })
 }

@@ -91,6 +91,11 @@ pub struct RecurrentConfig {
     /// LSTM only: size of the projected `h` (`h_t = W_hr (o_t ⊙ tanh c_t)`), or 0 for none.
     #[serde(default)]
     pub proj_size: usize,
+    /// LSTM only: the value the forget-gate slice of every `bias_ih_l{k}` (and `_reverse`) takes at
+    /// initialisation, or `None` for PyTorch's uniform init. Not a PyTorch argument: it only changes the initial
+    /// values (the file keeps PyTorch's names and shapes), and a loaded model's biases are those in its file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forget_bias: Option<f32>,
 }
 
 fn one() -> usize {
@@ -114,6 +119,7 @@ impl RecurrentConfig {
             dropout: 0.0,
             bidirectional: false,
             proj_size: 0,
+            forget_bias: None,
         }
     }
 
@@ -168,6 +174,14 @@ impl RecurrentConfig {
         self
     }
 
+    /// Sets `forget_bias` (LSTM with bias only): at initialisation the forget gate's slice `[H, 2H)` of every
+    /// `bias_ih` is set to `value`, so that `f_t = σ(value + …)` starts near `σ(value)` and the cell remembers by
+    /// default (Jozefowicz et al., 2015, recommend 1). `bias_hh` keeps PyTorch's init.
+    pub fn forget_bias(mut self, value: f32) -> Self {
+        self.forget_bias = Some(value);
+        self
+    }
+
     /// Number of directions, `D` (1 or 2).
     pub fn directions(&self) -> usize {
         if self.bidirectional { 2 } else { 1 }
@@ -210,6 +224,20 @@ impl RecurrentConfig {
                 self.proj_size, self.hidden_size
             ));
         }
+        if let Some(value) = self.forget_bias {
+            if self.mode != Mode::Lstm {
+                return fail(format!(
+                    "forget_bias is only supported by LSTM, found forget_bias={value} for {}",
+                    self.mode
+                ));
+            }
+            if !self.bias {
+                return fail(format!("forget_bias={value} needs bias=true (it initialises bias_ih), found bias=false"));
+            }
+            if !value.is_finite() {
+                return fail(format!("forget_bias must be finite, found {value}"));
+            }
+        }
         Ok(())
     }
 
@@ -241,6 +269,16 @@ mod tests {
     }
 
     #[test]
+    fn forget_bias_round_trips_and_is_absent_from_json_when_unset() {
+        let config = RecurrentConfig::lstm(3, 5).forget_bias(1.5);
+        let json = config.to_json();
+        assert!(json.contains("\"forget_bias\":1.5"), "{json}");
+        assert_eq!(RecurrentConfig::from_json(&json).unwrap(), config);
+        // Files written before the option existed, and by PyTorch users, have no such key.
+        assert!(!RecurrentConfig::lstm(3, 5).to_json().contains("forget_bias"));
+    }
+
+    #[test]
     fn missing_fields_take_pytorch_defaults() {
         let config = RecurrentConfig::from_json(r#"{"mode":"GRU","input_size":2,"hidden_size":3}"#).unwrap();
         assert_eq!(config, RecurrentConfig::gru(2, 3));
@@ -254,6 +292,9 @@ mod tests {
             (RecurrentConfig::lstm(0, 3), "must be positive"),
             (RecurrentConfig::lstm(2, 3).num_layers(0), "num_layers"),
             (RecurrentConfig::lstm(2, 3).dropout(1.5), "dropout"),
+            (RecurrentConfig::gru(2, 3).forget_bias(1.0), "forget_bias is only supported by LSTM"),
+            (RecurrentConfig::lstm(2, 3).bias(false).forget_bias(1.0), "needs bias=true"),
+            (RecurrentConfig::lstm(2, 3).forget_bias(f32::NAN), "must be finite"),
         ];
         for (config, needle) in cases {
             let err = config.validate().unwrap_err().to_string();

@@ -62,11 +62,18 @@ struct Geometry {
 
 impl Recurrent {
     /// A layer with PyTorch's default initialisation, every parameter uniform in `±1/√hidden_size`, drawn from
-    /// `rng`.
+    /// `rng`; then, when [`RecurrentConfig::forget_bias`] is set, the forget slice `[H, 2H)` of every `bias_ih`
+    /// takes that value (the random draws are the same as without it).
     pub fn new(config: RecurrentConfig, rng: &mut impl Rng) -> Result<Self> {
         let mut layer = Self::zeros(config)?;
         let hidden = layer.config.hidden_size;
         crate::params::init_uniform(layer.named_params_mut(), hidden, rng);
+        if let Some(value) = layer.config.forget_bias {
+            // PyTorch's LSTM gate order is (i, f, g, o), so the forget gate is the second block of rows.
+            for p in layer.named_params_mut().into_iter().filter(|p| p.name.starts_with("bias_ih_l")) {
+                p.data[hidden..2 * hidden].fill(value);
+            }
+        }
         Ok(layer)
     }
 
@@ -492,5 +499,57 @@ impl Trainable for Recurrent {
             Cells::Lstm(s) => stack_params_with_grads(s),
             Cells::Gru(s) => stack_params_with_grads(s),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn params(layer: &Recurrent) -> HashMap<String, Vec<f32>> {
+        layer.named_params().into_iter().map(|p| (p.name, p.data.to_vec())).collect()
+    }
+
+    #[test]
+    fn forget_bias_sets_only_the_forget_slice_of_bias_ih() {
+        let base = RecurrentConfig::lstm(3, 4).num_layers(2).bidirectional(true);
+        let plain = params(&Recurrent::with_seed(base.clone(), 9).unwrap());
+        let biased = params(&Recurrent::with_seed(base.forget_bias(1.0), 9).unwrap());
+        assert_eq!(plain.len(), biased.len());
+        let mut checked = 0;
+        for (name, values) in &biased {
+            let reference = &plain[name];
+            if name.starts_with("bias_ih_l") {
+                checked += 1;
+                assert!(values[4..8].iter().all(|&v| v == 1.0), "{name}: {values:?}");
+                assert_eq!(values[..4], reference[..4], "{name}: input gate");
+                assert_eq!(values[8..], reference[8..], "{name}: cell and output gates");
+                // The uniform init never draws exactly 1 at this bound (±1/2), so the slice did change.
+                assert!(reference[4..8].iter().all(|&v| v.abs() <= 0.5));
+            } else {
+                assert_eq!(values, reference, "{name} keeps PyTorch's init");
+            }
+        }
+        assert_eq!(checked, 4, "two layers × two directions");
+    }
+
+    #[test]
+    fn forget_bias_survives_a_file_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lstm.safetensors");
+        let layer = Recurrent::with_seed(RecurrentConfig::lstm(2, 3).forget_bias(2.0), 1).unwrap();
+        layer.save(&path).unwrap();
+        let loaded = Recurrent::load(&path, &crate::LoadOptions::default()).unwrap();
+        assert_eq!(loaded.config().forget_bias, Some(2.0));
+        assert_eq!(loaded, layer);
+        assert_eq!(&params(&loaded)["bias_ih_l0"][3..6], &[2.0, 2.0, 2.0]);
+    }
+
+    #[test]
+    fn forget_bias_is_rejected_for_other_modes() {
+        let err = Recurrent::with_seed(RecurrentConfig::rnn(2, 3).forget_bias(1.0), 0).unwrap_err();
+        assert!(err.to_string().contains("only supported by LSTM"), "{err}");
     }
 }
