@@ -3,9 +3,17 @@
 //! Every failure caused by the user (a missing file, a wrong shape) ends with one line on standard error and a
 //! non-zero exit code, never a panic.
 
+mod charts;
 mod commands;
+mod interrupt;
+mod metrics;
+mod modelfile;
 mod npy;
+mod options;
 mod plot;
+mod progress;
+mod run;
+mod tasks;
 
 use std::process::ExitCode;
 
@@ -25,6 +33,8 @@ enum Command {
     Forward(commands::forward::ForwardArgs),
     /// Time recur's named benchmark cases.
     Bench(commands::bench::BenchArgs),
+    /// Train a model on a task; writes metrics, checkpoints, the model and plots to a run directory.
+    Train(commands::train::TrainArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +42,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Forward(args) => commands::forward::run(&args),
         Command::Bench(args) => commands::bench::run(&args),
+        Command::Train(args) => commands::train::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -98,6 +98,7 @@ fn draw_panel(area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>, pan
         .y_label_area_size(70);
     let label_style = (FONT, 16).into_font();
     if panel.log_y {
+        let decades = y1 / y0 >= 10.0;
         let mut chart = builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale())?;
         chart
             .configure_mesh()
@@ -107,7 +108,7 @@ fn draw_panel(area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>, pan
             .label_style((FONT, 13))
             .light_line_style(TRANSPARENT)
             .x_label_formatter(&|v| tick(*v))
-            .y_label_formatter(&|v| decade(*v))
+            .y_label_formatter(&|v| if decades { decade(*v) } else { format!("{v:.3}") })
             .draw()?;
         draw_series(&mut chart, panel, &keep)?;
     } else {
