@@ -5,6 +5,7 @@
 
 mod charts;
 mod commands;
+mod gradflow;
 mod interrupt;
 mod metrics;
 mod modelfile;
@@ -35,6 +36,14 @@ enum Command {
     Bench(commands::bench::BenchArgs),
     /// Train a model on a task; writes metrics, checkpoints, the model and plots to a run directory.
     Train(commands::train::TrainArgs),
+    /// Score a trained model on a task's evaluation data.
+    Eval(commands::eval::EvalArgs),
+    /// Show a model file's configuration, tensors, shapes and sizes.
+    Info(commands::info::InfoArgs),
+    /// Train an RNN, an LSTM and a GRU on the adding problem at several lengths; table and plots.
+    Demo(commands::demo::DemoArgs),
+    /// Plot the norm of the gradient reaching each hidden state (vanishing gradients), per model.
+    Gradflow(commands::gradflow::GradflowArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +52,10 @@ fn main() -> ExitCode {
         Command::Forward(args) => commands::forward::run(&args),
         Command::Bench(args) => commands::bench::run(&args),
         Command::Train(args) => commands::train::run(&args),
+        Command::Eval(args) => commands::eval::run(&args),
+        Command::Info(args) => commands::info::run(&args),
+        Command::Demo(args) => commands::demo::run(&args),
+        Command::Gradflow(args) => commands::gradflow::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

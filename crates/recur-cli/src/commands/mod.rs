@@ -1,7 +1,11 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod demo;
+pub mod eval;
 pub mod forward;
+pub mod gradflow;
+pub mod info;
 pub mod train;
 
 /// What a subcommand returns: a failure is printed as one line.
