@@ -136,8 +136,8 @@ mod tests {
         SequenceModel::new(config, &mut rand::rngs::StdRng::seed_from_u64(3)).unwrap()
     }
 
-    /// Without recurrent weights the only path back in time is the LSTM's cell state: for the RNN and the GRU
-    /// no gradient reaches an earlier hidden state.
+    /// Without recurrent weights, the hidden state of a vanilla RNN or an LSTM reaches later steps by no path (the
+    /// LSTM's memory is its cell state), so no gradient reaches an earlier `h_t`; the GRU keeps one, `z ⊙ h`.
     #[test]
     fn without_recurrent_weights_no_gradient_reaches_earlier_states() {
         for mode in [Mode::RnnTanh, Mode::Gru, Mode::Lstm] {
@@ -151,8 +151,7 @@ mod tests {
             let norms = hidden_gradient_norms(&m, &x, &[0.5, -0.2, 1.0]).unwrap();
             assert_eq!(norms.len(), 4);
             assert!(norms[3] > 0.0);
-            if mode == Mode::Lstm {
-                // The cell state still carries gradient back through the forget gate.
+            if mode == Mode::Gru {
                 assert!(norms[..3].iter().all(|&n| n > 0.0), "{norms:?}");
             } else {
                 assert!(norms[..3].iter().all(|&n| n == 0.0), "{mode:?}: {norms:?}");

@@ -156,9 +156,21 @@ where
         .label_font((FONT, 14))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperRight)
+        .position(legend_corner(panel))
         .draw()?;
     Ok(())
+}
+
+/// The upper corner the curves leave free: left when they end higher than they start (gradient flow, growing
+/// towards the last step), right otherwise (falling losses).
+fn legend_corner(panel: &Panel) -> SeriesLabelPosition {
+    let rising = panel
+        .series
+        .iter()
+        .filter_map(|s| Some((s.points.first()?.1, s.points.last()?.1)))
+        .filter(|(a, b)| a < b)
+        .count();
+    if 2 * rising > panel.series.len() { SeriesLabelPosition::UpperLeft } else { SeriesLabelPosition::UpperRight }
 }
 
 /// An x tick's text: whole numbers without a decimal point (steps, time steps).
