@@ -15,7 +15,7 @@ mod cross_entropy;
 mod mse;
 
 pub use bce::BceWithLogitsLoss;
-pub use cross_entropy::CrossEntropyLoss;
+pub use cross_entropy::{CrossEntropyLoss, DEFAULT_IGNORE_INDEX};
 pub use mse::MseLoss;
 
 use crate::error::{Error, Result};

@@ -6,7 +6,11 @@
 
 use rand::Rng;
 
+use crate::error::{Error, Result};
 use crate::tensor::Tensor;
+
+/// The MSE of always predicting 1, the mean of the target: `Var(u₁ + u₂) = 2 · 1/12 = 1/6`.
+pub const ADDING_BASELINE: f64 = 1.0 / 6.0;
 
 /// One batch of the adding problem.
 #[derive(Clone, Debug)]
@@ -20,9 +24,19 @@ pub struct AddingBatch {
 /// Draws a batch of `batch` sequences of `steps ≥ 2` steps.
 ///
 /// # Panics
-/// When `steps < 2` (a sequence needs two halves to hold two markers).
+/// When `steps < 2` (a sequence needs two halves to hold two markers); [`adding_task`] returns an error instead.
 pub fn adding_problem(batch: usize, steps: usize, rng: &mut impl Rng) -> AddingBatch {
     assert!(steps >= 2, "the adding problem needs at least 2 steps");
+    adding_task(batch, steps, rng).expect("steps ≥ 2")
+}
+
+/// [`adding_problem`] for steps that come from a user: `steps < 2` is an [`Error::Config`].
+pub fn adding_task(batch: usize, steps: usize, rng: &mut impl Rng) -> Result<AddingBatch> {
+    if steps < 2 {
+        return Err(Error::config(format!(
+            "the adding problem needs at least 2 steps (one marker in each half), found {steps}"
+        )));
+    }
     let mut input = vec![0.0f32; batch * steps * 2];
     let mut target = vec![0.0f32; batch];
     let half = steps / 2;
@@ -37,10 +51,7 @@ pub fn adding_problem(batch: usize, steps: usize, rng: &mut impl Rng) -> AddingB
         row[2 * second + 1] = 1.0;
         target[b] = row[2 * first] + row[2 * second];
     }
-    AddingBatch {
-        input: Tensor::new([batch, steps, 2], input).expect("shape matches"),
-        target: Tensor::new([batch, 1], target).expect("shape matches"),
-    }
+    Ok(AddingBatch { input: Tensor::new([batch, steps, 2], input)?, target: Tensor::new([batch, 1], target)? })
 }
 
 #[cfg(test)]
@@ -64,5 +75,18 @@ mod tests {
                 assert!(row.iter().step_by(2).all(|v| (0.0..1.0).contains(v)));
             }
         }
+    }
+
+    #[test]
+    fn too_few_steps_is_an_error_and_a_seed_repeats_the_batch() {
+        let err = adding_task(4, 1, &mut rand::rngs::StdRng::seed_from_u64(0)).unwrap_err();
+        assert!(err.to_string().contains("at least 2 steps"), "{err}");
+        let a = adding_task(4, 9, &mut rand::rngs::StdRng::seed_from_u64(5)).unwrap();
+        let b = adding_problem(4, 9, &mut rand::rngs::StdRng::seed_from_u64(5));
+        assert_eq!((a.input, a.target), (b.input, b.target));
+        // Always predicting 1 scores the documented baseline.
+        let big = adding_task(20000, 4, &mut rand::rngs::StdRng::seed_from_u64(6)).unwrap();
+        let mse = big.target.data().iter().map(|&y| (y as f64 - 1.0).powi(2)).sum::<f64>() / 20000.0;
+        assert!((mse - ADDING_BASELINE).abs() < 0.01, "{mse}");
     }
 }

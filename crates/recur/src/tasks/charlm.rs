@@ -1,0 +1,221 @@
+//! A character-level language model's data: a UTF-8 text, its [`Vocabulary`], the last 10% held out for
+//! validation, and `B` contiguous streams cut into windows for truncated backpropagation through time.
+//!
+//! The score is validation bits per character, [`bits_per_char`](super::bits_per_char) of the mean
+//! cross-entropy of predicting each next character. A model that always predicts the training text's character
+//! frequencies scores the text's unigram entropy ([`CharCorpus::unigram_bits`]), the number to beat.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use super::vocab::Vocabulary;
+use crate::error::{Error, Result};
+use crate::train::{contiguous_streams, windows};
+
+/// A few KB of English prose and verse written for recur (public domain), so that demos and tests can train a
+/// character model without a file.
+pub const BUILTIN_TEXT: &str = include_str!("charlm_text.txt");
+
+/// The name [`CharCorpus::builtin`] gives the built-in text in errors and reports.
+pub const BUILTIN_NAME: &str = "built-in text";
+
+/// The share of a text held out for validation: its last 10%.
+pub const VALID_FRACTION: f64 = 0.1;
+
+/// Reads a UTF-8 text file. An empty file, or one that is not UTF-8, is an [`Error::Data`] naming the file, the
+/// line and the byte offset of the first invalid byte.
+pub fn load_text(path: impl AsRef<Path>) -> Result<String> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.into(), source })?;
+    if bytes.is_empty() {
+        return Err(Error::data(path, None, "the file is empty; expected UTF-8 text"));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let offset = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let line = 1 + bytes[..offset].iter().filter(|&&b| b == b'\n').count();
+        Error::data(
+            path,
+            Some(line),
+            format!("not UTF-8 text: invalid byte 0x{:02x} at byte offset {offset}", bytes[offset]),
+        )
+    })
+}
+
+/// A text as token ids, split into training and validation parts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CharCorpus {
+    /// The characters of the whole text (so that validation characters have ids too).
+    pub vocab: Vocabulary,
+    /// The first 90% of the characters.
+    pub train: Vec<usize>,
+    /// The last 10% of the characters.
+    pub valid: Vec<usize>,
+    /// Where the text came from: a file, or [`BUILTIN_NAME`].
+    pub source: PathBuf,
+}
+
+impl CharCorpus {
+    /// Loads a UTF-8 text file (see [`load_text`]) and splits it.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        Self::from_text(&load_text(path)?, path)
+    }
+
+    /// The built-in text, [`BUILTIN_TEXT`].
+    pub fn builtin() -> Self {
+        Self::from_text(BUILTIN_TEXT, Path::new(BUILTIN_NAME)).expect("the built-in text is long enough")
+    }
+
+    /// Splits `text`: the last `⌊n/10⌋` of its `n` characters are the validation part. `source` names it in
+    /// errors. A text of fewer than 20 characters is an [`Error::Data`] (each part needs at least two characters,
+    /// an input and the next one).
+    pub fn from_text(text: &str, source: &Path) -> Result<Self> {
+        let n = text.chars().count();
+        let n_valid = (n as f64 * VALID_FRACTION) as usize;
+        if n_valid < 2 {
+            return Err(Error::data(
+                source,
+                None,
+                format!("the text has {n} characters; at least 20 are needed to hold out the last 10% for validation"),
+            ));
+        }
+        let vocab = Vocabulary::from_text(text);
+        let mut ids = vocab.encode(text)?;
+        let valid = ids.split_off(n - n_valid);
+        Ok(CharCorpus { vocab, train: ids, valid, source: source.into() })
+    }
+
+    /// The entropy of the training characters' frequencies, in bits per character: what a model that ignores
+    /// context scores at best on text like the training part.
+    pub fn unigram_bits(&self) -> f64 {
+        let mut counts = vec![0usize; self.vocab.len()];
+        self.train.iter().for_each(|&i| counts[i] += 1);
+        let n = self.train.len() as f64;
+        counts.iter().filter(|&&c| c > 0).map(|&c| c as f64 / n).map(|p| -p * p.log2()).sum()
+    }
+}
+
+/// A token sequence cut into `batch` contiguous streams, time-major: `ids[t·batch + b]` is item `b·steps + t`
+/// of the sequence (see [`contiguous_streams`]; a remainder of fewer than `batch` items is dropped).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CharStreams {
+    /// `steps × batch` token ids, time-major.
+    pub ids: Vec<usize>,
+    /// Items per stream.
+    pub steps: usize,
+    /// Streams `B`.
+    pub batch: usize,
+}
+
+/// One window of [`CharStreams`]: the inputs and the next characters, time-major `(k, B)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CharWindow {
+    /// `steps × batch` input ids.
+    pub ids: Vec<usize>,
+    /// `steps × batch` targets: each input's next character in its stream.
+    pub targets: Vec<i64>,
+    /// Steps of this window (`k`, or fewer for the last).
+    pub steps: usize,
+    /// Streams `B`.
+    pub batch: usize,
+}
+
+impl CharStreams {
+    /// Cuts `tokens` into `batch` streams of at least two items each.
+    pub fn new(tokens: &[usize], batch: usize) -> Result<Self> {
+        let (steps, index) = contiguous_streams(tokens.len(), batch)?;
+        if steps < 2 {
+            return Err(Error::config(format!(
+                "{} characters make {batch} streams of {steps} each; a stream needs at least 2 (an input and its next)",
+                tokens.len()
+            )));
+        }
+        Ok(CharStreams { ids: index.into_iter().map(|i| tokens[i]).collect(), steps, batch })
+    }
+
+    /// The windows of at most `k` steps that cover every input step, `0..steps − 1` (the last item of a stream is
+    /// only a target). Train them in order with [`Trainer::step_stateful`](crate::train::Trainer::step_stateful),
+    /// which carries the state from one window to the next.
+    pub fn windows(&self, k: usize) -> impl Iterator<Item = Range<usize>> + use<> {
+        windows(self.steps - 1, k)
+    }
+
+    /// The inputs at steps `range` and their next characters; `range` must lie within `0..steps − 1`.
+    pub fn window(&self, range: Range<usize>) -> Result<CharWindow> {
+        if range.start >= range.end || range.end >= self.steps {
+            return Err(Error::Index {
+                what: "window".into(),
+                index: format!("{range:?}"),
+                valid: format!("a non-empty range within 0..{}", self.steps - 1),
+            });
+        }
+        let b = self.batch;
+        let ids = self.ids[range.start * b..range.end * b].to_vec();
+        let targets = self.ids[(range.start + 1) * b..(range.end + 1) * b].iter().map(|&i| i as i64).collect();
+        Ok(CharWindow { ids, targets, steps: range.len(), batch: b })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    #[test]
+    fn builtin_text_splits_its_last_tenth_off() {
+        let corpus = CharCorpus::builtin();
+        let n = BUILTIN_TEXT.chars().count();
+        assert!(n > 3000, "{n}");
+        assert_eq!(corpus.train.len() + corpus.valid.len(), n);
+        assert_eq!(corpus.valid.len(), n / 10);
+        let tail: String = BUILTIN_TEXT.chars().skip(n - n / 10).collect();
+        assert_eq!(corpus.vocab.decode(&corpus.valid).unwrap(), tail);
+        let bits = corpus.unigram_bits();
+        assert!(bits > 3.0 && bits < (corpus.vocab.len() as f64).log2(), "{bits}");
+    }
+
+    #[test]
+    fn streams_and_windows_pair_each_character_with_the_next() {
+        let tokens: Vec<usize> = (0..11).collect();
+        let s = CharStreams::new(&tokens, 2).unwrap();
+        assert_eq!((s.steps, s.batch), (5, 2)); // streams 0..5 and 5..10, item 10 dropped
+        let all: Vec<Range<usize>> = s.windows(3).collect();
+        assert_eq!(all, vec![0..3, 3..4]);
+        let w = s.window(0..3).unwrap();
+        assert_eq!(w.ids, vec![0, 5, 1, 6, 2, 7]);
+        assert_eq!(w.targets, vec![1, 6, 2, 7, 3, 8]);
+        let last = s.window(3..4).unwrap();
+        assert_eq!((last.ids, last.targets), (vec![3, 8], vec![4, 9]));
+        assert!(s.window(3..5).is_err());
+        assert!(CharStreams::new(&tokens, 6).is_err());
+    }
+
+    #[test]
+    fn bad_text_files_name_the_file_line_and_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.txt");
+        std::fs::File::create(&empty).unwrap();
+        let err = CharCorpus::load(&empty).unwrap_err();
+        assert!(matches!(err, Error::Data { line: None, .. }));
+        assert!(err.to_string().ends_with("empty.txt: the file is empty; expected UTF-8 text"), "{err}");
+
+        let latin1 = dir.path().join("latin1.txt");
+        std::fs::File::create(&latin1).unwrap().write_all(b"first line\nsecond: caf\xe9\n").unwrap();
+        let err = CharCorpus::load(&latin1).unwrap_err();
+        assert!(matches!(err, Error::Data { line: Some(2), .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains("latin1.txt, line 2: not UTF-8 text: invalid byte 0xe9 at byte offset 22"), "{msg}");
+
+        let short = dir.path().join("short.txt");
+        std::fs::write(&short, "tiny").unwrap();
+        assert!(CharCorpus::load(&short).unwrap_err().to_string().contains("at least 20"));
+        assert!(matches!(CharCorpus::load(dir.path().join("missing.txt")), Err(Error::Io { .. })));
+
+        let good = dir.path().join("good.txt");
+        std::fs::write(&good, "abcdefghij".repeat(3)).unwrap();
+        let corpus = CharCorpus::load(&good).unwrap();
+        assert_eq!((corpus.train.len(), corpus.valid.len(), corpus.vocab.len()), (27, 3, 10));
+    }
+}
