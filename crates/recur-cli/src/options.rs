@@ -68,6 +68,15 @@ pub struct TaskArgs {
     /// Data file for `charlm`, `forecast` and `classify`.
     #[arg(long)]
     pub data: Option<std::path::PathBuf>,
+    /// The CSV column to forecast (`forecast`).
+    #[arg(long)]
+    pub column: Option<String>,
+    /// Input window of the forecasting tasks (the same as --seq-len).
+    #[arg(long, conflicts_with = "seq_len")]
+    pub window: Option<usize>,
+    /// Values to forecast at once (`forecast`, `mackey-glass`; default 1).
+    #[arg(long)]
+    pub horizon: Option<usize>,
 }
 
 /// Model and training options of `recur train`; each falls back to the task's default.
@@ -174,9 +183,11 @@ impl Settings {
         let settings = Settings {
             task: TaskSpec {
                 name,
-                seq_len: task.seq_len.unwrap_or(d.seq_len),
+                seq_len: task.seq_len.or(task.window).unwrap_or(d.seq_len),
                 data: task.data.clone(),
                 eval_seed: seed.wrapping_add(1_000_003),
+                column: task.column.clone(),
+                horizon: task.horizon.unwrap_or(1),
             },
             model,
             hidden: o.hidden.unwrap_or(d.hidden),
@@ -209,6 +220,7 @@ impl Settings {
             ("--seq-len", self.task.seq_len as u64),
             ("--eval-every", self.eval_every),
             ("--log-every", self.log_every),
+            ("--horizon", self.task.horizon as u64),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{name} must be at least 1, found 0"));

@@ -45,6 +45,9 @@ pub fn train(
         }
         let batch = task.train_batch(settings.batch, trainer.rng())?;
         let parts = match settings.tbptt {
+            Some(_) if batch.lengths.is_some() => {
+                return Err("--tbptt cannot cut a padded batch of sequences of different lengths".into());
+            }
             Some(k) => windows(&batch, k, task.shape().batch_first)?,
             None => vec![batch],
         };
@@ -53,10 +56,10 @@ pub fn train(
             if trainer.step_count() >= settings.steps {
                 break;
             }
-            let report = if settings.tbptt.is_some() {
-                trainer.step_stateful(part.input.view(), part.targets.view())?
-            } else {
-                trainer.step(part.input.view(), part.targets.view())?
+            let report = match (&part.lengths, settings.tbptt) {
+                (_, Some(_)) => trainer.step_stateful(part.input.view(), part.targets.view())?,
+                (Some(lengths), None) => trainer.step_with_lengths(part.input.view(), lengths, part.targets.view())?,
+                (None, None) => trainer.step(part.input.view(), part.targets.view())?,
             };
             let step = report.step + 1;
             progress.step(step, report.loss as f64);
@@ -134,7 +137,7 @@ fn windows(batch: &Batch, k: usize, batch_first: bool) -> Result<Vec<Batch>, Str
                 BatchTargets::Values(cut(&range, v.len(), width).into_iter().map(|i| v[i]).collect())
             }
         };
-        parts.push(Batch { input, targets });
+        parts.push(Batch { input, targets, lengths: None });
     }
     Ok(parts)
 }
@@ -153,7 +156,7 @@ mod tests {
                 (0..5).flat_map(|t| (0..2).map(move |b| 10 * b + t)).collect()
             };
             let targets = BatchTargets::Classes(ids.iter().map(|&i| i as i64).collect());
-            let batch = Batch { input: BatchInput::Tokens { ids, steps: 5, batch: 2 }, targets };
+            let batch = Batch { input: BatchInput::Tokens { ids, steps: 5, batch: 2 }, targets, lengths: None };
             let parts = windows(&batch, 2, batch_first).unwrap();
             assert_eq!(parts.len(), 3);
             let BatchInput::Tokens { ids, steps, .. } = &parts[1].input else { panic!() };

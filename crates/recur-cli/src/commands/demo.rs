@@ -132,7 +132,7 @@ pub fn run(args: &DemoArgs) -> CommandResult {
 /// A demo run's settings: the adding task's defaults (Adam 3e-3, clip 1, forget-gate bias 1 for the LSTM) at a
 /// smaller size, so that the nine runs fit in a few minutes.
 fn demo_settings(model: ModelKind, seq_len: usize, hidden: usize, batch: usize, steps: u64) -> Result<Settings, String> {
-    let task = TaskArgs { task: Some(TaskName::Adding), seq_len: Some(seq_len), data: None };
+    let task = TaskArgs { task: Some(TaskName::Adding), seq_len: Some(seq_len), ..TaskArgs::default() };
     let options = TrainOptions {
         model: Some(model),
         hidden: Some(hidden),

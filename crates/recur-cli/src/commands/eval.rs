@@ -31,16 +31,17 @@ pub fn run(args: &EvalArgs) -> CommandResult {
     let mut spec = match (&loaded.task, args.task.task) {
         (Some(stored), None) => stored.clone(),
         (Some(stored), Some(name)) if stored.name == name => stored.clone(),
-        (_, Some(name)) => tasks::TaskSpec {
-            name,
-            seq_len: tasks::defaults(name).seq_len,
-            data: None,
-            eval_seed: 1_000_003,
-        },
+        (_, Some(name)) => tasks::TaskSpec::new(name, tasks::defaults(name).seq_len, 1_000_003),
         (None, None) => return Err("the model file names no task: give --task".into()),
     };
-    if let Some(n) = args.task.seq_len {
+    if let Some(n) = args.task.seq_len.or(args.task.window) {
         spec.seq_len = n;
+    }
+    if let Some(column) = &args.task.column {
+        spec.column = Some(column.clone());
+    }
+    if let Some(h) = args.task.horizon {
+        spec.horizon = h;
     }
     if let Some(data) = &args.task.data {
         spec.data = Some(data.clone());

@@ -98,7 +98,7 @@ pub fn run(args: &GradflowArgs) -> CommandResult {
 
 /// The adding-problem settings of a gradient-flow model: one layer (the measurement unrolls one cell).
 pub fn settings(model: ModelKind, seq_len: usize, hidden: usize, steps: u64) -> Result<Settings, String> {
-    let task = TaskArgs { task: Some(TaskName::Adding), seq_len: Some(seq_len), data: None };
+    let task = TaskArgs { task: Some(TaskName::Adding), seq_len: Some(seq_len), ..TaskArgs::default() };
     let options = TrainOptions {
         model: Some(model),
         hidden: Some(hidden),

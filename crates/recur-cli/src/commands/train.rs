@@ -96,7 +96,9 @@ pub fn run(args: &TrainArgs) -> CommandResult {
     let outcome = train(&mut trainer, task.as_ref(), &settings, stop, &progress, &mut on_record)?;
     progress.finish();
     trainer.save_checkpoint(&checkpoint)?;
-    modelfile::save(&dir.join(modelfile::MODEL_FILE), trainer.model(), &settings.task, &[])?;
+    let extra = task.metadata();
+    let extra: Vec<(&str, String)> = extra.iter().map(|(k, v)| (*k, v.clone())).collect();
+    modelfile::save(&dir.join(modelfile::MODEL_FILE), trainer.model(), &settings.task, &extra)?;
     let records = crate::metrics::read(&dir.join(METRICS_FILE))?;
     let title = format!("{} on {}", settings.model.as_str(), task.describe());
     charts::learning_curves(&dir.join(CURVES_FILE), &title, &records, task.baseline().as_ref())?;
@@ -110,7 +112,8 @@ pub fn run(args: &TrainArgs) -> CommandResult {
         );
         interrupt::exit();
     }
-    let metrics = match records.iter().rev().find(|r| !r.eval.is_empty()) {
+    // The last record in memory keeps the task's order of metrics (headline first); the file's is alphabetical.
+    let metrics = match last.as_ref().filter(|r| !r.eval.is_empty()) {
         Some(r) => r.eval.clone(),
         None => task.evaluate(trainer.model())?,
     };
@@ -127,7 +130,7 @@ pub fn run(args: &TrainArgs) -> CommandResult {
         json.insert("task".into(), settings.task.name.as_str().into());
         json.insert("model".into(), settings.model.as_str().into());
         json.insert("steps".into(), step.into());
-        json.insert("loss".into(), last.map(|r| r.loss).unwrap_or(f64::NAN).into());
+        json.insert("loss".into(), last.as_ref().map(|r| r.loss).unwrap_or(f64::NAN).into());
         for (k, v) in &metrics {
             json.insert(k.clone(), (*v).into());
         }
@@ -151,8 +154,9 @@ fn start(args: &TrainArgs) -> Result<Start, Box<dyn std::error::Error>> {
         )
         .into());
     }
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // The data are read first: a bad file leaves no half-made run directory behind.
     let task = tasks::build(&settings.task)?;
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let config = settings.model_config(&task.shape());
     let model = SequenceModel::new(config, &mut ChaCha8Rng::seed_from_u64(settings.seed))?;
     let trainer = Trainer::new(model, settings.trainer_config())?;

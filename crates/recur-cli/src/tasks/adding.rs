@@ -55,7 +55,11 @@ impl Task for Adding {
 
     fn train_batch(&self, batch: usize, rng: &mut ChaCha8Rng) -> recur::Result<Batch> {
         let b = adding_problem(batch, self.steps, rng);
-        Ok(Batch { input: BatchInput::Features(b.input), targets: BatchTargets::Values(b.target.into_data()) })
+        Ok(Batch {
+            input: BatchInput::Features(b.input),
+            targets: BatchTargets::Values(b.target.into_data()),
+            lengths: None,
+        })
     }
 
     fn evaluate(&self, model: &SequenceModel) -> recur::Result<Metrics> {
@@ -76,7 +80,7 @@ mod tests {
 
     #[test]
     fn evaluation_set_is_fixed_by_its_seed_and_too_short_sequences_are_refused() {
-        let spec = TaskSpec { name: TaskName::Adding, seq_len: 10, data: None, eval_seed: 5 };
+        let spec = TaskSpec::new(TaskName::Adding, 10, 5);
         let (a, b) = (Adding::new(&spec).unwrap(), Adding::new(&spec).unwrap());
         assert_eq!(a.eval.input, b.eval.input);
         assert_eq!(a.eval.input.shape(), &[EVAL_SEQUENCES, 10, 2]);

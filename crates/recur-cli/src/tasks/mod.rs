@@ -4,6 +4,12 @@
 //! The data themselves come from the library (`recur::tasks`); this module only adapts them to the training loop.
 
 mod adding;
+mod charlm;
+mod classify;
+mod copy;
+mod forecast;
+mod reber;
+mod tagging;
 
 use std::path::PathBuf;
 
@@ -20,6 +26,20 @@ use crate::options::ModelKind;
 pub enum TaskName {
     /// The adding problem: the sum of two marked values in a long sequence (MSE; predicting 1 scores 0.167).
     Adding,
+    /// The copy task: reproduce 10 symbols after a gap of --seq-len steps.
+    Copy,
+    /// Next symbol of the embedded Reber grammar (strings all of whose predictions are legal).
+    Reber,
+    /// Tags that depend on past and future tokens (bidirectional beats unidirectional).
+    Tagging,
+    /// One-step (or --horizon) forecasts of the chaotic Mackey-Glass series.
+    MackeyGlass,
+    /// Character language model on --data FILE (UTF-8 text; the built-in text without --data).
+    Charlm,
+    /// Forecast column --column of --data FILE.csv from windows of --seq-len values.
+    Forecast,
+    /// Classify the sequences of --data FILE.csv (columns id, label and features).
+    Classify,
 }
 
 impl TaskName {
@@ -27,6 +47,13 @@ impl TaskName {
     pub fn as_str(self) -> &'static str {
         match self {
             TaskName::Adding => "adding",
+            TaskName::Copy => "copy",
+            TaskName::Reber => "reber",
+            TaskName::Tagging => "tagging",
+            TaskName::MackeyGlass => "mackey-glass",
+            TaskName::Charlm => "charlm",
+            TaskName::Forecast => "forecast",
+            TaskName::Classify => "classify",
         }
     }
 }
@@ -43,6 +70,23 @@ pub struct TaskSpec {
     pub data: Option<PathBuf>,
     /// Seed of the evaluation data (fixed for a run, so every evaluation scores the same sequences).
     pub eval_seed: u64,
+    /// The CSV column to forecast.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    /// Values predicted at once by the forecasting tasks.
+    #[serde(default = "one")]
+    pub horizon: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+impl TaskSpec {
+    /// A spec with no data file, column or horizon.
+    pub fn new(name: TaskName, seq_len: usize, eval_seed: u64) -> Self {
+        TaskSpec { name, seq_len, data: None, eval_seed, column: None, horizon: 1 }
+    }
 }
 
 /// The input side of a task's model.
@@ -101,6 +145,8 @@ pub struct Batch {
     pub input: BatchInput,
     /// What the model should predict.
     pub targets: BatchTargets,
+    /// For a padded batch, each sequence's length.
+    pub lengths: Option<Vec<usize>>,
 }
 
 /// A batch's input.
@@ -175,12 +221,22 @@ pub trait Task: Send + Sync {
     fn evaluate(&self, model: &SequenceModel) -> recur::Result<Metrics>;
     /// The reference score, if the task has one.
     fn baseline(&self) -> Option<Baseline>;
+    /// Metadata the model file needs besides the configuration (a character model's vocabulary).
+    fn metadata(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
 }
 
 /// The defaults of a task, before the user's options (needed before the task's data exist, to know `seq_len`).
 pub fn defaults(name: TaskName) -> Defaults {
     match name {
         TaskName::Adding => adding::DEFAULTS,
+        TaskName::Copy => copy::DEFAULTS,
+        TaskName::Reber => reber::DEFAULTS,
+        TaskName::Tagging => tagging::DEFAULTS,
+        TaskName::MackeyGlass | TaskName::Forecast => forecast::DEFAULTS,
+        TaskName::Charlm => charlm::DEFAULTS,
+        TaskName::Classify => classify::DEFAULTS,
     }
 }
 
@@ -188,10 +244,31 @@ pub fn defaults(name: TaskName) -> Defaults {
 pub fn build(spec: &TaskSpec) -> Result<Box<dyn Task>, Box<dyn std::error::Error>> {
     Ok(match spec.name {
         TaskName::Adding => Box::new(adding::Adding::new(spec)?),
+        TaskName::Copy => Box::new(copy::Copy::new(spec)?),
+        TaskName::Reber => Box::new(reber::Reber::new(spec)?),
+        TaskName::Tagging => Box::new(tagging::Tagging::new(spec)?),
+        TaskName::MackeyGlass | TaskName::Forecast => Box::new(forecast::Forecast::new(spec)?),
+        TaskName::Charlm => Box::new(charlm::CharLm::new(spec)?),
+        TaskName::Classify => Box::new(classify::Classify::new(spec)?),
     })
 }
 
 /// Predictions of `model` on `input` in inference mode (no dropout), from zero states.
 pub fn predict(model: &SequenceModel, input: &BatchInput) -> recur::Result<Vec<f32>> {
-    Ok(model.forward(input.view(), None, &recur::train::CarriedState::new())?.0)
+    predict_padded(model, input, None)
+}
+
+/// [`predict`] for a padded batch with per-sequence lengths.
+pub fn predict_padded(model: &SequenceModel, input: &BatchInput, lengths: Option<&[usize]>) -> recur::Result<Vec<f32>> {
+    Ok(model.forward(input.view(), lengths, &recur::train::CarriedState::new())?.0)
+}
+
+/// The mean cross-entropy of `logits` (`rows × classes`) against `targets` (`-100` ignored), in nats.
+pub fn cross_entropy(logits: &[f32], classes: usize, targets: &[i64]) -> recur::Result<f64> {
+    Ok(recur::CrossEntropyLoss::new().forward(logits, classes, targets, None)?.0 as f64)
+}
+
+/// Token ids of a batch-first `batch × steps` token batch as the model's input.
+pub fn tokens(ids: Vec<usize>, steps: usize, batch: usize) -> BatchInput {
+    BatchInput::Tokens { ids, steps, batch }
 }
