@@ -44,6 +44,8 @@ enum Command {
     Demo(commands::demo::DemoArgs),
     /// Plot the norm of the gradient reaching each hidden state (vanishing gradients), per model.
     Gradflow(commands::gradflow::GradflowArgs),
+    /// Generate text from a character model, streamed as it is produced.
+    Generate(commands::generate::GenerateArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +68,7 @@ fn main() -> ExitCode {
         Command::Info(args) => commands::info::run(&args),
         Command::Demo(args) => commands::demo::run(&args),
         Command::Gradflow(args) => commands::gradflow::run(&args),
+        Command::Generate(args) => commands::generate::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod demo;
 pub mod eval;
 pub mod forward;
+pub mod generate;
 pub mod gradflow;
 pub mod info;
 pub mod train;
