@@ -36,7 +36,12 @@ pub fn metric_names(records: &[Record]) -> Vec<String> {
 
 /// `DIR/curves.png`: the training loss (and its moving average) beside each evaluation metric, with the task's
 /// baseline where it applies.
-pub fn learning_curves(path: &Path, title: &str, records: &[Record], baseline: Option<&Baseline>) -> Result<(), String> {
+pub fn learning_curves(
+    path: &Path,
+    title: &str,
+    records: &[Record],
+    baseline: Option<&Baseline>,
+) -> Result<(), String> {
     let loss: Vec<(f64, f64)> = records.iter().map(|r| (r.step as f64, r.loss)).collect();
     let mut series = vec![Series { label: "train loss".into(), points: loss.clone() }];
     if loss.len() >= 20 {
@@ -87,6 +92,9 @@ mod tests {
             steps_per_s: 1.0,
             eval: eval.iter().map(|k| (k.to_string(), 0.0)).collect(),
         };
-        assert_eq!(metric_names(&[r(&[]), r(&["eval_b", "eval_a"]), r(&["eval_a", "eval_c"])]), ["eval_b", "eval_a", "eval_c"]);
+        assert_eq!(
+            metric_names(&[r(&[]), r(&["eval_b", "eval_a"]), r(&["eval_a", "eval_c"])]),
+            ["eval_b", "eval_a", "eval_c"]
+        );
     }
 }

@@ -47,7 +47,8 @@ pub fn hidden_gradient_norms(model: &SequenceModel, input: &Tensor, target: &[f3
         Mode::RnnTanh | Mode::RnnRelu => {
             let mut c = RnnCellConfig::new(r.input_size, r.hidden_size);
             c.bias = r.bias;
-            c.nonlinearity = if r.mode == Mode::RnnRelu { recur::Nonlinearity::Relu } else { recur::Nonlinearity::Tanh };
+            c.nonlinearity =
+                if r.mode == Mode::RnnRelu { recur::Nonlinearity::Relu } else { recur::Nonlinearity::Tanh };
             AnyCell::Rnn(RnnCell::from_state_dict(c, &cell_params).map_err(err)?)
         }
         Mode::Lstm => {
@@ -168,7 +169,16 @@ mod tests {
         let target = [0.3, -0.4];
         let norms = hidden_gradient_norms(&m, &x, &target).unwrap();
         let (y, _) = m.forward(SequenceInput::Features(&x), None, &CarriedState::new()).unwrap();
-        let w: f64 = m.named_params().iter().find(|p| p.name == "head.weight").unwrap().data.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
+        let w: f64 = m
+            .named_params()
+            .iter()
+            .find(|p| p.name == "head.weight")
+            .unwrap()
+            .data
+            .iter()
+            .map(|v| (*v as f64).powi(2))
+            .sum::<f64>()
+            .sqrt();
         let d: Vec<f64> = y.iter().zip(&target).map(|(a, b)| 2.0 * (*a - *b) as f64 / 2.0).collect();
         let want = w * d.iter().map(|v| v * v).sum::<f64>().sqrt();
         assert!((norms[2] - want).abs() < 1e-5 * want.max(1.0), "{} vs {want}", norms[2]);

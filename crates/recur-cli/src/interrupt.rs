@@ -1,8 +1,8 @@
 //! Ctrl-C: the first one raises a flag that the training loop checks between batches (it then saves a checkpoint
 //! and exits); a second one exits at once.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 

@@ -93,7 +93,9 @@ impl MetricsLog {
     /// Appends one record.
     pub fn append(&mut self, record: &Record) -> Result<(), String> {
         let line = serde_json::to_string(&record.to_json()).expect("JSON values serialise");
-        writeln!(self.out, "{line}").and_then(|()| self.out.flush()).map_err(|e| format!("{}: {e}", self.path.display()))
+        writeln!(self.out, "{line}")
+            .and_then(|()| self.out.flush())
+            .map_err(|e| format!("{}: {e}", self.path.display()))
     }
 }
 

@@ -300,7 +300,10 @@ mod tests {
             (TrainOptions { hidden: Some(0), ..Default::default() }, "--hidden"),
             (TrainOptions { lr: Some(-1.0), ..Default::default() }, "--lr"),
             (TrainOptions { tbptt: Some(0), ..Default::default() }, "--tbptt"),
-            (TrainOptions { model: Some(ModelKind::Gru), forget_bias: Some(1.0), ..Default::default() }, "--forget-bias"),
+            (
+                TrainOptions { model: Some(ModelKind::Gru), forget_bias: Some(1.0), ..Default::default() },
+                "--forget-bias",
+            ),
         ];
         for (options, needle) in cases {
             let err = Settings::resolve(&adding(), &options).unwrap_err();

@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 /// How progress is shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,9 +42,12 @@ impl Progress {
                 None => bar,
             };
             let style = ProgressStyle::with_template(
-                "{prefix:>14} [{bar:28.cyan/blue}] {pos:>6}/{len:6} {msg} {per_sec:>12} {elapsed:>4} eta {eta:>4}",
+                "{prefix:>14} [{bar:28.cyan/blue}] {pos:>6}/{len:6} {msg} {rate:>14} {elapsed:>4} eta {eta:>4}",
             )
             .expect("the template is valid")
+            .with_key("rate", |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.1} steps/s", state.per_sec());
+            })
             .progress_chars("=> ");
             bar.set_style(style);
             bar.set_prefix(label.to_string());

@@ -74,8 +74,17 @@ fn csv_tasks_train_and_bad_data_names_file_and_line() {
 
     let bad = tmp.path().join("bad.csv");
     std::fs::write(&bad, "t,value\n0,1.5\n1,oops\n").unwrap();
-    let o = recur(&["train", "--task", "forecast", "--data", bad.to_str().unwrap(), "--column", "value", "--out",
-        tmp.path().join("never").to_str().unwrap()]);
+    let o = recur(&[
+        "train",
+        "--task",
+        "forecast",
+        "--data",
+        bad.to_str().unwrap(),
+        "--column",
+        "value",
+        "--out",
+        tmp.path().join("never").to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1));
     let err = text(&o.stderr);
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");

@@ -160,7 +160,17 @@ fn demo_and_gradflow_write_their_plots() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("demo");
     let o = ok(recur(&[
-        "demo", "--steps", "10", "--hidden", "4", "--batch", "4", "--lengths", "4,6", "--out", out.to_str().unwrap(),
+        "demo",
+        "--steps",
+        "10",
+        "--hidden",
+        "4",
+        "--batch",
+        "4",
+        "--lengths",
+        "4,6",
+        "--out",
+        out.to_str().unwrap(),
         "--quiet",
     ]));
     let text = stdout(&o);
@@ -174,8 +184,20 @@ fn demo_and_gradflow_write_their_plots() {
         assert!(std::fs::metadata(out.join(png)).unwrap().len() > 5_000, "{png}");
     }
     let g = tmp.path().join("g");
-    ok(recur(&["gradflow", "--seq-len", "12", "--models", "rnn,gru", "--hidden", "5", "--steps", "5", "--out",
-        g.to_str().unwrap(), "--quiet"]));
+    ok(recur(&[
+        "gradflow",
+        "--seq-len",
+        "12",
+        "--models",
+        "rnn,gru",
+        "--hidden",
+        "5",
+        "--steps",
+        "5",
+        "--out",
+        g.to_str().unwrap(),
+        "--quiet",
+    ]));
     let flows: Value = serde_json::from_slice(&std::fs::read(g.join("gradflow.json")).unwrap()).unwrap();
     let rnn = flows[0]["initial"].as_array().unwrap();
     assert_eq!(rnn.len(), 12);

@@ -27,7 +27,7 @@ pub struct DemoArgs {
     /// Also the longer sequences (T = 200) and more steps: several times longer.
     #[arg(long)]
     full: bool,
-    /// Training steps per model (default 1000, 2000 with --full).
+    /// Training steps per model (default 1500, 3000 with --full).
     #[arg(long)]
     steps: Option<u64>,
     /// Hidden size.
@@ -66,7 +66,7 @@ struct Outcome {
 /// Runs `recur demo`.
 pub fn run(args: &DemoArgs) -> CommandResult {
     super::set_threads(args.threads)?;
-    let steps = args.steps.unwrap_or(if args.full { 2000 } else { 1000 });
+    let steps = args.steps.unwrap_or(if args.full { 3000 } else { 1500 });
     let lengths = match (&args.lengths[..], args.full) {
         ([], false) => vec![10, 50, 100],
         ([], true) => vec![10, 50, 100, 200],
@@ -103,7 +103,9 @@ pub fn run(args: &DemoArgs) -> CommandResult {
     let flows: Vec<Flow> = outcomes
         .iter()
         .filter(|o| o.seq_len == longest)
-        .map(|o| Ok(Flow { model: o.model, initial: measure(&o.initial, longest)?, trained: measure(&o.trained, longest)? }))
+        .map(|o| {
+            Ok(Flow { model: o.model, initial: measure(&o.initial, longest)?, trained: measure(&o.trained, longest)? })
+        })
         .collect::<Result<_, String>>()?;
     let gradflow = args.out.join("gradflow.png");
     figure(&gradflow, &flows, longest, steps)?;
@@ -131,7 +133,13 @@ pub fn run(args: &DemoArgs) -> CommandResult {
 
 /// A demo run's settings: the adding task's defaults (Adam 3e-3, clip 1, forget-gate bias 1 for the LSTM) at a
 /// smaller size, so that the nine runs fit in a few minutes.
-fn demo_settings(model: ModelKind, seq_len: usize, hidden: usize, batch: usize, steps: u64) -> Result<Settings, String> {
+fn demo_settings(
+    model: ModelKind,
+    seq_len: usize,
+    hidden: usize,
+    batch: usize,
+    steps: u64,
+) -> Result<Settings, String> {
     let task = TaskArgs { task: Some(TaskName::Adding), seq_len: Some(seq_len), ..TaskArgs::default() };
     let options = TrainOptions {
         model: Some(model),
@@ -184,10 +192,8 @@ fn print_results(outcomes: &[Outcome], lengths: &[usize]) {
     let header: String = lengths.iter().map(|t| format!("{:>10}", format!("T={t}"))).collect();
     println!("{:<6}{header}{:>10}", "model", "seconds");
     for model in MODELS {
-        let row: Vec<&Outcome> = lengths
-            .iter()
-            .filter_map(|&t| outcomes.iter().find(|o| o.model == model && o.seq_len == t))
-            .collect();
+        let row: Vec<&Outcome> =
+            lengths.iter().filter_map(|&t| outcomes.iter().find(|o| o.model == model && o.seq_len == t)).collect();
         let cells: String = row.iter().map(|o| format!("{:>10.4}", o.mse)).collect();
         let seconds: f64 = row.iter().map(|o| o.seconds).sum();
         println!("{:<6}{cells}{seconds:>10.1}", model.as_str());

@@ -54,7 +54,9 @@ pub fn run(args: &GenerateArgs) -> CommandResult {
     let model = &loaded.model;
     let config = model.config();
     if config.vocab != Some(vocab.len()) || config.outputs != vocab.len() || config.readout != ReadoutName::EveryStep {
-        return Err(format!("{}: not a character model of its {}-character vocabulary", path.display(), vocab.len()).into());
+        return Err(
+            format!("{}: not a character model of its {}-character vocabulary", path.display(), vocab.len()).into()
+        );
     }
     let prime = vocab.encode(&args.prime).map_err(|e| format!("--prime: {e}"))?;
     let params: std::collections::HashMap<String, Vec<f32>> =

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use recur::SequenceModel;
 use recur::tasks::adding_problem;
 use recur::train::Trainer;
-use rayon::prelude::*;
 
 use super::CommandResult;
 use crate::gradflow::hidden_gradient_norms;

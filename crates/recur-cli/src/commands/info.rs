@@ -33,7 +33,9 @@ pub fn run(args: &InfoArgs) -> CommandResult {
                     println!("  {line}");
                 }
             }
-            _ if value.len() > 200 => println!("{key}: {}… ({} characters)", &value[..value.floor_char_boundary(200)], value.len()),
+            _ if value.len() > 200 => {
+                println!("{key}: {}… ({} characters)", &value[..value.floor_char_boundary(200)], value.len())
+            }
             _ => println!("{key}: {value}"),
         }
     }

@@ -16,10 +16,9 @@ pub type CommandResult = Result<(), Box<dyn std::error::Error>>;
 pub fn set_threads(threads: Option<usize>) -> Result<(), String> {
     match threads {
         Some(0) => Err("--threads must be at least 1, found 0".into()),
-        Some(n) => rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global()
-            .map_err(|e| format!("--threads {n}: {e}")),
+        Some(n) => {
+            rayon::ThreadPoolBuilder::new().num_threads(n).build_global().map_err(|e| format!("--threads {n}: {e}"))
+        }
         None => Ok(()),
     }
 }

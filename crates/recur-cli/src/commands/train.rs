@@ -180,12 +180,9 @@ fn resume(dir: &Path, args: &TrainArgs) -> Result<Start, Box<dyn std::error::Err
     }
     let trainer = Trainer::resume(dir.join(CHECKPOINT_FILE))?;
     if settings.steps < trainer.step_count() {
-        return Err(format!(
-            "the checkpoint is at step {}, past --steps {}",
-            trainer.step_count(),
-            settings.steps
-        )
-        .into());
+        return Err(
+            format!("the checkpoint is at step {}, past --steps {}", trainer.step_count(), settings.steps).into()
+        );
     }
     write(&run_file, &serde_json::to_string_pretty(&settings).expect("settings serialise"))?;
     let log = MetricsLog::resume(&dir.join(METRICS_FILE), trainer.step_count())?;

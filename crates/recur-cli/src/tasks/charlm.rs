@@ -4,9 +4,9 @@
 //! `recur generate` needs nothing else.
 
 use rand::Rng;
+use rand_chacha::ChaCha8Rng;
 use recur::tasks::{CharCorpus, bits_per_char};
 use recur::{ReadoutName, SequenceModel};
-use rand_chacha::ChaCha8Rng;
 
 use super::{Baseline, Batch, BatchTargets, Defaults, InputKind, Metrics, ModelShape, Task, TaskSpec, tokens};
 use crate::modelfile::VOCAB_KEY;

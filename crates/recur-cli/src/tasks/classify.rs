@@ -2,8 +2,8 @@
 //! numeric features (one row per step). 20% of the sequences (a seeded random choice) are held out; features
 //! are normalised with the training sequences' statistics.
 
-use rand::seq::IndexedRandom;
 use rand::SeedableRng;
+use rand::seq::IndexedRandom;
 use rand_chacha::ChaCha8Rng;
 use recur::tasks::{ClassifyColumns, PaddedBatch, SequenceSet, accuracy};
 use recur::{ReadoutName, SequenceModel};
@@ -76,7 +76,11 @@ impl Task for Classify {
     fn train_batch(&self, batch: usize, rng: &mut ChaCha8Rng) -> recur::Result<Batch> {
         let indices: Vec<usize> = (0..batch).map(|_| *self.train.choose(rng).expect("at least one")).collect();
         let b = self.set.batch(&indices)?;
-        Ok(Batch { input: BatchInput::Features(b.input), targets: BatchTargets::Classes(b.labels), lengths: Some(b.lengths) })
+        Ok(Batch {
+            input: BatchInput::Features(b.input),
+            targets: BatchTargets::Classes(b.labels),
+            lengths: Some(b.lengths),
+        })
     }
 
     fn evaluate(&self, model: &SequenceModel) -> recur::Result<Metrics> {

@@ -10,7 +10,9 @@ use rand_chacha::ChaCha8Rng;
 use recur::tasks::{ForecastSplit, load_series_csv, mackey_glass, mae, mse, nrmse};
 use recur::{ReadoutName, SequenceModel};
 
-use super::{Baseline, Batch, BatchInput, BatchTargets, Defaults, InputKind, Metrics, ModelShape, Task, TaskName, TaskSpec};
+use super::{
+    Baseline, Batch, BatchInput, BatchTargets, Defaults, InputKind, Metrics, ModelShape, Task, TaskName, TaskSpec,
+};
 use crate::options::ModelKind;
 
 /// Windows of 50 values, one-step forecasts.
