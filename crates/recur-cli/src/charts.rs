@@ -57,13 +57,15 @@ pub fn learning_curves(
     };
     let mut panels = vec![loss_panel];
     for name in metric_names(records) {
-        let points = records.iter().filter_map(|r| Some((r.step as f64, r.metric(&name)?))).collect();
+        let points: Vec<(f64, f64)> = records.iter().filter_map(|r| Some((r.step as f64, r.metric(&name)?))).collect();
         let reference = baseline.filter(|b| b.metric == name).map(|b| (b.value, b.label.to_string()));
+        // Errors fall over orders of magnitude; fractions (accuracies) are read on a linear scale.
+        let fraction = name.contains("accuracy") || name.contains("correct");
         panels.push(Panel {
             title: format!("{title}: {}", name.trim_start_matches("eval_")),
             x_label: "step".into(),
             y_label: name.clone(),
-            log_y: false,
+            log_y: !fraction && points.iter().all(|p| p.1 > 0.0),
             series: vec![Series { label: "evaluation".into(), points }],
             reference,
         });

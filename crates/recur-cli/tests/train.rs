@@ -80,6 +80,7 @@ fn train_writes_a_run_that_eval_and_info_read() {
     let e = ok(recur(&["eval", "--model", dir.to_str().unwrap(), "--json"]));
     let v: Value = serde_json::from_str(stdout(&e).trim()).unwrap();
     assert!((v["eval_mse"].as_f64().unwrap() - mse).abs() < 1e-9, "{v} vs {mse}");
+    fails_with(recur(&["eval", "--model", dir.to_str().unwrap(), "--task", "copy"]), "does not fit");
     let longer = ok(recur(&["eval", "--model", dir.to_str().unwrap(), "--seq-len", "30", "--json"]));
     assert_ne!(stdout(&longer), stdout(&e));
     let info = stdout(&ok(recur(&["info", dir.join("model.safetensors").to_str().unwrap()])));
