@@ -102,6 +102,7 @@ fn generate_streams_text_from_the_vocabulary_in_the_model_file() {
     let dir = tmp.path().join("lm");
     let v = train(&dir, &["--task", "charlm", "--data", corpus.to_str().unwrap(), "--seq-len", "10"]);
     finite(&v, "eval_bpc");
+    assert!(finite(&v, "chars_per_s") > 0.0);
     let model = dir.join("model.safetensors");
     let m = model.to_str().unwrap();
     let o = recur(&["generate", "--model", m, "--prime", "ab", "--length", "40", "--seed", "1"]);

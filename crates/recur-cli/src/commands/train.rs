@@ -118,13 +118,13 @@ pub fn run(args: &TrainArgs) -> CommandResult {
         None => task.evaluate(trainer.model())?,
     };
     let done = step - first_step;
+    let steps_per_s = done as f64 / seconds.max(1e-9);
+    // A character model's speed is quoted in characters: each step reads batch × window of them.
+    let chars_per_s = (settings.task.name == tasks::TaskName::Charlm)
+        .then(|| steps_per_s * (settings.batch * settings.task.seq_len) as f64);
     let summary: String = metrics.iter().map(|(k, v)| format!(" {k} {v:.4}")).collect();
-    println!(
-        "done: {step} steps,{summary}; {:.1} s ({:.1} steps/s); wrote {}",
-        seconds,
-        done as f64 / seconds.max(1e-9),
-        dir.display()
-    );
+    let chars = chars_per_s.map(|c| format!(", {c:.0} characters/s")).unwrap_or_default();
+    println!("done: {step} steps,{summary}; {seconds:.1} s ({steps_per_s:.1} steps/s{chars}); wrote {}", dir.display());
     if args.json {
         let mut json = serde_json::Map::new();
         json.insert("task".into(), settings.task.name.as_str().into());
@@ -135,7 +135,10 @@ pub fn run(args: &TrainArgs) -> CommandResult {
             json.insert(k.clone(), (*v).into());
         }
         json.insert("seconds".into(), seconds.into());
-        json.insert("steps_per_s".into(), (done as f64 / seconds.max(1e-9)).into());
+        json.insert("steps_per_s".into(), steps_per_s.into());
+        if let Some(c) = chars_per_s {
+            json.insert("chars_per_s".into(), c.into());
+        }
         println!("{}", serde_json::Value::Object(json));
     }
     Ok(())
