@@ -13,8 +13,8 @@
 //! | [`SequenceSet`] | classifying variable-length sequences from a CSV file | accuracy |
 //!
 //! Each task's module documents its layout and score; everything is re-exported here, so `recur::tasks::copy_task`
-//! and `recur::tasks::copy::copy_task` are the same function. Generated batches are batch-first (`b·steps + t`); [`to_time_major`] reorders them for a time-major layer.
-//! Bad data stops with [`Error::Data`](crate::Error::Data), naming the file, the line and the problem.
+//! and `recur::tasks::copy::copy_task` are the same function. Generated batches are batch-first (`b·steps + t`);
+//! [`to_time_major`] reorders them for a time-major layer. Bad data stops with [`Error::Data`](crate::Error::Data), naming the file, the line and the problem.
 
 pub mod adding;
 pub mod charlm;
