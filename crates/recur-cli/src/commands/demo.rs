@@ -14,12 +14,12 @@ use recur::SequenceModel;
 use recur::train::Trainer;
 
 use super::CommandResult;
-use super::gradflow::{Flow, figure, measure, print_table};
+use super::gradflow::{self, Flow, figure, measure, print_table};
 use crate::metrics::Record;
-use crate::options::{ModelKind, Settings, TaskArgs, TrainOptions};
+use crate::options::{ModelKind, Settings};
 use crate::plot::{Panel, Series, write_png};
 use crate::progress::{Display, Progress, duration};
-use crate::tasks::{self, TaskName};
+use crate::tasks;
 
 /// Arguments of `recur demo`.
 #[derive(Args, Debug)]
@@ -27,7 +27,7 @@ pub struct DemoArgs {
     /// Also the longer sequences (T = 200) and more steps: several times longer.
     #[arg(long)]
     full: bool,
-    /// Training steps per model (default 1500, 3000 with --full).
+    /// Training steps per model (default 2000, 4000 with --full).
     #[arg(long)]
     steps: Option<u64>,
     /// Hidden size.
@@ -66,7 +66,7 @@ struct Outcome {
 /// Runs `recur demo`.
 pub fn run(args: &DemoArgs) -> CommandResult {
     super::set_threads(args.threads)?;
-    let steps = args.steps.unwrap_or(if args.full { 3000 } else { 1500 });
+    let steps = args.steps.unwrap_or(if args.full { 4000 } else { 2000 });
     let lengths = match (&args.lengths[..], args.full) {
         ([], false) => vec![10, 50, 100],
         ([], true) => vec![10, 50, 100, 200],
@@ -76,7 +76,7 @@ pub fn run(args: &DemoArgs) -> CommandResult {
     let runs: Vec<(ModelKind, usize)> = lengths.iter().flat_map(|&t| MODELS.map(|m| (m, t))).collect();
     let mut settings = Vec::new();
     for &(model, seq_len) in &runs {
-        settings.push(demo_settings(model, seq_len, args.hidden, args.batch, steps)?);
+        settings.push(gradflow::settings(model, seq_len, args.hidden, args.batch, steps)?);
     }
     // Longest first: the parallel runs then end at about the same time.
     let mut order: Vec<usize> = (0..runs.len()).collect();
@@ -129,28 +129,6 @@ pub fn run(args: &DemoArgs) -> CommandResult {
         json_path.display()
     );
     Ok(())
-}
-
-/// A demo run's settings: the adding task's defaults (Adam 3e-3, clip 1, forget-gate bias 1 for the LSTM) at a
-/// smaller size, so that the nine runs fit in a few minutes.
-fn demo_settings(
-    model: ModelKind,
-    seq_len: usize,
-    hidden: usize,
-    batch: usize,
-    steps: u64,
-) -> Result<Settings, String> {
-    let task = TaskArgs { task: Some(TaskName::Adding), seq_len: Some(seq_len), ..TaskArgs::default() };
-    let options = TrainOptions {
-        model: Some(model),
-        hidden: Some(hidden),
-        layers: Some(1),
-        batch: Some(batch),
-        steps: Some(steps),
-        eval_every: Some((steps / 10).max(1)),
-        ..TrainOptions::default()
-    };
-    Settings::resolve(&task, &options)
 }
 
 fn train_one(

@@ -31,8 +31,11 @@ pub struct GradflowArgs {
     /// Hidden size.
     #[arg(long, default_value_t = 64)]
     hidden: usize,
-    /// Training steps before the second measurement.
-    #[arg(long, default_value_t = 300)]
+    /// Sequences per batch.
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Training steps before the second measurement (the demo's: the LSTM and the GRU have learnt T = 100 by then).
+    #[arg(long, default_value_t = 2000)]
     steps: u64,
     /// Where to write gradflow.png and gradflow.json.
     #[arg(long, default_value = "recur-gradflow")]
@@ -71,7 +74,7 @@ pub fn run(args: &GradflowArgs) -> CommandResult {
         .models
         .par_iter()
         .map(|&model| -> Result<Flow, String> {
-            let settings = settings(model, args.seq_len, args.hidden, args.steps)?;
+            let settings = settings(model, args.seq_len, args.hidden, args.batch, args.steps)?;
             let progress = Progress::new(display, model.as_str(), 0, args.steps, Some(&multi));
             let (initial_model, trainer) = train(&settings, &progress)?;
             progress.finish();
@@ -96,15 +99,17 @@ pub fn run(args: &GradflowArgs) -> CommandResult {
     Ok(())
 }
 
-/// The adding-problem settings of a gradient-flow model: one layer (the measurement unrolls one cell).
-pub fn settings(model: ModelKind, seq_len: usize, hidden: usize, steps: u64) -> Result<Settings, String> {
+/// The adding-problem settings of a gradient-flow (and demo) model: the task's defaults (Adam 3e-3, clip 1,
+/// forget-gate bias 1 for the LSTM) with one layer (the measurement unrolls one cell) of the given size.
+pub fn settings(model: ModelKind, seq_len: usize, hidden: usize, batch: usize, steps: u64) -> Result<Settings, String> {
     let task = TaskArgs { task: Some(TaskName::Adding), seq_len: Some(seq_len), ..TaskArgs::default() };
     let options = TrainOptions {
         model: Some(model),
         hidden: Some(hidden),
         layers: Some(1),
+        batch: Some(batch),
         steps: Some(steps),
-        eval_every: Some(steps.max(1)),
+        eval_every: Some((steps / 10).max(1)),
         ..TrainOptions::default()
     };
     Settings::resolve(&task, &options)
