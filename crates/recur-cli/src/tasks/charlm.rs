@@ -35,7 +35,6 @@ pub struct CharLm {
     corpus: CharCorpus,
     steps: usize,
     eval: (Vec<usize>, Vec<i64>, usize),
-    _seed: u64,
 }
 
 impl CharLm {
@@ -63,7 +62,7 @@ impl CharLm {
             ids.extend_from_slice(&v[w * window..(w + 1) * window]);
             targets.extend(v[w * window + 1..(w + 1) * window + 1].iter().map(|&i| i as i64));
         }
-        Ok(CharLm { corpus, steps, eval: (ids, targets, window), _seed: spec.eval_seed })
+        Ok(CharLm { corpus, steps, eval: (ids, targets, window) })
     }
 }
 
