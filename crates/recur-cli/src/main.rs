@@ -3,8 +3,18 @@
 //! Every failure caused by the user (a missing file, a wrong shape) ends with one line on standard error and a
 //! non-zero exit code, never a panic.
 
+mod charts;
 mod commands;
+mod gradflow;
+mod interrupt;
+mod metrics;
+mod modelfile;
 mod npy;
+mod options;
+mod plot;
+mod progress;
+mod run;
+mod tasks;
 
 use std::process::ExitCode;
 
@@ -24,13 +34,41 @@ enum Command {
     Forward(commands::forward::ForwardArgs),
     /// Time recur's named benchmark cases.
     Bench(commands::bench::BenchArgs),
+    /// Train a model on a task; writes metrics, checkpoints, the model and plots to a run directory.
+    Train(commands::train::TrainArgs),
+    /// Score a trained model on a task's evaluation data.
+    Eval(commands::eval::EvalArgs),
+    /// Show a model file's configuration, tensors, shapes and sizes.
+    Info(commands::info::InfoArgs),
+    /// Train an RNN, an LSTM and a GRU on the adding problem at several lengths; table and plots.
+    Demo(commands::demo::DemoArgs),
+    /// Plot the norm of the gradient reaching each hidden state (vanishing gradients), per model.
+    Gradflow(commands::gradflow::GradflowArgs),
+    /// Generate text from a character model, streamed as it is produced.
+    Generate(commands::generate::GenerateArgs),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version are not errors; a usage error is one line, like every other failure.
+        Err(err) if !err.use_stderr() => err.exit(),
+        Err(err) => {
+            let text = err.to_string();
+            let first = text.lines().next().unwrap_or("bad arguments").trim_start_matches("error: ");
+            eprintln!("error: {first} (see --help)");
+            return ExitCode::FAILURE;
+        }
+    };
     let result = match cli.command {
         Command::Forward(args) => commands::forward::run(&args),
         Command::Bench(args) => commands::bench::run(&args),
+        Command::Train(args) => commands::train::run(&args),
+        Command::Eval(args) => commands::eval::run(&args),
+        Command::Info(args) => commands::info::run(&args),
+        Command::Demo(args) => commands::demo::run(&args),
+        Command::Gradflow(args) => commands::gradflow::run(&args),
+        Command::Generate(args) => commands::generate::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,7 +1,24 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod demo;
+pub mod eval;
 pub mod forward;
+pub mod generate;
+pub mod gradflow;
+pub mod info;
+pub mod train;
 
 /// What a subcommand returns: a failure is printed as one line.
 pub type CommandResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Sizes the worker pool (`--threads`); all cores when `None`.
+pub fn set_threads(threads: Option<usize>) -> Result<(), String> {
+    match threads {
+        Some(0) => Err("--threads must be at least 1, found 0".into()),
+        Some(n) => {
+            rayon::ThreadPoolBuilder::new().num_threads(n).build_global().map_err(|e| format!("--threads {n}: {e}"))
+        }
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,112 @@
+//! `--task charlm`: a character language model on a UTF-8 text (`--data FILE`, or the library's built-in text).
+//! Training batches are windows of `--seq-len` characters at random places in the first 90% of the text; the
+//! score is the bits per character on the last 10%. The vocabulary is stored in the model file, so that
+//! `recur generate` needs nothing else.
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use recur::tasks::{CharCorpus, bits_per_char};
+use recur::{ReadoutName, SequenceModel};
+
+use super::{Baseline, Batch, BatchTargets, Defaults, InputKind, Metrics, ModelShape, Task, TaskSpec, tokens};
+use crate::modelfile::VOCAB_KEY;
+use crate::options::ModelKind;
+
+/// The setting: a 2-layer LSTM of 256.
+pub const DEFAULTS: Defaults = Defaults {
+    model: ModelKind::Lstm,
+    hidden: 256,
+    layers: 2,
+    seq_len: 100,
+    batch: 32,
+    steps: 3000,
+    lr: 3e-3,
+    clip: 1.0,
+    forget_bias: 1.0,
+    eval_every: 250,
+    embed: 64,
+};
+
+/// Validation windows scored per evaluation (at most).
+const EVAL_WINDOWS: usize = 128;
+
+/// A character corpus.
+pub struct CharLm {
+    corpus: CharCorpus,
+    steps: usize,
+    eval: (Vec<usize>, Vec<i64>, usize),
+}
+
+impl CharLm {
+    /// Loads `spec.data` (or the built-in text).
+    pub fn new(spec: &TaskSpec) -> Result<Self, String> {
+        let corpus = match &spec.data {
+            Some(path) => CharCorpus::load(path).map_err(|e| e.to_string())?,
+            None => CharCorpus::builtin(),
+        };
+        let steps = spec.seq_len;
+        if corpus.train.len() <= steps + 1 {
+            return Err(format!(
+                "{}: the training part has {} characters, fewer than --seq-len {steps} + 1",
+                corpus.source.display(),
+                corpus.train.len()
+            ));
+        }
+        // Consecutive windows of the validation text, each with its next characters as targets.
+        let v = &corpus.valid;
+        let window = steps.min(v.len() - 1);
+        let count = ((v.len() - 1) / window).clamp(1, EVAL_WINDOWS);
+        let mut ids = Vec::with_capacity(count * window);
+        let mut targets = Vec::with_capacity(count * window);
+        for w in 0..count {
+            ids.extend_from_slice(&v[w * window..(w + 1) * window]);
+            targets.extend(v[w * window + 1..(w + 1) * window + 1].iter().map(|&i| i as i64));
+        }
+        Ok(CharLm { corpus, steps, eval: (ids, targets, window) })
+    }
+}
+
+impl Task for CharLm {
+    fn describe(&self) -> String {
+        format!(
+            "character model of {} ({} characters, {} distinct), windows of {}",
+            self.corpus.source.display(),
+            self.corpus.train.len() + self.corpus.valid.len(),
+            self.corpus.vocab.len(),
+            self.steps
+        )
+    }
+
+    fn shape(&self) -> ModelShape {
+        let v = self.corpus.vocab.len();
+        ModelShape { input: InputKind::Tokens(v), readout: ReadoutName::EveryStep, outputs: v, batch_first: true }
+    }
+
+    fn train_batch(&self, batch: usize, rng: &mut ChaCha8Rng) -> recur::Result<Batch> {
+        let text = &self.corpus.train;
+        let mut ids = Vec::with_capacity(batch * self.steps);
+        let mut targets = Vec::with_capacity(batch * self.steps);
+        for _ in 0..batch {
+            let start = rng.random_range(0..text.len() - self.steps);
+            ids.extend_from_slice(&text[start..start + self.steps]);
+            targets.extend(text[start + 1..start + self.steps + 1].iter().map(|&i| i as i64));
+        }
+        Ok(Batch { input: tokens(ids, self.steps, batch), targets: BatchTargets::Classes(targets), lengths: None })
+    }
+
+    fn evaluate(&self, model: &SequenceModel) -> recur::Result<Metrics> {
+        let (ids, targets, window) = &self.eval;
+        let batch = ids.len() / window;
+        let logits = super::predict(model, &tokens(ids.clone(), *window, batch))?;
+        let nats = super::cross_entropy(&logits, self.corpus.vocab.len(), targets)?;
+        Ok(vec![("eval_bpc".into(), bits_per_char(nats)), ("eval_loss".into(), nats)])
+    }
+
+    fn baseline(&self) -> Option<Baseline> {
+        Some(Baseline { metric: "eval_bpc", value: self.corpus.unigram_bits(), label: "character frequencies" })
+    }
+
+    fn metadata(&self) -> Vec<(&'static str, String)> {
+        vec![(VOCAB_KEY, self.corpus.vocab.to_metadata())]
+    }
+}
