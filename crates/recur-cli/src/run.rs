@@ -43,20 +43,37 @@ pub fn train(
         if stop.load(Ordering::SeqCst) {
             return Ok(Outcome::Interrupted);
         }
-        let batch = task.train_batch(settings.batch, trainer.rng())?;
+        // A streaming task's window is its truncation length; its state runs on from one step to the next
+        // (and into a checkpoint) until the streams start over. Other tasks draw independent batches, which
+        // `--tbptt` cuts into windows carrying the state within the batch only.
+        let window = settings.tbptt.unwrap_or(settings.task.seq_len);
+        let (batch, streaming) = match task.stream_window(settings.batch, window, trainer.step_count()) {
+            Some(next) => {
+                let (batch, fresh) = next?;
+                if fresh {
+                    trainer.carried_state().reset();
+                }
+                (batch, true)
+            }
+            None => (task.train_batch(settings.batch, trainer.rng())?, false),
+        };
         let parts = match settings.tbptt {
+            _ if streaming => vec![batch],
             Some(_) if batch.lengths.is_some() => {
                 return Err("--tbptt cannot cut a padded batch of sequences of different lengths".into());
             }
             Some(k) => windows(&batch, k, task.shape().batch_first)?,
             None => vec![batch],
         };
-        trainer.carried_state().reset();
+        if !streaming {
+            trainer.carried_state().reset();
+        }
         for part in &parts {
             if trainer.step_count() >= settings.steps {
                 break;
             }
             let report = match (&part.lengths, settings.tbptt) {
+                _ if streaming => trainer.step_stateful(part.input.view(), part.targets.view())?,
                 (_, Some(_)) => trainer.step_stateful(part.input.view(), part.targets.view())?,
                 (Some(lengths), None) => trainer.step_with_lengths(part.input.view(), lengths, part.targets.view())?,
                 (None, None) => trainer.step(part.input.view(), part.targets.view())?,

@@ -46,8 +46,8 @@
 
 pub mod bytes;
 
-use crate::cells::{Cell, CellWeights, GatePass};
-use crate::driver::{Stack, on_busy_pool};
+use crate::cells::{Cell, GatePass};
+use crate::driver::Stack;
 use crate::error::{Error, Result};
 use crate::layer::{Cells, Mode, Recurrent};
 use crate::tensor::Tensor;
@@ -365,7 +365,8 @@ impl StreamState {
             let h = &mut here[0];
             for b in 0..self.batch {
                 let h_prev = &h[b * output..(b + 1) * output];
-                project_row(weights, &input[b * width..(b + 1) * width], h_prev, &mut s.gx, &mut s.gh);
+                weights.input_projection_row(&input[b * width..(b + 1) * width], &mut s.gx);
+                weights.recurrent_projection_row(h_prev, &mut s.gh);
                 cell.forward_gates(GatePass {
                     batch: 1,
                     gx: &s.gx,
@@ -420,26 +421,6 @@ impl StreamState {
 }
 
 /// Checks an initial state `(L, B, size)`, also accepting `(L, size)` for a single stream.
-/// Multiply-adds of a row's projections from which their two column halves run on two threads. Below it the
-/// hand-off costs more than it saves (the seed's `I32 H64` LSTM step takes about 2 µs in all).
-const PARALLEL_ROW_WORK: usize = 1 << 15;
-
-/// `gx ← W_ih x + b_ih` and `gh ← W_hh h + b_hh` for one row. Large layers, stepped from a thread of a Rayon pool
-/// (inside `ThreadPool::install`), run the two column halves on two threads, each streaming half of the weights,
-/// which then stay in that core's cache from step to step. From other threads the hand-off would cost more than
-/// the step, so both halves run here.
-fn project_row(weights: &CellWeights<f32>, x: &[f32], h: &[f32], gx: &mut [f32], gh: &mut [f32]) {
-    let split = weights.row_split();
-    let (gx0, gx1) = gx.split_at_mut(split);
-    let (gh0, gh1) = gh.split_at_mut(split);
-    if weights.row_work() >= PARALLEL_ROW_WORK && on_busy_pool() {
-        rayon::join(|| weights.projections_row(0, x, h, gx0, gh0), || weights.projections_row(1, x, h, gx1, gh1));
-    } else {
-        weights.projections_row(0, x, h, gx0, gh0);
-        weights.projections_row(1, x, h, gx1, gh1);
-    }
-}
-
 fn check_state_shape(what: &str, t: &Tensor, layers: usize, batch: usize, size: usize) -> Result<()> {
     let ok = match *t.shape() {
         [l, b, s] => (l, b, s) == (layers, batch, size),

@@ -1,6 +1,6 @@
 //! Splitting a step's rows across threads changes nothing: every output and gradient is bit for bit what one
 //! thread computes, for all three cells, with variable lengths and both directions. The shapes are large enough
-//! (`B16 H64`) for the driver to split every step; a stream step splits its projections by columns.
+//! (`B16 H64`) for the driver to split every step.
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -46,24 +46,5 @@ fn split_steps_equal_one_thread_bit_for_bit() {
                 assert!(a == b, "{mode:?} bidirectional={bidirectional}: result {i} differs between 1 and 2 threads");
             }
         }
-    }
-}
-
-#[test]
-fn stream_steps_split_on_a_pool_equal_one_thread_bit_for_bit() {
-    use recur::StreamState;
-    let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-    for mode in [Mode::Lstm, Mode::Gru, Mode::rnn(Nonlinearity::Relu)] {
-        // Large enough for a step to split each layer's projections in two column halves.
-        let config = RecurrentConfig::new(mode, 64, 128).num_layers(2);
-        let model = Recurrent::with_seed(config, 5).unwrap();
-        let inputs: Vec<Vec<f32>> = (0..20).map(|t| values(2 * 64, 100 + t)).collect();
-        let run = |model: &Recurrent| {
-            let mut state = StreamState::new(model, 2).unwrap();
-            inputs.iter().flat_map(|x| state.step(model, x).unwrap().to_vec()).collect::<Vec<f32>>()
-        };
-        let here = run(&model);
-        let on_pool = two.install(|| run(&model));
-        assert!(here == on_pool, "{mode:?}: a stream stepped on a two-thread pool differs from one thread");
     }
 }

@@ -158,9 +158,7 @@ pub fn run(args: &BenchArgs) -> CommandResult {
         return Err(format!("no case name contains {:?}", args.case.as_deref().unwrap_or("")).into());
     }
     for case in &selected {
-        // On a thread of the pool, as a server's loop would run (`ThreadPool::install`): there a stream step can
-        // split a large layer across the threads (see `recur::StreamState`).
-        let (time, flops) = rayon::scope(|_| run_case(case, budget))?;
+        let (time, flops) = run_case(case, budget)?;
         let gflops = flops / time.as_secs_f64() / 1e9;
         let (value, unit) = match case.work {
             Work::Stream => (time.as_secs_f64() * 1e6, "us"),

@@ -1,6 +1,8 @@
 //! `--task charlm`: a character language model on a UTF-8 text (`--data FILE`, or the library's built-in text).
-//! Training batches are windows of `--seq-len` characters at random places in the first 90% of the text; the
-//! score is the bits per character on the last 10%. The vocabulary is stored in the model file, so that
+//! Training is truncated BPTT over `--batch` contiguous streams: the first 90% of the text is cut into that many
+//! equal pieces, read side by side in windows of `--seq-len` characters (or `--tbptt K`), the state carried from
+//! one window to the next and dropped when the streams start over. The score is the bits per character on the
+//! last 10%. The vocabulary is stored in the model file, so that
 //! `recur generate` needs nothing else.
 
 use rand::Rng;
@@ -82,6 +84,33 @@ impl Task for CharLm {
         ModelShape { input: InputKind::Tokens(v), readout: ReadoutName::EveryStep, outputs: v, batch_first: true }
     }
 
+    fn stream_window(&self, batch: usize, steps: usize, step: u64) -> Option<recur::Result<(Batch, bool)>> {
+        let text = &self.corpus.train;
+        // Each stream needs one character past its inputs, for the last target.
+        let stream_len = (text.len() - 1) / batch.max(1);
+        if steps == 0 || stream_len < steps {
+            return Some(Err(recur::Error::Config(format!(
+                "{}: the training part ({} characters) cut into --batch {batch} streams leaves {stream_len} \
+                 characters each, fewer than a window of {steps}",
+                self.corpus.source.display(),
+                text.len()
+            ))));
+        }
+        let windows = stream_len / steps;
+        let w = (step % windows as u64) as usize;
+        let mut ids = Vec::with_capacity(batch * steps);
+        let mut targets = Vec::with_capacity(batch * steps);
+        for b in 0..batch {
+            let start = b * stream_len + w * steps;
+            ids.extend_from_slice(&text[start..start + steps]);
+            targets.extend(text[start + 1..start + steps + 1].iter().map(|&i| i as i64));
+        }
+        let batch = Batch { input: tokens(ids, steps, batch), targets: BatchTargets::Classes(targets), lengths: None };
+        Some(Ok((batch, w == 0)))
+    }
+
+    /// Windows at random places; training reads [`Task::stream_window`] instead, this serves callers that want
+    /// independent batches.
     fn train_batch(&self, batch: usize, rng: &mut ChaCha8Rng) -> recur::Result<Batch> {
         let text = &self.corpus.train;
         let mut ids = Vec::with_capacity(batch * self.steps);

@@ -225,6 +225,13 @@ pub trait Task: Send + Sync {
     fn metadata(&self) -> Vec<(&'static str, String)> {
         Vec::new()
     }
+    /// For a task trained on `batch` contiguous streams (a character model over its text), the window of `steps`
+    /// steps of every stream that training step `step` reads, and whether it starts the streams over (so that
+    /// the state carried from the previous window must be dropped). `None`: the task draws independent batches
+    /// with [`Task::train_batch`].
+    fn stream_window(&self, _batch: usize, _steps: usize, _step: u64) -> Option<recur::Result<(Batch, bool)>> {
+        None
+    }
 }
 
 /// The defaults of a task, before the user's options (needed before the task's data exist, to know `seq_len`).

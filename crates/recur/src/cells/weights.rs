@@ -26,22 +26,13 @@ pub struct CellWeights<T: Real = f32> {
     packed: Packed<T>,
 }
 
-/// `W_ihᵀ` and `W_hhᵀ` (`K × G·H`, row-major) for one-row steps, each cut into two column halves stored apart.
-#[derive(Debug)]
-struct RowHalves {
-    /// The first column of the second half (a multiple of 8, for the vector kernels).
-    split: usize,
-    ih: [Vec<f32>; 2],
-    hh: [Vec<f32>; 2],
-}
-
 /// The weights laid out for the kernels, each built on first use and dropped whenever the weights may change:
 /// `W_ihᵀ` and `W_hhᵀ` for one-row steps ([`crate::kernels::rowvec`]), and `W_hh` in panels for the per-step
 /// products of whole sequences ([`crate::kernels::packed`]), once as `W_hhᵀ` (forward) and once as `W_hh`
 /// (backward). Not part of a cell's value: clones start without them and comparisons ignore them.
 #[derive(Debug)]
 struct Packed<T> {
-    rows: OnceLock<RowHalves>,
+    rows: OnceLock<(Vec<T>, Vec<T>)>,
     forward: OnceLock<PackedMatrix<T>>,
     backward: OnceLock<PackedMatrix<T>>,
 }
@@ -254,47 +245,24 @@ impl<T: Real> CellWeights<T> {
 }
 
 impl CellWeights<f32> {
-    fn row_packed(&self) -> &RowHalves {
+    fn row_packed(&self) -> &(Vec<f32>, Vec<f32>) {
         self.packed.rows.get_or_init(|| {
             let width = self.width();
-            let split = (width / 2).div_ceil(8) * 8;
-            let split = split.min(width);
-            let halves = |w: &[f32], k: usize| {
-                let t = transpose(w, width, k);
-                let rows = |range: std::ops::Range<usize>| -> Vec<f32> {
-                    t.chunks_exact(width).flat_map(|row| row[range.clone()].to_vec()).collect()
-                };
-                [rows(0..split), rows(split..width)]
-            };
-            RowHalves {
-                split,
-                ih: halves(self.weight_ih.value(), self.input_size),
-                hh: halves(self.weight_hh.value(), self.recurrent_size),
-            }
+            (
+                transpose(self.weight_ih.value(), width, self.input_size),
+                transpose(self.weight_hh.value(), width, self.recurrent_size),
+            )
         })
     }
 
-    /// Multiply-adds of one row's two projections: a stream step splits them across threads from some size.
-    pub(crate) fn row_work(&self) -> usize {
-        (self.input_size + self.recurrent_size) * self.width()
+    /// `gx ← W_ih x + b_ih` for one row `x`, through the one-row kernel (see [`crate::kernels::rowvec`]).
+    pub(crate) fn input_projection_row(&self, x: &[f32], gx: &mut [f32]) {
+        row_times(x, &self.row_packed().0, self.bias_ih.as_ref().map(Parameter::value), gx);
     }
 
-    /// The column where [`Self::projections_row`] splits `gx` and `gh` into its two halves.
-    pub(crate) fn row_split(&self) -> usize {
-        self.row_packed().split
-    }
-
-    /// Half `half` (0 or 1) of the columns of `gx ← W_ih x + b_ih` and `gh ← W_hh h + b_hh` for one row, through
-    /// the one-row kernel (see [`crate::kernels::rowvec`]); `gx` and `gh` hold that half's columns. The two
-    /// halves read disjoint weights, so two threads can each keep theirs in cache; every column is the same sum
-    /// in the same order whichever way the halves run.
-    pub(crate) fn projections_row(&self, half: usize, x: &[f32], h: &[f32], gx: &mut [f32], gh: &mut [f32]) {
-        let packed = self.row_packed();
-        let columns = if half == 0 { 0..packed.split } else { packed.split..self.width() };
-        let bias_ih = self.bias_ih.as_ref().map(|b| &b.value()[columns.clone()]);
-        let bias_hh = self.bias_hh.as_ref().map(|b| &b.value()[columns]);
-        row_times(x, &packed.ih[half], bias_ih, gx);
-        row_times(h, &packed.hh[half], bias_hh, gh);
+    /// `gh ← W_hh h + b_hh` for one row `h`, through the one-row kernel.
+    pub(crate) fn recurrent_projection_row(&self, h: &[f32], gh: &mut [f32]) {
+        row_times(h, &self.row_packed().1, self.bias_hh.as_ref().map(Parameter::value), gh);
     }
 
     /// PyTorch's default initialisation (uniform in `±1/√H`).

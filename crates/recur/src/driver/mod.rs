@@ -10,7 +10,7 @@ mod batching;
 mod direction;
 mod split;
 
-pub(crate) use split::{on_busy_pool, on_pool};
+pub(crate) use split::on_pool;
 
 use num_traits::Zero;
 
