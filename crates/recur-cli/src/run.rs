@@ -72,11 +72,11 @@ pub fn train(
             if trainer.step_count() >= settings.steps {
                 break;
             }
-            let report = match (&part.lengths, settings.tbptt) {
-                _ if streaming => trainer.step_stateful(part.input.view(), part.targets.view())?,
-                (_, Some(_)) => trainer.step_stateful(part.input.view(), part.targets.view())?,
-                (Some(lengths), None) => trainer.step_with_lengths(part.input.view(), lengths, part.targets.view())?,
-                (None, None) => trainer.step(part.input.view(), part.targets.view())?,
+            let stateful = streaming || settings.tbptt.is_some();
+            let report = match &part.lengths {
+                _ if stateful => trainer.step_stateful(part.input.view(), part.targets.view())?,
+                Some(lengths) => trainer.step_with_lengths(part.input.view(), lengths, part.targets.view())?,
+                None => trainer.step(part.input.view(), part.targets.view())?,
             };
             let step = report.step + 1;
             progress.step(step, report.loss as f64);

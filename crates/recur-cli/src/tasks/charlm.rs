@@ -66,6 +66,33 @@ impl CharLm {
         }
         Ok(CharLm { corpus, steps, eval: (ids, targets, window) })
     }
+
+    /// The training part as `batch` contiguous streams read in windows of `steps`: the window of training step
+    /// `step`, and whether it is the first of a pass over the streams.
+    fn window(&self, batch: usize, steps: usize, step: u64) -> recur::Result<(Batch, bool)> {
+        let text = &self.corpus.train;
+        // Each stream needs one character past its inputs, for the last target.
+        let stream_len = (text.len() - 1) / batch.max(1);
+        if steps == 0 || stream_len < steps {
+            return Err(recur::Error::Config(format!(
+                "{}: the training part ({} characters) cut into --batch {batch} streams leaves {stream_len} \
+                 characters each, fewer than a window of {steps}",
+                self.corpus.source.display(),
+                text.len()
+            )));
+        }
+        let windows = stream_len / steps;
+        let w = (step % windows as u64) as usize;
+        let mut ids = Vec::with_capacity(batch * steps);
+        let mut targets = Vec::with_capacity(batch * steps);
+        for b in 0..batch {
+            let start = b * stream_len + w * steps;
+            ids.extend_from_slice(&text[start..start + steps]);
+            targets.extend(text[start + 1..start + steps + 1].iter().map(|&i| i as i64));
+        }
+        let batch = Batch { input: tokens(ids, steps, batch), targets: BatchTargets::Classes(targets), lengths: None };
+        Ok((batch, w == 0))
+    }
 }
 
 impl Task for CharLm {
@@ -85,42 +112,13 @@ impl Task for CharLm {
     }
 
     fn stream_window(&self, batch: usize, steps: usize, step: u64) -> Option<recur::Result<(Batch, bool)>> {
-        let text = &self.corpus.train;
-        // Each stream needs one character past its inputs, for the last target.
-        let stream_len = (text.len() - 1) / batch.max(1);
-        if steps == 0 || stream_len < steps {
-            return Some(Err(recur::Error::Config(format!(
-                "{}: the training part ({} characters) cut into --batch {batch} streams leaves {stream_len} \
-                 characters each, fewer than a window of {steps}",
-                self.corpus.source.display(),
-                text.len()
-            ))));
-        }
-        let windows = stream_len / steps;
-        let w = (step % windows as u64) as usize;
-        let mut ids = Vec::with_capacity(batch * steps);
-        let mut targets = Vec::with_capacity(batch * steps);
-        for b in 0..batch {
-            let start = b * stream_len + w * steps;
-            ids.extend_from_slice(&text[start..start + steps]);
-            targets.extend(text[start + 1..start + steps + 1].iter().map(|&i| i as i64));
-        }
-        let batch = Batch { input: tokens(ids, steps, batch), targets: BatchTargets::Classes(targets), lengths: None };
-        Some(Ok((batch, w == 0)))
+        Some(self.window(batch, steps, step))
     }
 
-    /// Windows at random places; training reads [`Task::stream_window`] instead, this serves callers that want
-    /// independent batches.
+    /// One window of the streams, at a random position; training reads the streams in order through
+    /// [`Task::stream_window`] instead.
     fn train_batch(&self, batch: usize, rng: &mut ChaCha8Rng) -> recur::Result<Batch> {
-        let text = &self.corpus.train;
-        let mut ids = Vec::with_capacity(batch * self.steps);
-        let mut targets = Vec::with_capacity(batch * self.steps);
-        for _ in 0..batch {
-            let start = rng.random_range(0..text.len() - self.steps);
-            ids.extend_from_slice(&text[start..start + self.steps]);
-            targets.extend(text[start + 1..start + self.steps + 1].iter().map(|&i| i as i64));
-        }
-        Ok(Batch { input: tokens(ids, self.steps, batch), targets: BatchTargets::Classes(targets), lengths: None })
+        self.window(batch, self.steps, rng.random()).map(|(b, _)| b)
     }
 
     fn evaluate(&self, model: &SequenceModel) -> recur::Result<Metrics> {

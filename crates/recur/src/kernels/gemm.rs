@@ -122,7 +122,7 @@ pub fn gemm<T: Real>(a: MatRef<'_, T>, b: MatRef<'_, T>, beta: T, c: MatMut<'_, 
         }
         return;
     }
-    // Threads pay off only on products large enough to split; per-step products at small batch stay on one core.
+    // Threads pay off only on products large enough to split.
     let parallelism = if m >= 16 && m * n * k >= PARALLEL_WORK && rayon::current_num_threads() > 1 {
         ::gemm::Parallelism::Rayon(0)
     } else {
