@@ -15,7 +15,16 @@ fn values(len: usize) -> Vec<f32> {
 
 fn step_product(c: &mut Criterion) {
     let mut group = c.benchmark_group("step_product");
-    for (m, k, n) in [(32, 256, 1024), (16, 256, 1024), (32, 1024, 256), (64, 512, 2048), (4, 64, 256)] {
+    for (m, k, n) in [
+        (32, 256, 1024),
+        (16, 256, 1024),
+        (32, 1024, 256),
+        (32, 512, 2048),
+        (64, 512, 2048),
+        (4, 64, 256),
+        (1600, 128, 1024),
+        (1600, 256, 1024),
+    ] {
         let a = values(m * k);
         // A PyTorch weight, `n × k`, read transposed.
         let w = values(n * k);

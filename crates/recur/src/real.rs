@@ -84,7 +84,7 @@ impl Real for f32 {
     }
 
     fn tile_kernel() -> TileKernel<Self> {
-        packed::tile_f32
+        packed::tile_f32_kernel()
     }
 }
 

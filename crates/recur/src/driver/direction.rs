@@ -100,14 +100,35 @@ pub(crate) fn run_direction<C: Cell>(
     h_n: &mut [C::Real],
     c_n: &mut [C::Real],
 ) -> DirectionTrace<C::Real> {
+    let Dims { steps, batch, width, .. } = Dims::of(cell, batching);
+    let chunk = input_chunk_steps(steps, batch, width, std::mem::size_of::<C::Real>());
+    run_direction_in_chunks(cell, x, batching, direction, initial, keep, h_n, c_n, chunk)
+}
+
+/// [`run_direction`] with the input projection made `chunk` steps at a time.
+#[allow(clippy::too_many_arguments)]
+fn run_direction_in_chunks<C: Cell>(
+    cell: &C,
+    x: &[C::Real],
+    batching: &Batching,
+    direction: Direction,
+    initial: Initial<'_, C::Real>,
+    keep: bool,
+    h_n: &mut [C::Real],
+    c_n: &mut [C::Real],
+    chunk: usize,
+) -> DirectionTrace<C::Real> {
     let zero = C::Real::zero();
     let Dims { steps, batch, width, out, hidden, state_len, cell_len, cache_width } = Dims::of(cell, batching);
     let weights = cell.weights();
     // Inference keeps two cell-state slots (previous, next) and one cache slot; training keeps every step's.
     let (c_slots, cache_slots) = if keep { (steps, steps) } else { (2, 1) };
 
-    let mut gx = vec![zero; steps * batch * width];
-    weights.input_projection(x, steps * batch, &mut gx);
+    // The input projection runs a chunk of steps at a time into a buffer that stays in cache, rather than for the
+    // whole sequence at once (whose `T·B·G·H` values can reach 100 MB, written and read back from memory).
+    let in_size = weights.input_size();
+    let mut gx = vec![zero; chunk * batch * width];
+    let mut gx_first = 0;
     let mut gh = vec![zero; batch * width];
     let mut y = vec![zero; steps * state_len];
     let mut c = vec![zero; c_slots * cell_len];
@@ -117,6 +138,16 @@ pub(crate) fn run_direction<C: Cell>(
     let row_widths = RowWidths { gates: width, out, hidden, cache: cache_width, scratch: 0 };
 
     for s in 0..steps {
+        if s % chunk == 0 {
+            let times = direction.times(s..(s + chunk).min(steps), steps);
+            let rows = times.len() * batch;
+            weights.input_projection(
+                &x[times.start * batch * in_size..][..rows * in_size],
+                rows,
+                &mut gx[..rows * width],
+            );
+            gx_first = times.start;
+        }
         let Some(Step { t, prev, active: a, prev_active: a_prev }) = batching.step(direction, s) else { continue };
         let (y_prev, y_cur) = super::slots(&mut y, initial.h, state_len, t, prev);
         let h_prev = previous_rows(prev.map(|_| y_prev), initial.h, a_prev, a, out, &mut h_buf);
@@ -129,7 +160,7 @@ pub(crate) fn run_direction<C: Cell>(
         let slot = if keep { t } else { 0 };
         let rows = ForwardRows {
             batch: a,
-            gx: &gx[t * batch * width..(t * batch + a) * width],
+            gx: &gx[(t - gx_first) * batch * width..((t - gx_first) * batch + a) * width],
             gh: &mut gh[..a * width],
             h_prev,
             c_prev,
@@ -151,6 +182,20 @@ pub(crate) fn run_direction<C: Cell>(
     let (h0, c0) = if keep { (initial.h.to_vec(), initial.c.to_vec()) } else { (Vec::new(), Vec::new()) };
     DirectionTrace { h0, c0, y, c, cache }
 }
+
+/// Steps per chunk of the input projection: enough rows for the product to run at full speed (at least
+/// [`CHUNK_MIN_ROWS`]), otherwise as many as fit in [`CHUNK_BYTES`].
+fn input_chunk_steps(steps: usize, batch: usize, width: usize, value_size: usize) -> usize {
+    let step_bytes = (batch * width * value_size).max(1);
+    let by_size = CHUNK_BYTES / step_bytes;
+    let by_rows = CHUNK_MIN_ROWS.div_ceil(batch.max(1));
+    by_size.max(by_rows).clamp(1, steps.max(1))
+}
+
+/// Bytes of input pre-activations per chunk: well inside the last-level cache.
+const CHUNK_BYTES: usize = 2 << 20;
+/// Rows below which the input projection's product loses speed.
+const CHUNK_MIN_ROWS: usize = 256;
 
 /// Backpropagation through time for one cell in one direction. `dy` holds `∂L/∂h_t` from above for every step;
 /// it is zeroed past each sequence's end (PyTorch ignores gradients at padded positions, whose outputs are
@@ -257,4 +302,52 @@ fn previous_states<T: Copy + Zero>(
         }
     }
     all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cells::{LstmCell, LstmCellConfig};
+    use rand::SeedableRng;
+
+    #[test]
+    fn chunks_of_the_input_projection_change_nothing() {
+        let (steps, batch, input) = (7, 3, 4);
+        let cell = LstmCell::new(LstmCellConfig::new(input, 5), &mut rand::rngs::StdRng::seed_from_u64(3)).unwrap();
+        let x: Vec<f32> = (0..steps * batch * input).map(|i| (i as f32 * 0.31).sin()).collect();
+        let (h0, c0) = (vec![0.1f32; batch * 5], vec![-0.2f32; batch * 5]);
+        let initial = Initial { h: &h0, c: &c0 };
+        for lengths in [None, Some(&[7usize, 2, 5][..])] {
+            let batching = Batching::new(steps, batch, lengths);
+            for direction in [Direction::Forward, Direction::Reverse] {
+                let run = |chunk| {
+                    let (mut h_n, mut c_n) = (vec![0.0; batch * 5], vec![0.0; batch * 5]);
+                    let trace = run_direction_in_chunks(
+                        &cell, &x, &batching, direction, initial, true, &mut h_n, &mut c_n, chunk,
+                    );
+                    (trace.y, trace.c, h_n, c_n)
+                };
+                // The gemm crate may round differently for another number of rows: equal up to the last bits.
+                let flat = |(y, c, h, cn): (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>)| [y, c, h, cn].concat();
+                let whole = flat(run(steps));
+                for chunk in [1, 2, 3, 6] {
+                    let got = flat(run(chunk));
+                    assert_eq!(got.len(), whole.len());
+                    for (i, (a, b)) in got.iter().zip(&whole).enumerate() {
+                        assert!((a - b).abs() <= 1e-6, "chunk {chunk}, {direction:?}, {lengths:?} [{i}]: {a} vs {b}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn chunks_hold_enough_rows_or_fit_the_budget() {
+        // B32, G·H = 1024, f32: 128 KB a step, so 16 steps fit 2 MB.
+        assert_eq!(input_chunk_steps(50, 32, 1024, 4), 16);
+        // B1: 256 rows are wanted before the budget binds.
+        assert_eq!(input_chunk_steps(1000, 1, 1 << 20, 4), 256);
+        assert_eq!(input_chunk_steps(5, 1, 16, 4), 5);
+        assert_eq!(input_chunk_steps(0, 0, 0, 4), 1);
+    }
 }

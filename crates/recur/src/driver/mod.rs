@@ -37,6 +37,14 @@ impl Direction {
         }
     }
 
+    /// The time indices of the steps `s` in `range` taken in this direction, as an ascending range.
+    pub(crate) fn times(self, range: std::ops::Range<usize>, steps: usize) -> std::ops::Range<usize> {
+        match self {
+            Direction::Forward => range,
+            Direction::Reverse => steps - range.end..steps - range.start,
+        }
+    }
+
     /// The direction of index `d` in PyTorch's ordering (forward first).
     pub fn of_index(d: usize) -> Self {
         if d == 0 { Direction::Forward } else { Direction::Reverse }

@@ -7,6 +7,8 @@
 //! The tile kernel holds an `MR × NR` block of `C` in registers (12 AVX2 vectors for `f32`, chosen at run time)
 //! and walks `K`; a portable version serves other CPUs and `f64`.
 
+use std::ops::Range;
+
 use crate::real::Real;
 
 /// Columns per packed panel (two 8-lane vectors of `f32`).
@@ -82,9 +84,11 @@ pub enum Start<'a, T> {
     Bias(&'a [T]),
 }
 
-/// The tile kernel of one element type: `tile ← A[..rows]·panel` for `rows ≤ MR` rows of `A` (row stride `lda`,
-/// `k` columns) and one `k × NR` panel, written row-major into `tile` (`MR × NR`, rows past `rows` untouched).
-pub type TileKernel<T> = fn(k: usize, a: &[T], lda: usize, rows: usize, panel: &[T], tile: &mut [T; TILE]);
+/// The tile kernel of one element type: `C[..rows][..NR] ← start + A[..rows]·panel` for `rows ≤ MR` rows of `A`
+/// (row stride `lda`, `k` columns) and one `k × NR` panel, written straight into `c` (row stride `ldc`, which
+/// must hold `NR` values from the start of each of the `rows` rows; a `Start::Bias` holds the panel's `NR` values).
+pub type TileKernel<T> =
+    fn(k: usize, a: &[T], lda: usize, rows: usize, panel: &[T], start: Start<'_, T>, c: &mut [T], ldc: usize);
 
 /// `C ← start + A·B` for `A` of `m` rows (row-major, row stride `lda`, `B.k()` columns) and `C` of `m` rows (row
 /// stride `ldc`, `B.n()` columns).
@@ -110,19 +114,47 @@ pub fn packed_product<T: Real>(
         assert_eq!(bias.len(), n, "packed_product: bias length");
     }
     let kernel = T::tile_kernel();
-    let mut tile = [T::zero(); TILE];
     // Blocks of KC rows of B: one block of a panel (KC·NR values) and of A's rows (m·KC) stay in L1 together.
+    // (Built for the per-step shapes, a few dozen rows; the large products go through the gemm crate.)
     for k0 in (0..k).step_by(KC) {
-        let kc = KC.min(k - k0);
         let start = if k0 == 0 { start } else { Start::Accumulate };
-        for (p, panel) in b.panels.chunks_exact(k * NR).enumerate() {
-            let col = p * NR;
-            let cols = NR.min(n - col);
-            let panel = &panel[k0 * NR..(k0 + kc) * NR];
-            for row in (0..m).step_by(MR) {
-                let rows = MR.min(m - row);
-                kernel(kc, &a[row * lda + k0..], lda, rows, panel, &mut tile);
-                for (r, values) in tile.chunks_exact(NR).take(rows).enumerate() {
+        panels_times_rows(kernel, a, lda, 0..m, b, k0..(k0 + KC).min(k), start, c, ldc);
+    }
+}
+
+/// `C[rows] ← start + A[rows, ks]·B[ks, ..]`: every panel of `B` against every tile of the rows.
+#[allow(clippy::too_many_arguments)]
+fn panels_times_rows<T: Real>(
+    kernel: TileKernel<T>,
+    a: &[T],
+    lda: usize,
+    rows: Range<usize>,
+    b: &PackedMatrix<T>,
+    ks: Range<usize>,
+    start: Start<'_, T>,
+    c: &mut [T],
+    ldc: usize,
+) {
+    let (k, n) = (b.k, b.n);
+    for (p, panel) in b.panels.chunks_exact(k * NR).enumerate() {
+        let col = p * NR;
+        let cols = NR.min(n - col);
+        let panel = &panel[ks.start * NR..ks.end * NR];
+        let tile_start = match start {
+            Start::Bias(bias) if cols == NR => Start::Bias(&bias[col..col + NR]),
+            other => other,
+        };
+        for row in rows.clone().step_by(MR) {
+            let height = MR.min(rows.end - row);
+            let a = &a[row * lda + ks.start..];
+            if cols == NR && row * ldc + col + (height - 1) * ldc + NR <= c.len() {
+                kernel(ks.len(), a, lda, height, panel, tile_start, &mut c[row * ldc + col..], ldc);
+            } else {
+                // The last panel of an `N` that is not a multiple of NR (or the last row's end of `C`): the tile
+                // goes through a buffer, and only its `cols` real columns reach `C`.
+                let mut tile = [T::zero(); TILE];
+                kernel(ks.len(), a, lda, height, panel, Start::Zero, &mut tile, NR);
+                for (r, values) in tile.chunks_exact(NR).take(height).enumerate() {
                     let out = &mut c[(row + r) * ldc + col..][..cols];
                     match start {
                         Start::Zero => out.copy_from_slice(&values[..cols]),
@@ -139,9 +171,19 @@ pub fn packed_product<T: Real>(
 
 /// The portable tile kernel, for any [`Real`]: the same loop order as the vector one, so the compiler can keep
 /// the tile in registers.
-pub fn tile_portable<T: Real>(k: usize, a: &[T], lda: usize, rows: usize, panel: &[T], tile: &mut [T; TILE]) {
+#[allow(clippy::too_many_arguments)]
+pub fn tile_portable<T: Real>(
+    k: usize,
+    a: &[T],
+    lda: usize,
+    rows: usize,
+    panel: &[T],
+    start: Start<'_, T>,
+    c: &mut [T],
+    ldc: usize,
+) {
     let panel = &panel[..k * NR];
-    for (r, out) in tile.chunks_exact_mut(NR).take(rows).enumerate() {
+    for r in 0..rows {
         let a_row = &a[r * lda..r * lda + k];
         let mut acc = [T::zero(); NR];
         for (&av, b_row) in a_row.iter().zip(panel.chunks_exact(NR)) {
@@ -149,52 +191,102 @@ pub fn tile_portable<T: Real>(k: usize, a: &[T], lda: usize, rows: usize, panel:
                 *acc_j = av.mul_add(bj, *acc_j);
             }
         }
-        out.copy_from_slice(&acc);
+        let out = &mut c[r * ldc..r * ldc + NR];
+        match start {
+            Start::Zero => out.copy_from_slice(&acc),
+            Start::Accumulate => out.iter_mut().zip(&acc).for_each(|(o, &v)| *o += v),
+            Start::Bias(bias) => out.iter_mut().zip(&acc).zip(bias).for_each(|((o, &v), &b0)| *o = b0 + v),
+        }
     }
 }
 
-/// The `f32` tile kernel: AVX2 with fused multiply-adds when the CPU has them, else the portable one.
-pub fn tile_f32(k: usize, a: &[f32], lda: usize, rows: usize, panel: &[f32], tile: &mut [f32; TILE]) {
+/// The `f32` tile kernel for this CPU: AVX2 with fused multiply-adds when it has them, else the portable one.
+pub fn tile_f32_kernel() -> TileKernel<f32> {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        assert!((1..=MR).contains(&rows), "tile_f32: rows");
-        assert!(a.len() >= (rows - 1) * lda + k && lda >= k, "tile_f32: A is too short");
-        assert!(panel.len() >= k * NR, "tile_f32: panel is too short");
-        // SAFETY: the CPU has AVX2 and FMA (checked just above); the asserts guarantee that rows `0..rows` of `A`
-        // (`k` values each, stride `lda`) and `k·NR` values of the panel are in bounds, which is all the kernels
-        // read, and they write only the `rows·NR` first values of `tile`.
-        unsafe {
-            match rows {
-                1 => avx2::tile::<1>(k, a.as_ptr(), lda, panel.as_ptr(), tile),
-                2 => avx2::tile::<2>(k, a.as_ptr(), lda, panel.as_ptr(), tile),
-                3 => avx2::tile::<3>(k, a.as_ptr(), lda, panel.as_ptr(), tile),
-                4 => avx2::tile::<4>(k, a.as_ptr(), lda, panel.as_ptr(), tile),
-                5 => avx2::tile::<5>(k, a.as_ptr(), lda, panel.as_ptr(), tile),
-                _ => avx2::tile::<6>(k, a.as_ptr(), lda, panel.as_ptr(), tile),
-            }
-        }
-        return;
+        return tile_f32_avx2;
     }
-    tile_portable(k, a, lda, rows, panel, tile)
+    tile_portable::<f32>
+}
+
+/// [`tile_f32_kernel`]'s AVX2 kernel behind its safe signature.
+///
+/// # Panics
+/// When the CPU lacks AVX2 or FMA (only [`tile_f32_kernel`] hands it out, after checking), or a slice is too short.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+fn tile_f32_avx2(
+    k: usize,
+    a: &[f32],
+    lda: usize,
+    rows: usize,
+    panel: &[f32],
+    start: Start<'_, f32>,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    assert!(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"));
+    assert!((1..=MR).contains(&rows), "tile_f32: rows");
+    assert!(a.len() >= (rows - 1) * lda + k && lda >= k, "tile_f32: A is too short");
+    assert!(panel.len() >= k * NR, "tile_f32: panel is too short");
+    assert!(ldc >= NR && c.len() >= (rows - 1) * ldc + NR, "tile_f32: C is too short");
+    let bias = match start {
+        Start::Bias(bias) => {
+            assert!(bias.len() >= NR, "tile_f32: bias is too short");
+            bias.as_ptr()
+        }
+        _ => std::ptr::null(),
+    };
+    let mode = match start {
+        Start::Zero => avx2::ZERO,
+        Start::Accumulate => avx2::ACCUMULATE,
+        Start::Bias(_) => avx2::BIAS,
+    };
+    let (a, panel, c) = (a.as_ptr(), panel.as_ptr(), c.as_mut_ptr());
+    // SAFETY: the CPU has AVX2 and FMA (asserted above); the asserts guarantee that rows `0..rows` of `A` (`k`
+    // values each, stride `lda`), `k·NR` values of the panel, `NR` values of the bias (when there is one) and
+    // `NR` values at the start of each of the `rows` rows of `C` (stride `ldc`) are in bounds, which is all the
+    // kernels read or write.
+    unsafe {
+        match rows {
+            1 => avx2::tile::<1>(k, a, lda, panel, mode, bias, c, ldc),
+            2 => avx2::tile::<2>(k, a, lda, panel, mode, bias, c, ldc),
+            3 => avx2::tile::<3>(k, a, lda, panel, mode, bias, c, ldc),
+            4 => avx2::tile::<4>(k, a, lda, panel, mode, bias, c, ldc),
+            5 => avx2::tile::<5>(k, a, lda, panel, mode, bias, c, ldc),
+            _ => avx2::tile::<6>(k, a, lda, panel, mode, bias, c, ldc),
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{NR, TILE};
+    use super::NR;
     use std::arch::x86_64::*;
 
-    /// `tile[..R·NR] ← A[..R]·panel`, the `R × 16` block held in `2R` vector registers while `k` is walked.
+    pub(super) const ZERO: u8 = 0;
+    pub(super) const ACCUMULATE: u8 = 1;
+    pub(super) const BIAS: u8 = 2;
+
+    /// `C[..R][..16] ← start + A[..R]·panel`, the `R × 16` block held in `2R` vector registers while `k` is
+    /// walked, then combined with what `mode` says (`ZERO`: nothing, `ACCUMULATE`: `C`'s old values, `BIAS`: the
+    /// 16 values at `bias` on every row) and stored.
     ///
     /// # Safety
-    /// The CPU must have AVX2 and FMA; `a` must point at `R` rows of `k` readable values with stride `lda`, and
-    /// `panel` at `k·NR` readable values.
+    /// The CPU must have AVX2 and FMA; `a` must point at `R` rows of `k` readable values with stride `lda`,
+    /// `panel` at `k·NR` readable values, `bias` (with `BIAS`) at 16, and `c` at `R` rows of 16 writable values
+    /// with stride `ldc`.
     #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn tile<const R: usize>(
         k: usize,
         a: *const f32,
         lda: usize,
         panel: *const f32,
-        tile: &mut [f32; TILE],
+        mode: u8,
+        bias: *const f32,
+        c: *mut f32,
+        ldc: usize,
     ) {
         let mut acc = [[_mm256_setzero_ps(); 2]; R];
         for p in 0..k {
@@ -209,12 +301,20 @@ mod avx2 {
                 }
             }
         }
-        for (r, acc_r) in acc.iter().enumerate() {
-            let out = &mut tile[r * NR..r * NR + NR];
-            // SAFETY: `out` holds exactly 16 values, written as two unaligned 8-lane stores.
-            unsafe {
-                _mm256_storeu_ps(out.as_mut_ptr(), acc_r[0]);
-                _mm256_storeu_ps(out.as_mut_ptr().add(8), acc_r[1]);
+        // SAFETY: row `r < R` of `C` holds 16 values at `c + r·ldc`, and `bias` 16 when `mode` is `BIAS`.
+        unsafe {
+            let base = match mode {
+                BIAS => [_mm256_loadu_ps(bias), _mm256_loadu_ps(bias.add(8))],
+                _ => [_mm256_setzero_ps(); 2],
+            };
+            for (r, acc_r) in acc.iter().enumerate() {
+                let out = c.add(r * ldc);
+                let (lo, hi) = match mode {
+                    ACCUMULATE => (_mm256_loadu_ps(out), _mm256_loadu_ps(out.add(8))),
+                    _ => (base[0], base[1]),
+                };
+                _mm256_storeu_ps(out, _mm256_add_ps(lo, acc_r[0]));
+                _mm256_storeu_ps(out.add(8), _mm256_add_ps(hi, acc_r[1]));
             }
         }
     }
@@ -300,15 +400,22 @@ mod tests {
 
     #[test]
     fn vector_and_portable_kernels_agree() {
-        let k = 37;
+        let (k, ldc) = (37, 21);
         let a = values(MR * k, 7);
         let panel = values(k * NR, 8);
+        let bias = values(NR, 9);
+        let old = values(MR * ldc, 10);
         for rows in 1..=MR {
-            let (mut fast, mut plain) = ([0.0f32; TILE], [0.0f32; TILE]);
-            tile_f32(k, &a, k, rows, &panel, &mut fast);
-            tile_portable(k, &a, k, rows, &panel, &mut plain);
-            for (x, y) in fast.iter().zip(&plain) {
-                assert!((x - y).abs() <= 1e-5 * y.abs().max(1.0), "rows={rows}: {x} vs {y}");
+            for start in [Start::Zero, Start::Accumulate, Start::Bias(&bias)] {
+                let (mut fast, mut plain) = (old.clone(), old.clone());
+                tile_f32_kernel()(k, &a, k, rows, &panel, start, &mut fast, ldc);
+                tile_portable(k, &a, k, rows, &panel, start, &mut plain, ldc);
+                for (i, (x, y)) in fast.iter().zip(&plain).enumerate() {
+                    assert!((x - y).abs() <= 1e-5 * y.abs().max(1.0), "rows={rows} {start:?} [{i}]: {x} vs {y}");
+                    if i % ldc >= NR || i / ldc >= rows {
+                        assert_eq!(x, &old[i], "rows={rows} {start:?}: [{i}] is outside the tile");
+                    }
+                }
             }
         }
     }
