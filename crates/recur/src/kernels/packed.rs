@@ -144,8 +144,12 @@ fn panels_times_rows<T: Real>(
             Start::Bias(bias) if cols == NR => Start::Bias(&bias[col..col + NR]),
             other => other,
         };
-        for row in rows.clone().step_by(MR) {
-            let height = MR.min(rows.end - row);
+        // Tiles of even heights: 32 rows as 5·6 + 2 would leave the last tile with too few accumulators to hide
+        // the multiply-adds' latency, so they go as 4·5 + 2·6.
+        let tiles = rows.len().div_ceil(MR);
+        for tile in 0..tiles {
+            let row = rows.start + tile * rows.len() / tiles;
+            let height = rows.start + (tile + 1) * rows.len() / tiles - row;
             let a = &a[row * lda + ks.start..];
             if cols == NR && row * ldc + col + (height - 1) * ldc + NR <= c.len() {
                 kernel(ks.len(), a, lda, height, panel, tile_start, &mut c[row * ldc + col..], ldc);

@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use rayon::prelude::*;
+
 use super::state::Slots;
 use super::{Optimizer, check_at_least};
 use crate::error::{Error, Result};
@@ -132,6 +134,60 @@ impl Adam {
 }
 
 /// PyTorch's `lerp` on `f32`: `a + w(b − a)` for `|w| < 0.5`, else `b − (b − a)(1 − w)`.
+/// Values per piece of work of a step (a few L1 caches' worth of the four arrays).
+const CHUNK: usize = 1 << 13;
+
+/// One piece of one tensor: its values, gradients and moments.
+struct Chunk<'a> {
+    theta: &'a mut [f32],
+    g: &'a [f32],
+    m: &'a mut [f32],
+    v: &'a mut [f32],
+    v_max: Option<&'a mut [f32]>,
+}
+
+/// One step's constants, rounded as PyTorch rounds them.
+#[derive(Clone, Copy)]
+struct Rule {
+    decay: Option<f32>,
+    l2: f32,
+    w1: f32,
+    b2: f32,
+    w2: f32,
+    bias_correction2_sqrt: f32,
+    eps: f32,
+    neg_step_size: f32,
+}
+
+impl Rule {
+    /// `m ← lerp(m, g, 1−β₁)`, `v ← β₂v + (1−β₂)g²`, `θ ← θ − γ/(1−β₁ᵗ) · m / (√v̂/√(1−β₂ᵗ) + ε)`, with
+    /// `v̂ = max(v_max, v)` for AMSGrad, else `v`.
+    fn apply(&self, chunk: Chunk<'_>) {
+        let Chunk { theta, g, m, v, mut v_max } = chunk;
+        for i in 0..theta.len() {
+            let mut t = theta[i];
+            if let Some(decay) = self.decay {
+                t *= decay;
+            }
+            let mut gi = g[i];
+            if self.l2 != 0.0 {
+                gi += self.l2 * t;
+            }
+            m[i] = lerp(m[i], gi, self.w1);
+            v[i] = v[i] * self.b2 + self.w2 * gi * gi;
+            let second = match v_max.as_deref_mut() {
+                Some(v_max) => {
+                    v_max[i] = v_max[i].max(v[i]);
+                    v_max[i]
+                }
+                None => v[i],
+            };
+            let denom = second.sqrt() / self.bias_correction2_sqrt + self.eps;
+            theta[i] = t + self.neg_step_size * m[i] / denom;
+        }
+    }
+}
+
 fn lerp(a: f32, b: f32, w: f32) -> f32 {
     if w.abs() < 0.5 { a + w * (b - a) } else { b - (b - a) * (1.0 - w) }
 }
@@ -162,33 +218,20 @@ impl Optimizer for Adam {
         } else {
             None
         };
+        let rule = Rule { decay, l2: l2_f32, w1, b2, w2, bias_correction2_sqrt, eps, neg_step_size };
+        // The update is elementwise: chunks of every tensor run on all threads, each the same arithmetic in the same
+        // order as one loop would, so the result does not depend on the number of threads.
+        let mut chunks = Vec::new();
         for (p, entry) in params.iter_mut().zip(entries.iter_mut()) {
             let (exp_avg, rest) = entry.buffers.split_at_mut(1);
             let (exp_avg_sq, max_exp_avg_sq) = rest.split_at_mut(1);
-            let (m, v) = (&mut exp_avg[0], &mut exp_avg_sq[0]);
-            let mut v_max = max_exp_avg_sq.first_mut();
-            for i in 0..p.value.len() {
-                let mut theta = p.value[i];
-                if let Some(decay) = decay {
-                    theta *= decay;
-                }
-                let mut g = p.grad[i];
-                if l2 != 0.0 {
-                    g += l2_f32 * theta;
-                }
-                m[i] = lerp(m[i], g, w1);
-                v[i] = v[i] * b2 + w2 * g * g;
-                let second = match v_max.as_deref_mut() {
-                    Some(v_max) => {
-                        v_max[i] = v_max[i].max(v[i]);
-                        v_max[i]
-                    }
-                    None => v[i],
-                };
-                let denom = second.sqrt() / bias_correction2_sqrt + eps;
-                p.value[i] = theta + neg_step_size * m[i] / denom;
+            let mut v_max = max_exp_avg_sq.first_mut().map(|v| v.chunks_mut(CHUNK));
+            let parts = p.value.chunks_mut(CHUNK).zip(p.grad.chunks(CHUNK));
+            for ((theta, g), (m, v)) in parts.zip(exp_avg[0].chunks_mut(CHUNK).zip(exp_avg_sq[0].chunks_mut(CHUNK))) {
+                chunks.push(Chunk { theta, g, m, v, v_max: v_max.as_mut().and_then(Iterator::next) });
             }
         }
+        chunks.into_par_iter().for_each(|chunk| rule.apply(chunk));
         self.steps = self.steps.saturating_add(1);
         Ok(())
     }
