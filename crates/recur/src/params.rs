@@ -45,6 +45,11 @@ impl<T: Real> Parameter<T> {
         Parameter { value: vec![T::zero(); len], grad: Vec::new() }
     }
 
+    /// These values, without a gradient.
+    pub fn from_values(value: Vec<T>) -> Self {
+        Parameter { value, grad: Vec::new() }
+    }
+
     /// The values.
     pub fn value(&self) -> &[T] {
         &self.value

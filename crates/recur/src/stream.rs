@@ -45,12 +45,14 @@
 //! ```
 
 pub mod bytes;
+mod split;
 
 use crate::cells::{Cell, GatePass};
 use crate::driver::Stack;
 use crate::error::{Error, Result};
 use crate::layer::{Cells, Mode, Recurrent};
 use crate::tensor::Tensor;
+use split::SplitStep;
 
 /// The state of `B` independent streams through one unidirectional [`Recurrent`] layer: per layer `l`, the
 /// hidden state `h_l` (`B × H_out`) and, for an LSTM, the cell state `c_l` (`B × H`), plus the work buffers of
@@ -99,6 +101,29 @@ struct Scratch {
     cache: Vec<f32>,
     h_next: Vec<f32>,
     c_next: Vec<f32>,
+    two_cores: TwoCores,
+}
+
+/// Whether steps run on two cores ([`split`]), decided at the first step.
+#[derive(Debug, Default)]
+enum TwoCores {
+    /// Not decided yet (a new or cloned state).
+    #[default]
+    Undecided,
+    /// One core: the stack is small, cannot be split, or [`StreamState::set_two_cores`] said so.
+    Off,
+    /// Split, with the worker thread.
+    On(Box<SplitStep>),
+}
+
+impl Clone for TwoCores {
+    /// A clone decides afresh (and starts its own worker): a worker serves one state.
+    fn clone(&self) -> Self {
+        match self {
+            TwoCores::Off => TwoCores::Off,
+            _ => TwoCores::Undecided,
+        }
+    }
 }
 
 impl Sizes {
@@ -354,7 +379,10 @@ impl StreamState {
     /// its method, and so its rounding, by the number of rows, and a stream's numbers must not depend on how many
     /// others share its batch. A single stream loses nothing by this; a large batch gives up the reuse of the
     /// weights across rows that a batched product has.
-    fn advance<C: Cell<Real = f32>>(&mut self, stack: &Stack<C>, x: &[f32]) {
+    fn advance<C: Cell<Real = f32> + 'static>(&mut self, stack: &Stack<C>, x: &[f32]) {
+        if self.split_ready(stack) {
+            return self.advance_split(stack, x);
+        }
         let (input_size, output, cell_size) = (self.sizes.input, self.sizes.output, self.sizes.cell());
         let s = &mut self.scratch;
         for (layer, c) in self.c.iter_mut().enumerate() {
@@ -383,6 +411,53 @@ impl StreamState {
         }
     }
 
+    /// Whether this step runs on two cores: decides at the first step, and rebuilds the halves when the model's
+    /// weights changed since they were built.
+    fn split_ready<C: Cell<Real = f32> + 'static>(&mut self, stack: &Stack<C>) -> bool {
+        let two_cores = &mut self.scratch.two_cores;
+        if let TwoCores::Undecided = two_cores {
+            *two_cores = match split::worth_splitting(stack).then(|| SplitStep::new(stack)).flatten() {
+                Some(step) => TwoCores::On(Box::new(step)),
+                None => TwoCores::Off,
+            };
+            self.fit_scratch();
+        }
+        let two_cores = &mut self.scratch.two_cores;
+        match two_cores {
+            TwoCores::On(step) => step.is_current(stack) || step.rebuild(stack),
+            _ => false,
+        }
+    }
+
+    /// [`Self::advance`] with each layer's units split between this thread and the worker.
+    fn advance_split<C: Cell<Real = f32>>(&mut self, _stack: &Stack<C>, x: &[f32]) {
+        let (input_size, output) = (self.sizes.input, self.sizes.output);
+        let batch = self.batch;
+        let s = &mut self.scratch;
+        let TwoCores::On(step) = &mut s.two_cores else { return };
+        for (layer, c) in self.c.iter_mut().enumerate() {
+            let (below, here) = self.h.split_at_mut(layer);
+            let input = below.last().map_or(&x[..batch * input_size], |h| &h[..batch * output]);
+            let h = &mut here[0];
+            step.layer_step(layer, batch, input, (h, c), (&mut s.h_next, &mut s.c_next));
+            std::mem::swap(h, &mut s.h_next);
+            std::mem::swap(c, &mut s.c_next);
+        }
+    }
+
+    /// Whether steps run on two cores (known after the first step; see [`StreamState::set_two_cores`]).
+    pub fn on_two_cores(&self) -> bool {
+        matches!(self.scratch.two_cores, TwoCores::On(_))
+    }
+
+    /// Lets steps run on two cores (the default, where it pays: large stacks, two threads in Rayon's pool) or
+    /// keeps them on the calling thread. On two cores each layer's hidden units are split in halves, the second
+    /// run by a worker thread of this state's own that spins between steps and parks after 2 ms without one; the
+    /// numbers are the same either way.
+    pub fn set_two_cores(&mut self, allowed: bool) {
+        self.scratch.two_cores = if allowed { TwoCores::Undecided } else { TwoCores::Off };
+    }
+
     /// Sizes the scratch buffers for the current batch (allocating only when the batch grew). The pre-activations
     /// and the cache hold one stream's row: the streams are stepped one after another.
     fn fit_scratch(&mut self) {
@@ -394,6 +469,9 @@ impl StreamState {
         scratch.cache.resize(s.cache, 0.0);
         scratch.h_next.resize(b * s.output, 0.0);
         scratch.c_next.resize(b * s.cell(), 0.0);
+        if let TwoCores::On(step) = &mut scratch.two_cores {
+            step.reserve(b, s.input.max(s.output), s.hidden, s.mode.gates());
+        }
     }
 
     fn check_model(&self, model: &Recurrent) -> Result<()> {

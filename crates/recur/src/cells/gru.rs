@@ -112,6 +112,10 @@ impl<T: Real> Cell for GruCell<T> {
         4 * self.weights.hidden_size()
     }
 
+    fn unit_slice(&self, units: std::ops::Range<usize>) -> Option<Self> {
+        Some(GruCell { weights: self.weights.unit_slice(units) })
+    }
+
     fn forward_gates(&self, pass: GatePass<'_, T>) {
         let hidden = self.weights.hidden_size();
         let width = 3 * hidden;

@@ -162,6 +162,13 @@ impl<T: Real> Cell for LstmCell<T> {
         }
     }
 
+    fn unit_slice(&self, units: std::ops::Range<usize>) -> Option<Self> {
+        match self.weight_hr {
+            Some(_) => None,
+            None => Some(LstmCell { weights: self.weights.unit_slice(units), weight_hr: None }),
+        }
+    }
+
     fn forward_gates(&self, pass: GatePass<'_, T>) {
         let hidden = self.weights.hidden_size();
         let width = 4 * hidden;

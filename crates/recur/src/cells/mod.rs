@@ -131,6 +131,13 @@ pub trait Cell: Clone + Send + Sync {
         let _ = prepared;
     }
 
+    /// The cell of the hidden units `units` alone (weights from [`CellWeights::unit_slice`]): fed the full
+    /// input and the full previous `h`, its recurrent product gives those units' pre-activations, and its gate
+    /// pass, fed those units' slices of `h_{t−1}` and `c_{t−1}`, their next state. So two cells of complementary
+    /// units advance one step on two cores. `None` where the units are not independent (a projected LSTM, whose
+    /// `h` mixes every unit).
+    fn unit_slice(&self, units: std::ops::Range<usize>) -> Option<Self>;
+
     /// One fused pass over the gates: from the two pre-activations and the previous state to the next state.
     fn forward_gates(&self, pass: GatePass<'_, Self::Real>);
 

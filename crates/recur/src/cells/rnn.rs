@@ -135,6 +135,10 @@ impl<T: Real> Cell for RnnCell<T> {
         0
     }
 
+    fn unit_slice(&self, units: std::ops::Range<usize>) -> Option<Self> {
+        Some(RnnCell { nonlinearity: self.nonlinearity, weights: self.weights.unit_slice(units) })
+    }
+
     fn forward_gates(&self, pass: GatePass<'_, T>) {
         for ((h, &x), &r) in pass.h_next.iter_mut().zip(pass.gx).zip(pass.gh) {
             *h = x + r;

@@ -1,9 +1,12 @@
 //! The input and recurrent weights every cell has, with PyTorch's names and shapes, and their gradients.
 
+use std::ops::Range;
+
 use rand::Rng;
 
 use super::affine_rows;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::kernels::gemm::{MatMut, MatRef, gemm};
 use crate::kernels::packed::{PackedMatrix, Start, packed_product};
@@ -32,14 +35,25 @@ pub struct CellWeights<T: Real = f32> {
 /// (backward). Not part of a cell's value: clones start without them and comparisons ignore them.
 #[derive(Debug)]
 struct Packed<T> {
+    /// Names these weights' current values: a new number whenever they may have changed (see
+    /// [`CellWeights::layout_id`]).
+    id: u64,
     rows: OnceLock<(Vec<T>, Vec<T>)>,
     forward: OnceLock<PackedMatrix<T>>,
     backward: OnceLock<PackedMatrix<T>>,
 }
 
+/// The next [`Packed::id`]: unique in the process.
+static NEXT_LAYOUT_ID: AtomicU64 = AtomicU64::new(1);
+
 impl<T> Default for Packed<T> {
     fn default() -> Self {
-        Packed { rows: OnceLock::new(), forward: OnceLock::new(), backward: OnceLock::new() }
+        Packed {
+            id: NEXT_LAYOUT_ID.fetch_add(1, Ordering::Relaxed),
+            rows: OnceLock::new(),
+            forward: OnceLock::new(),
+            backward: OnceLock::new(),
+        }
     }
 }
 
@@ -123,6 +137,43 @@ impl<T: Real> CellWeights<T> {
     pub(crate) fn input_projection(&self, x: &[T], rows: usize, gx: &mut [T]) {
         let bias = self.bias_ih.as_ref().map(Parameter::value);
         affine_rows(MatRef::new(x, rows, self.input_size), self.weight_ih.value(), self.width(), bias, gx);
+    }
+
+    /// A number that changes whenever the weights may have changed (any mutable access to the parameters), and
+    /// differs between any two weights alive at once: whoever builds something from the weights (a stream's
+    /// split of the units) can tell whether it is still current.
+    pub fn layout_id(&self) -> u64 {
+        self.packed.id
+    }
+
+    /// The weights of the hidden units `units` alone: rows `g·H + u` of every weight and bias for each gate `g`
+    /// and unit `u ∈ units`, in gate order, so that a cell of `units.len()` units computes exactly those units
+    /// of this one (the input and recurrent sizes are unchanged). Without gradients.
+    ///
+    /// # Panics
+    /// When `units` is empty or reaches past the hidden size (a caller bug).
+    pub fn unit_slice(&self, units: Range<usize>) -> Self {
+        assert!(!units.is_empty() && units.end <= self.hidden_size, "unit_slice: units out of range");
+        let hidden = self.hidden_size;
+        let rows = |p: &Parameter<T>, width: usize| {
+            let v = p.value();
+            let picked: Vec<T> = (0..self.gates)
+                .flat_map(|g| units.clone().map(move |u| g * hidden + u))
+                .flat_map(|row| v[row * width..(row + 1) * width].iter().copied())
+                .collect();
+            Parameter::from_values(picked)
+        };
+        CellWeights {
+            input_size: self.input_size,
+            hidden_size: units.len(),
+            recurrent_size: self.recurrent_size,
+            gates: self.gates,
+            weight_ih: rows(&self.weight_ih, self.input_size),
+            weight_hh: rows(&self.weight_hh, self.recurrent_size),
+            bias_ih: self.bias_ih.as_ref().map(|b| rows(b, 1)),
+            bias_hh: self.bias_hh.as_ref().map(|b| rows(b, 1)),
+            packed: Packed::default(),
+        }
     }
 
     /// `W_hhᵀ` in panels for [`Self::recurrent_projection`], packed on first use after the weights changed: a

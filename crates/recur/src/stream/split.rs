@@ -1,0 +1,367 @@
+//! One stream step on two cores: each layer's hidden units in two halves, the second half on a worker thread.
+//!
+//! A step of a large stack is bound by reading its weights (a 2-layer LSTM of 256 units holds 3.7 MB, read once
+//! per step from the last-level cache at about 70 GB/s on one Zen 3 core), not by arithmetic. Units of a layer are
+//! independent within a step: unit `u` needs only its own rows of the weights, the full input and the full
+//! `h_{t−1}`. So each core reads the rows of its half of the units, and the two meet once per layer, where the next
+//! layer needs the whole `h_t`.
+//!
+//! A hand-off through a thread pool costs microseconds, as much as a small step. The worker here is a thread of
+//! its own that spins between requests, so a hand-off costs about one cache-line transfer, and parks after
+//! [`SPIN`] without work, so an idle stream burns no core. A request that finds it parked is run on the calling
+//! thread instead (and wakes the worker for the next), so a step never waits for a thread to wake.
+
+use std::ops::Range;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::cells::{Cell, GatePass};
+use crate::driver::Stack;
+
+/// How long the worker spins without a request before it parks.
+const SPIN: Duration = Duration::from_millis(2);
+
+/// Weight bytes per step from which a stack's steps are split: below it the weights sit in one core's L2 and a
+/// step takes a few microseconds, which the two meetings per step would eat.
+pub(crate) const SPLIT_MIN_BYTES: usize = 1 << 19;
+
+/// Hidden units below which a layer is not split.
+const SPLIT_MIN_UNITS: usize = 32;
+
+/// Whether steps of `stack`, a unidirectional stack of `f32` cells, are worth splitting, and can be.
+pub(crate) fn worth_splitting<C: Cell<Real = f32>>(stack: &Stack<C>) -> bool {
+    let cells = stack.cells();
+    let bytes: usize =
+        cells.iter().map(|c| (c.weights().weight_ih().len() + c.weights().weight_hh().len()) * 4).sum();
+    let hidden = cells[0].weights().hidden_size();
+    bytes >= SPLIT_MIN_BYTES
+        && hidden >= SPLIT_MIN_UNITS
+        && rayon::current_num_threads() >= 2
+        && cells[0].unit_slice(0..1).is_some()
+}
+
+/// The two unit ranges of a layer of `hidden` units: the first a multiple of 8 (a whole number of vectors).
+fn halves_of(hidden: usize) -> [Range<usize>; 2] {
+    let cut = (hidden / 2).next_multiple_of(8).min(hidden - 1);
+    [0..cut, cut..hidden]
+}
+
+/// Inputs and outputs of one half of one layer, for all streams of the batch, each row-major with one row per
+/// stream, plus that half's work buffers. Its owner fills the inputs, runs the half, reads the outputs.
+#[derive(Debug, Default)]
+pub(crate) struct HalfBuffers {
+    batch: usize,
+    /// The layer's input, `B × I_l`.
+    input: Vec<f32>,
+    /// The full previous `h` of the layer, `B × H`.
+    h_prev: Vec<f32>,
+    /// This half's units of the previous `h` and `c`, `B × U`.
+    h_units: Vec<f32>,
+    c_units: Vec<f32>,
+    /// This half's units of the next `h` and `c`, `B × U`.
+    h_next: Vec<f32>,
+    c_next: Vec<f32>,
+    gx: Vec<f32>,
+    gh: Vec<f32>,
+    cache: Vec<f32>,
+}
+
+impl HalfBuffers {
+    /// Makes room for `batch` streams of a stack whose layer inputs have at most `input` values, `hidden` units
+    /// and `gates` gates, so that the steps after it allocate nothing.
+    fn reserve(&mut self, batch: usize, input: usize, hidden: usize, gates: usize) {
+        let at_least = |v: &mut Vec<f32>, n: usize| v.reserve(n.saturating_sub(v.len()));
+        at_least(&mut self.input, batch * input);
+        for v in [&mut self.h_prev, &mut self.h_units, &mut self.c_units, &mut self.h_next, &mut self.c_next] {
+            at_least(v, batch * hidden);
+        }
+        at_least(&mut self.gx, gates * hidden);
+        at_least(&mut self.gh, gates * hidden);
+        // No cell caches more than `gates + 1` values a unit.
+        at_least(&mut self.cache, (gates + 1) * hidden);
+    }
+
+    /// Copies the half's inputs in: the layer input (`B × width`), the full previous `h` and `c` (`B × H`, `c`
+    /// empty for cells without one) of which it keeps `units`. Allocates only when the sizes grew.
+    fn fill(&mut self, batch: usize, input: &[f32], h_prev: &[f32], c_prev: &[f32], units: &Range<usize>) {
+        self.batch = batch;
+        let hidden = h_prev.len() / batch;
+        self.input.clear();
+        self.input.extend_from_slice(input);
+        self.h_prev.clear();
+        self.h_prev.extend_from_slice(h_prev);
+        self.h_units.clear();
+        self.c_units.clear();
+        for b in 0..batch {
+            self.h_units.extend_from_slice(&h_prev[b * hidden..][units.clone()]);
+            if !c_prev.is_empty() {
+                self.c_units.extend_from_slice(&c_prev[b * hidden..][units.clone()]);
+            }
+        }
+    }
+
+    /// Copies this half's next `h` and `c` into the full `h_next`, `c_next` (`B × H`) at `units`.
+    fn drain_into(&self, h_next: &mut [f32], c_next: &mut [f32], units: &Range<usize>) {
+        let (hidden, u) = (h_next.len() / self.batch, units.len());
+        for b in 0..self.batch {
+            h_next[b * hidden..][units.clone()].copy_from_slice(&self.h_next[b * u..(b + 1) * u]);
+            if !c_next.is_empty() {
+                c_next[b * hidden..][units.clone()].copy_from_slice(&self.c_next[b * u..(b + 1) * u]);
+            }
+        }
+    }
+}
+
+/// What the two threads run: half `half` of layer `layer`, over the buffers.
+pub(crate) trait HalfStep: Send + Sync {
+    fn run(&self, half: usize, layer: usize, io: &mut HalfBuffers);
+}
+
+/// Every layer of a stack as two cells of complementary units.
+struct Halves<C> {
+    layers: Vec<[C; 2]>,
+}
+
+impl<C: Cell<Real = f32>> HalfStep for Halves<C> {
+    fn run(&self, half: usize, layer: usize, io: &mut HalfBuffers) {
+        let cell = &self.layers[layer][half];
+        let weights = cell.weights();
+        let (units, width) = (weights.hidden_size(), C::GATES * weights.hidden_size());
+        let batch = io.batch;
+        let (in_width, full) = (io.input.len() / batch, io.h_prev.len() / batch);
+        let cell_units = if C::HAS_CELL_STATE { units } else { 0 };
+        io.gx.resize(width, 0.0);
+        io.gh.resize(width, 0.0);
+        io.cache.resize(cell.cache_width(), 0.0);
+        io.h_next.resize(batch * units, 0.0);
+        io.c_next.resize(batch * cell_units, 0.0);
+        for b in 0..batch {
+            weights.input_projection_row(&io.input[b * in_width..(b + 1) * in_width], &mut io.gx);
+            weights.recurrent_projection_row(&io.h_prev[b * full..(b + 1) * full], &mut io.gh);
+            cell.forward_gates(GatePass {
+                batch: 1,
+                gx: &io.gx,
+                gh: &io.gh,
+                h_prev: &io.h_units[b * units..(b + 1) * units],
+                c_prev: &io.c_units[b * cell_units..(b + 1) * cell_units],
+                h_next: &mut io.h_next[b * units..(b + 1) * units],
+                c_next: &mut io.c_next[b * cell_units..(b + 1) * cell_units],
+                cache: &mut io.cache,
+            });
+        }
+    }
+}
+
+/// What the worker reads for a request: the job, the layer and the second half's buffers.
+struct Slot {
+    job: Option<Arc<dyn HalfStep>>,
+    layer: usize,
+    io: HalfBuffers,
+}
+
+/// What the two threads share.
+struct Shared {
+    /// Number of the latest request.
+    request: AtomicU64,
+    /// Number of the latest request the worker finished.
+    done: AtomicU64,
+    /// Whether the worker is parked (or about to be): requests then run on the caller.
+    parked: AtomicBool,
+    /// Set when the worker must end, or has ended by a panic.
+    stop: AtomicBool,
+    slot: Mutex<Slot>,
+}
+
+impl Shared {
+    fn slot(&self) -> MutexGuard<'_, Slot> {
+        // A panic inside a job leaves the buffers as they are, which the next fill overwrites: nothing to recover.
+        self.slot.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A stack's steps split in two, with the thread that runs the second halves.
+pub(crate) struct SplitStep {
+    shared: Arc<Shared>,
+    worker: Option<JoinHandle<()>>,
+    job: Arc<dyn HalfStep>,
+    /// [`crate::CellWeights::layout_id`] of every layer the halves were built from.
+    ids: Vec<u64>,
+    units: [Range<usize>; 2],
+    first: HalfBuffers,
+    requests: u64,
+}
+
+impl std::fmt::Debug for SplitStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SplitStep").field("units", &self.units).field("layers", &self.ids.len()).finish()
+    }
+}
+
+fn layout_ids<C: Cell>(stack: &Stack<C>) -> Vec<u64> {
+    stack.cells().iter().map(|c| c.weights().layout_id()).collect()
+}
+
+impl SplitStep {
+    /// The halves of `stack` and a worker for them, or `None` when its cells cannot be split (see
+    /// [`worth_splitting`]) or the thread cannot be started.
+    pub(crate) fn new<C: Cell<Real = f32> + 'static>(stack: &Stack<C>) -> Option<Self> {
+        let hidden = stack.cells()[0].weights().hidden_size();
+        let units = halves_of(hidden);
+        let job = halves(stack, &units)?;
+        let shared = Arc::new(Shared {
+            request: AtomicU64::new(0),
+            done: AtomicU64::new(0),
+            parked: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            slot: Mutex::new(Slot { job: Some(job.clone()), layer: 0, io: HalfBuffers::default() }),
+        });
+        let for_worker = shared.clone();
+        let worker = thread::Builder::new().name("recur-stream".into()).spawn(move || serve(&for_worker)).ok()?;
+        Some(SplitStep {
+            shared,
+            worker: Some(worker),
+            job,
+            ids: layout_ids(stack),
+            units,
+            first: HalfBuffers::default(),
+            requests: 0,
+        })
+    }
+
+    /// Makes room in both halves' buffers for `batch` streams of a stack with layer inputs of at most `input`
+    /// values and `hidden` units of `gates` gates.
+    pub(crate) fn reserve(&mut self, batch: usize, input: usize, hidden: usize, gates: usize) {
+        self.first.reserve(batch, input, hidden, gates);
+        self.shared.slot().io.reserve(batch, input, hidden, gates);
+    }
+
+    /// Whether the halves were built from `stack`'s current weights.
+    pub(crate) fn is_current<C: Cell>(&self, stack: &Stack<C>) -> bool {
+        self.ids.len() == stack.cells().len() && stack.cells().iter().zip(&self.ids).all(|(c, &id)| c.weights().layout_id() == id)
+    }
+
+    /// Rebuilds the halves from `stack`'s current weights (the model changed since they were built).
+    pub(crate) fn rebuild<C: Cell<Real = f32> + 'static>(&mut self, stack: &Stack<C>) -> bool {
+        let Some(job) = halves(stack, &self.units) else { return false };
+        self.shared.slot().job = Some(job.clone());
+        self.job = job;
+        self.ids = layout_ids(stack);
+        true
+    }
+
+    /// One step of layer `layer` for every stream: from its input (`B × I_l`) and previous `h`, `c` (`B × H`;
+    /// `c` empty without a cell state) to the next `h`, `c`.
+    pub(crate) fn layer_step(
+        &mut self,
+        layer: usize,
+        batch: usize,
+        input: &[f32],
+        (h_prev, c_prev): (&[f32], &[f32]),
+        (h_next, c_next): (&mut [f32], &mut [f32]),
+    ) {
+        let [first_units, second_units] = &self.units;
+        let shared = &*self.shared;
+        let mut slot = shared.slot();
+        slot.io.fill(batch, input, h_prev, c_prev, second_units);
+        slot.layer = layer;
+        let on_worker = !shared.parked.load(Ordering::SeqCst) && !shared.stop.load(Ordering::Relaxed);
+        if on_worker {
+            drop(slot);
+            self.requests += 1;
+            shared.request.store(self.requests, Ordering::SeqCst);
+            // In case the worker parked after `parked` was read (cheap when it did not: no system call).
+            if let Some(worker) = &self.worker {
+                worker.thread().unpark();
+            }
+        } else {
+            // The worker is asleep: this thread runs the second half too, and wakes it for the next request.
+            self.job.run(1, layer, &mut slot.io);
+            slot.io.drain_into(h_next, c_next, second_units);
+            drop(slot);
+            if let Some(worker) = &self.worker {
+                worker.thread().unpark();
+            }
+        }
+        self.first.fill(batch, input, h_prev, c_prev, first_units);
+        self.job.run(0, layer, &mut self.first);
+        self.first.drain_into(h_next, c_next, first_units);
+        if on_worker {
+            while shared.done.load(Ordering::Acquire) != self.requests {
+                if shared.stop.load(Ordering::Acquire) {
+                    // The worker died in a job (a bug): this thread runs the half instead.
+                    let mut slot = shared.slot();
+                    self.job.run(1, layer, &mut slot.io);
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+            shared.slot().io.drain_into(h_next, c_next, second_units);
+        }
+    }
+}
+
+/// The halves of every layer of `stack`, or `None` when a cell cannot be split.
+fn halves<C: Cell<Real = f32> + 'static>(stack: &Stack<C>, units: &[Range<usize>; 2]) -> Option<Arc<dyn HalfStep>> {
+    let layers = stack
+        .cells()
+        .iter()
+        .map(|c| Some([c.unit_slice(units[0].clone())?, c.unit_slice(units[1].clone())?]))
+        .collect::<Option<Vec<_>>>()?;
+    Some(Arc::new(Halves { layers }))
+}
+
+/// The worker: waits for a request (spinning, then parked), runs the second half, says it is done.
+fn serve(shared: &Shared) {
+    let mut seen = 0;
+    loop {
+        let mut idle_since = Instant::now();
+        let mut spins = 0u32;
+        loop {
+            if shared.stop.load(Ordering::Acquire) {
+                return;
+            }
+            let request = shared.request.load(Ordering::SeqCst);
+            if request != seen {
+                seen = request;
+                break;
+            }
+            spins = spins.wrapping_add(1);
+            if spins.is_multiple_of(1 << 10) && idle_since.elapsed() > SPIN {
+                shared.parked.store(true, Ordering::SeqCst);
+                // A request made before `parked` was seen is picked up here, before parking.
+                if shared.request.load(Ordering::SeqCst) == seen && !shared.stop.load(Ordering::Acquire) {
+                    thread::park_timeout(Duration::from_millis(100));
+                }
+                shared.parked.store(false, Ordering::SeqCst);
+                idle_since = Instant::now();
+            }
+            std::hint::spin_loop();
+        }
+        let ran = catch_unwind(AssertUnwindSafe(|| {
+            let mut slot = shared.slot();
+            let Slot { job, layer, io } = &mut *slot;
+            if let Some(job) = job {
+                job.run(1, *layer, io);
+            }
+        }));
+        if ran.is_err() {
+            shared.stop.store(true, Ordering::Release);
+            return;
+        }
+        shared.done.store(seen, Ordering::Release);
+    }
+}
+
+impl Drop for SplitStep {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        if let Some(worker) = self.worker.take() {
+            worker.thread().unpark();
+            // The worker only ends by seeing `stop`; a panic in it was caught, so joining cannot fail.
+            let _ = worker.join();
+        }
+    }
+}
