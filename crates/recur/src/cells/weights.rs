@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::kernels::gemm::{MatMut, MatRef, gemm};
 use crate::kernels::packed::{PackedMatrix, Start, packed_product};
-use crate::kernels::rowvec::row_times;
+use crate::kernels::rowvec::{RowPanels, row_times};
 use crate::params::{Param, ParamMut, ParamRef, Parameter, init_uniform};
 use crate::real::Real;
 
@@ -38,7 +38,7 @@ struct Packed<T> {
     /// Names these weights' current values: a new number whenever they may have changed (see
     /// [`CellWeights::layout_id`]).
     id: u64,
-    rows: OnceLock<(Vec<T>, Vec<T>)>,
+    rows: OnceLock<(RowPanels, RowPanels)>,
     forward: OnceLock<PackedMatrix<T>>,
     backward: OnceLock<PackedMatrix<T>>,
 }
@@ -296,12 +296,12 @@ impl<T: Real> CellWeights<T> {
 }
 
 impl CellWeights<f32> {
-    fn row_packed(&self) -> &(Vec<f32>, Vec<f32>) {
+    fn row_packed(&self) -> &(RowPanels, RowPanels) {
         self.packed.rows.get_or_init(|| {
             let width = self.width();
             (
-                transpose(self.weight_ih.value(), width, self.input_size),
-                transpose(self.weight_hh.value(), width, self.recurrent_size),
+                RowPanels::from_transposed(self.weight_ih.value(), width, self.input_size),
+                RowPanels::from_transposed(self.weight_hh.value(), width, self.recurrent_size),
             )
         })
     }

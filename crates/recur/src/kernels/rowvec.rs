@@ -1,104 +1,162 @@
-//! The one-row product of a stream step, `y ← b + x·W`, with `W` stored as `K × N` row-major (the transpose of
-//! a PyTorch weight). At batch 1 the general product kernels spend most of a step on dispatch and on dot
-//! products over short rows; here the row `x` scales whole rows of `W` into `y` (no horizontal sums), four rows at
-//! a time, compiled for AVX2 and FMA when the CPU has them (checked at run time) and portably otherwise.
+//! The one-row product of a stream step, `y ← b + x·W`, with `W` (`K × N`, the transpose of a PyTorch weight)
+//! packed once into panels of [`PANEL`] columns. At batch 1 a step is bound by reading the weights: each panel
+//! is read front to back exactly once, its [`PANEL`] sums held in eight vector registers while `x` is walked, so
+//! the loop is one contiguous stream of loads and multiply-adds, and `y` is written once. Compiled for AVX2 and
+//! FMA when the CPU has them (checked at run time) and portably otherwise; every `y[j]` is `b[j]` plus its terms in
+//! row order, in either case.
 
-/// `y ← b + x·W` for `x` of `k` values, `W` row-major `k × n` (`w.len() == k·n`), `y` of `n` values; `b` is zero
-/// when `None`.
+/// Columns per panel: eight 8-lane vectors of sums.
+pub const PANEL: usize = 64;
+
+/// A `K × N` matrix packed for [`row_times`]: panel `p` holds `W[k][p·PANEL + j]` at `p·K·PANEL + k·PANEL + j`,
+/// columns past `N` zero.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RowPanels {
+    k: usize,
+    n: usize,
+    panels: Vec<f32>,
+}
+
+impl RowPanels {
+    /// Packs `W = Aᵀ` for a row-major `A` of `n × k` values (a PyTorch weight, `out × in`).
+    ///
+    /// # Panics
+    /// When `a.len() != n·k` (a caller bug).
+    pub fn from_transposed(a: &[f32], n: usize, k: usize) -> Self {
+        assert_eq!(a.len(), n * k, "RowPanels::from_transposed: weight size");
+        let mut panels = vec![0.0; n.div_ceil(PANEL) * k * PANEL];
+        if k > 0 {
+            for (p, panel) in panels.chunks_exact_mut(k * PANEL).enumerate() {
+                for (row, values) in panel.chunks_exact_mut(PANEL).enumerate() {
+                    for (j, v) in values.iter_mut().enumerate().take(n.saturating_sub(p * PANEL)) {
+                        *v = a[(p * PANEL + j) * k + row];
+                    }
+                }
+            }
+        }
+        RowPanels { k, n, panels }
+    }
+
+    /// Rows of `W` (the length of `x`).
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Columns of `W` (the length of `y`).
+    pub fn n(&self) -> usize {
+        self.n
+    }
+}
+
+/// `y ← b + x·W` for `x` of `W.k()` values and `y` of `W.n()`; `b` is zero when `None`.
 ///
 /// # Panics
 /// When the lengths disagree (a caller bug, never user input).
-pub fn row_times(x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
-    let n = y.len();
-    assert_eq!(w.len(), x.len() * n, "row_times: weight size");
-    match bias {
-        Some(b) => y.copy_from_slice(b),
-        None => y.fill(0.0),
-    }
-    if n == 0 {
-        return;
+pub fn row_times(x: &[f32], w: &RowPanels, bias: Option<&[f32]>, y: &mut [f32]) {
+    assert_eq!(x.len(), w.k, "row_times: x length");
+    assert_eq!(y.len(), w.n, "row_times: y length");
+    if let Some(b) = bias {
+        assert_eq!(b.len(), w.n, "row_times: bias length");
     }
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU supports AVX2 and FMA (checked just above), which is all the function requires.
-        unsafe { accumulate_avx2_fma(x, w, y) };
+        unsafe { panels_avx2_fma(x, w, bias, y) };
         return;
     }
-    accumulate(x, w, y, |a, b, c| a * b + c);
+    panels(x, w, bias, y, |a, b, c| a * b + c);
 }
 
-/// `y += x·W`, four rows of `W` per pass over `y`.
+/// `y ← b + x·W`, a panel at a time.
 #[inline(always)]
-fn accumulate(x: &[f32], w: &[f32], y: &mut [f32], fma: impl Fn(f32, f32, f32) -> f32) {
-    let n = y.len();
-    let mut rows = x.chunks_exact(4).zip(w.chunks_exact(4 * n));
-    for (xs, block) in &mut rows {
-        let (w0, rest) = block.split_at(n);
-        let (w1, rest) = rest.split_at(n);
-        let (w2, w3) = rest.split_at(n);
-        for ((((y, &a), &b), &c), &d) in y.iter_mut().zip(w0).zip(w1).zip(w2).zip(w3) {
-            *y = fma(xs[3], d, fma(xs[2], c, fma(xs[1], b, fma(xs[0], a, *y))));
+fn panels(x: &[f32], w: &RowPanels, bias: Option<&[f32]>, y: &mut [f32], fma: impl Fn(f32, f32, f32) -> f32) {
+    let (k, n) = (w.k, w.n);
+    if k == 0 {
+        match bias {
+            Some(b) => y.copy_from_slice(b),
+            None => y.fill(0.0),
         }
+        return;
     }
-    let done = x.len() / 4 * 4;
-    for (&xk, row) in x[done..].iter().zip(w[done * n..].chunks_exact(n)) {
-        for (y, &wv) in y.iter_mut().zip(row) {
-            *y = fma(xk, wv, *y);
+    for (p, panel) in w.panels.chunks_exact(k * PANEL).enumerate() {
+        let col = p * PANEL;
+        let cols = PANEL.min(n - col);
+        let mut acc = [0.0f32; PANEL];
+        if let Some(b) = bias {
+            acc[..cols].copy_from_slice(&b[col..col + cols]);
         }
+        for (&xk, row) in x.iter().zip(panel.chunks_exact(PANEL)) {
+            for (a, &wv) in acc.iter_mut().zip(row) {
+                *a = fma(xk, wv, *a);
+            }
+        }
+        y[col..col + cols].copy_from_slice(&acc[..cols]);
     }
 }
 
-/// [`accumulate`] compiled for AVX2 with fused multiply-adds.
+/// [`panels`] compiled for AVX2 with fused multiply-adds.
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn accumulate_avx2_fma(x: &[f32], w: &[f32], y: &mut [f32]) {
-    accumulate(x, w, y, f32::mul_add);
+unsafe fn panels_avx2_fma(x: &[f32], w: &RowPanels, bias: Option<&[f32]>, y: &mut [f32]) {
+    panels(x, w, bias, y, f32::mul_add);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The plain reference: `y[j] = b[j] + Σ_k x[k]·W[k][j]`, in f64.
-    fn reference(x: &[f32], w: &[f32], b: &[f32]) -> Vec<f64> {
-        let n = b.len();
-        (0..n).map(|j| b[j] as f64 + (0..x.len()).map(|k| x[k] as f64 * w[k * n + j] as f64).sum::<f64>()).collect()
+    /// The plain reference: `y[j] = b[j] + Σ_k x[k]·A[j][k]` for `A` (`n × k`), in f64.
+    fn reference(x: &[f32], a: &[f32], b: &[f32]) -> Vec<f64> {
+        let (n, k) = (b.len(), x.len());
+        (0..n).map(|j| b[j] as f64 + (0..k).map(|p| x[p] as f64 * a[j * k + p] as f64).sum::<f64>()).collect()
     }
 
     #[test]
     fn matches_a_plain_reference_for_every_remainder() {
-        for (k, n) in [(1, 1), (3, 5), (4, 8), (7, 33), (32, 256), (96, 256), (130, 17)] {
+        for (k, n) in [(1, 1), (3, 5), (4, 8), (7, 33), (32, 256), (96, 256), (130, 17), (5, 64), (9, 129), (0, 3)] {
             let x: Vec<f32> = (0..k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 6.0).collect();
-            let w: Vec<f32> = (0..k * n).map(|i| ((i * 11 % 17) as f32 - 8.0) / 8.0).collect();
+            let a: Vec<f32> = (0..k * n).map(|i| ((i * 11 % 17) as f32 - 8.0) / 8.0).collect();
             let b: Vec<f32> = (0..n).map(|i| (i % 5) as f32 * 0.25).collect();
+            let w = RowPanels::from_transposed(&a, n, k);
             let mut y = vec![f32::NAN; n];
             row_times(&x, &w, Some(&b), &mut y);
-            for (got, want) in y.iter().zip(reference(&x, &w, &b)) {
+            for (got, want) in y.iter().zip(reference(&x, &a, &b)) {
                 assert!((*got as f64 - want).abs() <= 1e-5 * want.abs().max(1.0), "k={k} n={n}: {got} vs {want}");
             }
             let mut y0 = vec![f32::NAN; n];
             row_times(&x, &w, None, &mut y0);
-            let zeros = vec![0.0; n];
-            for (got, want) in y0.iter().zip(reference(&x, &w, &zeros)) {
+            for (got, want) in y0.iter().zip(reference(&x, &a, &vec![0.0; n])) {
                 assert!((*got as f64 - want).abs() <= 1e-5 * want.abs().max(1.0));
             }
         }
     }
 
     #[test]
-    fn portable_and_vector_paths_agree() {
+    fn portable_and_vector_paths_agree_bit_for_bit() {
         let (k, n) = (37, 70);
         let x: Vec<f32> = (0..k).map(|i| (i as f32 * 0.3).sin()).collect();
-        let w: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.7).cos()).collect();
+        let a: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.7).cos()).collect();
+        let w = RowPanels::from_transposed(&a, n, k);
         let mut fast = vec![0.0; n];
         row_times(&x, &w, None, &mut fast);
         let mut plain = vec![0.0; n];
-        accumulate(&x, &w, &mut plain, |a, b, c| a * b + c);
-        for (a, b) in fast.iter().zip(&plain) {
-            assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{a} vs {b}");
-        }
+        panels(&x, &w, None, &mut plain, f32::mul_add);
+        assert_eq!(fast, plain);
+    }
+
+    #[test]
+    fn a_column_does_not_depend_on_the_others() {
+        // The columns of a stream step split across two cores must come out as they do together.
+        let (k, n) = (40, 100);
+        let x: Vec<f32> = (0..k).map(|i| (i as f32 * 0.9).sin()).collect();
+        let a: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.13).cos()).collect();
+        let mut whole = vec![0.0; n];
+        row_times(&x, &RowPanels::from_transposed(&a, n, k), None, &mut whole);
+        let mut part = vec![0.0; 30];
+        row_times(&x, &RowPanels::from_transposed(&a[70 * k..], 30, k), None, &mut part);
+        assert_eq!(part, whole[70..]);
     }
 }

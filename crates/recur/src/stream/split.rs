@@ -34,8 +34,7 @@ const SPLIT_MIN_UNITS: usize = 32;
 /// Whether steps of `stack`, a unidirectional stack of `f32` cells, are worth splitting, and can be.
 pub(crate) fn worth_splitting<C: Cell<Real = f32>>(stack: &Stack<C>) -> bool {
     let cells = stack.cells();
-    let bytes: usize =
-        cells.iter().map(|c| (c.weights().weight_ih().len() + c.weights().weight_hh().len()) * 4).sum();
+    let bytes: usize = cells.iter().map(|c| (c.weights().weight_ih().len() + c.weights().weight_hh().len()) * 4).sum();
     let hidden = cells[0].weights().hidden_size();
     bytes >= SPLIT_MIN_BYTES
         && hidden >= SPLIT_MIN_UNITS
@@ -240,7 +239,8 @@ impl SplitStep {
 
     /// Whether the halves were built from `stack`'s current weights.
     pub(crate) fn is_current<C: Cell>(&self, stack: &Stack<C>) -> bool {
-        self.ids.len() == stack.cells().len() && stack.cells().iter().zip(&self.ids).all(|(c, &id)| c.weights().layout_id() == id)
+        self.ids.len() == stack.cells().len()
+            && stack.cells().iter().zip(&self.ids).all(|(c, &id)| c.weights().layout_id() == id)
     }
 
     /// Rebuilds the halves from `stack`'s current weights (the model changed since they were built).
