@@ -217,9 +217,16 @@ impl SequenceModel {
             Layout::BatchFirst => [s.batch, s.steps, s.features],
             Layout::TimeMajor => [s.steps, s.batch, s.features],
         };
-        let grads = self.rnn.backward(&cache.rnn, &Tensor::new(output_shape, d_output)?, None, None)?;
-        if let (Some(embedding), Some(tokens)) = (&mut self.embedding, &cache.tokens) {
-            embedding.backward(tokens, grads.input.data())?;
+        let d_output = Tensor::new(output_shape, d_output)?;
+        match (&mut self.embedding, &cache.tokens) {
+            (Some(embedding), Some(tokens)) => {
+                let grads = self.rnn.backward(&cache.rnn, &d_output, None, None)?;
+                embedding.backward(tokens, grads.input.data())?;
+            }
+            // Raw features need no gradient.
+            _ => {
+                self.rnn.backward_without_input_grad(&cache.rnn, &d_output, None, None)?;
+            }
         }
         Ok(())
     }

@@ -131,7 +131,7 @@ fn run_case(case: &Case, budget: Duration) -> recur::Result<(Duration, f64)> {
                 let scale = 2.0 / out.output.len() as f32;
                 let grad =
                     Tensor::new(out.output.shape().to_vec(), out.output.data().iter().map(|v| v * scale).collect())?;
-                layer.backward(&cache, &grad, None, None)?;
+                layer.backward_without_input_grad(&cache, &grad, None, None)?;
                 let mut params = layer.parameters();
                 adam.step(&mut params)?;
                 recur::optim::zero_grad(&mut params);

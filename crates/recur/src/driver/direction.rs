@@ -197,7 +197,8 @@ const CHUNK_BYTES: usize = 2 << 20;
 /// Rows below which the input projection's product loses speed.
 const CHUNK_MIN_ROWS: usize = 256;
 
-/// Backpropagation through time for one cell in one direction. `dy` holds `∂L/∂h_t` from above for every step;
+/// Backpropagation through time for one cell in one direction (the input's gradient only when `want_dx`;
+/// else `DirectionGrads::x` is empty). `dy` holds `∂L/∂h_t` from above for every step;
 /// it is zeroed past each sequence's end (PyTorch ignores gradients at padded positions, whose outputs are
 /// constant zeros) and turned, in place, into the total `∂L/∂h_t` (from above and from the next step).
 #[allow(clippy::too_many_arguments)]
@@ -209,6 +210,7 @@ pub(crate) fn backward_direction<C: Cell>(
     direction: Direction,
     mut dy: Vec<C::Real>,
     final_grad: Final<'_, C::Real>,
+    want_dx: bool,
 ) -> DirectionGrads<C::Real> {
     let zero = C::Real::zero();
     let Dims { steps, batch, width, out, hidden, state_len, cell_len, cache_width } = Dims::of(&*cell, batching);
@@ -270,8 +272,10 @@ pub(crate) fn backward_direction<C: Cell>(
     }
 
     let in_size = cell.weights().input_size();
-    let mut dx = vec![zero; rows * in_size];
-    cell.weights().input_backward(&dgx, rows, &mut dx);
+    let mut dx = vec![zero; if want_dx { rows * in_size } else { 0 }];
+    if want_dx {
+        cell.weights().input_backward(&dgx, rows, &mut dx);
+    }
     let h_prev_all = previous_states(trace, batching, direction, out);
     let dgh_all = if C::SEPARATE_RECURRENT_GRAD { &dgh } else { &dgx };
     cell.weights_mut().accumulate_grads(WeightGradInputs { x, dgx: &dgx, dgh: dgh_all, h_prev: &h_prev_all });

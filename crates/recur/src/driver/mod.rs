@@ -324,7 +324,19 @@ impl<C: Cell> Stack<C> {
         d_h_n: Option<&[C::Real]>,
         d_c_n: Option<&[C::Real]>,
     ) -> StackGrads<C::Real> {
-        on_pool(|| self.backward_on_pool(trace, d_output, d_h_n, d_c_n))
+        on_pool(|| self.backward_on_pool(trace, d_output, d_h_n, d_c_n, true))
+    }
+
+    /// [`Stack::backward`] without the gradient of the input (`StackGrads::input` is empty), as PyTorch skips it
+    /// for an input that does not require one: the first layer's `∂X = ∂G·W_ih` product is not made.
+    pub fn backward_without_input(
+        &mut self,
+        trace: &StackTrace<C::Real>,
+        d_output: &[C::Real],
+        d_h_n: Option<&[C::Real]>,
+        d_c_n: Option<&[C::Real]>,
+    ) -> StackGrads<C::Real> {
+        on_pool(|| self.backward_on_pool(trace, d_output, d_h_n, d_c_n, false))
     }
 
     fn backward_on_pool(
@@ -333,6 +345,7 @@ impl<C: Cell> Stack<C> {
         d_output: &[C::Real],
         d_h_n: Option<&[C::Real]>,
         d_c_n: Option<&[C::Real]>,
+        input_grad: bool,
     ) -> StackGrads<C::Real> {
         let batching = &trace.batching;
         let batch = batching.lengths().len();
@@ -355,9 +368,19 @@ impl<C: Cell> Stack<C> {
                 h: d_h_n.map(|g| &g[(first + k) * state_len..(first + k + 1) * state_len]),
                 c: d_c_n.map(|g| &g[(first + k) * cell_len..(first + k + 1) * cell_len]),
             };
+            let want_dx = layer > 0 || input_grad;
             let mut dx = if d == 1 {
                 let (cell, dir) = (&mut self.cells[first], &lt.directions[0]);
-                let g = backward_direction(cell, dir, &lt.input, batching, Direction::Forward, d_above, final_grad(0));
+                let g = backward_direction(
+                    cell,
+                    dir,
+                    &lt.input,
+                    batching,
+                    Direction::Forward,
+                    d_above,
+                    final_grad(0),
+                    want_dx,
+                );
                 dh0[first * state_len..(first + 1) * state_len].copy_from_slice(&g.h0);
                 dc0[first * cell_len..(first + 1) * cell_len].copy_from_slice(&g.c0);
                 g.x
@@ -367,8 +390,30 @@ impl<C: Cell> Stack<C> {
                 let (df, dr) = (&lt.directions[0], &lt.directions[1]);
                 let x = &lt.input;
                 let (gf, gr) = rayon::join(
-                    || backward_direction(&mut cf[0], df, x, batching, Direction::Forward, dy_f, final_grad(0)),
-                    || backward_direction(&mut cr[0], dr, x, batching, Direction::Reverse, dy_r, final_grad(1)),
+                    || {
+                        backward_direction(
+                            &mut cf[0],
+                            df,
+                            x,
+                            batching,
+                            Direction::Forward,
+                            dy_f,
+                            final_grad(0),
+                            want_dx,
+                        )
+                    },
+                    || {
+                        backward_direction(
+                            &mut cr[0],
+                            dr,
+                            x,
+                            batching,
+                            Direction::Reverse,
+                            dy_r,
+                            final_grad(1),
+                            want_dx,
+                        )
+                    },
                 );
                 for (k, g) in [&gf, &gr].into_iter().enumerate() {
                     dh0[(first + k) * state_len..(first + k + 1) * state_len].copy_from_slice(&g.h0);
@@ -385,7 +430,7 @@ impl<C: Cell> Stack<C> {
         }
         let in_width = self.cells[0].weights().input_size();
         StackGrads {
-            input: batching.unsort(d_above, in_width),
+            input: if input_grad { batching.unsort(d_above, in_width) } else { Vec::new() },
             h0: batching.unsort(dh0, out_size),
             c0: batching.unsort(dc0, hidden),
         }

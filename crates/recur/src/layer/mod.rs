@@ -238,6 +238,30 @@ impl Recurrent {
         grad_h_n: Option<&Tensor>,
         grad_c_n: Option<&Tensor>,
     ) -> Result<RecurrentGrads> {
+        self.backward_inner(cache, grad_output, grad_h_n, grad_c_n, true)
+    }
+
+    /// [`Recurrent::backward`] for an input that needs no gradient (PyTorch's `requires_grad=False`: raw
+    /// features, not an embedding): the same parameter and initial-state gradients, without the first layer's
+    /// `∂X = ∂G·W_ih` product; [`RecurrentGrads::input`] is an empty tensor (shape `[0]`).
+    pub fn backward_without_input_grad(
+        &mut self,
+        cache: &RecurrentCache,
+        grad_output: &Tensor,
+        grad_h_n: Option<&Tensor>,
+        grad_c_n: Option<&Tensor>,
+    ) -> Result<RecurrentGrads> {
+        self.backward_inner(cache, grad_output, grad_h_n, grad_c_n, false)
+    }
+
+    fn backward_inner(
+        &mut self,
+        cache: &RecurrentCache,
+        grad_output: &Tensor,
+        grad_h_n: Option<&Tensor>,
+        grad_c_n: Option<&Tensor>,
+        input_grad: bool,
+    ) -> Result<RecurrentGrads> {
         if cache.config != self.config {
             return Err(Error::config("backward: the cache comes from a layer with another configuration"));
         }
@@ -268,17 +292,25 @@ impl Recurrent {
             grad_output.data().to_vec()
         };
         let (d_h, d_c) = (grad_h_n.map(Tensor::data), grad_c_n.map(Tensor::data));
-        let grads = match &mut self.cells {
-            Cells::Rnn(s) => s.backward(&cache.trace, &d_output, d_h, d_c),
-            Cells::Lstm(s) => s.backward(&cache.trace, &d_output, d_h, d_c),
-            Cells::Gru(s) => s.backward(&cache.trace, &d_output, d_h, d_c),
+        let grads = match (&mut self.cells, input_grad) {
+            (Cells::Rnn(s), true) => s.backward(&cache.trace, &d_output, d_h, d_c),
+            (Cells::Lstm(s), true) => s.backward(&cache.trace, &d_output, d_h, d_c),
+            (Cells::Gru(s), true) => s.backward(&cache.trace, &d_output, d_h, d_c),
+            (Cells::Rnn(s), false) => s.backward_without_input(&cache.trace, &d_output, d_h, d_c),
+            (Cells::Lstm(s), false) => s.backward_without_input(&cache.trace, &d_output, d_h, d_c),
+            (Cells::Gru(s), false) => s.backward_without_input(&cache.trace, &d_output, d_h, d_c),
         };
         let input_size = self.config.input_size;
-        let input = if time_major { swap_leading_axes(&grads.input, steps, batch, input_size) } else { grads.input };
-        let input_shape = match (unbatched, time_major) {
-            (true, _) => vec![steps, input_size],
-            (false, true) => vec![batch, steps, input_size],
-            (false, false) => vec![steps, batch, input_size],
+        let input = if time_major && input_grad {
+            swap_leading_axes(&grads.input, steps, batch, input_size)
+        } else {
+            grads.input
+        };
+        let input_shape = match (input_grad, unbatched, time_major) {
+            (false, _, _) => vec![0],
+            (true, true, _) => vec![steps, input_size],
+            (true, false, true) => vec![batch, steps, input_size],
+            (true, false, false) => vec![steps, batch, input_size],
         };
         debug_assert_eq!(h_shape.iter().product::<usize>(), states * batch * self.config.output_size());
         Ok(RecurrentGrads {
@@ -510,6 +542,34 @@ mod tests {
 
     fn params(layer: &Recurrent) -> HashMap<String, Vec<f32>> {
         layer.named_params().into_iter().map(|p| (p.name, p.data.to_vec())).collect()
+    }
+
+    #[test]
+    fn backward_without_the_input_grad_gives_the_same_parameter_grads() {
+        for config in [
+            RecurrentConfig::lstm(3, 4).num_layers(2).bidirectional(true).batch_first(true),
+            RecurrentConfig::gru(3, 4).num_layers(2),
+            RecurrentConfig::rnn(3, 4),
+        ] {
+            let input = Tensor::new([2, 5, 3], (0..30).map(|i| (i as f32 * 0.7).sin()).collect()).unwrap();
+            let grads_of = |input_grad: bool| {
+                let mut layer = Recurrent::with_seed(config.clone(), 4).unwrap();
+                let (out, cache) = layer.forward_train(&input, None, None, &mut rand::rng()).unwrap();
+                let d = Tensor::new(out.output.shape().to_vec(), vec![0.5; out.output.len()]).unwrap();
+                let g = if input_grad {
+                    layer.backward(&cache, &d, Some(&out.h_n), None).unwrap()
+                } else {
+                    layer.backward_without_input_grad(&cache, &d, Some(&out.h_n), None).unwrap()
+                };
+                let grads: Vec<Vec<f32>> = layer.parameters().iter().map(|p| p.grad.to_vec()).collect();
+                (g, grads)
+            };
+            let ((all, with), (some, without)) = (grads_of(true), grads_of(false));
+            assert_eq!(with, without, "{config:?}: parameter gradients");
+            assert_eq!(all.h0.data(), some.h0.data(), "{config:?}: h0");
+            assert_eq!(all.input.shape(), [2, 5, 3]);
+            assert_eq!(some.input.shape(), [0]);
+        }
     }
 
     #[test]
