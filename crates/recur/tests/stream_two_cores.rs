@@ -86,3 +86,25 @@ fn small_projected_or_single_threaded_stacks_stay_on_one_core() {
         assert!(!state.on_two_cores(), "{what}");
     }
 }
+
+#[test]
+fn a_state_with_its_worker_can_move_between_threads() {
+    fn send_and_sync<T: Send + Sync>() {}
+    send_and_sync::<StreamState>();
+    two_threads(|| {
+        let model = Recurrent::with_seed(RecurrentConfig::gru(64, 128).num_layers(2), 2).unwrap();
+        let mut state = StreamState::new(&model, 1).unwrap();
+        state.step(&model, &input(0, 64)).unwrap();
+        assert!(state.on_two_cores());
+        let mut state = std::thread::spawn(move || {
+            state.step(&model, &input(1, 64)).unwrap();
+            state
+        })
+        .join()
+        .unwrap();
+        let model = Recurrent::with_seed(RecurrentConfig::gru(64, 128).num_layers(2), 2).unwrap();
+        // A clone starts its own worker; dropping both ends both workers (the test would hang otherwise).
+        let mut copy = state.clone();
+        assert_eq!(copy.step(&model, &input(2, 64)).unwrap(), state.step(&model, &input(2, 64)).unwrap());
+    });
+}
