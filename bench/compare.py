@@ -31,7 +31,8 @@ thread pool. PyTorch's training path first touches well over 100 MiB of code and
 runs the same layer at B1 T2 I2 H2 first and reports its peak so far (VmHWM); the peak above that is given too. See
 README.md for the limits of this.
 
-The table: case, the three engines' medians, recur's time divided by the faster peer's (below 1: recur is faster),
+The table: case, the three engines' medians (with `--rounds N`, each engine's median over N rounds that alternate
+the engines, which damps a shared machine's drift), recur's time divided by the faster peer's (below 1: recur is faster),
 and recur's GFLOP/s with its fraction of the GEMM peak.
 """
 
@@ -47,6 +48,7 @@ import datetime  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
+import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -512,30 +514,35 @@ def pause():
 
 
 def measure_case(case, args, recur, workdir):
-    """Times one case in every engine, one after the other; returns its result row."""
+    """Times one case in every engine, one after the other, `--rounds` times over; returns its result row with
+    each engine's median over the rounds (and every round's time, under `rounds`)."""
     row = {"case": case.name, "unit": "us" if case.work == "stream" else "ms", "flops": case_flops(case)}
-    row["torch_s"] = time_torch(case, args.seconds)
-    pause()
-    if case.work != "train":
-        try:
-            row["onnx_s"], row["onnx_max_abs_diff"] = time_onnx(case, args.seconds, workdir, args.exporter)
-        except Exception as error:  # an export or runtime failure is reported, not fatal
-            row["onnx_error"] = f"{type(error).__name__}: {error}"
+    rounds = {"torch": [], "onnx": [], "recur": []}
+    for _ in range(args.rounds):
+        rounds["torch"].append(time_torch(case, args.seconds))
         pause()
-    row["recur_s"], row["recur_gflops"] = time_recur(recur, case, args.seconds)
-    check_flops(row)
-    for engine in ("torch", "onnx"):
-        if f"{engine}_s" in row:
+        if case.work != "train" and "onnx_error" not in row:
+            try:
+                seconds, row["onnx_max_abs_diff"] = time_onnx(case, args.seconds, workdir, args.exporter)
+                rounds["onnx"].append(seconds)
+            except Exception as error:  # an export or runtime failure is reported, not fatal
+                row["onnx_error"] = f"{type(error).__name__}: {error}"
+            pause()
+        seconds, rate = time_recur(recur, case, args.seconds)
+        check_flops(case.name, row["flops"], rate * 1e9 * seconds)
+        rounds["recur"].append(seconds)
+    for engine, times in rounds.items():
+        if times:
+            row[f"{engine}_s"] = statistics.median(times)
             row[f"{engine}_gflops"] = row["flops"] / row[f"{engine}_s"] / 1e9
+    row["rounds"] = {engine: times for engine, times in rounds.items() if times}
     return row
 
 
-def check_flops(row):
+def check_flops(name, flops, implied):
     """Warns if recur's GFLOP/s imply another FLOP count than this script's formula (beyond its rounding)."""
-    implied = row["recur_gflops"] * 1e9 * row["recur_s"]
-    if abs(implied / row["flops"] - 1) > 0.02:
-        print(f"warning: recur counts {implied:.4g} FLOPs for {row['case']}, this script {row['flops']:.4g}",
-              file=sys.stderr)
+    if abs(implied / flops - 1) > 0.02:
+        print(f"warning: recur counts {implied:.4g} FLOPs for {name}, this script {flops:.4g}", file=sys.stderr)
 
 
 def fastest_peer(row):
@@ -597,13 +604,18 @@ def render(header, rows, markdown):
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 
+def rounds_note(rounds):
+    """How many alternating rounds each median is over, when more than one."""
+    return f" over {rounds} alternating rounds" if rounds > 1 else ""
+
+
 def report(summary, markdown):
     """Prints the header line, the speed table, the memory table and any ONNX failure."""
     env, peak = summary["environment"], summary["gemm_peak_gflops"]
     print(
         f"{env['date']}, {env['cpu']}, {env['threads']} threads; PyTorch {env['torch']}, ONNX Runtime "
         f"{env['onnxruntime']}, recur {env['recur']}; f32 GEMM peak (2048³) {max(peak.values()):.1f} GFLOP/s; "
-        f"medians.\n"
+        f"medians{rounds_note(summary.get('rounds', 1))}.\n"
     )
     print(render(*table_rows(summary["results"], max(peak.values())), markdown), flush=True)
     header, rows = memory_rows(summary["results"])
@@ -620,6 +632,13 @@ def parse_args(argv):
     parser.add_argument("--recur", type=Path, help="the recur binary (default: build it with cargo)")
     parser.add_argument("--case", default="", help="only the cases whose name contains this")
     parser.add_argument("--seconds", type=float, default=1.0, help="seconds of timing per case and engine")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="time each case this many times in every engine, alternating, and report each engine's median (a "
+        "shared machine's speed drifts from minute to minute: 3 rounds damp it)",
+    )
     parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
     parser.add_argument("--json-out", type=Path, help="also write every measurement to this JSON file")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs of the training cases")
@@ -648,7 +667,12 @@ def main(argv=None):
     if not args.no_memory and any(c.work == "train" for c in cases) and not os.access(GNU_TIME, os.X_OK):
         sys.exit(f"{GNU_TIME} (GNU time) is needed to measure peak memory; install it or pass --no-memory")
     recur = args.recur or build_recur()
-    summary = {"environment": environment(recur), "seconds": args.seconds, "exporter": args.exporter}
+    summary = {
+        "environment": environment(recur),
+        "seconds": args.seconds,
+        "rounds": args.rounds,
+        "exporter": args.exporter,
+    }
     summary["gemm_peak_gflops"] = gemm_peak(args.seconds)
     results = []
     with tempfile.TemporaryDirectory(prefix="recur-compare-") as workdir:
