@@ -50,16 +50,7 @@ impl<T: Real> PackedMatrix<T> {
     }
 
     fn pack(k: usize, n: usize, at: impl Fn(usize, usize) -> T) -> Self {
-        let panels_len = n.div_ceil(NR) * k * NR;
-        let mut panels = vec![T::zero(); panels_len];
-        for (p, panel) in panels.chunks_exact_mut(k * NR).enumerate() {
-            for (row, values) in panel.chunks_exact_mut(NR).enumerate() {
-                for (j, v) in values.iter_mut().enumerate().take(n.saturating_sub(p * NR)) {
-                    *v = at(row, p * NR + j);
-                }
-            }
-        }
-        PackedMatrix { k, n, panels }
+        PackedMatrix { k, n, panels: column_panels(k, n, NR, at) }
     }
 
     /// Rows of `B` (the inner dimension).
@@ -70,6 +61,37 @@ impl<T: Real> PackedMatrix<T> {
     /// Columns of `B`.
     pub fn n(&self) -> usize {
         self.n
+    }
+}
+
+/// The `k × n` matrix whose element `(row, col)` is `at(row, col)`, laid out as ⌈n/width⌉ panels of `k × width`
+/// values (panel `p` holds column `p·width + j` of row `κ` at `p·k·width + κ·width + j`), columns past `n` zero.
+pub(crate) fn column_panels<T: Copy + num_traits::Zero>(
+    k: usize,
+    n: usize,
+    width: usize,
+    at: impl Fn(usize, usize) -> T,
+) -> Vec<T> {
+    let mut panels = vec![T::zero(); n.div_ceil(width) * k * width];
+    if k == 0 {
+        return panels;
+    }
+    for (p, panel) in panels.chunks_exact_mut(k * width).enumerate() {
+        for (row, values) in panel.chunks_exact_mut(width).enumerate() {
+            for (j, v) in values.iter_mut().enumerate().take(n.saturating_sub(p * width)) {
+                *v = at(row, p * width + j);
+            }
+        }
+    }
+    panels
+}
+
+/// `out ← start + sums` for one row of a tile (`out.len()` values; a bias already starts at `out`'s column).
+fn finish_row<T: Real>(start: Start<'_, T>, out: &mut [T], sums: &[T]) {
+    match start {
+        Start::Zero => out.copy_from_slice(&sums[..out.len()]),
+        Start::Accumulate => out.iter_mut().zip(sums).for_each(|(o, &v)| *o += v),
+        Start::Bias(bias) => out.iter_mut().zip(sums).zip(bias).for_each(|((o, &v), &b)| *o = b + v),
     }
 }
 
@@ -158,15 +180,12 @@ fn panels_times_rows<T: Real>(
                 // goes through a buffer, and only its `cols` real columns reach `C`.
                 let mut tile = [T::zero(); TILE];
                 kernel(ks.len(), a, lda, height, panel, Start::Zero, &mut tile, NR);
+                let row_start = match start {
+                    Start::Bias(bias) => Start::Bias(&bias[col..]),
+                    other => other,
+                };
                 for (r, values) in tile.chunks_exact(NR).take(height).enumerate() {
-                    let out = &mut c[(row + r) * ldc + col..][..cols];
-                    match start {
-                        Start::Zero => out.copy_from_slice(&values[..cols]),
-                        Start::Accumulate => out.iter_mut().zip(values).for_each(|(o, &v)| *o += v),
-                        Start::Bias(bias) => {
-                            out.iter_mut().zip(values).zip(&bias[col..]).for_each(|((o, &v), &b0)| *o = b0 + v)
-                        }
-                    }
+                    finish_row(row_start, &mut c[(row + r) * ldc + col..][..cols], values);
                 }
             }
         }
@@ -195,12 +214,7 @@ pub fn tile_portable<T: Real>(
                 *acc_j = av.mul_add(bj, *acc_j);
             }
         }
-        let out = &mut c[r * ldc..r * ldc + NR];
-        match start {
-            Start::Zero => out.copy_from_slice(&acc),
-            Start::Accumulate => out.iter_mut().zip(&acc).for_each(|(o, &v)| *o += v),
-            Start::Bias(bias) => out.iter_mut().zip(&acc).zip(bias).for_each(|((o, &v), &b0)| *o = b0 + v),
-        }
+        finish_row(start, &mut c[r * ldc..r * ldc + NR], &acc);
     }
 }
 

@@ -5,6 +5,8 @@
 //! FMA when the CPU has them (checked at run time) and portably otherwise; every `y[j]` is `b[j]` plus its terms in
 //! row order, in either case.
 
+use super::packed::column_panels;
+
 /// Columns per panel: eight 8-lane vectors of sums.
 pub const PANEL: usize = 64;
 
@@ -24,17 +26,7 @@ impl RowPanels {
     /// When `a.len() != n·k` (a caller bug).
     pub fn from_transposed(a: &[f32], n: usize, k: usize) -> Self {
         assert_eq!(a.len(), n * k, "RowPanels::from_transposed: weight size");
-        let mut panels = vec![0.0; n.div_ceil(PANEL) * k * PANEL];
-        if k > 0 {
-            for (p, panel) in panels.chunks_exact_mut(k * PANEL).enumerate() {
-                for (row, values) in panel.chunks_exact_mut(PANEL).enumerate() {
-                    for (j, v) in values.iter_mut().enumerate().take(n.saturating_sub(p * PANEL)) {
-                        *v = a[(p * PANEL + j) * k + row];
-                    }
-                }
-            }
-        }
-        RowPanels { k, n, panels }
+        RowPanels { k, n, panels: column_panels(k, n, PANEL, |row, col| a[col * k + row]) }
     }
 
     /// Rows of `W` (the length of `x`).
