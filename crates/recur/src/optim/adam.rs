@@ -115,7 +115,6 @@ pub type AdamW = Adam;
 pub struct Adam {
     config: AdamConfig,
     slots: Slots,
-    steps: u64,
 }
 
 impl Adam {
@@ -124,7 +123,7 @@ impl Adam {
         config.validate()?;
         let kinds: &'static [&'static str] =
             if config.amsgrad { &["exp_avg", "exp_avg_sq", "max_exp_avg_sq"] } else { &["exp_avg", "exp_avg_sq"] };
-        Ok(Adam { config, slots: Slots::new(kinds), steps: 0 })
+        Ok(Adam { config, slots: Slots::new(kinds) })
     }
 
     /// The hyper-parameters (with the current learning rate).
@@ -199,10 +198,10 @@ impl Optimizer for Adam {
 
     fn step(&mut self, params: &mut [Param<'_>]) -> Result<()> {
         self.config.validate()?;
+        let t = self.slots.steps().saturating_add(1) as f64;
         let entries = self.slots.bind(params)?;
         let c = &self.config;
         let (beta1, beta2) = c.betas;
-        let t = self.steps.saturating_add(1) as f64;
         let bias_correction1 = 1.0 - beta1.powf(t);
         let bias_correction2 = 1.0 - beta2.powf(t);
         let neg_step_size = (-(c.lr / bias_correction1)) as f32;
@@ -232,7 +231,7 @@ impl Optimizer for Adam {
             }
         }
         chunks.into_par_iter().for_each(|chunk| rule.apply(chunk));
-        self.steps = self.steps.saturating_add(1);
+        self.slots.finish_step();
         Ok(())
     }
 
@@ -245,7 +244,7 @@ impl Optimizer for Adam {
     }
 
     fn step_count(&self) -> u64 {
-        self.steps
+        self.slots.steps()
     }
 
     fn state_tensors(&self) -> Vec<(String, Tensor)> {
@@ -258,9 +257,7 @@ impl Optimizer for Adam {
         tensors: &HashMap<String, Tensor>,
         step_count: u64,
     ) -> Result<()> {
-        self.slots.load(params, tensors, step_count > 0)?;
-        self.steps = step_count;
-        Ok(())
+        self.slots.load(params, tensors, step_count)
     }
 }
 

@@ -87,7 +87,6 @@ impl SgdConfig {
 pub struct Sgd {
     config: SgdConfig,
     slots: Slots,
-    steps: u64,
 }
 
 impl Sgd {
@@ -95,7 +94,7 @@ impl Sgd {
     pub fn new(config: SgdConfig) -> Result<Self> {
         config.validate()?;
         let kinds: &'static [&'static str] = if config.momentum != 0.0 { &["momentum_buffer"] } else { &[] };
-        Ok(Sgd { config, slots: Slots::new(kinds), steps: 0 })
+        Ok(Sgd { config, slots: Slots::new(kinds) })
     }
 
     /// The hyper-parameters (with the current learning rate).
@@ -111,6 +110,7 @@ impl Optimizer for Sgd {
 
     fn step(&mut self, params: &mut [Param<'_>]) -> Result<()> {
         self.config.validate()?;
+        let first = self.slots.steps() == 0;
         let entries = self.slots.bind(params)?;
         let c = &self.config;
         // PyTorch rounds each Python-float scalar to f32 as it enters a float32 kernel.
@@ -118,7 +118,6 @@ impl Optimizer for Sgd {
         let weight_decay = c.weight_decay as f32;
         let momentum = c.momentum as f32;
         let keep = (1.0 - c.dampening) as f32;
-        let first = self.steps == 0;
         for (p, entry) in params.iter_mut().zip(entries.iter_mut()) {
             let mut buffer = entry.buffers.first_mut().map(Vec::as_mut_slice);
             for i in 0..p.value.len() {
@@ -134,7 +133,7 @@ impl Optimizer for Sgd {
                 p.value[i] = theta + neg_lr * g;
             }
         }
-        self.steps = self.steps.saturating_add(1);
+        self.slots.finish_step();
         Ok(())
     }
 
@@ -147,7 +146,7 @@ impl Optimizer for Sgd {
     }
 
     fn step_count(&self) -> u64 {
-        self.steps
+        self.slots.steps()
     }
 
     fn state_tensors(&self) -> Vec<(String, Tensor)> {
@@ -160,9 +159,7 @@ impl Optimizer for Sgd {
         tensors: &HashMap<String, Tensor>,
         step_count: u64,
     ) -> Result<()> {
-        self.slots.load(params, tensors, step_count > 0)?;
-        self.steps = step_count;
-        Ok(())
+        self.slots.load(params, tensors, step_count)
     }
 }
 

@@ -22,18 +22,30 @@ pub(crate) struct Entry {
     pub buffers: Vec<Vec<f32>>,
 }
 
-/// The state of an optimizer over an ordered list of parameters.
+/// The state of an optimizer over an ordered list of parameters: its buffers and its step count.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Slots {
     kinds: &'static [&'static str],
     /// `None` until the first step (or a load) fixes the parameter list.
     entries: Option<Vec<Entry>>,
+    /// Steps taken (PyTorch's `state["step"]`).
+    steps: u64,
 }
 
 impl Slots {
     /// Empty state for an optimizer keeping one buffer of each of `kinds` per parameter.
     pub fn new(kinds: &'static [&'static str]) -> Self {
-        Slots { kinds, entries: None }
+        Slots { kinds, entries: None, steps: 0 }
+    }
+
+    /// Steps taken, including those restored by [`Slots::load`].
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// Counts one more step, once its update is done.
+    pub fn finish_step(&mut self) {
+        self.steps = self.steps.saturating_add(1);
     }
 
     /// Whether the parameter list is fixed (after a first step or a load).
@@ -77,13 +89,14 @@ impl Slots {
         out
     }
 
-    /// Replaces the state with the buffers found in `tensors` for `params` (`bound = true`), or with empty state
-    /// (`bound = false`, an optimizer that has not stepped yet).
+    /// Replaces the state with the step count `steps` and the buffers found in `tensors` for `params`, or with
+    /// empty buffers when `steps == 0` (an optimizer that has not stepped yet).
     ///
     /// Tensors whose name does not start with an optimizer-state prefix (see [`ALL_KINDS`]) are ignored, so that
     /// one file can hold a model and its optimizer. Every expected buffer must be present with its parameter's
     /// shape, and no other optimizer-state tensor may be: otherwise this fails and nothing changes.
-    pub fn load(&mut self, params: &[Param<'_>], tensors: &HashMap<String, Tensor>, bound: bool) -> Result<()> {
+    pub fn load(&mut self, params: &[Param<'_>], tensors: &HashMap<String, Tensor>, steps: u64) -> Result<()> {
+        let bound = steps > 0;
         check_params(params)?;
         let mut expected: HashMap<String, &[usize]> = HashMap::new();
         if bound {
@@ -101,6 +114,7 @@ impl Slots {
         }
         if !bound {
             self.entries = None;
+            self.steps = 0;
             return Ok(());
         }
         let mut entries = Vec::with_capacity(params.len());
@@ -122,6 +136,7 @@ impl Slots {
             entries.push(Entry { name: p.name.clone(), shape: p.shape.clone(), buffers });
         }
         self.entries = Some(entries);
+        self.steps = steps;
         Ok(())
     }
 }
@@ -222,30 +237,32 @@ mod tests {
         let mut slots = Slots::new(&["momentum_buffer"]);
         let params = [param("w", &mut v, &mut g)];
         slots.bind(&params).unwrap()[0].buffers[0] = vec![3.0, 4.0];
+        slots.finish_step();
         let tensors: HashMap<String, Tensor> = slots.tensors().into_iter().collect();
         assert_eq!(tensors["momentum_buffer.w"].data(), &[3.0, 4.0]);
 
         let mut fresh = Slots::new(&["momentum_buffer"]);
         let mut with_model = tensors.clone();
         with_model.insert("w".into(), Tensor::zeros([2]));
-        fresh.load(&params, &with_model, true).unwrap();
+        fresh.load(&params, &with_model, 1).unwrap();
         assert_eq!(fresh, slots);
 
         let mut extra = tensors.clone();
         extra.insert("exp_avg.w".into(), Tensor::zeros([2]));
-        let err = fresh.load(&params, &extra, true).unwrap_err();
+        let err = fresh.load(&params, &extra, 1).unwrap_err();
         assert!(err.to_string().contains("unexpected tensor `exp_avg.w`"), "{err}");
-        let err = fresh.load(&params, &tensors, false).unwrap_err();
+        let err = fresh.load(&params, &tensors, 0).unwrap_err();
         assert!(err.to_string().contains("unexpected"), "{err}");
-        let err = fresh.load(&params, &HashMap::new(), true).unwrap_err();
+        let err = fresh.load(&params, &HashMap::new(), 1).unwrap_err();
         assert!(err.to_string().contains("missing tensor `momentum_buffer.w`"), "{err}");
         let mut bad = HashMap::new();
         bad.insert("momentum_buffer.w".to_string(), Tensor::zeros([1, 2]));
-        assert!(fresh.load(&params, &bad, true).is_err());
+        assert!(fresh.load(&params, &bad, 1).is_err());
         assert_eq!(fresh, slots, "nothing changes on error");
 
-        fresh.load(&params, &HashMap::new(), false).unwrap();
+        fresh.load(&params, &HashMap::new(), 0).unwrap();
         assert!(!fresh.is_bound());
+        assert_eq!(fresh.steps(), 0);
     }
 
     #[test]
