@@ -1,6 +1,7 @@
-//! Splitting a step's rows across threads changes nothing: every output and gradient is bit for bit what one
-//! thread computes, for all three cells, with variable lengths and both directions. The shapes are large enough
-//! (`B16 H64`) for the driver to split every step.
+//! Splitting rows across threads changes nothing: every output and gradient, in training and in inference, is bit
+//! for bit what one thread computes, for all three cells, with variable lengths (each step's rows split) and equal
+//! ones (each half of the rows runs whole chunks of steps), and both directions. The shapes are large enough
+//! (`B16 H64`) for the driver to split.
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -20,7 +21,10 @@ fn run(config: &RecurrentConfig, lengths: &[usize]) -> Vec<Vec<f32>> {
     let (out, cache) = layer.forward_train_with_lengths(&x, lengths, None, None, &mut rng).unwrap();
     let dy = Tensor::new(out.output.shape().to_vec(), values(out.output.len(), 2)).unwrap();
     let grads = layer.backward(&cache, &dy, None, None).unwrap();
+    let inference = layer.forward_with_lengths(&x, lengths, None, None).unwrap();
     let mut all = vec![out.output.data().to_vec(), out.h_n.data().to_vec(), grads.input.data().to_vec()];
+    all.push(inference.output.data().to_vec());
+    all.extend(inference.c_n.map(|c| c.data().to_vec()));
     all.push(grads.h0.data().to_vec());
     all.extend(out.c_n.map(|c| c.data().to_vec()));
     all.extend(grads.c0.map(|c| c.data().to_vec()));
@@ -34,16 +38,20 @@ fn run(config: &RecurrentConfig, lengths: &[usize]) -> Vec<Vec<f32>> {
 fn split_steps_equal_one_thread_bit_for_bit() {
     let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
     let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-    let lengths = [7, 3, 7, 5, 1, 7, 6, 2, 7, 4, 7, 7, 3, 5, 7, 6];
-    for mode in [Mode::Lstm, Mode::Gru, Mode::rnn(Nonlinearity::Tanh)] {
-        let hidden = if mode.is_rnn() { 256 } else { 64 };
-        for bidirectional in [false, true] {
-            let config = RecurrentConfig::new(mode, 5, hidden).num_layers(2).bidirectional(bidirectional);
-            let serial = one.install(|| run(&config, &lengths));
-            let split = two.install(|| run(&config, &lengths));
-            assert_eq!(serial.len(), split.len());
-            for (i, (a, b)) in serial.iter().zip(&split).enumerate() {
-                assert!(a == b, "{mode:?} bidirectional={bidirectional}: result {i} differs between 1 and 2 threads");
+    // Variable lengths split each step's rows; equal lengths give each half of the rows whole chunks of steps.
+    let varied = [7, 3, 7, 5, 1, 7, 6, 2, 7, 4, 7, 7, 3, 5, 7, 6];
+    for lengths in [&varied[..], &[7; 16][..], &[7; 17][..]] {
+        for mode in [Mode::Lstm, Mode::Gru, Mode::rnn(Nonlinearity::Tanh)] {
+            let hidden = if mode.is_rnn() { 256 } else { 64 };
+            for bidirectional in [false, true] {
+                let config = RecurrentConfig::new(mode, 5, hidden).num_layers(2).bidirectional(bidirectional);
+                let serial = one.install(|| run(&config, lengths));
+                let split = two.install(|| run(&config, lengths));
+                assert_eq!(serial.len(), split.len());
+                for (i, (a, b)) in serial.iter().zip(&split).enumerate() {
+                    let what = format!("{mode:?} bidirectional={bidirectional} lengths={lengths:?}");
+                    assert!(a == b, "{what}: result {i} differs between 1 and 2 threads");
+                }
             }
         }
     }
