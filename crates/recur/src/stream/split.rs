@@ -186,7 +186,7 @@ pub(crate) struct SplitStep {
     shared: Arc<Shared>,
     worker: Option<JoinHandle<()>>,
     job: Arc<dyn HalfStep>,
-    /// [`crate::CellWeights::layout_id`] of every layer the halves were built from.
+    /// [`crate::cells::CellWeights::layout_id`] of every layer the halves were built from.
     ids: Vec<u64>,
     units: [Range<usize>; 2],
     first: HalfBuffers,
