@@ -380,7 +380,8 @@ impl StreamState {
     /// others share its batch. A single stream loses nothing by this; a large batch gives up the reuse of the
     /// weights across rows that a batched product has.
     fn advance<C: Cell<Real = f32> + 'static>(&mut self, stack: &Stack<C>, x: &[f32]) {
-        if self.split_ready(stack) {
+        // An empty batch has nothing to split (and nothing to compute).
+        if self.batch > 0 && self.split_ready(stack) {
             return self.advance_split(stack, x);
         }
         let (input_size, output, cell_size) = (self.sizes.input, self.sizes.output, self.sizes.cell());

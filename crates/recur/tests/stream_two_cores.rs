@@ -108,3 +108,16 @@ fn a_state_with_its_worker_can_move_between_threads() {
         assert_eq!(copy.step(&model, &input(2, 64)).unwrap(), state.step(&model, &input(2, 64)).unwrap());
     });
 }
+
+#[test]
+fn an_empty_batch_of_a_large_stack_steps_and_fills_up() {
+    two_threads(|| {
+        let model = Recurrent::with_seed(RecurrentConfig::lstm(64, 128).num_layers(2), 6).unwrap();
+        let mut state = StreamState::new(&model, 0).unwrap();
+        assert_eq!(state.step(&model, &[]).unwrap(), &[] as &[f32]);
+        state.append(&StreamState::new(&model, 1).unwrap()).unwrap();
+        let mut one = StreamState::new(&model, 1).unwrap();
+        one.set_two_cores(false);
+        same_steps(&model, &mut state, &mut one, 3, "after filling up");
+    });
+}
