@@ -436,6 +436,7 @@ impl StreamState {
         let batch = self.batch;
         let s = &mut self.scratch;
         let TwoCores::On(step) = &mut s.two_cores else { return };
+        step.begin_step();
         for (layer, c) in self.c.iter_mut().enumerate() {
             let (below, here) = self.h.split_at_mut(layer);
             let input = below.last().map_or(&x[..batch * input_size], |h| &h[..batch * output]);
@@ -446,15 +447,17 @@ impl StreamState {
         }
     }
 
-    /// Whether steps run on two cores (known after the first step; see [`StreamState::set_two_cores`]).
+    /// Whether steps run split in two, on two cores when they come back to back (known after the first step;
+    /// see [`StreamState::set_two_cores`]).
     pub fn on_two_cores(&self) -> bool {
         matches!(self.scratch.two_cores, TwoCores::On(_))
     }
 
     /// Lets steps run on two cores (the default, where it pays: large stacks, two threads in Rayon's pool) or
     /// keeps them on the calling thread. On two cores each layer's hidden units are split in halves, the second
-    /// run by a worker thread of this state's own that spins between steps and parks after 2 ms without one; the
-    /// numbers are the same either way.
+    /// run by a worker thread of this state's own, for steps that come back to back (within 1 ms of the last);
+    /// the worker spins between such steps and parks after 1 ms without one, and a stream stepped less often
+    /// runs on the calling thread and leaves it parked. The numbers are the same either way.
     pub fn set_two_cores(&mut self, allowed: bool) {
         self.scratch.two_cores = if allowed { TwoCores::Undecided } else { TwoCores::Off };
     }

@@ -8,8 +8,10 @@
 //!
 //! A hand-off through a thread pool costs microseconds, as much as a small step. The worker here is a thread of
 //! its own that spins between requests, so a hand-off costs about one cache-line transfer, and parks after
-//! [`SPIN`] without work, so an idle stream burns no core. A request that finds it parked is run on the calling
-//! thread instead (and wakes the worker for the next), so a step never waits for a thread to wake.
+//! [`SPIN`] without work, so an idle stream burns no core. It only serves streams stepped back to back (the next
+//! step within [`SPIN`] of the last): a step that comes later, or finds the worker parked, runs both halves on the
+//! calling thread, so a step never waits for a thread to wake, and a stream stepped now and then (a sensor at
+//! 100 Hz) leaves it parked. The thread starts with the first step (which may allocate; later ones do not).
 
 use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -21,8 +23,9 @@ use std::time::{Duration, Instant};
 use crate::cells::{Cell, GatePass};
 use crate::driver::Stack;
 
-/// How long the worker spins without a request before it parks.
-const SPIN: Duration = Duration::from_millis(2);
+/// How long the worker spins without a request before it parks, and the longest gap between two steps for
+/// which the worker is used.
+const SPIN: Duration = Duration::from_millis(1);
 
 /// Weight bytes per step from which a stack's steps are split: below it the weights sit in one core's L2 and a
 /// step takes a few microseconds, which the two meetings per step would eat.
@@ -191,6 +194,9 @@ pub(crate) struct SplitStep {
     units: [Range<usize>; 2],
     first: HalfBuffers,
     requests: u64,
+    /// When the latest step started, and whether it came within [`SPIN`] of the one before.
+    last_step: Option<Instant>,
+    back_to_back: bool,
 }
 
 impl std::fmt::Debug for SplitStep {
@@ -227,7 +233,17 @@ impl SplitStep {
             units,
             first: HalfBuffers::default(),
             requests: 0,
+            last_step: None,
+            back_to_back: false,
         })
+    }
+
+    /// Marks the start of a step (before its first layer): whether it comes back to back decides whether the
+    /// worker serves it.
+    pub(crate) fn begin_step(&mut self) {
+        let now = Instant::now();
+        self.back_to_back = self.last_step.is_some_and(|last| now.duration_since(last) < SPIN);
+        self.last_step = Some(now);
     }
 
     /// Makes room in both halves' buffers for `batch` streams of a stack with layer inputs of at most `input`
@@ -262,28 +278,28 @@ impl SplitStep {
         (h_prev, c_prev): (&[f32], &[f32]),
         (h_next, c_next): (&mut [f32], &mut [f32]),
     ) {
+        let worker = self.worker.as_ref().filter(|_| self.back_to_back).map(JoinHandle::thread);
         let [first_units, second_units] = &self.units;
         let shared = &*self.shared;
         let mut slot = shared.slot();
         slot.io.fill(batch, input, h_prev, c_prev, second_units);
         slot.layer = layer;
-        let on_worker = !shared.parked.load(Ordering::SeqCst) && !shared.stop.load(Ordering::Relaxed);
+        let on_worker =
+            worker.is_some() && !shared.parked.load(Ordering::SeqCst) && !shared.stop.load(Ordering::Acquire);
         if on_worker {
             drop(slot);
             self.requests += 1;
             shared.request.store(self.requests, Ordering::SeqCst);
-            // In case the worker parked after `parked` was read (cheap when it did not: no system call).
-            if let Some(worker) = &self.worker {
-                worker.thread().unpark();
-            }
         } else {
-            // The worker is asleep: this thread runs the second half too, and wakes it for the next request.
+            // No worker for this step, or it is asleep: this thread runs the second half too.
             self.job.run(1, layer, &mut slot.io);
             slot.io.drain_into(h_next, c_next, second_units);
             drop(slot);
-            if let Some(worker) = &self.worker {
-                worker.thread().unpark();
-            }
+        }
+        // Wakes a parked worker for the next back-to-back request, and one that parked after `parked` was read
+        // for this one (cheap when it is not parked: no system call).
+        if let Some(worker) = &worker {
+            worker.unpark();
         }
         self.first.fill(batch, input, h_prev, c_prev, first_units);
         self.job.run(0, layer, &mut self.first);
@@ -331,9 +347,10 @@ fn serve(shared: &Shared) {
             spins = spins.wrapping_add(1);
             if spins.is_multiple_of(1 << 10) && idle_since.elapsed() > SPIN {
                 shared.parked.store(true, Ordering::SeqCst);
-                // A request made before `parked` was seen is picked up here, before parking.
+                // A request made before `parked` was seen is picked up here, before parking; every later one
+                // unparks this thread, and so does the end.
                 if shared.request.load(Ordering::SeqCst) == seen && !shared.stop.load(Ordering::Acquire) {
-                    thread::park_timeout(Duration::from_millis(100));
+                    thread::park();
                 }
                 shared.parked.store(false, Ordering::SeqCst);
                 idle_since = Instant::now();
