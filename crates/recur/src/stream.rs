@@ -455,8 +455,8 @@ impl StreamState {
 
     /// Lets steps run on two cores (the default, where it pays: large stacks, two threads in Rayon's pool) or
     /// keeps them on the calling thread. On two cores each layer's hidden units are split in halves, the second
-    /// run by a worker thread of this state's own, for steps that come back to back (within 1 ms of the last);
-    /// the worker spins between such steps and parks after 1 ms without one, and a stream stepped less often
+    /// run by a worker thread of this state's own, for steps that come back to back (within 0.25 ms of the last);
+    /// the worker spins between such steps and parks after 0.25 ms without one, and a stream stepped less often
     /// runs on the calling thread and leaves it parked. The numbers are the same either way.
     pub fn set_two_cores(&mut self, allowed: bool) {
         self.scratch.two_cores = if allowed { TwoCores::Undecided } else { TwoCores::Off };

@@ -25,7 +25,7 @@ use crate::driver::Stack;
 
 /// How long the worker spins without a request before it parks, and the longest gap between two steps for
 /// which the worker is used.
-const SPIN: Duration = Duration::from_millis(1);
+const SPIN: Duration = Duration::from_micros(250);
 
 /// Weight bytes per step from which a stack's steps are split: below it the weights sit in one core's L2 and a
 /// step takes a few microseconds, which the two meetings per step would eat.
