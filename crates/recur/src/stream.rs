@@ -382,7 +382,7 @@ impl StreamState {
     fn advance<C: Cell<Real = f32> + 'static>(&mut self, stack: &Stack<C>, x: &[f32]) {
         // An empty batch has nothing to split (and nothing to compute).
         if self.batch > 0 && self.split_ready(stack) {
-            return self.advance_split(stack, x);
+            return self.advance_split(x);
         }
         let (input_size, output, cell_size) = (self.sizes.input, self.sizes.output, self.sizes.cell());
         let s = &mut self.scratch;
@@ -431,7 +431,7 @@ impl StreamState {
     }
 
     /// [`Self::advance`] with each layer's units split between this thread and the worker.
-    fn advance_split<C: Cell<Real = f32>>(&mut self, _stack: &Stack<C>, x: &[f32]) {
+    fn advance_split(&mut self, x: &[f32]) {
         let (input_size, output) = (self.sizes.input, self.sizes.output);
         let batch = self.batch;
         let s = &mut self.scratch;

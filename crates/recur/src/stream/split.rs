@@ -51,117 +51,157 @@ fn halves_of(hidden: usize) -> [Range<usize>; 2] {
     [0..cut, cut..hidden]
 }
 
-/// Inputs and outputs of one half of one layer, for all streams of the batch, each row-major with one row per
-/// stream, plus that half's work buffers. Its owner fills the inputs, runs the half, reads the outputs.
-#[derive(Debug, Default)]
-pub(crate) struct HalfBuffers {
+/// What a half of a layer's step reads: for every stream of the batch, the layer's input (`B × I_l`) and the
+/// full previous `h` and `c` (`B × H`; `c` empty for cells without one), row-major, a row per stream.
+#[derive(Clone, Copy)]
+pub(crate) struct StepInputs<'a> {
     batch: usize,
-    /// The layer's input, `B × I_l`.
-    input: Vec<f32>,
-    /// The full previous `h` of the layer, `B × H`.
-    h_prev: Vec<f32>,
-    /// This half's units of the previous `h` and `c`, `B × U`.
-    h_units: Vec<f32>,
-    c_units: Vec<f32>,
-    /// This half's units of the next `h` and `c`, `B × U`.
-    h_next: Vec<f32>,
-    c_next: Vec<f32>,
+    input: &'a [f32],
+    h_prev: &'a [f32],
+    c_prev: &'a [f32],
+}
+
+/// One half's work buffers: one stream's pre-activations and cache at a time.
+#[derive(Debug, Default)]
+pub(crate) struct HalfWork {
     gx: Vec<f32>,
     gh: Vec<f32>,
     cache: Vec<f32>,
 }
 
-impl HalfBuffers {
-    /// Makes room for `batch` streams of a stack whose layer inputs have at most `input` values, `hidden` units
-    /// and `gates` gates, so that the steps after it allocate nothing.
-    fn reserve(&mut self, batch: usize, input: usize, hidden: usize, gates: usize) {
-        let at_least = |v: &mut Vec<f32>, n: usize| v.reserve(n.saturating_sub(v.len()));
-        at_least(&mut self.input, batch * input);
-        for v in [&mut self.h_prev, &mut self.h_units, &mut self.c_units, &mut self.h_next, &mut self.c_next] {
-            at_least(v, batch * hidden);
-        }
-        at_least(&mut self.gx, gates * hidden);
-        at_least(&mut self.gh, gates * hidden);
+/// Grows `v`'s capacity to at least `n` values, so that filling it up to `n` allocates nothing.
+fn room_for(v: &mut Vec<f32>, n: usize) {
+    v.reserve(n.saturating_sub(v.len()));
+}
+
+impl HalfWork {
+    /// Makes room for a layer of at most `hidden` units and `gates` gates.
+    fn reserve(&mut self, hidden: usize, gates: usize) {
+        room_for(&mut self.gx, gates * hidden);
+        room_for(&mut self.gh, gates * hidden);
         // No cell caches more than `gates + 1` values a unit.
-        at_least(&mut self.cache, (gates + 1) * hidden);
-    }
-
-    /// Copies the half's inputs in: the layer input (`B × width`), the full previous `h` and `c` (`B × H`, `c`
-    /// empty for cells without one) of which it keeps `units`. Allocates only when the sizes grew.
-    fn fill(&mut self, batch: usize, input: &[f32], h_prev: &[f32], c_prev: &[f32], units: &Range<usize>) {
-        self.batch = batch;
-        let hidden = h_prev.len() / batch;
-        self.input.clear();
-        self.input.extend_from_slice(input);
-        self.h_prev.clear();
-        self.h_prev.extend_from_slice(h_prev);
-        self.h_units.clear();
-        self.c_units.clear();
-        for b in 0..batch {
-            self.h_units.extend_from_slice(&h_prev[b * hidden..][units.clone()]);
-            if !c_prev.is_empty() {
-                self.c_units.extend_from_slice(&c_prev[b * hidden..][units.clone()]);
-            }
-        }
-    }
-
-    /// Copies this half's next `h` and `c` into the full `h_next`, `c_next` (`B × H`) at `units`.
-    fn drain_into(&self, h_next: &mut [f32], c_next: &mut [f32], units: &Range<usize>) {
-        let (hidden, u) = (h_next.len() / self.batch, units.len());
-        for b in 0..self.batch {
-            h_next[b * hidden..][units.clone()].copy_from_slice(&self.h_next[b * u..(b + 1) * u]);
-            if !c_next.is_empty() {
-                c_next[b * hidden..][units.clone()].copy_from_slice(&self.c_next[b * u..(b + 1) * u]);
-            }
-        }
+        room_for(&mut self.cache, (gates + 1) * hidden);
     }
 }
 
-/// What the two threads run: half `half` of layer `layer`, over the buffers.
+/// What the two threads run: half `half` of layer `layer`, writing that half's units of the next `h` and `c`
+/// (`B × H` each, `c` empty for cells without one) and nothing else.
 pub(crate) trait HalfStep: Send + Sync {
-    fn run(&self, half: usize, layer: usize, io: &mut HalfBuffers);
+    fn run(
+        &self,
+        half: usize,
+        layer: usize,
+        inputs: StepInputs<'_>,
+        next: (&mut [f32], &mut [f32]),
+        work: &mut HalfWork,
+    );
 }
 
 /// Every layer of a stack as two cells of complementary units.
 struct Halves<C> {
     layers: Vec<[C; 2]>,
+    units: [Range<usize>; 2],
 }
 
 impl<C: Cell<Real = f32>> HalfStep for Halves<C> {
-    fn run(&self, half: usize, layer: usize, io: &mut HalfBuffers) {
-        let cell = &self.layers[layer][half];
+    fn run(
+        &self,
+        half: usize,
+        layer: usize,
+        inputs: StepInputs<'_>,
+        next: (&mut [f32], &mut [f32]),
+        work: &mut HalfWork,
+    ) {
+        let (cell, units) = (&self.layers[layer][half], self.units[half].clone());
         let weights = cell.weights();
-        let (units, width) = (weights.hidden_size(), C::GATES * weights.hidden_size());
-        let batch = io.batch;
-        let (in_width, full) = (io.input.len() / batch, io.h_prev.len() / batch);
-        let cell_units = if C::HAS_CELL_STATE { units } else { 0 };
-        io.gx.resize(width, 0.0);
-        io.gh.resize(width, 0.0);
-        io.cache.resize(cell.cache_width(), 0.0);
-        io.h_next.resize(batch * units, 0.0);
-        io.c_next.resize(batch * cell_units, 0.0);
+        let StepInputs { batch, input, h_prev, c_prev } = inputs;
+        let (h_next, c_next) = next;
+        let (in_width, full) = (input.len() / batch, h_prev.len() / batch);
+        let cell_units = if C::HAS_CELL_STATE { units.clone() } else { 0..0 };
+        work.gx.resize(C::GATES * units.len(), 0.0);
+        work.gh.resize(C::GATES * units.len(), 0.0);
+        work.cache.resize(cell.cache_width(), 0.0);
         for b in 0..batch {
-            weights.input_projection_row(&io.input[b * in_width..(b + 1) * in_width], &mut io.gx);
-            weights.recurrent_projection_row(&io.h_prev[b * full..(b + 1) * full], &mut io.gh);
+            let h_row = &h_prev[b * full..(b + 1) * full];
+            weights.input_projection_row(&input[b * in_width..(b + 1) * in_width], &mut work.gx);
+            weights.recurrent_projection_row(h_row, &mut work.gh);
+            let c_row = if C::HAS_CELL_STATE { b * full } else { 0 };
             cell.forward_gates(GatePass {
                 batch: 1,
-                gx: &io.gx,
-                gh: &io.gh,
-                h_prev: &io.h_units[b * units..(b + 1) * units],
-                c_prev: &io.c_units[b * cell_units..(b + 1) * cell_units],
-                h_next: &mut io.h_next[b * units..(b + 1) * units],
-                c_next: &mut io.c_next[b * cell_units..(b + 1) * cell_units],
-                cache: &mut io.cache,
+                gx: &work.gx,
+                gh: &work.gh,
+                h_prev: &h_row[units.clone()],
+                c_prev: &c_prev[c_row..][cell_units.clone()],
+                h_next: &mut h_next[b * full..][units.clone()],
+                c_next: &mut c_next[c_row..][cell_units.clone()],
+                cache: &mut work.cache,
             });
         }
     }
 }
 
-/// What the worker reads for a request: the job, the layer and the second half's buffers.
+/// What the worker reads for a request: the job, the layer, copies of the step's inputs, the full-size outputs
+/// it writes its half's units into, and its work buffers.
+#[derive(Default)]
 struct Slot {
     job: Option<Arc<dyn HalfStep>>,
     layer: usize,
-    io: HalfBuffers,
+    batch: usize,
+    input: Vec<f32>,
+    h_prev: Vec<f32>,
+    c_prev: Vec<f32>,
+    h_next: Vec<f32>,
+    c_next: Vec<f32>,
+    work: HalfWork,
+}
+
+impl Slot {
+    /// Makes room for `batch` streams of layers with inputs of at most `input` values, `hidden` units and `gates`
+    /// gates.
+    fn reserve(&mut self, batch: usize, input: usize, hidden: usize, gates: usize) {
+        self.work.reserve(hidden, gates);
+        room_for(&mut self.input, batch * input);
+        for v in [&mut self.h_prev, &mut self.c_prev, &mut self.h_next, &mut self.c_next] {
+            room_for(v, batch * hidden);
+        }
+    }
+
+    /// Copies a step's inputs in and sizes the outputs (allocating only when the sizes grew).
+    fn fill(&mut self, layer: usize, inputs: StepInputs<'_>) {
+        self.layer = layer;
+        self.batch = inputs.batch;
+        for (buf, from) in
+            [(&mut self.input, inputs.input), (&mut self.h_prev, inputs.h_prev), (&mut self.c_prev, inputs.c_prev)]
+        {
+            buf.clear();
+            buf.extend_from_slice(from);
+        }
+        self.h_next.resize(inputs.h_prev.len(), 0.0);
+        self.c_next.resize(inputs.c_prev.len(), 0.0);
+    }
+
+    /// Runs the second half over the copies.
+    fn run(&mut self) {
+        let Slot { job, layer, batch, input, h_prev, c_prev, h_next, c_next, work } = self;
+        if let Some(job) = job {
+            let inputs = StepInputs { batch: *batch, input, h_prev, c_prev };
+            job.run(1, *layer, inputs, (h_next, c_next), work);
+        }
+    }
+
+    /// Copies the second half's units of the outputs to `h_next`, `c_next` (`B × H`).
+    fn drain_into(&self, (h_next, c_next): (&mut [f32], &mut [f32]), units: &Range<usize>) {
+        for (to, from) in [(h_next, &self.h_next), (c_next, &self.c_next)] {
+            // `c` is empty for cells without a cell state.
+            if from.is_empty() {
+                continue;
+            }
+            let full = from.len() / self.batch;
+            for (to, from) in to.chunks_exact_mut(full).zip(from.chunks_exact(full)) {
+                to[units.clone()].copy_from_slice(&from[units.clone()]);
+            }
+        }
+    }
 }
 
 /// What the two threads share.
@@ -192,7 +232,8 @@ pub(crate) struct SplitStep {
     /// [`crate::cells::CellWeights::layout_id`] of every layer the halves were built from.
     ids: Vec<u64>,
     units: [Range<usize>; 2],
-    first: HalfBuffers,
+    /// This thread's work buffers.
+    work: HalfWork,
     requests: u64,
     /// When the latest step started, and whether it came within [`SPIN`] of the one before.
     last_step: Option<Instant>,
@@ -215,13 +256,13 @@ impl SplitStep {
     pub(crate) fn new<C: Cell<Real = f32> + 'static>(stack: &Stack<C>) -> Option<Self> {
         let hidden = stack.cells()[0].weights().hidden_size();
         let units = halves_of(hidden);
-        let job = halves(stack, &units)?;
+        let job = halves(stack, units.clone())?;
         let shared = Arc::new(Shared {
             request: AtomicU64::new(0),
             done: AtomicU64::new(0),
             parked: AtomicBool::new(false),
             stop: AtomicBool::new(false),
-            slot: Mutex::new(Slot { job: Some(job.clone()), layer: 0, io: HalfBuffers::default() }),
+            slot: Mutex::new(Slot { job: Some(job.clone()), ..Slot::default() }),
         });
         let for_worker = shared.clone();
         let worker = thread::Builder::new().name("recur-stream".into()).spawn(move || serve(&for_worker)).ok()?;
@@ -231,7 +272,7 @@ impl SplitStep {
             job,
             ids: layout_ids(stack),
             units,
-            first: HalfBuffers::default(),
+            work: HalfWork::default(),
             requests: 0,
             last_step: None,
             back_to_back: false,
@@ -247,10 +288,10 @@ impl SplitStep {
     }
 
     /// Makes room in both halves' buffers for `batch` streams of a stack with layer inputs of at most `input`
-    /// values and `hidden` units of `gates` gates.
+    /// values and `hidden` units of `gates` gates, so that the steps after it allocate nothing.
     pub(crate) fn reserve(&mut self, batch: usize, input: usize, hidden: usize, gates: usize) {
-        self.first.reserve(batch, input, hidden, gates);
-        self.shared.slot().io.reserve(batch, input, hidden, gates);
+        self.work.reserve(hidden, gates);
+        self.shared.slot().reserve(batch, input, hidden, gates);
     }
 
     /// Whether the halves were built from `stack`'s current weights.
@@ -261,7 +302,7 @@ impl SplitStep {
 
     /// Rebuilds the halves from `stack`'s current weights (the model changed since they were built).
     pub(crate) fn rebuild<C: Cell<Real = f32> + 'static>(&mut self, stack: &Stack<C>) -> bool {
-        let Some(job) = halves(stack, &self.units) else { return false };
+        let Some(job) = halves(stack, self.units.clone()) else { return false };
         self.shared.slot().job = Some(job.clone());
         self.job = job;
         self.ids = layout_ids(stack);
@@ -269,7 +310,8 @@ impl SplitStep {
     }
 
     /// One step of layer `layer` for every stream: from its input (`B × I_l`) and previous `h`, `c` (`B × H`;
-    /// `c` empty without a cell state) to the next `h`, `c`.
+    /// `c` empty without a cell state) to the next `h`, `c`. This thread runs the first half from the borrowed
+    /// slices; the worker runs the second from copies, or this thread does when there is no worker for the step.
     pub(crate) fn layer_step(
         &mut self,
         layer: usize,
@@ -278,55 +320,47 @@ impl SplitStep {
         (h_prev, c_prev): (&[f32], &[f32]),
         (h_next, c_next): (&mut [f32], &mut [f32]),
     ) {
+        let inputs = StepInputs { batch, input, h_prev, c_prev };
         let worker = self.worker.as_ref().filter(|_| self.back_to_back).map(JoinHandle::thread);
-        let [first_units, second_units] = &self.units;
         let shared = &*self.shared;
-        let mut slot = shared.slot();
-        slot.io.fill(batch, input, h_prev, c_prev, second_units);
-        slot.layer = layer;
         let on_worker =
             worker.is_some() && !shared.parked.load(Ordering::SeqCst) && !shared.stop.load(Ordering::Acquire);
         if on_worker {
-            drop(slot);
+            shared.slot().fill(layer, inputs);
             self.requests += 1;
             shared.request.store(self.requests, Ordering::SeqCst);
         } else {
             // No worker for this step, or it is asleep: this thread runs the second half too.
-            self.job.run(1, layer, &mut slot.io);
-            slot.io.drain_into(h_next, c_next, second_units);
-            drop(slot);
+            self.job.run(1, layer, inputs, (&mut *h_next, &mut *c_next), &mut self.work);
         }
         // Wakes a parked worker for the next back-to-back request, and one that parked after `parked` was read
         // for this one (cheap when it is not parked: no system call).
         if let Some(worker) = &worker {
             worker.unpark();
         }
-        self.first.fill(batch, input, h_prev, c_prev, first_units);
-        self.job.run(0, layer, &mut self.first);
-        self.first.drain_into(h_next, c_next, first_units);
+        self.job.run(0, layer, inputs, (&mut *h_next, &mut *c_next), &mut self.work);
         if on_worker {
             while shared.done.load(Ordering::Acquire) != self.requests {
                 if shared.stop.load(Ordering::Acquire) {
                     // The worker died in a job (a bug): this thread runs the half instead.
-                    let mut slot = shared.slot();
-                    self.job.run(1, layer, &mut slot.io);
+                    shared.slot().run();
                     break;
                 }
                 std::hint::spin_loop();
             }
-            shared.slot().io.drain_into(h_next, c_next, second_units);
+            shared.slot().drain_into((h_next, c_next), &self.units[1]);
         }
     }
 }
 
 /// The halves of every layer of `stack`, or `None` when a cell cannot be split.
-fn halves<C: Cell<Real = f32> + 'static>(stack: &Stack<C>, units: &[Range<usize>; 2]) -> Option<Arc<dyn HalfStep>> {
+fn halves<C: Cell<Real = f32> + 'static>(stack: &Stack<C>, units: [Range<usize>; 2]) -> Option<Arc<dyn HalfStep>> {
     let layers = stack
         .cells()
         .iter()
         .map(|c| Some([c.unit_slice(units[0].clone())?, c.unit_slice(units[1].clone())?]))
         .collect::<Option<Vec<_>>>()?;
-    Some(Arc::new(Halves { layers }))
+    Some(Arc::new(Halves { layers, units }))
 }
 
 /// The worker: waits for a request (spinning, then parked), runs the second half, says it is done.
@@ -357,13 +391,7 @@ fn serve(shared: &Shared) {
             }
             std::hint::spin_loop();
         }
-        let ran = catch_unwind(AssertUnwindSafe(|| {
-            let mut slot = shared.slot();
-            let Slot { job, layer, io } = &mut *slot;
-            if let Some(job) = job {
-                job.run(1, *layer, io);
-            }
-        }));
+        let ran = catch_unwind(AssertUnwindSafe(|| shared.slot().run()));
         if ran.is_err() {
             shared.stop.store(true, Ordering::Release);
             return;
