@@ -324,7 +324,7 @@ impl<C: Cell> Stack<C> {
         d_h_n: Option<&[C::Real]>,
         d_c_n: Option<&[C::Real]>,
     ) -> StackGrads<C::Real> {
-        on_pool(|| self.backward_on_pool(trace, d_output, d_h_n, d_c_n, true))
+        self.backward_choosing(trace, d_output, d_h_n, d_c_n, true)
     }
 
     /// [`Stack::backward`] without the gradient of the input (`StackGrads::input` is empty), as PyTorch skips it
@@ -336,7 +336,19 @@ impl<C: Cell> Stack<C> {
         d_h_n: Option<&[C::Real]>,
         d_c_n: Option<&[C::Real]>,
     ) -> StackGrads<C::Real> {
-        on_pool(|| self.backward_on_pool(trace, d_output, d_h_n, d_c_n, false))
+        self.backward_choosing(trace, d_output, d_h_n, d_c_n, false)
+    }
+
+    /// [`Stack::backward`] with the input's gradient only when `input_grad`.
+    pub(crate) fn backward_choosing(
+        &mut self,
+        trace: &StackTrace<C::Real>,
+        d_output: &[C::Real],
+        d_h_n: Option<&[C::Real]>,
+        d_c_n: Option<&[C::Real]>,
+        input_grad: bool,
+    ) -> StackGrads<C::Real> {
+        on_pool(|| self.backward_on_pool(trace, d_output, d_h_n, d_c_n, input_grad))
     }
 
     fn backward_on_pool(
@@ -369,52 +381,20 @@ impl<C: Cell> Stack<C> {
                 c: d_c_n.map(|g| &g[(first + k) * cell_len..(first + k + 1) * cell_len]),
             };
             let want_dx = layer > 0 || input_grad;
+            let x = &lt.input;
+            let run = |cell: &mut C, k: usize, dy: Vec<C::Real>| {
+                let direction = Direction::of_index(k);
+                backward_direction(cell, &lt.directions[k], x, batching, direction, dy, final_grad(k), want_dx)
+            };
             let mut dx = if d == 1 {
-                let (cell, dir) = (&mut self.cells[first], &lt.directions[0]);
-                let g = backward_direction(
-                    cell,
-                    dir,
-                    &lt.input,
-                    batching,
-                    Direction::Forward,
-                    d_above,
-                    final_grad(0),
-                    want_dx,
-                );
+                let g = run(&mut self.cells[first], 0, d_above);
                 dh0[first * state_len..(first + 1) * state_len].copy_from_slice(&g.h0);
                 dc0[first * cell_len..(first + 1) * cell_len].copy_from_slice(&g.c0);
                 g.x
             } else {
                 let (dy_f, dy_r) = deinterleave(&d_above, out_size);
                 let (cf, cr) = self.cells[first..first + 2].split_at_mut(1);
-                let (df, dr) = (&lt.directions[0], &lt.directions[1]);
-                let x = &lt.input;
-                let (gf, gr) = rayon::join(
-                    || {
-                        backward_direction(
-                            &mut cf[0],
-                            df,
-                            x,
-                            batching,
-                            Direction::Forward,
-                            dy_f,
-                            final_grad(0),
-                            want_dx,
-                        )
-                    },
-                    || {
-                        backward_direction(
-                            &mut cr[0],
-                            dr,
-                            x,
-                            batching,
-                            Direction::Reverse,
-                            dy_r,
-                            final_grad(1),
-                            want_dx,
-                        )
-                    },
-                );
+                let (gf, gr) = rayon::join(|| run(&mut cf[0], 0, dy_f), || run(&mut cr[0], 1, dy_r));
                 for (k, g) in [&gf, &gr].into_iter().enumerate() {
                     dh0[(first + k) * state_len..(first + k + 1) * state_len].copy_from_slice(&g.h0);
                     dc0[(first + k) * cell_len..(first + k + 1) * cell_len].copy_from_slice(&g.c0);

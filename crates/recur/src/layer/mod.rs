@@ -292,13 +292,10 @@ impl Recurrent {
             grad_output.data().to_vec()
         };
         let (d_h, d_c) = (grad_h_n.map(Tensor::data), grad_c_n.map(Tensor::data));
-        let grads = match (&mut self.cells, input_grad) {
-            (Cells::Rnn(s), true) => s.backward(&cache.trace, &d_output, d_h, d_c),
-            (Cells::Lstm(s), true) => s.backward(&cache.trace, &d_output, d_h, d_c),
-            (Cells::Gru(s), true) => s.backward(&cache.trace, &d_output, d_h, d_c),
-            (Cells::Rnn(s), false) => s.backward_without_input(&cache.trace, &d_output, d_h, d_c),
-            (Cells::Lstm(s), false) => s.backward_without_input(&cache.trace, &d_output, d_h, d_c),
-            (Cells::Gru(s), false) => s.backward_without_input(&cache.trace, &d_output, d_h, d_c),
+        let grads = match &mut self.cells {
+            Cells::Rnn(s) => s.backward_choosing(&cache.trace, &d_output, d_h, d_c, input_grad),
+            Cells::Lstm(s) => s.backward_choosing(&cache.trace, &d_output, d_h, d_c, input_grad),
+            Cells::Gru(s) => s.backward_choosing(&cache.trace, &d_output, d_h, d_c, input_grad),
         };
         let input_size = self.config.input_size;
         let input = if time_major && input_grad {
