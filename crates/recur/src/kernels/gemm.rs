@@ -171,22 +171,12 @@ pub fn broadcast_rows<T: Real>(out: &mut [T], bias: Option<&[T]>, width: usize) 
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_matrices::{reference_product, values};
     use super::*;
 
+    /// The reference product, rounded to f32.
     fn reference(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
-        let mut c = vec![0.0; m * n];
-        for i in 0..m {
-            for j in 0..n {
-                c[i * n + j] = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
-            }
-        }
-        c
-    }
-
-    fn values(len: usize, seed: u32) -> Vec<f32> {
-        (0..len)
-            .map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) % 1000) as f32) / 500.0 - 1.0)
-            .collect()
+        reference_product(a, b, m, k, n).into_iter().map(|v| v as f32).collect()
     }
 
     #[test]

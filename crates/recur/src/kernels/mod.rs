@@ -5,3 +5,5 @@ pub mod activation;
 pub mod gemm;
 pub mod packed;
 pub mod rowvec;
+#[cfg(test)]
+mod test_matrices;

@@ -342,24 +342,8 @@ mod avx2 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_matrices::{reference_product as reference, values};
     use super::*;
-
-    /// The plain reference `C = C₀ + A·B`, in f64.
-    fn reference(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f64> {
-        let mut c = vec![0.0; m * n];
-        for i in 0..m {
-            for j in 0..n {
-                c[i * n + j] = (0..k).map(|p| a[i * k + p] as f64 * b[p * n + j] as f64).sum();
-            }
-        }
-        c
-    }
-
-    fn values(len: usize, seed: u32) -> Vec<f32> {
-        (0..len)
-            .map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) % 1000) as f32) / 500.0 - 1.0)
-            .collect()
-    }
 
     fn close(got: f32, want: f64, k: usize) -> bool {
         (got as f64 - want).abs() <= 1e-6 * (k as f64).sqrt() * want.abs().max(1.0) * 4.0
