@@ -34,15 +34,13 @@ pub(crate) const SPLIT_MIN_BYTES: usize = 1 << 19;
 /// Hidden units below which a layer is not split.
 const SPLIT_MIN_UNITS: usize = 32;
 
-/// Whether steps of `stack`, a unidirectional stack of `f32` cells, are worth splitting, and can be.
+/// Whether steps of `stack`, a unidirectional stack of `f32` cells, are worth splitting (whether its cells can be
+/// split, [`SplitStep::new`] finds out).
 pub(crate) fn worth_splitting<C: Cell<Real = f32>>(stack: &Stack<C>) -> bool {
     let cells = stack.cells();
     let bytes: usize = cells.iter().map(|c| (c.weights().weight_ih().len() + c.weights().weight_hh().len()) * 4).sum();
     let hidden = cells[0].weights().hidden_size();
-    bytes >= SPLIT_MIN_BYTES
-        && hidden >= SPLIT_MIN_UNITS
-        && rayon::current_num_threads() >= 2
-        && cells[0].unit_slice(0..1).is_some()
+    bytes >= SPLIT_MIN_BYTES && hidden >= SPLIT_MIN_UNITS && rayon::current_num_threads() >= 2
 }
 
 /// The two unit ranges of a layer of `hidden` units: the first a multiple of 8 (a whole number of vectors).
