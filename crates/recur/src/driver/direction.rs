@@ -5,7 +5,7 @@ use num_traits::Zero;
 
 use super::batching::{Batching, Step};
 use super::split::{ForwardRows, RowWidths, backward_step, forward_step};
-use super::{Direction, DirectionTrace};
+use super::{Direction, DirectionTrace, zeros};
 use crate::cells::{Cell, GateBackward, WeightGradInputs};
 
 /// The initial state of one direction of one layer, as row-major `B × size` slices.
@@ -127,12 +127,12 @@ fn run_direction_in_chunks<C: Cell>(
     // The input projection runs a chunk of steps at a time into a buffer that stays in cache, rather than for the
     // whole sequence at once (whose `T·B·G·H` values can reach 100 MB, written and read back from memory).
     let in_size = weights.input_size();
-    let mut gx = vec![zero; chunk * batch * width];
+    let mut gx = zeros(chunk * batch * width);
     let mut gx_first = 0;
     let mut gh = vec![zero; batch * width];
-    let mut y = vec![zero; steps * state_len];
-    let mut c = vec![zero; c_slots * cell_len];
-    let mut cache = vec![zero; cache_slots * batch * cache_width];
+    let mut y = zeros(steps * state_len);
+    let mut c = zeros(c_slots * cell_len);
+    let mut cache = zeros(cache_slots * batch * cache_width);
     let (mut h_buf, mut c_buf) = (vec![zero; state_len], vec![zero; cell_len]);
     let w_hh_t = weights.packed_forward();
     let row_widths = RowWidths { gates: width, out, hidden, cache: cache_width, scratch: 0 };
@@ -217,8 +217,8 @@ pub(crate) fn backward_direction<C: Cell>(
     let active = batching.active();
     let rows = steps * batch;
 
-    let mut dgx = vec![zero; rows * width];
-    let mut dgh = vec![zero; if C::SEPARATE_RECURRENT_GRAD { rows * width } else { 0 }];
+    let mut dgx = zeros(rows * width);
+    let mut dgh = zeros(if C::SEPARATE_RECURRENT_GRAD { rows * width } else { 0 });
     let mut dh = final_grad.h.map_or_else(|| vec![zero; state_len], <[_]>::to_vec);
     let mut dc = final_grad.c.map_or_else(|| vec![zero; cell_len], <[_]>::to_vec);
     let (mut dh0, mut dc0) = (vec![zero; state_len], vec![zero; cell_len]);
@@ -272,7 +272,7 @@ pub(crate) fn backward_direction<C: Cell>(
     }
 
     let in_size = cell.weights().input_size();
-    let mut dx = vec![zero; if want_dx { rows * in_size } else { 0 }];
+    let mut dx = zeros(if want_dx { rows * in_size } else { 0 });
     if want_dx {
         cell.weights().input_backward(&dgx, rows, &mut dx);
     }
@@ -285,7 +285,7 @@ pub(crate) fn backward_direction<C: Cell>(
 
 /// `h_{t−1}` as every step read it, `(T, B, H_out)` (zeros for rows that did not run), so that
 /// `∂W_hh = Σ_t ∂gh_tᵀ h_{t−1}` is one product after the time loop.
-fn previous_states<T: Copy + Zero>(
+fn previous_states<T: Copy + Send + Zero>(
     trace: &DirectionTrace<T>,
     batching: &Batching,
     direction: Direction,
@@ -293,7 +293,7 @@ fn previous_states<T: Copy + Zero>(
 ) -> Vec<T> {
     let (steps, batch) = (batching.active().len(), batching.lengths().len());
     let state_len = batch * out;
-    let mut all = vec![T::zero(); steps * state_len];
+    let mut all = zeros(steps * state_len);
     for s in 0..steps {
         let Some(Step { t, prev, active: a, prev_active: a_prev }) = batching.step(direction, s) else { continue };
         let dst = &mut all[t * state_len..t * state_len + a * out];

@@ -13,6 +13,7 @@ mod split;
 pub(crate) use split::on_pool;
 
 use num_traits::Zero;
+use rayon::iter::ParallelExtend;
 
 pub(crate) use batching::Batching;
 pub(crate) use direction::{Final, Initial, backward_direction, run_direction};
@@ -417,6 +418,21 @@ impl<C: Cell> Stack<C> {
     }
 }
 
+/// `len` zeros. A large buffer (a training pass's caches and gradients run to megabytes) is written on all
+/// threads: on one, its zeroing would be the only work running between two parallel loops.
+pub(crate) fn zeros<T: Copy + Send + Zero>(len: usize) -> Vec<T> {
+    if len >= PARALLEL_ZERO_VALUES && rayon::current_num_threads() > 1 {
+        let mut v = Vec::with_capacity(len);
+        v.par_extend(rayon::iter::repeat_n(T::zero(), len));
+        v
+    } else {
+        vec![T::zero(); len]
+    }
+}
+
+/// Values from which [`zeros`] writes on all threads (1 MB of `f32`).
+const PARALLEL_ZERO_VALUES: usize = 1 << 18;
+
 /// Splits `buf` into the slot a step reads (slot `prev`, or `start` for the first step) and the slot `current`
 /// it writes, without copying.
 pub(crate) fn slots<'a, T>(
@@ -469,6 +485,16 @@ mod tests {
         let both = interleave(&[1.0, 2.0, 3.0, 4.0], &[5.0, 6.0, 7.0, 8.0], 2);
         assert_eq!(both, vec![1.0, 2.0, 5.0, 6.0, 3.0, 4.0, 7.0, 8.0]);
         assert_eq!(deinterleave(&both, 2), (vec![1.0, 2.0, 3.0, 4.0], vec![5.0, 6.0, 7.0, 8.0]));
+    }
+
+    #[test]
+    fn zeros_are_zeros_large_or_small() {
+        let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        for len in [0, 5, PARALLEL_ZERO_VALUES, PARALLEL_ZERO_VALUES + 3] {
+            let v: Vec<f32> = two.install(|| zeros(len));
+            assert_eq!(v.len(), len);
+            assert!(v.iter().all(|&x| x == 0.0), "len {len}");
+        }
     }
 
     #[test]

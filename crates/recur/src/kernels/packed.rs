@@ -9,6 +9,8 @@
 
 use std::ops::Range;
 
+use rayon::prelude::*;
+
 use crate::real::Real;
 
 /// Columns per packed panel (two 8-lane vectors of `f32`).
@@ -49,7 +51,7 @@ impl<T: Real> PackedMatrix<T> {
         Self::pack(k, n, |row, col| b[row * n + col])
     }
 
-    fn pack(k: usize, n: usize, at: impl Fn(usize, usize) -> T) -> Self {
+    fn pack(k: usize, n: usize, at: impl Fn(usize, usize) -> T + Sync) -> Self {
         PackedMatrix { k, n, panels: column_panels(k, n, NR, at) }
     }
 
@@ -64,24 +66,34 @@ impl<T: Real> PackedMatrix<T> {
     }
 }
 
+/// Values of a packed matrix from which [`column_panels`] packs on all threads (256 KB of `f32`).
+const PARALLEL_PACK_VALUES: usize = 1 << 16;
+
 /// The `k × n` matrix whose element `(row, col)` is `at(row, col)`, laid out as ⌈n/width⌉ panels of `k × width`
 /// values (panel `p` holds column `p·width + j` of row `κ` at `p·k·width + κ·width + j`), columns past `n` zero.
-pub(crate) fn column_panels<T: Copy + num_traits::Zero>(
+pub(crate) fn column_panels<T: Copy + Send + num_traits::Zero>(
     k: usize,
     n: usize,
     width: usize,
-    at: impl Fn(usize, usize) -> T,
+    at: impl Fn(usize, usize) -> T + Sync,
 ) -> Vec<T> {
     let mut panels = vec![T::zero(); n.div_ceil(width) * k * width];
     if k == 0 {
         return panels;
     }
-    for (p, panel) in panels.chunks_exact_mut(k * width).enumerate() {
+    let fill = |(p, panel): (usize, &mut [T])| {
         for (row, values) in panel.chunks_exact_mut(width).enumerate() {
             for (j, v) in values.iter_mut().enumerate().take(n.saturating_sub(p * width)) {
                 *v = at(row, p * width + j);
             }
         }
+    };
+    // A training pass packs its recurrent weights anew (they changed at the last update), before a time loop that
+    // nothing else runs beside: a large matrix is packed on all threads.
+    if panels.len() >= PARALLEL_PACK_VALUES {
+        panels.par_chunks_exact_mut(k * width).enumerate().for_each(fill);
+    } else {
+        panels.chunks_exact_mut(k * width).enumerate().for_each(fill);
     }
     panels
 }
