@@ -46,6 +46,10 @@ pub trait Real:
     fn tile_kernel() -> TileKernel<Self> {
         packed::tile_portable::<Self>
     }
+    /// Whether [`Self::tile_kernel`] is a vector kernel, fast enough for the large products too.
+    fn has_vector_tile_kernel() -> bool {
+        false
+    }
 }
 
 impl Real for f32 {
@@ -85,6 +89,10 @@ impl Real for f32 {
 
     fn tile_kernel() -> TileKernel<Self> {
         packed::tile_f32_kernel()
+    }
+
+    fn has_vector_tile_kernel() -> bool {
+        packed::has_vector_f32_kernel()
     }
 }
 

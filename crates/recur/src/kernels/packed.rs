@@ -158,6 +158,36 @@ pub fn packed_product<T: Real>(
     }
 }
 
+/// [`packed_product`] with the rows of `A` and `C` cut in two halves run on two threads, when there are enough
+/// of them to pay for the hand-off (the same values, bit for bit: rows are independent).
+///
+/// # Panics
+/// As [`packed_product`].
+#[allow(clippy::too_many_arguments)]
+pub fn packed_product_on_threads<T: Real>(
+    a: &[T],
+    lda: usize,
+    m: usize,
+    b: &PackedMatrix<T>,
+    start: Start<'_, T>,
+    c: &mut [T],
+    ldc: usize,
+) {
+    if m < 4 * MR || m * b.k * b.n < PARALLEL_PRODUCT_WORK || rayon::current_num_threads() < 2 {
+        return packed_product(a, lda, m, b, start, c, ldc);
+    }
+    let half = m / 2;
+    let (a0, a1) = a.split_at(half * lda);
+    let (c0, c1) = c.split_at_mut(half * ldc);
+    rayon::join(
+        || packed_product_on_threads(a0, lda, half, b, start, c0, ldc),
+        || packed_product_on_threads(a1, lda, m - half, b, start, c1, ldc),
+    );
+}
+
+/// Multiply-adds (`m·k·n`) from which [`packed_product_on_threads`] splits its rows.
+const PARALLEL_PRODUCT_WORK: usize = 1 << 22;
+
 /// `C[rows] ← start + A[rows, ks]·B[ks, ..]`: every panel of `B` against every tile of the rows.
 #[allow(clippy::too_many_arguments)]
 fn panels_times_rows<T: Real>(
@@ -235,10 +265,19 @@ pub fn tile_portable<T: Real>(
 /// The `f32` tile kernel for this CPU: AVX2 with fused multiply-adds when it has them, else the portable one.
 pub fn tile_f32_kernel() -> TileKernel<f32> {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+    if has_vector_f32_kernel() {
         return tile_f32_avx2;
     }
     tile_portable::<f32>
+}
+
+/// Whether [`tile_f32_kernel`] is a vector kernel on this CPU.
+pub fn has_vector_f32_kernel() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        return true;
+    }
+    false
 }
 
 /// [`tile_f32_kernel`]'s AVX2 kernel behind its safe signature.
@@ -383,6 +422,22 @@ mod tests {
                 assert!(close(got, w + bias[i % n] as f64, k), "({m},{k},{n}) bias: {got}");
             }
         }
+    }
+
+    #[test]
+    fn rows_on_two_threads_equal_one_thread_bit_for_bit() {
+        let (m, k, n) = (101, 256, 200);
+        assert!(m * k * n >= PARALLEL_PRODUCT_WORK);
+        let (a, b, bias) = (values(m * k, 11), PackedMatrix::from_rows(&values(k * n, 12), k, n), values(n, 13));
+        let mut one = vec![0.0f32; m * n];
+        packed_product(&a, k, m, &b, Start::Bias(&bias), &mut one, n);
+        let mut two = vec![f32::NAN; m * n];
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap()
+            .install(|| packed_product_on_threads(&a, k, m, &b, Start::Bias(&bias), &mut two, n));
+        assert!(one.iter().zip(&two).all(|(x, y)| x.to_bits() == y.to_bits()));
     }
 
     #[test]
