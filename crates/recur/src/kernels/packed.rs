@@ -151,7 +151,8 @@ pub fn packed_product<T: Real>(
     // Blocks of KC rows of B: a panel's block (KC·NR values, 16 KB of f32) stays in L1 while every tile of the
     // rows reads it. 256 rather than 128: a whole `K = 256` in one pass, no second read-modify-write of C (one
     // core, alternating builds: 84–86 GFLOP/s with 128, 89–93 with 256, on a loop-of-FMAs peak of 94).
-    // (Built for the per-step shapes, a few dozen rows; the large products go through the gemm crate.)
+    // (Built for the per-step shapes, a few dozen rows; it also makes the input projections whose `K` fits one
+    // block, a few hundred rows, where it matches the gemm crate: see `CellWeights::input_projection`.)
     for k0 in (0..k).step_by(KC) {
         let start = if k0 == 0 { start } else { Start::Accumulate };
         panels_times_rows(kernel, a, lda, 0..m, b, k0..(k0 + KC).min(k), start, c, ldc);
@@ -163,7 +164,6 @@ pub fn packed_product<T: Real>(
 ///
 /// # Panics
 /// As [`packed_product`].
-#[allow(clippy::too_many_arguments)]
 pub fn packed_product_on_threads<T: Real>(
     a: &[T],
     lda: usize,
