@@ -56,3 +56,20 @@ fn split_steps_equal_one_thread_bit_for_bit() {
         }
     }
 }
+
+#[test]
+fn one_model_shared_by_many_rayon_tasks_packs_once_and_agrees() {
+    // Every task's forward asks for the weights packed for the first time at once, and packing a matrix this large
+    // runs on Rayon's threads itself: first use from inside the pool, concurrently (the packing runs outside the
+    // cache's lock, so that no thread waits on the lock while holding part of the pool's work).
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap();
+    for mode in [Mode::Lstm, Mode::Gru] {
+        let layer = Recurrent::with_seed(RecurrentConfig::new(mode, 200, 128).num_layers(2), 5).unwrap();
+        let x = Tensor::new([3, 2, 200], values(3 * 2 * 200, 6)).unwrap();
+        let outputs: Vec<Vec<f32>> = pool.install(|| {
+            use rayon::prelude::*;
+            (0..64).into_par_iter().map(|_| layer.forward(&x, None, None).unwrap().output.data().to_vec()).collect()
+        });
+        assert!(outputs.iter().all(|o| o == &outputs[0]), "{mode:?}: tasks disagree");
+    }
+}

@@ -44,6 +44,18 @@ struct Packed<T> {
     backward: OnceLock<PackedMatrix<T>>,
 }
 
+/// The value in `cell`, made by `make` if there is none yet. `make` runs before the cell's lock is taken: packing
+/// runs on Rayon's threads, and a lock held across a parallel section can deadlock, when a thread that took part
+/// of the packing runs, while it waits inside it, another job that asks for the same weights. Two threads asking at
+/// once may both pack; one result is kept.
+fn made_once<M>(cell: &OnceLock<M>, make: impl FnOnce() -> M) -> &M {
+    if let Some(made) = cell.get() {
+        return made;
+    }
+    let made = make();
+    cell.get_or_init(|| made)
+}
+
 /// The next [`Packed::id`]: unique in the process.
 static NEXT_LAYOUT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -154,9 +166,9 @@ impl<T: Real> CellWeights<T> {
 
     /// `W_ihᵀ` in panels for [`Self::input_projection`], packed on first use after the weights changed.
     fn packed_input(&self) -> &PackedMatrix<T> {
-        self.packed
-            .input
-            .get_or_init(|| PackedMatrix::from_transposed(self.weight_ih.value(), self.width(), self.input_size))
+        made_once(&self.packed.input, || {
+            PackedMatrix::from_transposed(self.weight_ih.value(), self.width(), self.input_size)
+        })
     }
 
     /// A number that changes whenever the weights may have changed (any mutable access to the parameters), and
@@ -199,16 +211,16 @@ impl<T: Real> CellWeights<T> {
     /// `W_hhᵀ` in panels for [`Self::recurrent_projection`], packed on first use after the weights changed: a
     /// time loop asks for it once, before its first step.
     pub(crate) fn packed_forward(&self) -> &PackedMatrix<T> {
-        self.packed
-            .forward
-            .get_or_init(|| PackedMatrix::from_transposed(self.weight_hh.value(), self.width(), self.recurrent_size))
+        made_once(&self.packed.forward, || {
+            PackedMatrix::from_transposed(self.weight_hh.value(), self.width(), self.recurrent_size)
+        })
     }
 
     /// `W_hh` in panels for [`Self::recurrent_backward`], packed on first use after the weights changed.
     pub(crate) fn packed_backward(&self) -> &PackedMatrix<T> {
-        self.packed
-            .backward
-            .get_or_init(|| PackedMatrix::from_rows(self.weight_hh.value(), self.width(), self.recurrent_size))
+        made_once(&self.packed.backward, || {
+            PackedMatrix::from_rows(self.weight_hh.value(), self.width(), self.recurrent_size)
+        })
     }
 
     /// `gh ← h Wₕₕᵀ + b_hh` for `rows` rows of `h` (`rows × H_out`), from `w_hh_t` = [`Self::packed_forward`].
@@ -320,7 +332,7 @@ impl<T: Real> CellWeights<T> {
 
 impl CellWeights<f32> {
     fn row_packed(&self) -> &(RowPanels, RowPanels) {
-        self.packed.rows.get_or_init(|| {
+        made_once(&self.packed.rows, || {
             let width = self.width();
             (
                 RowPanels::from_transposed(self.weight_ih.value(), width, self.input_size),
