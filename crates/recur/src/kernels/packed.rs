@@ -118,9 +118,11 @@ pub enum Start<'a, T> {
     Bias(&'a [T]),
 }
 
-/// The tile kernel of one element type: `C[..rows][..NR] ← start + A[..rows]·panel` for `rows ≤ MR` rows of `A`
+/// The tile kernel of one element type: `C[..rows][..NR] ← start + A[..rows]·panel` for `rows ≥ 1` rows of `A`
 /// (row stride `lda`, `k` columns) and one `k × NR` panel, written straight into `c` (row stride `ldc`, which
 /// must hold `NR` values from the start of each of the `rows` rows; a `Start::Bias` holds the panel's `NR` values).
+/// A vector kernel walks the rows in tiles of at most [`MR`] ([`tile_heights`]); one call takes a whole column of
+/// tiles, so that its checks and dispatch are paid once a panel rather than once a tile.
 pub type TileKernel<T> =
     fn(k: usize, a: &[T], lda: usize, rows: usize, panel: &[T], start: Start<'_, T>, c: &mut [T], ldc: usize);
 
@@ -206,34 +208,38 @@ fn panels_times_rows<T: Real>(
         let col = p * NR;
         let cols = NR.min(n - col);
         let panel = &panel[ks.start * NR..ks.end * NR];
-        let tile_start = match start {
-            Start::Bias(bias) if cols == NR => Start::Bias(&bias[col..col + NR]),
+        if cols == NR && (rows.end - 1) * ldc + col + NR <= c.len() {
+            let tile_start = match start {
+                Start::Bias(bias) => Start::Bias(&bias[col..col + NR]),
+                other => other,
+            };
+            let a = &a[rows.start * lda + ks.start..];
+            kernel(ks.len(), a, lda, rows.len(), panel, tile_start, &mut c[rows.start * ldc + col..], ldc);
+            continue;
+        }
+        // The last panel of an `N` that is not a multiple of NR (or the last row's end of `C`): each tile goes
+        // through a buffer, and only its `cols` real columns reach `C`.
+        let row_start = match start {
+            Start::Bias(bias) => Start::Bias(&bias[col..]),
             other => other,
         };
-        // Tiles of even heights: 32 rows as 5·6 + 2 would leave the last tile with too few accumulators to hide
-        // the multiply-adds' latency, so they go as 4·5 + 2·6.
-        let tiles = rows.len().div_ceil(MR);
-        for tile in 0..tiles {
-            let row = rows.start + tile * rows.len() / tiles;
-            let height = rows.start + (tile + 1) * rows.len() / tiles - row;
-            let a = &a[row * lda + ks.start..];
-            if cols == NR && row * ldc + col + (height - 1) * ldc + NR <= c.len() {
-                kernel(ks.len(), a, lda, height, panel, tile_start, &mut c[row * ldc + col..], ldc);
-            } else {
-                // The last panel of an `N` that is not a multiple of NR (or the last row's end of `C`): the tile
-                // goes through a buffer, and only its `cols` real columns reach `C`.
-                let mut tile = [T::zero(); TILE];
-                kernel(ks.len(), a, lda, height, panel, Start::Zero, &mut tile, NR);
-                let row_start = match start {
-                    Start::Bias(bias) => Start::Bias(&bias[col..]),
-                    other => other,
-                };
-                for (r, values) in tile.chunks_exact(NR).take(height).enumerate() {
-                    finish_row(row_start, &mut c[(row + r) * ldc + col..][..cols], values);
-                }
+        for (row, height) in tile_heights(rows.len()) {
+            let row = rows.start + row;
+            let mut tile = [T::zero(); TILE];
+            kernel(ks.len(), &a[row * lda + ks.start..], lda, height, panel, Start::Zero, &mut tile, NR);
+            for (r, values) in tile.chunks_exact(NR).take(height).enumerate() {
+                finish_row(row_start, &mut c[(row + r) * ldc + col..][..cols], values);
             }
         }
     }
+}
+
+/// The tiles `rows` rows are cut into, as `(first row, height)`: heights of at most [`MR`], as even as they go (32
+/// rows as 4·5 + 2·6 rather than 5·6 + 2, whose last tile has too few accumulators to hide the multiply-adds'
+/// latency).
+pub fn tile_heights(rows: usize) -> impl Iterator<Item = (usize, usize)> {
+    let tiles = rows.div_ceil(MR);
+    (0..tiles).map(move |tile| (tile * rows / tiles, (tile + 1) * rows / tiles - tile * rows / tiles))
 }
 
 /// The portable tile kernel, for any [`Real`]: the same loop order as the vector one, so the compiler can keep
@@ -297,7 +303,7 @@ fn tile_f32_avx2(
     ldc: usize,
 ) {
     assert!(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"));
-    assert!((1..=MR).contains(&rows), "tile_f32: rows");
+    assert!(rows >= 1, "tile_f32: rows");
     assert!(a.len() >= (rows - 1) * lda + k && lda >= k, "tile_f32: A is too short");
     assert!(panel.len() >= k * NR, "tile_f32: panel is too short");
     assert!(ldc >= NR && c.len() >= (rows - 1) * ldc + NR, "tile_f32: C is too short");
@@ -316,18 +322,9 @@ fn tile_f32_avx2(
     let (a, panel, c) = (a.as_ptr(), panel.as_ptr(), c.as_mut_ptr());
     // SAFETY: the CPU has AVX2 and FMA (asserted above); the asserts guarantee that rows `0..rows` of `A` (`k`
     // values each, stride `lda`), `k·NR` values of the panel, `NR` values of the bias (when there is one) and
-    // `NR` values at the start of each of the `rows` rows of `C` (stride `ldc`) are in bounds, which is all the
-    // kernels read or write.
-    unsafe {
-        match rows {
-            1 => avx2::tile::<1>(k, a, lda, panel, mode, bias, c, ldc),
-            2 => avx2::tile::<2>(k, a, lda, panel, mode, bias, c, ldc),
-            3 => avx2::tile::<3>(k, a, lda, panel, mode, bias, c, ldc),
-            4 => avx2::tile::<4>(k, a, lda, panel, mode, bias, c, ldc),
-            5 => avx2::tile::<5>(k, a, lda, panel, mode, bias, c, ldc),
-            _ => avx2::tile::<6>(k, a, lda, panel, mode, bias, c, ldc),
-        }
-    }
+    // `NR` values at the start of each of the `rows` rows of `C` (stride `ldc`) are in bounds, and each tile reads
+    // and writes only its own rows among them.
+    unsafe { avx2::tiles(k, a, lda, rows, panel, mode, bias, c, ldc) }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -338,6 +335,39 @@ mod avx2 {
     pub(super) const ZERO: u8 = 0;
     pub(super) const ACCUMULATE: u8 = 1;
     pub(super) const BIAS: u8 = 2;
+
+    /// [`tile`] over `rows` rows, in the tiles of [`super::tile_heights`].
+    ///
+    /// # Safety
+    /// As [`tile`], for `rows` rows of `A` and `C`.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn tiles(
+        k: usize,
+        a: *const f32,
+        lda: usize,
+        rows: usize,
+        panel: *const f32,
+        mode: u8,
+        bias: *const f32,
+        c: *mut f32,
+        ldc: usize,
+    ) {
+        for (row, height) in super::tile_heights(rows) {
+            // SAFETY: `row + height ≤ rows`, so the tile's rows are among those the caller guarantees.
+            unsafe {
+                let (a, c) = (a.add(row * lda), c.add(row * ldc));
+                match height {
+                    1 => tile::<1>(k, a, lda, panel, mode, bias, c, ldc),
+                    2 => tile::<2>(k, a, lda, panel, mode, bias, c, ldc),
+                    3 => tile::<3>(k, a, lda, panel, mode, bias, c, ldc),
+                    4 => tile::<4>(k, a, lda, panel, mode, bias, c, ldc),
+                    5 => tile::<5>(k, a, lda, panel, mode, bias, c, ldc),
+                    _ => tile::<6>(k, a, lda, panel, mode, bias, c, ldc),
+                }
+            }
+        }
+    }
 
     /// `C[..R][..16] ← start + A[..R]·panel`, the `R × 16` block held in `2R` vector registers while `k` is
     /// walked, then combined with what `mode` says (`ZERO`: nothing, `ACCUMULATE`: `C`'s old values, `BIAS`: the
@@ -472,11 +502,11 @@ mod tests {
     #[test]
     fn vector_and_portable_kernels_agree() {
         let (k, ldc) = (37, 21);
-        let a = values(MR * k, 7);
+        let a = values((2 * MR + 1) * k, 7);
         let panel = values(k * NR, 8);
         let bias = values(NR, 9);
-        let old = values(MR * ldc, 10);
-        for rows in 1..=MR {
+        let old = values((2 * MR + 2) * ldc, 10);
+        for rows in 1..=2 * MR + 1 {
             for start in [Start::Zero, Start::Accumulate, Start::Bias(&bias)] {
                 let (mut fast, mut plain) = (old.clone(), old.clone());
                 tile_f32_kernel()(k, &a, k, rows, &panel, start, &mut fast, ldc);
