@@ -44,7 +44,7 @@ pub trait Real:
     }
     /// The tile kernel of [`packed::packed_product`] for this type.
     fn tile_kernel() -> TileKernel<Self> {
-        packed::tile_portable::<Self>
+        TileKernel::portable()
     }
     /// Whether [`Self::tile_kernel`] is a vector kernel, fast enough for the large products too.
     fn has_vector_tile_kernel() -> bool {

@@ -8,6 +8,9 @@
 //! functions and the slice functions use the same formulas, so a streamed step and a whole-sequence pass give
 //! identical numbers.
 
+#[cfg(target_arch = "x86_64")]
+use super::simd::SimdLevel;
+
 const LOG2_E: f32 = std::f32::consts::LOG2_E;
 /// ln 2 split in a part exact in few bits and a correction, for an accurate range reduction.
 const LN2_HI: f32 = 0.693_359_4;
@@ -62,25 +65,30 @@ pub fn relu(x: f32) -> f32 {
     x.max(0.0)
 }
 
-/// `xs[i] ← σ(xs[i])`, eight lanes at a time where the CPU has AVX2 (checked at run time). The same operations
-/// in the same order either way (no fused multiply-adds), so the results are identical.
+/// `xs[i] ← σ(xs[i])`, sixteen lanes at a time where the CPU has AVX-512 and eight where it has AVX2 (chosen at
+/// run time, [`super::simd::level`]). The same operations in the same order on every path (no fused
+/// multiply-adds), so the results are identical.
 pub fn sigmoid_in_place(xs: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2 (checked just above), which is all the function requires.
-        unsafe { sigmoid_avx2(xs) };
-        return;
+    match super::simd::level() {
+        // SAFETY: the CPU supports AVX-512F (the level says so), which is all the function requires.
+        SimdLevel::Avx512 => return unsafe { sigmoid_avx512(xs) },
+        // SAFETY: the CPU supports AVX2 (the level says so), which is all the function requires.
+        SimdLevel::Avx2 => return unsafe { sigmoid_avx2(xs) },
+        SimdLevel::Portable => {}
     }
     xs.iter_mut().for_each(|x| *x = sigmoid(*x));
 }
 
-/// `xs[i] ← tanh(xs[i])`, eight lanes at a time where the CPU has AVX2, with identical results.
+/// `xs[i] ← tanh(xs[i])`, sixteen or eight lanes at a time as for [`sigmoid_in_place`], with identical results.
 pub fn tanh_in_place(xs: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2 (checked just above), which is all the function requires.
-        unsafe { tanh_avx2(xs) };
-        return;
+    match super::simd::level() {
+        // SAFETY: the CPU supports AVX-512F (the level says so), which is all the function requires.
+        SimdLevel::Avx512 => return unsafe { tanh_avx512(xs) },
+        // SAFETY: the CPU supports AVX2 (the level says so), which is all the function requires.
+        SimdLevel::Avx2 => return unsafe { tanh_avx2(xs) },
+        SimdLevel::Portable => {}
     }
     xs.iter_mut().for_each(|x| *x = tanh(*x));
 }
@@ -98,6 +106,22 @@ unsafe fn sigmoid_avx2(xs: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn tanh_avx2(xs: &mut [f32]) {
+    xs.iter_mut().for_each(|x| *x = tanh(*x));
+}
+
+/// # Safety
+/// The CPU must support AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn sigmoid_avx512(xs: &mut [f32]) {
+    xs.iter_mut().for_each(|x| *x = sigmoid(*x));
+}
+
+/// # Safety
+/// The CPU must support AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn tanh_avx512(xs: &mut [f32]) {
     xs.iter_mut().for_each(|x| *x = tanh(*x));
 }
 
@@ -164,6 +188,32 @@ mod tests {
             assert_eq!(s[i].to_bits(), sigmoid(x).to_bits());
             assert_eq!(t[i].to_bits(), tanh(x).to_bits());
             assert_eq!(r[i], relu(x));
+        }
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn every_vector_path_on_this_cpu_equals_the_scalar_forms() {
+        use crate::kernels::simd::{SimdLevel, detected};
+        type Path = unsafe fn(&mut [f32]);
+        type Scalar = fn(f32) -> f32;
+        let mut paths: Vec<(&str, Path, Scalar)> = Vec::new();
+        if detected() >= SimdLevel::Avx2 {
+            paths.push(("sigmoid avx2", sigmoid_avx2, sigmoid));
+            paths.push(("tanh avx2", tanh_avx2, tanh));
+        }
+        if detected() >= SimdLevel::Avx512 {
+            paths.push(("sigmoid avx512", sigmoid_avx512, sigmoid));
+            paths.push(("tanh avx512", tanh_avx512, tanh));
+        }
+        let xs = sweep(30.0);
+        for (name, path, scalar) in paths {
+            let mut v = xs.clone();
+            // SAFETY: each path was added only when the CPU has its instructions.
+            unsafe { path(&mut v) };
+            for (&x, &y) in xs.iter().zip(&v) {
+                assert_eq!(y.to_bits(), scalar(x).to_bits(), "{name}({x})");
+            }
         }
     }
 }

@@ -5,5 +5,6 @@ pub mod activation;
 pub mod gemm;
 pub mod packed;
 pub mod rowvec;
+pub mod simd;
 #[cfg(test)]
 mod test_matrices;

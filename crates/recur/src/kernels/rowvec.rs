@@ -1,11 +1,13 @@
 //! The one-row product of a stream step, `y ← b + x·W`, with `W` (`K × N`, the transpose of a PyTorch weight)
 //! packed once into panels of [`PANEL`] columns. At batch 1 a step is bound by reading the weights: each panel
-//! is read front to back exactly once, its [`PANEL`] sums held in eight vector registers while `x` is walked, so
-//! the loop is one contiguous stream of loads and multiply-adds, and `y` is written once. Compiled for AVX2 and
-//! FMA when the CPU has them (checked at run time) and portably otherwise; every `y[j]` is `b[j]` plus its terms in
-//! row order, in either case.
+//! is read front to back exactly once, its [`PANEL`] sums held in vector registers (four of AVX-512, eight of
+//! AVX2) while `x` is walked, so the loop is one contiguous stream of loads and multiply-adds, and `y` is written
+//! once. Compiled for AVX-512 or AVX2 with FMA when the CPU has them (chosen at run time) and portably otherwise;
+//! every `y[j]` is `b[j]` plus its terms in row order, in every case.
 
 use super::packed::column_panels;
+#[cfg(target_arch = "x86_64")]
+use super::simd::SimdLevel;
 
 /// Columns per panel: eight 8-lane vectors of sums.
 pub const PANEL: usize = 64;
@@ -51,10 +53,12 @@ pub fn row_times(x: &[f32], w: &RowPanels, bias: Option<&[f32]>, y: &mut [f32]) 
         assert_eq!(b.len(), w.n, "row_times: bias length");
     }
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU supports AVX2 and FMA (checked just above), which is all the function requires.
-        unsafe { panels_avx2_fma(x, w, bias, y) };
-        return;
+    match super::simd::level() {
+        // SAFETY: the CPU supports AVX-512F, AVX2 and FMA (the level says so), which is all the function requires.
+        SimdLevel::Avx512 => return unsafe { panels_avx512(x, w, bias, y) },
+        // SAFETY: the CPU supports AVX2 and FMA (the level says so), which is all the function requires.
+        SimdLevel::Avx2 => return unsafe { panels_avx2_fma(x, w, bias, y) },
+        SimdLevel::Portable => {}
     }
     panels(x, w, bias, y, |a, b, c| a * b + c);
 }
@@ -96,6 +100,16 @@ unsafe fn panels_avx2_fma(x: &[f32], w: &RowPanels, bias: Option<&[f32]>, y: &mu
     panels(x, w, bias, y, f32::mul_add);
 }
 
+/// [`panels`] compiled for AVX-512: the 64 sums of a panel in four 16-lane registers.
+///
+/// # Safety
+/// The CPU must support AVX-512F and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn panels_avx512(x: &[f32], w: &RowPanels, bias: Option<&[f32]>, y: &mut [f32]) {
+    panels(x, w, bias, y, f32::mul_add);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,11 +146,31 @@ mod tests {
         let x: Vec<f32> = (0..k).map(|i| (i as f32 * 0.3).sin()).collect();
         let a: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.7).cos()).collect();
         let w = RowPanels::from_transposed(&a, n, k);
-        let mut fast = vec![0.0; n];
-        row_times(&x, &w, None, &mut fast);
+        let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.2).cos()).collect();
         let mut plain = vec![0.0; n];
-        panels(&x, &w, None, &mut plain, f32::mul_add);
+        panels(&x, &w, Some(&b), &mut plain, f32::mul_add);
+        let mut fast = vec![0.0; n];
+        row_times(&x, &w, Some(&b), &mut fast);
         assert_eq!(fast, plain);
+        // Every vector path this CPU has, whatever `RECUR_SIMD` chose.
+        #[cfg(target_arch = "x86_64")]
+        {
+            use crate::kernels::simd::detected;
+            type Path = unsafe fn(&[f32], &RowPanels, Option<&[f32]>, &mut [f32]);
+            let mut paths: Vec<(&str, Path)> = Vec::new();
+            if detected() >= SimdLevel::Avx2 {
+                paths.push(("avx2", panels_avx2_fma));
+            }
+            if detected() >= SimdLevel::Avx512 {
+                paths.push(("avx512", panels_avx512));
+            }
+            for (name, path) in paths {
+                let mut y = vec![f32::NAN; n];
+                // SAFETY: each path was added only when the CPU has its instructions.
+                unsafe { path(&x, &w, Some(&b), &mut y) };
+                assert_eq!(y, plain, "{name}");
+            }
+        }
     }
 
     #[test]

@@ -1,0 +1,75 @@
+//! Which vector instructions recur's own kernels use: the widest the CPU has, found at run time, so one portable
+//! binary runs AVX-512 code on a CPU that has it and AVX2 code on one that does not.
+//!
+//! The environment variable `RECUR_SIMD` (`avx512`, `avx2` or `portable`) caps the choice, read once per process:
+//! to compare the paths side by side on one machine, or to rule a vector path out when chasing a difference. A
+//! cap above what the CPU has changes nothing.
+
+use std::sync::OnceLock;
+
+/// A family of vector instructions, from none to the widest recur has kernels for. Ordered: a higher level
+/// implies the lower ones on every CPU recur dispatches for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SimdLevel {
+    /// Plain Rust, whatever the compiler makes of it for the build's target.
+    Portable,
+    /// 256-bit AVX2 with fused multiply-adds (x86-64).
+    Avx2,
+    /// 512-bit AVX-512 Foundation, with AVX2 and FMA (x86-64).
+    Avx512,
+}
+
+impl SimdLevel {
+    /// The level's name, as `RECUR_SIMD` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SimdLevel::Portable => "portable",
+            SimdLevel::Avx2 => "avx2",
+            SimdLevel::Avx512 => "avx512",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        [SimdLevel::Portable, SimdLevel::Avx2, SimdLevel::Avx512].into_iter().find(|l| l.name() == s.trim())
+    }
+}
+
+/// The level recur's kernels use in this process: what the CPU has, capped by `RECUR_SIMD` when it is set to a
+/// level's name (any other value is ignored).
+pub fn level() -> SimdLevel {
+    static LEVEL: OnceLock<SimdLevel> = OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let cap = std::env::var("RECUR_SIMD").ok().and_then(|s| SimdLevel::parse(&s)).unwrap_or(SimdLevel::Avx512);
+        detected().min(cap)
+    })
+}
+
+/// The widest level this CPU supports.
+pub fn detected() -> SimdLevel {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let avx2 = std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
+        if avx2 && std::arch::is_x86_feature_detected!("avx512f") {
+            return SimdLevel::Avx512;
+        }
+        if avx2 {
+            return SimdLevel::Avx2;
+        }
+    }
+    SimdLevel::Portable
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_levels_are_ordered() {
+        for l in [SimdLevel::Portable, SimdLevel::Avx2, SimdLevel::Avx512] {
+            assert_eq!(SimdLevel::parse(l.name()), Some(l));
+        }
+        assert_eq!(SimdLevel::parse("sse"), None);
+        assert!(SimdLevel::Portable < SimdLevel::Avx2 && SimdLevel::Avx2 < SimdLevel::Avx512);
+        assert!(level() <= detected());
+    }
+}
