@@ -1,7 +1,8 @@
 //! Splitting rows across threads changes nothing: every output and gradient, in training and in inference, is bit
-//! for bit what one thread computes, for all three cells, with variable lengths (each step's rows split) and equal
-//! ones (each half of the rows runs whole chunks of steps), and both directions. The shapes are large enough
-//! (`B16 H64`) for the driver to split.
+//! for bit what one thread computes, for all three cells, with variable lengths and equal ones, and both
+//! directions: each step's rows cut in halves (training, bidirectional inference) and a unidirectional inference
+//! pass run as one group of rows per thread. The shapes are large enough (`B16 H64`, `B21 H128`) for the driver to
+//! split.
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -71,5 +72,45 @@ fn one_model_shared_by_many_rayon_tasks_packs_once_and_agrees() {
             (0..64).into_par_iter().map(|_| layer.forward(&x, None, None).unwrap().output.data().to_vec()).collect()
         });
         assert!(outputs.iter().all(|o| o == &outputs[0]), "{mode:?}: tasks disagree");
+    }
+}
+
+#[test]
+fn inference_in_row_groups_equals_one_thread_bit_for_bit() {
+    // A batch large enough for an inference pass to run as one group of rows per thread, with initial states and
+    // with and without variable lengths; a unidirectional stack (the one that runs in groups) and a
+    // bidirectional one (which does not), for every cell.
+    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let (steps, batch, input, hidden) = (6, 21, 7, 128);
+    let lengths: Vec<usize> = (0..batch).map(|b| 1 + (b * 5) % steps).collect();
+    for mode in [Mode::Lstm, Mode::Gru, Mode::rnn(Nonlinearity::Relu)] {
+        for bidirectional in [false, true] {
+            let config =
+                RecurrentConfig::new(mode, input, hidden).num_layers(2).bidirectional(bidirectional).batch_first(true);
+            let layer = Recurrent::with_seed(config, 11).unwrap();
+            let x = Tensor::new([batch, steps, input], values(batch * steps * input, 5)).unwrap();
+            let states = 2 * if bidirectional { 2 } else { 1 };
+            let h0 = Tensor::new([states, batch, hidden], values(states * batch * hidden, 6)).unwrap();
+            let c0 = Tensor::new([states, batch, hidden], values(states * batch * hidden, 7)).unwrap();
+            let c0 = (mode == Mode::Lstm).then_some(&c0);
+            let all = |with_lengths: bool| {
+                let out = if with_lengths {
+                    layer.forward_with_lengths(&x, &lengths, Some(&h0), c0).unwrap()
+                } else {
+                    layer.forward(&x, Some(&h0), c0).unwrap()
+                };
+                let mut v = vec![out.output.data().to_vec(), out.h_n.data().to_vec()];
+                v.extend(out.c_n.map(|c| c.data().to_vec()));
+                v
+            };
+            for with_lengths in [false, true] {
+                let serial = one.install(|| all(with_lengths));
+                let grouped = two.install(|| all(with_lengths));
+                let what = format!("{mode:?} bidirectional={bidirectional} lengths={with_lengths}");
+                assert_eq!(serial, grouped, "{what}: 1 and 2 threads differ");
+                assert!(serial[0].iter().any(|&v| v != 0.0), "{what}: an all-zero output tests nothing");
+            }
+        }
     }
 }

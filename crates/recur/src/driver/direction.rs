@@ -99,10 +99,11 @@ pub(crate) fn run_direction<C: Cell>(
     keep: bool,
     h_n: &mut [C::Real],
     c_n: &mut [C::Real],
+    split_steps: bool,
 ) -> DirectionTrace<C::Real> {
     let Dims { steps, batch, width, .. } = Dims::of(cell, batching);
     let chunk = input_chunk_steps(steps, batch, width, std::mem::size_of::<C::Real>());
-    run_direction_in_chunks(cell, x, batching, direction, initial, keep, h_n, c_n, chunk)
+    run_direction_in_chunks(cell, x, batching, direction, initial, keep, h_n, c_n, chunk, split_steps)
 }
 
 /// [`run_direction`] with the input projection made `chunk` steps at a time.
@@ -117,6 +118,7 @@ fn run_direction_in_chunks<C: Cell>(
     h_n: &mut [C::Real],
     c_n: &mut [C::Real],
     chunk: usize,
+    split_steps: bool,
 ) -> DirectionTrace<C::Real> {
     let zero = C::Real::zero();
     let Dims { steps, batch, width, out, hidden, state_len, cell_len, cache_width } = Dims::of(cell, batching);
@@ -135,7 +137,7 @@ fn run_direction_in_chunks<C: Cell>(
     let mut cache = zeros(cache_slots * batch * cache_width);
     let (mut h_buf, mut c_buf) = (vec![zero; state_len], vec![zero; cell_len]);
     let w_hh_t = weights.packed_forward();
-    let row_widths = RowWidths { gates: width, out, hidden, cache: cache_width, scratch: 0 };
+    let row_widths = RowWidths { gates: width, out, hidden, cache: cache_width, scratch: 0, split: split_steps };
 
     for s in 0..steps {
         if s % chunk == 0 {
@@ -229,7 +231,7 @@ pub(crate) fn backward_direction<C: Cell>(
     cell.prepare_backward(&mut prepared);
     let w_hh = cell.weights().packed_backward();
     let scratch_width = cell.scratch_width();
-    let row_widths = RowWidths { gates: width, out, hidden, cache: cache_width, scratch: scratch_width };
+    let row_widths = RowWidths { gates: width, out, hidden, cache: cache_width, scratch: scratch_width, split: true };
     for (t, &a) in active.iter().enumerate() {
         dy[t * state_len + a * out..(t + 1) * state_len].fill(zero);
     }
@@ -327,7 +329,7 @@ mod tests {
                 let run = |chunk| {
                     let (mut h_n, mut c_n) = (vec![0.0; batch * 5], vec![0.0; batch * 5]);
                     let trace = run_direction_in_chunks(
-                        &cell, &x, &batching, direction, initial, true, &mut h_n, &mut c_n, chunk,
+                        &cell, &x, &batching, direction, initial, true, &mut h_n, &mut c_n, chunk, true,
                     );
                     (trace.y, trace.c, h_n, c_n)
                 };

@@ -8,6 +8,7 @@
 
 mod batching;
 mod direction;
+mod row_groups;
 mod split;
 
 pub(crate) use split::on_pool;
@@ -192,7 +193,7 @@ impl<C: Cell> Stack<C> {
         h0: Option<&[C::Real]>,
         c0: Option<&[C::Real]>,
     ) -> StackOutput<C::Real> {
-        self.run(input, &Batching::new(steps, batch, None), h0, c0, None).0
+        self.infer(input, steps, batch, None, h0, c0)
     }
 
     /// [`Stack::forward`] over a padded batch whose sequence `b` has `lengths[b]` valid steps (each in
@@ -207,7 +208,48 @@ impl<C: Cell> Stack<C> {
         h0: Option<&[C::Real]>,
         c0: Option<&[C::Real]>,
     ) -> StackOutput<C::Real> {
-        self.run(input, &Batching::new(steps, lengths.len(), Some(lengths)), h0, c0, None).0
+        self.infer(input, steps, lengths.len(), Some(lengths), h0, c0)
+    }
+
+    /// An inference pass; a unidirectional stack with a large batch runs it as groups of rows, one per thread
+    /// (see [`row_groups`]), bidirectional ones run their two directions side by side instead.
+    fn infer(
+        &self,
+        input: &[C::Real],
+        steps: usize,
+        batch: usize,
+        lengths: Option<&[usize]>,
+        h0: Option<&[C::Real]>,
+        c0: Option<&[C::Real]>,
+    ) -> StackOutput<C::Real> {
+        let out = self.output_size();
+        let step_work = batch * out * C::GATES * self.hidden_size();
+        let groups = on_pool(|| row_groups::row_groups(batch, step_work)).filter(|_| self.directions == 1);
+        let Some(groups) = groups else {
+            return self.run(input, &Batching::new(steps, batch, lengths), h0, c0, None).0;
+        };
+        let hidden = if C::HAS_CELL_STATE { self.hidden_size() } else { 0 };
+        let in_width = self.cells[0].weights().input_size();
+        let group = |rows: &std::ops::Range<usize>| {
+            let x = row_groups::rows_of(input, batch, in_width, rows);
+            let h0 = h0.map(|h| row_groups::rows_of(h, batch, out, rows));
+            let c0 = c0.map(|c| row_groups::rows_of(c, batch, hidden, rows));
+            let batching = Batching::new(steps, rows.len(), lengths.map(|l| &l[rows.clone()]));
+            self.run_on_pool(&x, &batching, h0.as_deref(), c0.as_deref(), None, false).0
+        };
+        let parts: Vec<StackOutput<C::Real>> = on_pool(|| {
+            use rayon::prelude::*;
+            groups.par_iter().map(group).collect()
+        });
+        let merge = |part: fn(&StackOutput<C::Real>) -> &[C::Real], width: usize| {
+            let parts: Vec<&[C::Real]> = parts.iter().map(part).collect();
+            row_groups::merge_rows(&parts, &groups, width)
+        };
+        StackOutput {
+            output: merge(|p| &p.output, self.directions * out),
+            h_n: merge(|p| &p.h_n, out),
+            c_n: merge(|p| &p.c_n, hidden),
+        }
     }
 
     /// [`Stack::forward`] that also returns what [`Stack::backward`] needs. `input_masks[l]`, when present, is
@@ -236,9 +278,11 @@ impl<C: Cell> Stack<C> {
         c0: Option<&[C::Real]>,
         masks: Option<Vec<Option<Vec<C::Real>>>>,
     ) -> (StackOutput<C::Real>, Option<StackTrace<C::Real>>) {
-        on_pool(|| self.run_on_pool(input, batching, h0, c0, masks))
+        on_pool(|| self.run_on_pool(input, batching, h0, c0, masks, true))
     }
 
+    /// [`Stack::run`] on one of the pool's threads, each step cut in two halves of rows on two threads when
+    /// `split_steps` and the step is large enough.
     fn run_on_pool(
         &self,
         input: &[C::Real],
@@ -246,6 +290,7 @@ impl<C: Cell> Stack<C> {
         h0: Option<&[C::Real]>,
         c0: Option<&[C::Real]>,
         masks: Option<Vec<Option<Vec<C::Real>>>>,
+        split_steps: bool,
     ) -> (StackOutput<C::Real>, Option<StackTrace<C::Real>>) {
         let keep = masks.is_some();
         let mut masks = masks.unwrap_or_default();
@@ -283,14 +328,39 @@ impl<C: Cell> Stack<C> {
             let mut runs: Vec<DirectionTrace<C::Real>> = Vec::with_capacity(self.directions);
             if self.directions == 1 {
                 let cell = self.cell(layer, 0);
-                runs.push(run_direction(cell, x_ref, batching, Direction::Forward, initial(0), keep, hn, cn));
+                let split = split_steps;
+                runs.push(run_direction(cell, x_ref, batching, Direction::Forward, initial(0), keep, hn, cn, split));
             } else {
                 let (hn_f, hn_r) = hn.split_at_mut(state_len);
                 let (cn_f, cn_r) = cn.split_at_mut(cell_len);
                 let (cf, cr) = (self.cell(layer, 0), self.cell(layer, 1));
                 let (f, r) = rayon::join(
-                    || run_direction(cf, x_ref, batching, Direction::Forward, initial(0), keep, hn_f, cn_f),
-                    || run_direction(cr, x_ref, batching, Direction::Reverse, initial(1), keep, hn_r, cn_r),
+                    || {
+                        run_direction(
+                            cf,
+                            x_ref,
+                            batching,
+                            Direction::Forward,
+                            initial(0),
+                            keep,
+                            hn_f,
+                            cn_f,
+                            split_steps,
+                        )
+                    },
+                    || {
+                        run_direction(
+                            cr,
+                            x_ref,
+                            batching,
+                            Direction::Reverse,
+                            initial(1),
+                            keep,
+                            hn_r,
+                            cn_r,
+                            split_steps,
+                        )
+                    },
                 );
                 runs.extend([f, r]);
             }

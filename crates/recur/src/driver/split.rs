@@ -25,11 +25,13 @@ pub(crate) struct RowWidths {
     pub cache: usize,
     /// The cell's backward scratch per row.
     pub scratch: usize,
+    /// Whether a large step may be cut in two halves of rows on two threads.
+    pub split: bool,
 }
 
 impl RowWidths {
     fn worth_splitting(&self, rows: usize) -> bool {
-        rows >= 2 && rows * self.out * self.gates >= PARALLEL_STEP_WORK && on_busy_pool()
+        self.split && rows >= 2 && rows * self.out * self.gates >= PARALLEL_STEP_WORK && on_busy_pool()
     }
 }
 
