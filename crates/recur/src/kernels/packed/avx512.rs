@@ -7,6 +7,11 @@ use std::arch::x86_64::*;
 
 use super::{MAX_MR, Mode, NR, Start, TileKernel, checked_tile_args, tile_heights};
 
+/// Steps along `K` (cache lines of each panel) that the tile prefetches ahead. The panels come from L2 and the
+/// hottest instruction of the loop was the load of `B`; prefetching 8 lines ahead made the `B32 H256` LSTM forward
+/// 9–14% faster in place (alternating runs; 16 lines ahead did no better).
+const PREFETCH: usize = 8;
+
 /// Rows per tile: `2·MR` accumulators, two vectors of `B` and a broadcast of `A` within the 32 registers.
 const MR: usize = MAX_MR;
 
@@ -108,7 +113,10 @@ unsafe fn tile<const R: usize, const P: usize>((k, a, lda, panels, stride, mode,
         unsafe {
             let mut b = [_mm512_setzero_ps(); P];
             for (q, bq) in b.iter_mut().enumerate() {
-                *bq = _mm512_loadu_ps(panels.add(q * stride + p * NR));
+                let at = panels.add(q * stride + p * NR);
+                // A prefetch never faults: past the panel's end it only fetches a line that is not needed.
+                _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(PREFETCH * NR) as *const i8);
+                *bq = _mm512_loadu_ps(at);
             }
             for (r, acc_r) in acc.iter_mut().enumerate() {
                 let av = _mm512_set1_ps(*a.add(r * lda + p));
