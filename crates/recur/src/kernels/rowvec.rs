@@ -12,6 +12,10 @@ use super::simd::SimdLevel;
 /// Columns per panel: eight 8-lane vectors of sums.
 pub const PANEL: usize = 64;
 
+/// Rows of a panel the AVX-512 path prefetches ahead: a stream step reads its weights from L2, and 8 rows ahead
+/// made `lstm stream B1 I128 H256 L2` 19–24% faster (4 ahead: 10%, 16: no better than 8; alternating runs).
+const PREFETCH_ROWS: usize = 8;
+
 /// A `K × N` matrix packed for [`row_times`]: panel `p` holds `W[k][p·PANEL + j]` at `p·K·PANEL + k·PANEL + j`,
 /// columns past `N` zero.
 #[derive(Clone, Debug, PartialEq)]
@@ -66,6 +70,20 @@ pub fn row_times(x: &[f32], w: &RowPanels, bias: Option<&[f32]>, y: &mut [f32]) 
 /// `y ← b + x·W`, a panel at a time.
 #[inline(always)]
 fn panels(x: &[f32], w: &RowPanels, bias: Option<&[f32]>, y: &mut [f32], fma: impl Fn(f32, f32, f32) -> f32) {
+    panels_prefetching(x, w, bias, y, fma, |_| {});
+}
+
+/// [`panels`], calling `prefetch` with each row of a panel's values before they are read, [`PREFETCH_ROWS`] rows
+/// ahead (past the end of the weights too: a prefetch only names an address).
+#[inline(always)]
+fn panels_prefetching(
+    x: &[f32],
+    w: &RowPanels,
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    fma: impl Fn(f32, f32, f32) -> f32,
+    prefetch: impl Fn(*const f32),
+) {
     let (k, n) = (w.k, w.n);
     if k == 0 {
         match bias {
@@ -82,6 +100,7 @@ fn panels(x: &[f32], w: &RowPanels, bias: Option<&[f32]>, y: &mut [f32], fma: im
             acc[..cols].copy_from_slice(&b[col..col + cols]);
         }
         for (&xk, row) in x.iter().zip(panel.chunks_exact(PANEL)) {
+            prefetch(row.as_ptr().wrapping_add(PREFETCH_ROWS * PANEL));
             for (a, &wv) in acc.iter_mut().zip(row) {
                 *a = fma(xk, wv, *a);
             }
@@ -107,7 +126,14 @@ unsafe fn panels_avx2_fma(x: &[f32], w: &RowPanels, bias: Option<&[f32]>, y: &mu
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
 unsafe fn panels_avx512(x: &[f32], w: &RowPanels, bias: Option<&[f32]>, y: &mut [f32]) {
-    panels(x, w, bias, y, f32::mul_add);
+    use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+    let prefetch = |at: *const f32| {
+        for line in 0..PANEL / 16 {
+            // SAFETY: a prefetch reads nothing the program sees and never faults, whatever the address.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(16 * line) as *const i8) };
+        }
+    };
+    panels_prefetching(x, w, bias, y, f32::mul_add, prefetch);
 }
 
 #[cfg(test)]
