@@ -129,8 +129,8 @@ unsafe fn panels_avx512(x: &[f32], w: &RowPanels, bias: Option<&[f32]>, y: &mut 
     use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
     let prefetch = |at: *const f32| {
         for line in 0..PANEL / 16 {
-            // SAFETY: a prefetch reads nothing the program sees and never faults, whatever the address.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(16 * line) as *const i8) };
+            // A prefetch reads nothing the program sees and never faults, whatever the address.
+            _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(16 * line) as *const i8);
         }
     };
     panels_prefetching(x, w, bias, y, f32::mul_add, prefetch);
