@@ -4,9 +4,13 @@
 use num_traits::Zero;
 
 use super::batching::{Batching, Step};
+use std::ops::Range;
+
+use super::row_groups::row_groups;
 use super::split::{ForwardRows, RowWidths, backward_step, forward_step};
 use super::{Direction, DirectionTrace, zeros};
 use crate::cells::{Cell, GateBackward, WeightGradInputs};
+use crate::kernels::packed::PackedMatrix;
 
 /// The initial state of one direction of one layer, as row-major `B × size` slices.
 #[derive(Clone, Copy)]
@@ -215,62 +219,51 @@ pub(crate) fn backward_direction<C: Cell>(
     want_dx: bool,
 ) -> DirectionGrads<C::Real> {
     let zero = C::Real::zero();
-    let Dims { steps, batch, width, out, hidden, state_len, cell_len, cache_width } = Dims::of(&*cell, batching);
+    let Dims { steps, batch, width, out, hidden, state_len, cell_len, .. } = Dims::of(&*cell, batching);
     let active = batching.active();
     let rows = steps * batch;
 
     let mut dgx = zeros(rows * width);
     let mut dgh = zeros(if C::SEPARATE_RECURRENT_GRAD { rows * width } else { 0 });
-    let mut dh = final_grad.h.map_or_else(|| vec![zero; state_len], <[_]>::to_vec);
-    let mut dc = final_grad.c.map_or_else(|| vec![zero; cell_len], <[_]>::to_vec);
     let (mut dh0, mut dc0) = (vec![zero; state_len], vec![zero; cell_len]);
-    let (mut dh_prev, mut dc_prev) = (vec![zero; state_len], vec![zero; cell_len]);
-    let (mut h_buf, mut c_buf) = (vec![zero; state_len], vec![zero; cell_len]);
-    let mut scratch = vec![zero; batch * cell.scratch_width()];
     let mut prepared = vec![zero; cell.prepared_len()];
     cell.prepare_backward(&mut prepared);
     let w_hh = cell.weights().packed_backward();
-    let scratch_width = cell.scratch_width();
-    let row_widths = RowWidths { gates: width, out, hidden, cache: cache_width, scratch: scratch_width, split: true };
     for (t, &a) in active.iter().enumerate() {
         dy[t * state_len + a * out..(t + 1) * state_len].fill(zero);
     }
 
-    for s in (0..steps).rev() {
-        let Some(Step { t, prev, active: a, prev_active: a_prev }) = batching.step(direction, s) else { continue };
-        let dy_t = &mut dy[t * state_len..t * state_len + a * out];
-        dy_t.iter_mut().zip(&dh).for_each(|(g, &d)| *g += d);
-        let y_prev = prev.map(|p| &trace.y[p * state_len..(p + 1) * state_len]);
-        let h_prev = previous_rows(y_prev, &trace.h0, a_prev, a, out, &mut h_buf);
-        let c_prev_slot = prev.map(|p| &trace.c[p * cell_len..(p + 1) * cell_len]);
-        let c_prev = previous_rows(c_prev_slot, &trace.c0, a_prev, a, hidden, &mut c_buf);
-        let gates = t * batch * width..(t * batch + a) * width;
-        let pass = GateBackward {
-            batch: a,
-            cache: &trace.cache[t * batch * cache_width..(t * batch + a) * cache_width],
-            h_prev,
-            h_next: &trace.y[t * state_len..t * state_len + a * out],
-            c_prev,
-            c_next: &trace.c[t * cell_len..t * cell_len + a * hidden],
-            dh: dy_t,
-            dc: &dc[..a * hidden],
-            dgx: &mut dgx[gates.clone()],
-            dgh: if C::SEPARATE_RECURRENT_GRAD { &mut dgh[gates] } else { &mut [] },
-            dh_prev: &mut dh_prev[..a * out],
-            dc_prev: &mut dc_prev[..a * hidden],
-            scratch: &mut scratch[..a * scratch_width],
-            prepared: &prepared,
-        };
-        backward_step(&*cell, w_hh, pass, row_widths);
-        // Rows that ran at the previous step pass their gradient on; rows that started here read the initial
-        // state, so theirs is the initial state's.
-        let continuing = a.min(a_prev);
-        dh[..continuing * out].copy_from_slice(&dh_prev[..continuing * out]);
-        dc[..continuing * hidden].copy_from_slice(&dc_prev[..continuing * hidden]);
-        if a > a_prev {
-            dh0[a_prev * out..a * out].copy_from_slice(&dh_prev[a_prev * out..a * out]);
-            dc0[a_prev * hidden..a * hidden].copy_from_slice(&dc_prev[a_prev * hidden..a * hidden]);
-        }
+    // A large batch walks time as one group of rows per thread, each group alone (see `row_groups`); otherwise
+    // as one group, each large step's rows cut in halves.
+    let step_work = batch * out * width;
+    let groups = row_groups(batch, step_work).unwrap_or_else(|| vec![0..batch]);
+    let split = groups.len() == 1;
+    let dgx_rows = per_group_rows(&mut dgx, steps, batch, width, &groups);
+    let dgh_rows = if C::SEPARATE_RECURRENT_GRAD {
+        per_group_rows(&mut dgh, steps, batch, width, &groups)
+    } else {
+        groups.iter().map(|_| Vec::new()).collect()
+    };
+    let dy_rows = per_group_rows(&mut dy, steps, batch, out, &groups);
+    let dh0_rows = groups.iter().map(|g| g.len() * out);
+    let dh0_parts = split_lengths(&mut dh0, dh0_rows);
+    let dc0_parts = split_lengths(&mut dc0, groups.iter().map(|g| g.len() * hidden));
+    let ctx =
+        BackwardContext { cell: &*cell, w_hh, trace, batching, direction, final_grad, prepared: &prepared, split };
+    let jobs: Vec<_> = groups
+        .iter()
+        .cloned()
+        .zip(dgx_rows)
+        .zip(dgh_rows)
+        .zip(dy_rows)
+        .zip(dh0_parts.into_iter().zip(dc0_parts))
+        .map(|((((rows, dgx), dgh), dy), (dh0, dc0))| GroupBackward { rows, dgx, dgh, dy, dh0, dc0 })
+        .collect();
+    if jobs.len() == 1 {
+        jobs.into_iter().for_each(|job| ctx.run(job));
+    } else {
+        use rayon::prelude::*;
+        jobs.into_par_iter().for_each(|job| ctx.run(job));
     }
 
     let in_size = cell.weights().input_size();
@@ -283,6 +276,127 @@ pub(crate) fn backward_direction<C: Cell>(
     cell.weights_mut().accumulate_grads(WeightGradInputs { x, dgx: &dgx, dgh: dgh_all, h_prev: &h_prev_all });
     cell.accumulate_extra_grads(&dy, &trace.cache);
     DirectionGrads { x: dx, h0: dh0, c0: dc0 }
+}
+
+/// What every row group of a direction's backward reads.
+struct BackwardContext<'a, C: Cell> {
+    cell: &'a C,
+    w_hh: &'a PackedMatrix<C::Real>,
+    trace: &'a DirectionTrace<C::Real>,
+    batching: &'a Batching,
+    direction: Direction,
+    final_grad: Final<'a, C::Real>,
+    prepared: &'a [C::Real],
+    /// Whether a large step's rows may be cut in halves on two threads (one group for the whole batch).
+    split: bool,
+}
+
+/// One row group's share of a direction's backward: its rows of every step of `∂gx`, `∂gh` and `∂y` (a slice a
+/// step, in time order), and its rows of `∂h_0`, `∂c_0`.
+struct GroupBackward<'a, T> {
+    rows: Range<usize>,
+    dgx: Vec<&'a mut [T]>,
+    dgh: Vec<&'a mut [T]>,
+    dy: Vec<&'a mut [T]>,
+    dh0: &'a mut [T],
+    dc0: &'a mut [T],
+}
+
+impl<C: Cell> BackwardContext<'_, C> {
+    /// The time loop of the backward pass for the rows of `job`.
+    fn run(&self, job: GroupBackward<'_, C::Real>) {
+        let zero = C::Real::zero();
+        let cell = self.cell;
+        let Dims { steps, batch, width, out, hidden, state_len, cell_len, cache_width } = Dims::of(cell, self.batching);
+        let GroupBackward { rows, mut dgx, mut dgh, mut dy, dh0, dc0 } = job;
+        let (r0, g) = (rows.start, rows.len());
+        // The group's count of the rows running at a step (the running rows are a prefix of the batch).
+        let within = |active: usize| active.clamp(r0, rows.end) - r0;
+        let trace = self.trace;
+        let group = |slice: Option<&[C::Real]>, width: usize| slice.map(|s| s[r0 * width..(r0 + g) * width].to_vec());
+        let mut dh = group(self.final_grad.h, out).unwrap_or_else(|| vec![zero; g * out]);
+        let mut dc = group(self.final_grad.c, hidden).unwrap_or_else(|| vec![zero; g * hidden]);
+        let (mut dh_prev, mut dc_prev) = (vec![zero; g * out], vec![zero; g * hidden]);
+        let (mut h_buf, mut c_buf) = (vec![zero; g * out], vec![zero; g * hidden]);
+        let scratch_width = cell.scratch_width();
+        let mut scratch = vec![zero; g * scratch_width];
+        let (h0, c0) = (&trace.h0[r0 * out..(r0 + g) * out], &trace.c0[r0 * hidden..(r0 + g) * hidden]);
+        let row_widths =
+            RowWidths { gates: width, out, hidden, cache: cache_width, scratch: scratch_width, split: self.split };
+        for s in (0..steps).rev() {
+            let Some(Step { t, prev, active, prev_active }) = self.batching.step(self.direction, s) else { continue };
+            let (a, a_prev) = (within(active), within(prev_active));
+            if a == 0 {
+                continue;
+            }
+            let dy_t = &mut dy[t][..a * out];
+            dy_t.iter_mut().zip(&dh).for_each(|(d, &h)| *d += h);
+            let y_prev = prev.map(|p| &trace.y[p * state_len + r0 * out..p * state_len + (r0 + g) * out]);
+            let h_prev = previous_rows(y_prev, h0, a_prev, a, out, &mut h_buf);
+            let c_prev_slot = prev.map(|p| &trace.c[p * cell_len + r0 * hidden..p * cell_len + (r0 + g) * hidden]);
+            let c_prev = previous_rows(c_prev_slot, c0, a_prev, a, hidden, &mut c_buf);
+            let cache_at = (t * batch + r0) * cache_width;
+            let pass = GateBackward {
+                batch: a,
+                cache: &trace.cache[cache_at..cache_at + a * cache_width],
+                h_prev,
+                h_next: &trace.y[t * state_len + r0 * out..][..a * out],
+                c_prev,
+                c_next: &trace.c[t * cell_len + r0 * hidden..][..a * hidden],
+                dh: dy_t,
+                dc: &dc[..a * hidden],
+                dgx: &mut dgx[t][..a * width],
+                dgh: if C::SEPARATE_RECURRENT_GRAD { &mut dgh[t][..a * width] } else { &mut [] },
+                dh_prev: &mut dh_prev[..a * out],
+                dc_prev: &mut dc_prev[..a * hidden],
+                scratch: &mut scratch[..a * scratch_width],
+                prepared: self.prepared,
+            };
+            backward_step(cell, self.w_hh, pass, row_widths);
+            // Rows that ran at the previous step pass their gradient on; rows that started here read the initial
+            // state, so theirs is the initial state's.
+            let continuing = a.min(a_prev);
+            dh[..continuing * out].copy_from_slice(&dh_prev[..continuing * out]);
+            dc[..continuing * hidden].copy_from_slice(&dc_prev[..continuing * hidden]);
+            if a > a_prev {
+                dh0[a_prev * out..a * out].copy_from_slice(&dh_prev[a_prev * out..a * out]);
+                dc0[a_prev * hidden..a * hidden].copy_from_slice(&dc_prev[a_prev * hidden..a * hidden]);
+            }
+        }
+    }
+}
+
+/// Every group's rows of each of the `steps` consecutive `batch × width` blocks of `buf`, one mutable slice a
+/// block and group: `out[g][t]` is group `g`'s rows of block `t`.
+fn per_group_rows<'a, T>(
+    buf: &'a mut [T],
+    steps: usize,
+    batch: usize,
+    width: usize,
+    groups: &[Range<usize>],
+) -> Vec<Vec<&'a mut [T]>> {
+    let mut out: Vec<Vec<&'a mut [T]>> = groups.iter().map(|_| Vec::with_capacity(steps)).collect();
+    if batch * width == 0 {
+        out.iter_mut().for_each(|g| g.extend((0..steps).map(|_| <&mut [T]>::default())));
+        return out;
+    }
+    for block in buf.chunks_exact_mut(batch * width) {
+        for (part, rows) in split_lengths(block, groups.iter().map(|r| r.len() * width)).into_iter().zip(&mut out) {
+            rows.push(part);
+        }
+    }
+    out
+}
+
+/// `buf` cut into consecutive pieces of the given lengths (which add up to at most its length).
+fn split_lengths<'a, T>(mut buf: &'a mut [T], lengths: impl Iterator<Item = usize>) -> Vec<&'a mut [T]> {
+    let mut out = Vec::new();
+    for len in lengths {
+        let (piece, rest) = std::mem::take(&mut buf).split_at_mut(len);
+        out.push(piece);
+        buf = rest;
+    }
+    out
 }
 
 /// `h_{t−1}` as every step read it, `(T, B, H_out)` (zeros for rows that did not run), so that
