@@ -236,7 +236,7 @@ pub(crate) fn backward_direction<C: Cell>(
     // A large batch walks time as one group of rows per thread, each group alone (see `row_groups`); otherwise
     // as one group, each large step's rows cut in halves.
     let step_work = batch * out * width;
-    let groups = row_groups(batch, step_work).unwrap_or_else(|| vec![0..batch]);
+    let groups = row_groups(batch, step_work).unwrap_or_else(|| std::iter::once(0..batch).collect());
     let split = groups.len() == 1;
     let dgx_rows = per_group_rows(&mut dgx, steps, batch, width, &groups);
     let dgh_rows = if C::SEPARATE_RECURRENT_GRAD {
@@ -389,7 +389,7 @@ fn per_group_rows<'a, T>(
 }
 
 /// `buf` cut into consecutive pieces of the given lengths (which add up to at most its length).
-fn split_lengths<'a, T>(mut buf: &'a mut [T], lengths: impl Iterator<Item = usize>) -> Vec<&'a mut [T]> {
+fn split_lengths<T>(mut buf: &mut [T], lengths: impl Iterator<Item = usize>) -> Vec<&mut [T]> {
     let mut out = Vec::new();
     for len in lengths {
         let (piece, rest) = std::mem::take(&mut buf).split_at_mut(len);
