@@ -264,7 +264,17 @@ pub(crate) fn step_backward_tensors<C: Cell<Real = f32>>(
     }
     let final_grad = Final { h: None, c: grad_c.map(Tensor::data) };
     let dy = grad_h.data().to_vec();
-    let g = backward_direction(cell, &cache.trace, &cache.x, &cache.batching, Direction::Forward, dy, final_grad, true);
+    let g = backward_direction(
+        cell,
+        &cache.trace,
+        &cache.x,
+        &cache.batching,
+        Direction::Forward,
+        dy,
+        final_grad,
+        true,
+        true,
+    );
     Ok(CellGrads {
         input: Tensor::from_parts(shape(in_size), g.x),
         h0: Tensor::from_parts(shape(out_size), g.h0),

@@ -92,7 +92,9 @@ fn previous_rows<'a, T: Copy>(
 
 /// Runs one cell over time in one direction. Returns every `h_t` (`y`, `(T, B, H_out)`, zeros past each
 /// sequence's end) and, when `keep`, the cell states and caches of every step; writes each sequence's final
-/// state (at its own last step, for the forward direction) into `h_n`, `c_n`.
+/// state (at its own last step, for the forward direction) into `h_n`, `c_n`. With `in_groups`, a large batch
+/// walks time as one group of rows per thread (see [`row_groups`]); without (the two directions of a
+/// bidirectional layer, which already run side by side), as one group whose large steps are cut in halves.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run_direction<C: Cell>(
     cell: &C,
@@ -103,11 +105,11 @@ pub(crate) fn run_direction<C: Cell>(
     keep: bool,
     h_n: &mut [C::Real],
     c_n: &mut [C::Real],
-    split_steps: bool,
+    in_groups: bool,
 ) -> DirectionTrace<C::Real> {
     let Dims { steps, batch, width, .. } = Dims::of(cell, batching);
     let chunk = input_chunk_steps(steps, batch, width, std::mem::size_of::<C::Real>());
-    run_direction_in_chunks(cell, x, batching, direction, initial, keep, h_n, c_n, chunk, split_steps)
+    run_direction_in_chunks(cell, x, batching, direction, initial, keep, h_n, c_n, chunk, in_groups)
 }
 
 /// [`run_direction`] with the input projection made `chunk` steps at a time.
@@ -122,60 +124,35 @@ fn run_direction_in_chunks<C: Cell>(
     h_n: &mut [C::Real],
     c_n: &mut [C::Real],
     chunk: usize,
-    split_steps: bool,
+    in_groups: bool,
 ) -> DirectionTrace<C::Real> {
-    let zero = C::Real::zero();
     let Dims { steps, batch, width, out, hidden, state_len, cell_len, cache_width } = Dims::of(cell, batching);
-    let weights = cell.weights();
     // Inference keeps two cell-state slots (previous, next) and one cache slot; training keeps every step's.
     let (c_slots, cache_slots) = if keep { (steps, steps) } else { (2, 1) };
-
-    // The input projection runs a chunk of steps at a time into a buffer that stays in cache, rather than for the
-    // whole sequence at once (whose `T·B·G·H` values can reach 100 MB, written and read back from memory).
-    let in_size = weights.input_size();
-    let mut gx = zeros(chunk * batch * width);
-    let mut gx_first = 0;
-    let mut gh = vec![zero; batch * width];
     let mut y = zeros(steps * state_len);
     let mut c = zeros(c_slots * cell_len);
     let mut cache = zeros(cache_slots * batch * cache_width);
-    let (mut h_buf, mut c_buf) = (vec![zero; state_len], vec![zero; cell_len]);
-    let w_hh_t = weights.packed_forward();
-    let row_widths = RowWidths { gates: width, out, hidden, cache: cache_width, scratch: 0, split: split_steps };
 
-    for s in 0..steps {
-        if s % chunk == 0 {
-            let times = direction.times(s..(s + chunk).min(steps), steps);
-            let rows = times.len() * batch;
-            weights.input_projection(
-                &x[times.start * batch * in_size..][..rows * in_size],
-                rows,
-                &mut gx[..rows * width],
-            );
-            gx_first = times.start;
-        }
-        let Some(Step { t, prev, active: a, prev_active: a_prev }) = batching.step(direction, s) else { continue };
-        let (y_prev, y_cur) = super::slots(&mut y, initial.h, state_len, t, prev);
-        let h_prev = previous_rows(prev.map(|_| y_prev), initial.h, a_prev, a, out, &mut h_buf);
-        let (c_prev_slot, c_cur) = if keep {
-            super::slots(&mut c, initial.c, cell_len, t, prev)
-        } else {
-            super::slots(&mut c, initial.c, cell_len, s % 2, (s > 0).then(|| (s - 1) % 2))
-        };
-        let c_prev = previous_rows(prev.map(|_| c_prev_slot), initial.c, a_prev, a, hidden, &mut c_buf);
-        let slot = if keep { t } else { 0 };
-        let rows = ForwardRows {
-            batch: a,
-            gx: &gx[(t - gx_first) * batch * width..((t - gx_first) * batch + a) * width],
-            gh: &mut gh[..a * width],
-            h_prev,
-            c_prev,
-            h_next: &mut y_cur[..a * out],
-            c_next: &mut c_cur[..a * hidden],
-            cache: &mut cache[slot * batch * cache_width..(slot * batch + a) * cache_width],
-        };
-        forward_step(cell, w_hh_t, rows, row_widths);
+    // A large batch walks time as one group of rows per thread, each group alone (see `row_groups`); otherwise
+    // as one group, each large step's rows cut in halves.
+    let groups = if in_groups { row_groups(batch, batch * out * width) } else { None };
+    let groups = groups.unwrap_or_else(|| std::iter::once(0..batch).collect());
+    let split = groups.len() == 1;
+    let ctx = ForwardContext { cell, x, batching, direction, initial, keep, chunk, split };
+    let jobs: Vec<GroupForward<'_, C::Real>> = per_group_rows(&mut y, steps, batch, out, &groups)
+        .into_iter()
+        .zip(per_group_rows(&mut c, c_slots, batch, hidden, &groups))
+        .zip(per_group_rows(&mut cache, cache_slots, batch, cache_width, &groups))
+        .zip(groups.iter().cloned())
+        .map(|(((y, c), cache), rows)| GroupForward { rows, y, c, cache })
+        .collect();
+    if jobs.len() == 1 {
+        jobs.into_iter().for_each(|job| ctx.run(job));
+    } else {
+        use rayon::prelude::*;
+        jobs.into_par_iter().for_each(|job| ctx.run(job));
     }
+
     for (row, &length) in batching.lengths().iter().enumerate() {
         let t_last = match direction {
             Direction::Forward => length - 1,
@@ -187,6 +164,117 @@ fn run_direction_in_chunks<C: Cell>(
     }
     let (h0, c0) = if keep { (initial.h.to_vec(), initial.c.to_vec()) } else { (Vec::new(), Vec::new()) };
     DirectionTrace { h0, c0, y, c, cache }
+}
+
+/// What every row group of a direction's forward reads.
+struct ForwardContext<'a, C: Cell> {
+    cell: &'a C,
+    x: &'a [C::Real],
+    batching: &'a Batching,
+    direction: Direction,
+    initial: Initial<'a, C::Real>,
+    keep: bool,
+    chunk: usize,
+    /// Whether a large step's rows may be cut in halves on two threads (one group for the whole batch).
+    split: bool,
+}
+
+/// One row group's share of a direction's forward: its rows of every slot of `h`, `c` and the cache (a slice a
+/// slot: every step's for `h`; every step's for `c` and the cache in training, two and one in inference).
+struct GroupForward<'a, T> {
+    rows: Range<usize>,
+    y: Vec<&'a mut [T]>,
+    c: Vec<&'a mut [T]>,
+    cache: Vec<&'a mut [T]>,
+}
+
+impl<C: Cell> ForwardContext<'_, C> {
+    /// The time loop for the rows of `job`.
+    fn run(&self, job: GroupForward<'_, C::Real>) {
+        let zero = C::Real::zero();
+        let (cell, batching, direction, chunk) = (self.cell, self.batching, self.direction, self.chunk);
+        let Dims { steps, batch, width, out, hidden, cache_width, .. } = Dims::of(cell, batching);
+        let weights = cell.weights();
+        let GroupForward { rows, mut y, mut c, mut cache } = job;
+        let (r0, g) = (rows.start, rows.len());
+        let within = |active: usize| active.clamp(r0, rows.end) - r0;
+        let initial_h = &self.initial.h[r0 * out..(r0 + g) * out];
+        let initial_c = &self.initial.c[r0 * hidden..(r0 + g) * hidden];
+
+        // The input projection runs a chunk of steps at a time into a buffer that stays in cache, rather than for
+        // the whole sequence at once (whose `T·B·G·H` values can reach 100 MB, written and read back from memory).
+        // A group of part of the batch gathers its rows of the chunk's input first, for one product.
+        let in_size = weights.input_size();
+        let mut gx = zeros(chunk * g * width);
+        let mut x_rows = if g < batch { zeros(chunk * g * in_size) } else { Vec::new() };
+        let mut gx_first = 0;
+        let mut gh = vec![zero; g * width];
+        let (mut h_buf, mut c_buf) = (vec![zero; g * out], vec![zero; g * hidden]);
+        let w_hh_t = weights.packed_forward();
+        let row_widths = RowWidths { gates: width, out, hidden, cache: cache_width, scratch: 0, split: self.split };
+
+        for s in 0..steps {
+            if s % chunk == 0 {
+                let times = direction.times(s..(s + chunk).min(steps), steps);
+                let x_chunk = &self.x[times.start * batch * in_size..times.end * batch * in_size];
+                let x_chunk = if g < batch {
+                    for (to, from) in x_rows.chunks_exact_mut(g * in_size).zip(x_chunk.chunks_exact(batch * in_size)) {
+                        to.copy_from_slice(&from[r0 * in_size..(r0 + g) * in_size]);
+                    }
+                    &x_rows[..times.len() * g * in_size]
+                } else {
+                    x_chunk
+                };
+                weights.input_projection(x_chunk, times.len() * g, &mut gx[..times.len() * g * width]);
+                gx_first = times.start;
+            }
+            let Some(Step { t, prev, active, prev_active }) = batching.step(direction, s) else { continue };
+            let (a, a_prev) = (within(active), within(prev_active));
+            if a == 0 {
+                continue;
+            }
+            let (y_prev, y_cur) = slot_pair(&mut y, initial_h, t, prev);
+            let h_prev = previous_rows(prev.map(|_| y_prev), initial_h, a_prev, a, out, &mut h_buf);
+            let (c_prev_slot, c_cur) = if self.keep {
+                slot_pair(&mut c, initial_c, t, prev)
+            } else {
+                slot_pair(&mut c, initial_c, s % 2, (s > 0).then(|| (s - 1) % 2))
+            };
+            let c_prev = previous_rows(prev.map(|_| c_prev_slot), initial_c, a_prev, a, hidden, &mut c_buf);
+            let slot = if self.keep { t } else { 0 };
+            let step_rows = ForwardRows {
+                batch: a,
+                gx: &gx[(t - gx_first) * g * width..((t - gx_first) * g + a) * width],
+                gh: &mut gh[..a * width],
+                h_prev,
+                c_prev,
+                h_next: &mut y_cur[..a * out],
+                c_next: &mut c_cur[..a * hidden],
+                cache: &mut cache[slot][..a * cache_width],
+            };
+            forward_step(cell, w_hh_t, step_rows, row_widths);
+        }
+    }
+}
+
+/// Slot `prev` of `slots` (or `start` when there is none) to read, and slot `current` to write.
+fn slot_pair<'a, T>(
+    slots: &'a mut [&mut [T]],
+    start: &'a [T],
+    current: usize,
+    prev: Option<usize>,
+) -> (&'a [T], &'a mut [T]) {
+    match prev {
+        None => (start, &mut *slots[current]),
+        Some(p) if p < current => {
+            let (before, after) = slots.split_at_mut(current);
+            (&*before[p], &mut *after[0])
+        }
+        Some(p) => {
+            let (before, after) = slots.split_at_mut(p);
+            (&*after[0], &mut *before[current])
+        }
+    }
 }
 
 /// Steps per chunk of the input projection: enough rows for the product to run at full speed (at least
@@ -207,6 +295,7 @@ const CHUNK_MIN_ROWS: usize = 256;
 /// else `DirectionGrads::x` is empty). `dy` holds `∂L/∂h_t` from above for every step;
 /// it is zeroed past each sequence's end (PyTorch ignores gradients at padded positions, whose outputs are
 /// constant zeros) and turned, in place, into the total `∂L/∂h_t` (from above and from the next step).
+/// `in_groups` as in [`run_direction`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn backward_direction<C: Cell>(
     cell: &mut C,
@@ -217,6 +306,7 @@ pub(crate) fn backward_direction<C: Cell>(
     mut dy: Vec<C::Real>,
     final_grad: Final<'_, C::Real>,
     want_dx: bool,
+    in_groups: bool,
 ) -> DirectionGrads<C::Real> {
     let zero = C::Real::zero();
     let Dims { steps, batch, width, out, hidden, state_len, cell_len, .. } = Dims::of(&*cell, batching);
@@ -236,7 +326,8 @@ pub(crate) fn backward_direction<C: Cell>(
     // A large batch walks time as one group of rows per thread, each group alone (see `row_groups`); otherwise
     // as one group, each large step's rows cut in halves.
     let step_work = batch * out * width;
-    let groups = row_groups(batch, step_work).unwrap_or_else(|| std::iter::once(0..batch).collect());
+    let groups = if in_groups { row_groups(batch, step_work) } else { None };
+    let groups = groups.unwrap_or_else(|| std::iter::once(0..batch).collect());
     let split = groups.len() == 1;
     let dgx_rows = per_group_rows(&mut dgx, steps, batch, width, &groups);
     let dgh_rows = if C::SEPARATE_RECURRENT_GRAD {
@@ -427,6 +518,27 @@ fn previous_states<T: Copy + Send + Zero>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slot_pairs_point_at_neighbours() {
+        let mut y: Vec<f32> = (0..6).map(|v| v as f32).collect();
+        let start = [9.0, 9.0];
+        let mut slots: Vec<&mut [f32]> = y.chunks_exact_mut(2).collect();
+        let (p, c) = slot_pair(&mut slots, &start, 1, Some(0));
+        assert_eq!((p.to_vec(), c.to_vec()), (vec![0.0, 1.0], vec![2.0, 3.0]));
+        let (p, c) = slot_pair(&mut slots, &start, 1, Some(2));
+        assert_eq!((p.to_vec(), c.to_vec()), (vec![4.0, 5.0], vec![2.0, 3.0]));
+        let (p, _) = slot_pair(&mut slots, &start, 2, None);
+        assert_eq!(p.to_vec(), vec![9.0, 9.0]);
+    }
+
+    #[test]
+    fn per_group_rows_cut_every_block_into_the_groups_rows() {
+        let mut buf: Vec<u32> = (0..12).collect();
+        let parts = per_group_rows(&mut buf, 2, 3, 2, &[0..1, 1..3]);
+        assert_eq!(parts[0], vec![&mut [0, 1][..], &mut [6, 7][..]]);
+        assert_eq!(parts[1], vec![&mut [2, 3, 4, 5][..], &mut [8, 9, 10, 11][..]]);
+    }
     use crate::cells::{LstmCell, LstmCellConfig};
     use rand::SeedableRng;
 

@@ -193,7 +193,7 @@ impl<C: Cell> Stack<C> {
         h0: Option<&[C::Real]>,
         c0: Option<&[C::Real]>,
     ) -> StackOutput<C::Real> {
-        self.infer(input, steps, batch, None, h0, c0)
+        self.run(input, &Batching::new(steps, batch, None), h0, c0, None).0
     }
 
     /// [`Stack::forward`] over a padded batch whose sequence `b` has `lengths[b]` valid steps (each in
@@ -208,48 +208,7 @@ impl<C: Cell> Stack<C> {
         h0: Option<&[C::Real]>,
         c0: Option<&[C::Real]>,
     ) -> StackOutput<C::Real> {
-        self.infer(input, steps, lengths.len(), Some(lengths), h0, c0)
-    }
-
-    /// An inference pass; a unidirectional stack with a large batch runs it as groups of rows, one per thread
-    /// (see [`row_groups`]), bidirectional ones run their two directions side by side instead.
-    fn infer(
-        &self,
-        input: &[C::Real],
-        steps: usize,
-        batch: usize,
-        lengths: Option<&[usize]>,
-        h0: Option<&[C::Real]>,
-        c0: Option<&[C::Real]>,
-    ) -> StackOutput<C::Real> {
-        let out = self.output_size();
-        let step_work = batch * out * C::GATES * self.hidden_size();
-        let groups = on_pool(|| row_groups::row_groups(batch, step_work)).filter(|_| self.directions == 1);
-        let Some(groups) = groups else {
-            return self.run(input, &Batching::new(steps, batch, lengths), h0, c0, None).0;
-        };
-        let hidden = if C::HAS_CELL_STATE { self.hidden_size() } else { 0 };
-        let in_width = self.cells[0].weights().input_size();
-        let group = |rows: &std::ops::Range<usize>| {
-            let x = row_groups::rows_of(input, batch, in_width, rows);
-            let h0 = h0.map(|h| row_groups::rows_of(h, batch, out, rows));
-            let c0 = c0.map(|c| row_groups::rows_of(c, batch, hidden, rows));
-            let batching = Batching::new(steps, rows.len(), lengths.map(|l| &l[rows.clone()]));
-            self.run_on_pool(&x, &batching, h0.as_deref(), c0.as_deref(), None, false).0
-        };
-        let parts: Vec<StackOutput<C::Real>> = on_pool(|| {
-            use rayon::prelude::*;
-            groups.par_iter().map(group).collect()
-        });
-        let merge = |part: fn(&StackOutput<C::Real>) -> &[C::Real], width: usize| {
-            let parts: Vec<&[C::Real]> = parts.iter().map(part).collect();
-            row_groups::merge_rows(&parts, &groups, width)
-        };
-        StackOutput {
-            output: merge(|p| &p.output, self.directions * out),
-            h_n: merge(|p| &p.h_n, out),
-            c_n: merge(|p| &p.c_n, hidden),
-        }
+        self.run(input, &Batching::new(steps, lengths.len(), Some(lengths)), h0, c0, None).0
     }
 
     /// [`Stack::forward`] that also returns what [`Stack::backward`] needs. `input_masks[l]`, when present, is
@@ -278,11 +237,9 @@ impl<C: Cell> Stack<C> {
         c0: Option<&[C::Real]>,
         masks: Option<Vec<Option<Vec<C::Real>>>>,
     ) -> (StackOutput<C::Real>, Option<StackTrace<C::Real>>) {
-        on_pool(|| self.run_on_pool(input, batching, h0, c0, masks, true))
+        on_pool(|| self.run_on_pool(input, batching, h0, c0, masks))
     }
 
-    /// [`Stack::run`] on one of the pool's threads, each step cut in two halves of rows on two threads when
-    /// `split_steps` and the step is large enough.
     fn run_on_pool(
         &self,
         input: &[C::Real],
@@ -290,7 +247,6 @@ impl<C: Cell> Stack<C> {
         h0: Option<&[C::Real]>,
         c0: Option<&[C::Real]>,
         masks: Option<Vec<Option<Vec<C::Real>>>>,
-        split_steps: bool,
     ) -> (StackOutput<C::Real>, Option<StackTrace<C::Real>>) {
         let keep = masks.is_some();
         let mut masks = masks.unwrap_or_default();
@@ -328,39 +284,14 @@ impl<C: Cell> Stack<C> {
             let mut runs: Vec<DirectionTrace<C::Real>> = Vec::with_capacity(self.directions);
             if self.directions == 1 {
                 let cell = self.cell(layer, 0);
-                let split = split_steps;
-                runs.push(run_direction(cell, x_ref, batching, Direction::Forward, initial(0), keep, hn, cn, split));
+                runs.push(run_direction(cell, x_ref, batching, Direction::Forward, initial(0), keep, hn, cn, true));
             } else {
                 let (hn_f, hn_r) = hn.split_at_mut(state_len);
                 let (cn_f, cn_r) = cn.split_at_mut(cell_len);
                 let (cf, cr) = (self.cell(layer, 0), self.cell(layer, 1));
                 let (f, r) = rayon::join(
-                    || {
-                        run_direction(
-                            cf,
-                            x_ref,
-                            batching,
-                            Direction::Forward,
-                            initial(0),
-                            keep,
-                            hn_f,
-                            cn_f,
-                            split_steps,
-                        )
-                    },
-                    || {
-                        run_direction(
-                            cr,
-                            x_ref,
-                            batching,
-                            Direction::Reverse,
-                            initial(1),
-                            keep,
-                            hn_r,
-                            cn_r,
-                            split_steps,
-                        )
-                    },
+                    || run_direction(cf, x_ref, batching, Direction::Forward, initial(0), keep, hn_f, cn_f, false),
+                    || run_direction(cr, x_ref, batching, Direction::Reverse, initial(1), keep, hn_r, cn_r, false),
                 );
                 runs.extend([f, r]);
             }
@@ -455,7 +386,18 @@ impl<C: Cell> Stack<C> {
             let x = &lt.input;
             let run = |cell: &mut C, k: usize, dy: Vec<C::Real>| {
                 let direction = Direction::of_index(k);
-                backward_direction(cell, &lt.directions[k], x, batching, direction, dy, final_grad(k), want_dx)
+                let in_groups = d == 1;
+                backward_direction(
+                    cell,
+                    &lt.directions[k],
+                    x,
+                    batching,
+                    direction,
+                    dy,
+                    final_grad(k),
+                    want_dx,
+                    in_groups,
+                )
             };
             let mut dx = if d == 1 {
                 let g = run(&mut self.cells[first], 0, d_above);
@@ -503,28 +445,6 @@ pub(crate) fn zeros<T: Copy + Send + Zero>(len: usize) -> Vec<T> {
 /// Values from which [`zeros`] writes on all threads (1 MB of `f32`).
 const PARALLEL_ZERO_VALUES: usize = 1 << 18;
 
-/// Splits `buf` into the slot a step reads (slot `prev`, or `start` for the first step) and the slot `current`
-/// it writes, without copying.
-pub(crate) fn slots<'a, T>(
-    buf: &'a mut [T],
-    start: &'a [T],
-    len: usize,
-    current: usize,
-    prev: Option<usize>,
-) -> (&'a [T], &'a mut [T]) {
-    match prev {
-        None => (start, &mut buf[current * len..(current + 1) * len]),
-        Some(p) if p < current => {
-            let (before, after) = buf.split_at_mut(current * len);
-            (&before[p * len..(p + 1) * len], &mut after[..len])
-        }
-        Some(p) => {
-            let (before, after) = buf.split_at_mut(p * len);
-            (&after[..len], &mut before[current * len..(current + 1) * len])
-        }
-    }
-}
-
 /// Joins two `(T, B, H)` outputs into `(T, B, 2H)`, forward first, as PyTorch lays out bidirectional outputs.
 fn interleave<T: Copy>(forward: &[T], reverse: &[T], width: usize) -> Vec<T> {
     let mut out = Vec::with_capacity(2 * forward.len());
@@ -571,17 +491,5 @@ mod tests {
     fn reverse_direction_walks_backwards() {
         let order: Vec<usize> = (0..4).map(|s| Direction::Reverse.time(s, 4)).collect();
         assert_eq!(order, vec![3, 2, 1, 0]);
-    }
-
-    #[test]
-    fn slots_point_at_neighbours() {
-        let mut y: Vec<f32> = (0..6).map(|v| v as f32).collect();
-        let start = [9.0, 9.0];
-        let (p, c) = slots(&mut y, &start, 2, 1, Some(0));
-        assert_eq!((p.to_vec(), c.to_vec()), (vec![0.0, 1.0], vec![2.0, 3.0]));
-        let (p, c) = slots(&mut y, &start, 2, 1, Some(2));
-        assert_eq!((p.to_vec(), c.to_vec()), (vec![4.0, 5.0], vec![2.0, 3.0]));
-        let (p, _) = slots(&mut y, &start, 2, 2, None);
-        assert_eq!(p.to_vec(), vec![9.0, 9.0]);
     }
 }
