@@ -6,7 +6,7 @@ use num_traits::Zero;
 use super::batching::{Batching, Step};
 use std::ops::Range;
 
-use super::row_groups::row_groups;
+use super::row_groups::{row_groups, run_groups};
 use super::split::{ForwardRows, RowWidths, backward_step, forward_step};
 use super::{Direction, DirectionTrace, zeros};
 use crate::cells::{Cell, GateBackward, WeightGradInputs};
@@ -146,12 +146,7 @@ fn run_direction_in_chunks<C: Cell>(
         .zip(groups.iter().cloned())
         .map(|(((y, c), cache), rows)| GroupForward { rows, y, c, cache })
         .collect();
-    if jobs.len() == 1 {
-        jobs.into_iter().for_each(|job| ctx.run(job));
-    } else {
-        use rayon::prelude::*;
-        jobs.into_par_iter().for_each(|job| ctx.run(job));
-    }
+    run_groups(jobs, |job| ctx.run(job));
 
     for (row, &length) in batching.lengths().iter().enumerate() {
         let t_last = match direction {
@@ -350,12 +345,7 @@ pub(crate) fn backward_direction<C: Cell>(
         .zip(dh0_parts.into_iter().zip(dc0_parts))
         .map(|((((rows, dgx), dgh), dy), (dh0, dc0))| GroupBackward { rows, dgx, dgh, dy, dh0, dc0 })
         .collect();
-    if jobs.len() == 1 {
-        jobs.into_iter().for_each(|job| ctx.run(job));
-    } else {
-        use rayon::prelude::*;
-        jobs.into_par_iter().for_each(|job| ctx.run(job));
-    }
+    run_groups(jobs, |job| ctx.run(job));
 
     let in_size = cell.weights().input_size();
     let mut dx = zeros(if want_dx { rows * in_size } else { 0 });

@@ -27,6 +27,16 @@ pub(crate) fn row_groups(batch: usize, step_work: usize) -> Option<Vec<Range<usi
     Some((0..groups).map(|g| g * batch / groups..(g + 1) * batch / groups).collect())
 }
 
+/// Runs every group's job, on the pool's threads when there is more than one.
+pub(crate) fn run_groups<J: Send>(jobs: Vec<J>, run: impl Fn(J) + Sync + Send) {
+    if jobs.len() == 1 {
+        jobs.into_iter().for_each(run);
+    } else {
+        use rayon::prelude::*;
+        jobs.into_par_iter().for_each(run);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
