@@ -1,8 +1,8 @@
 //! Splitting rows across threads changes nothing: every output and gradient, in training and in inference, is bit
 //! for bit what one thread computes, for all three cells, with variable lengths and equal ones, and both
-//! directions: each step's rows cut in halves (training, bidirectional inference) and a unidirectional inference
-//! pass run as one group of rows per thread. The shapes are large enough (`B16 H64`, `B21 H128`) for the driver to
-//! split.
+//! directions: a unidirectional layer's time loop as one group of rows per thread (forward and backward), and
+//! each step's rows cut in halves (the directions of a bidirectional layer). The shapes are large enough (`B16
+//! H64`, `B21 H128`) for the driver to split.
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
