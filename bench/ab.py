@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+"""Alternate `recur bench` runs of several binaries (or one binary under several environments) and print each
+one's median per case: before/after figures on a machine whose speed drifts from second to second.
+
+    python3 bench/ab.py ROUNDS CASE BIN[=VAR:VALUE,...] ...
+    python3 bench/ab.py 6 "fwd B32" /tmp/recur-before target/release/recur
+    python3 bench/ab.py 5 stream target/release/recur=RECUR_SIMD:avx2 target/release/recur
+
+Every round runs each binary once, in the order given (`recur bench --json --threads $T --seconds $S --case
+CASE`, T=2 and S=0.3 unless set); the median over the rounds of each binary's per-run medians is printed. Needs only
+the standard library.
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+
+def main() -> None:
+    if len(sys.argv) < 4:
+        sys.exit(__doc__)
+    rounds, case, specs = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+    results: dict[str, dict[str, list[float]]] = {spec: {} for spec in specs}
+    for _ in range(rounds):
+        for spec in specs:
+            binary, _, settings = spec.partition("=")
+            env = dict(os.environ)
+            for setting in filter(None, settings.split(",")):
+                name, _, value = setting.partition(":")
+                env[name] = value
+            command = [binary, "bench", "--json", "--threads", os.environ.get("T", "2")]
+            command += ["--seconds", os.environ.get("S", "0.3"), "--case", case]
+            out = subprocess.run(command, capture_output=True, text=True, env=env, check=True).stdout
+            for line in out.splitlines():
+                row = json.loads(line)
+                results[spec].setdefault(row["case"], []).append(row.get("ms", row.get("us")))
+    for name in results[specs[0]]:
+        cells = [f"{spec}: {statistics.median(results[spec][name]):.3f}" for spec in specs if name in results[spec]]
+        print(name, " | ".join(cells))
+
+
+if __name__ == "__main__":
+    main()
