@@ -135,8 +135,7 @@ fn run_direction_in_chunks<C: Cell>(
 
     // A large batch walks time as one group of rows per thread, each group alone (see `row_groups`); otherwise
     // as one group, each large step's rows cut in halves.
-    let groups = if in_groups { row_groups(batch, batch * out * width) } else { None };
-    let groups = groups.unwrap_or_else(|| std::iter::once(0..batch).collect());
+    let groups = row_groups(batch, batch * out * width, in_groups);
     let split = groups.len() == 1;
     let ctx = ForwardContext { cell, x, batching, direction, initial, keep, chunk, split };
     let jobs: Vec<GroupForward<'_, C::Real>> = per_group_rows(&mut y, steps, batch, out, &groups)
@@ -320,19 +319,13 @@ pub(crate) fn backward_direction<C: Cell>(
 
     // A large batch walks time as one group of rows per thread, each group alone (see `row_groups`); otherwise
     // as one group, each large step's rows cut in halves.
-    let step_work = batch * out * width;
-    let groups = if in_groups { row_groups(batch, step_work) } else { None };
-    let groups = groups.unwrap_or_else(|| std::iter::once(0..batch).collect());
+    let groups = row_groups(batch, batch * out * width, in_groups);
     let split = groups.len() == 1;
     let dgx_rows = per_group_rows(&mut dgx, steps, batch, width, &groups);
-    let dgh_rows = if C::SEPARATE_RECURRENT_GRAD {
-        per_group_rows(&mut dgh, steps, batch, width, &groups)
-    } else {
-        groups.iter().map(|_| Vec::new()).collect()
-    };
+    // Empty for cells whose two pre-activations share a gradient: every group then gets no slices.
+    let dgh_rows = per_group_rows(&mut dgh, steps, batch, width, &groups);
     let dy_rows = per_group_rows(&mut dy, steps, batch, out, &groups);
-    let dh0_rows = groups.iter().map(|g| g.len() * out);
-    let dh0_parts = split_lengths(&mut dh0, dh0_rows);
+    let dh0_parts = split_lengths(&mut dh0, groups.iter().map(|g| g.len() * out));
     let dc0_parts = split_lengths(&mut dc0, groups.iter().map(|g| g.len() * hidden));
     let ctx =
         BackwardContext { cell: &*cell, w_hh, trace, batching, direction, final_grad, prepared: &prepared, split };

@@ -15,16 +15,15 @@ use std::ops::Range;
 /// Rows below which a group would leave the tile kernels short of rows.
 const GROUP_MIN_ROWS: usize = 8;
 
-/// The row groups `batch` rows run in on this thread pool, or `None` when they run as one (a small batch, a small
-/// step, or a single thread). `step_work` is the multiply-adds of one step's recurrent product for the whole
-/// batch.
-pub(crate) fn row_groups(batch: usize, step_work: usize) -> Option<Vec<Range<usize>>> {
-    let threads = rayon::current_num_threads();
-    let groups = threads.min(batch / GROUP_MIN_ROWS);
-    if groups < 2 || step_work < super::split::PARALLEL_STEP_WORK {
-        return None;
+/// The row groups `batch` rows walk time in on this thread pool: one group per thread when `allowed` and worth it,
+/// else a single group of the whole batch (a small batch, a small step, a single thread). `step_work` is the
+/// multiply-adds of one step's recurrent product for the whole batch.
+pub(crate) fn row_groups(batch: usize, step_work: usize, allowed: bool) -> Vec<Range<usize>> {
+    let groups = rayon::current_num_threads().min(batch / GROUP_MIN_ROWS);
+    if !allowed || groups < 2 || step_work < super::split::PARALLEL_STEP_WORK {
+        return std::iter::once(0..batch).collect();
     }
-    Some((0..groups).map(|g| g * batch / groups..(g + 1) * batch / groups).collect())
+    (0..groups).map(|g| g * batch / groups..(g + 1) * batch / groups).collect()
 }
 
 /// Runs every group's job, on the pool's threads when there is more than one.
@@ -44,16 +43,18 @@ mod tests {
     #[test]
     fn groups_cover_the_batch_in_order() {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-        let groups = pool.install(|| row_groups(33, 1 << 30)).expect("a large batch on two threads");
+        let groups = pool.install(|| row_groups(33, 1 << 30, true));
         assert_eq!(groups, vec![0..16, 16..33]);
     }
 
     #[test]
-    fn small_batches_small_steps_and_one_thread_run_as_one() {
+    fn small_batches_small_steps_one_thread_and_no_groups_run_as_one() {
         let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-        assert_eq!(two.install(|| row_groups(15, 1 << 30)), None);
-        assert_eq!(two.install(|| row_groups(64, 100)), None);
+        let whole = |batch: usize| -> Vec<Range<usize>> { std::iter::once(0..batch).collect() };
+        assert_eq!(two.install(|| row_groups(15, 1 << 30, true)), whole(15));
+        assert_eq!(two.install(|| row_groups(64, 100, true)), whole(64));
+        assert_eq!(two.install(|| row_groups(64, 1 << 30, false)), whole(64));
         let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-        assert_eq!(one.install(|| row_groups(64, 1 << 30)), None);
+        assert_eq!(one.install(|| row_groups(64, 1 << 30, true)), whole(64));
     }
 }

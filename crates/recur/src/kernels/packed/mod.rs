@@ -389,7 +389,8 @@ pub fn kernels_on_this_cpu() -> Vec<(&'static str, TileKernel<f32>)> {
 ///
 /// # Panics
 /// When a slice is too short for the shapes or `count` is out of `1..=most` (a caller bug).
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn checked_tile_args<T>(
     k: usize,
     a: &[T],
@@ -420,7 +421,7 @@ fn checked_tile_args<T>(
 
 /// [`Start`] without its slice, for the vector kernels' inner code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(dead_code)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 enum Mode {
     Zero,
     Accumulate,
