@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Alternate `recur bench` runs of several binaries (or one binary under several environments) and print each
-one's median per case: before/after figures on a machine whose speed drifts from second to second.
+one's median per case, and the median of its per-round ratio to the first binary: before/after figures on a
+machine whose speed drifts from second to second.
 
     python3 bench/ab.py ROUNDS CASE BIN[=VAR:VALUE,...] ...
     python3 bench/ab.py 6 "fwd B32" /tmp/recur-before target/release/recur
@@ -37,7 +38,16 @@ def main() -> None:
                 row = json.loads(line)
                 results[spec].setdefault(row["case"], []).append(row.get("ms", row.get("us")))
     for name in results[specs[0]]:
-        cells = [f"{spec}: {statistics.median(results[spec][name]):.3f}" for spec in specs if name in results[spec]]
+        first = results[specs[0]][name]
+        cells = []
+        for spec in specs:
+            if name not in results[spec]:
+                continue
+            times = results[spec][name]
+            # Each round's time over the first binary's in the same round: a drift of the machine's speed that
+            # lasts longer than one round cancels.
+            ratio = statistics.median(t / f for t, f in zip(times, first))
+            cells.append(f"{spec}: {statistics.median(times):.3f} (×{ratio:.3f})")
         print(name, " | ".join(cells))
 
 

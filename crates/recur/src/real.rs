@@ -7,6 +7,7 @@ use std::ops::{AddAssign, DivAssign, MulAssign, SubAssign};
 
 use crate::kernels::activation;
 use crate::kernels::packed::{self, TileKernel};
+use crate::kernels::simd::{self, Vectorised};
 
 /// `f32` or `f64`.
 pub trait Real:
@@ -41,6 +42,11 @@ pub trait Real:
     /// `xs[i] ← tanh(xs[i])`, vectorised where the type allows.
     fn tanh_in_place(xs: &mut [Self]) {
         xs.iter_mut().for_each(|x| *x = x.act_tanh());
+    }
+    /// Runs element-wise `work` (a cell's gate pass), built for the CPU's vector instructions where the type
+    /// has them ([`simd::run_vectorised`] for `f32`).
+    fn vectorised<V: Vectorised>(work: V) {
+        work.run()
     }
     /// The tile kernel of [`packed::packed_product`] for this type.
     fn tile_kernel() -> TileKernel<Self> {
@@ -85,6 +91,10 @@ impl Real for f32 {
 
     fn tanh_in_place(xs: &mut [Self]) {
         activation::tanh_in_place(xs)
+    }
+
+    fn vectorised<V: Vectorised>(work: V) {
+        simd::run_vectorised(work)
     }
 
     fn tile_kernel() -> TileKernel<Self> {

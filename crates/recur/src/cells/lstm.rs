@@ -16,6 +16,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::kernels::gemm::{MatMut, MatRef, gemm};
+use crate::kernels::simd::Vectorised;
 use crate::params::{Module, Param, ParamMut, ParamRef, Parameter, Trainable, init_uniform};
 use crate::real::Real;
 use crate::tensor::Tensor;
@@ -171,44 +172,22 @@ impl<T: Real> Cell for LstmCell<T> {
 
     fn forward_gates(&self, pass: GatePass<'_, T>) {
         let hidden = self.weights.hidden_size();
-        let width = 4 * hidden;
-        let cache_width = 5 * hidden;
-        for b in 0..pass.batch {
-            let rows = b * width..(b + 1) * width;
-            let c_prev = &pass.c_prev[b * hidden..(b + 1) * hidden];
-            let c_next = &mut pass.c_next[b * hidden..(b + 1) * hidden];
-            let cache = &mut pass.cache[b * cache_width..(b + 1) * cache_width];
-            let (gates, m) = cache.split_at_mut(width);
-            for ((a, &x), &h) in gates.iter_mut().zip(&pass.gx[rows.clone()]).zip(&pass.gh[rows]) {
-                *a = x + h;
-            }
-            T::sigmoid_in_place(&mut gates[..2 * hidden]);
-            T::tanh_in_place(&mut gates[2 * hidden..3 * hidden]);
-            T::sigmoid_in_place(&mut gates[3 * hidden..]);
-            let (i, rest) = gates.split_at(hidden);
-            let (f, rest) = rest.split_at(hidden);
-            let (g, o) = rest.split_at(hidden);
-            for ((((c, &cp), &i), &f), &g) in c_next.iter_mut().zip(c_prev).zip(i).zip(f).zip(g) {
-                *c = f * cp + i * g;
-            }
-            m.copy_from_slice(c_next);
-            T::tanh_in_place(m);
-            for (m, &o) in m.iter_mut().zip(o) {
-                *m *= o;
-            }
-        }
-        match &self.weight_hr {
-            None => {
-                for (h, cache) in pass.h_next.chunks_exact_mut(hidden).zip(pass.cache.chunks_exact(cache_width)) {
-                    h.copy_from_slice(&cache[4 * hidden..]);
-                }
-            }
-            Some(w_hr) => {
-                let proj = self.weights.recurrent_size();
-                let m = MatRef::strided(&pass.cache[4 * hidden..], pass.batch, hidden, cache_width, 1);
-                let w_hr_t = MatRef::new(w_hr.value(), proj, hidden).t();
-                gemm(m, w_hr_t, T::zero(), MatMut::new(pass.h_next, pass.batch, proj));
-            }
+        let project = self.weight_hr.is_some();
+        let h_next = if project { None } else { Some(&mut *pass.h_next) };
+        T::vectorised(ForwardRows {
+            hidden,
+            gx: pass.gx,
+            gh: pass.gh,
+            c_prev: pass.c_prev,
+            c_next: &mut *pass.c_next,
+            cache: &mut *pass.cache,
+            h_next,
+        });
+        if let Some(w_hr) = &self.weight_hr {
+            let proj = self.weights.recurrent_size();
+            let m = MatRef::strided(&pass.cache[4 * hidden..], pass.batch, hidden, 5 * hidden, 1);
+            let w_hr_t = MatRef::new(w_hr.value(), proj, hidden).t();
+            gemm(m, w_hr_t, T::zero(), MatMut::new(pass.h_next, pass.batch, proj));
         }
     }
 
@@ -317,5 +296,164 @@ impl Module for LstmCell<f32> {
 impl Trainable for LstmCell<f32> {
     fn parameters(&mut self) -> Vec<crate::params::Param<'_>> {
         self.params_with_grads("")
+    }
+}
+
+/// The LSTM's forward gate pass over a batch of rows, in one pass over each row's units: per unit, its four
+/// pre-activations are summed, activated and combined into `c'` and `m = o ⊙ tanh(c')` while in registers.
+/// Gate by gate over whole rows, the same math made nine passes over each row's values; in one pass the 2-layer
+/// `B32 H256` forward ran 4–10% faster and its training 8% (alternating runs).
+struct ForwardRows<'a, T> {
+    hidden: usize,
+    gx: &'a [T],
+    gh: &'a [T],
+    c_prev: &'a [T],
+    c_next: &'a mut [T],
+    /// Per row: the activated gates `i, f, g, o`, then `m`.
+    cache: &'a mut [T],
+    /// Receives `m` too, without a projection.
+    h_next: Option<&'a mut [T]>,
+}
+
+impl<T: Real> Vectorised for ForwardRows<'_, T> {
+    #[inline(always)]
+    fn run(self) {
+        let n = self.hidden;
+        let rows = self.gx.chunks_exact(4 * n).zip(self.gh.chunks_exact(4 * n));
+        let states = self.c_prev.chunks_exact(n).zip(self.c_next.chunks_exact_mut(n));
+        let mut h_rows = self.h_next.map(|h| h.chunks_exact_mut(n));
+        for (((gx, gh), (c_prev, c_next)), cache) in rows.zip(states).zip(self.cache.chunks_exact_mut(5 * n)) {
+            let mut row = UnitRow { n, gx, gh, c_prev, c_next, cache };
+            let mut j = 0;
+            // Whole blocks first, where every copy has a constant length and compiles to vector moves.
+            while j + BLOCK <= n {
+                row.block(j, BLOCK);
+                j += BLOCK;
+            }
+            if j < n {
+                row.block(j, n - j);
+            }
+            if let Some(h) = h_rows.as_mut().and_then(|rows| rows.next()) {
+                h.copy_from_slice(&row.cache[4 * n..]);
+            }
+        }
+    }
+}
+
+/// Units per block of [`ForwardRows`]: one 512-bit vector of `f32`.
+const BLOCK: usize = 16;
+
+/// One row of [`ForwardRows`]: its `4n` pre-activations of each projection, `n` values of `c` and `c'`, and
+/// its cache.
+struct UnitRow<'r, T> {
+    n: usize,
+    gx: &'r [T],
+    gh: &'r [T],
+    c_prev: &'r [T],
+    c_next: &'r mut [T],
+    cache: &'r mut [T],
+}
+
+impl<T: Real> UnitRow<'_, T> {
+    /// Units `j..j + w` (`w ≤ BLOCK`), through local arrays: the compiler cannot tell that the gates, `c'` and
+    /// `m`, cut from shared buffers, do not overlap, and leaves a loop over the slices themselves scalar.
+    #[inline(always)]
+    fn block(&mut self, j: usize, w: usize) {
+        let n = self.n;
+        let load = |from: &[T], at: usize| -> [T; BLOCK] {
+            let mut v = [T::zero(); BLOCK];
+            v[..w].copy_from_slice(&from[at + j..][..w]);
+            v
+        };
+        let (xi, xf, xg, xo) = (load(self.gx, 0), load(self.gx, n), load(self.gx, 2 * n), load(self.gx, 3 * n));
+        let (hi, hf, hg, ho) = (load(self.gh, 0), load(self.gh, n), load(self.gh, 2 * n), load(self.gh, 3 * n));
+        let cp = load(self.c_prev, 0);
+        let zero = [T::zero(); BLOCK];
+        let (mut i, mut f, mut g, mut o, mut c, mut m) = (zero, zero, zero, zero, zero, zero);
+        for l in 0..BLOCK {
+            i[l] = (xi[l] + hi[l]).sigmoid();
+            f[l] = (xf[l] + hf[l]).sigmoid();
+            g[l] = (xg[l] + hg[l]).act_tanh();
+            o[l] = (xo[l] + ho[l]).sigmoid();
+            c[l] = f[l] * cp[l] + i[l] * g[l];
+            m[l] = c[l].act_tanh() * o[l];
+        }
+        for (gate, v) in [i, f, g, o, m].iter().enumerate() {
+            self.cache[gate * n + j..][..w].copy_from_slice(&v[..w]);
+        }
+        self.c_next[j..j + w].copy_from_slice(&c[..w]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::simd::{SimdLevel, detected};
+
+    /// `(cache, c', h')` of [`ForwardRows`] over `batch` rows of `n` units, through `run` (a SIMD path).
+    fn forward_rows(batch: usize, n: usize, run: impl Fn(ForwardRows<'_, f32>)) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let value = |i: usize, scale: f32| (i as f32 * 0.731).sin() * scale;
+        let gx: Vec<f32> = (0..batch * 4 * n).map(|i| value(i, 6.0)).collect();
+        let gh: Vec<f32> = (0..batch * 4 * n).map(|i| value(i + 7, 3.0)).collect();
+        let c_prev: Vec<f32> = (0..batch * n).map(|i| value(i + 3, 2.0)).collect();
+        let (mut c_next, mut cache, mut h) =
+            (vec![f32::NAN; batch * n], vec![f32::NAN; batch * 5 * n], vec![0.0; batch * n]);
+        let h_next = Some(&mut h[..]);
+        run(ForwardRows {
+            hidden: n,
+            gx: &gx,
+            gh: &gh,
+            c_prev: &c_prev,
+            c_next: &mut c_next,
+            cache: &mut cache,
+            h_next,
+        });
+        // The formulas, in f64.
+        for b in 0..batch {
+            for j in 0..n {
+                let pre = |gate: usize| (gx[b * 4 * n + gate * n + j] + gh[b * 4 * n + gate * n + j]) as f64;
+                let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
+                let (i, f, g, o) = (sigmoid(pre(0)), sigmoid(pre(1)), pre(2).tanh(), sigmoid(pre(3)));
+                let c = f * c_prev[b * n + j] as f64 + i * g;
+                let close = |got: f32, want: f64, what: &str| {
+                    assert!((got as f64 - want).abs() < 1e-6, "row {b}, unit {j}, {what}: {got} vs {want}")
+                };
+                close(c_next[b * n + j], c, "c'");
+                close(h[b * n + j], o * c.tanh(), "h'");
+                close(cache[b * 5 * n + j], i, "i");
+                close(cache[b * 5 * n + 3 * n + j], o, "o");
+            }
+        }
+        (cache, c_next, h)
+    }
+
+    /// One SIMD path's way of running [`ForwardRows`].
+    type RowsPath = fn(ForwardRows<'_, f32>);
+
+    #[test]
+    fn forward_rows_match_the_formulas_with_the_same_bits_on_every_path() {
+        // 37 units: two whole blocks and a partial one.
+        for (batch, n) in [(3, 37), (1, 16), (2, 5)] {
+            let portable = forward_rows(batch, n, |rows| rows.run());
+            let mut paths: Vec<(&str, RowsPath)> = Vec::new();
+            #[cfg(target_arch = "x86_64")]
+            {
+                if detected() >= SimdLevel::Avx2 {
+                    // SAFETY: added only when the CPU has AVX2.
+                    paths.push(("avx2", |rows| unsafe { crate::kernels::simd::run_avx2(rows) }));
+                }
+                if detected() >= SimdLevel::Avx512 {
+                    // SAFETY: added only when the CPU has AVX-512F.
+                    paths.push(("avx512", |rows| unsafe { crate::kernels::simd::run_avx512(rows) }));
+                }
+            }
+            for (name, path) in paths {
+                let got = forward_rows(batch, n, path);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got.0), bits(&portable.0), "{name}, {batch}×{n}: cache");
+                assert_eq!(bits(&got.1), bits(&portable.1), "{name}, {batch}×{n}: c'");
+                assert_eq!(bits(&got.2), bits(&portable.2), "{name}, {batch}×{n}: h'");
+            }
+        }
     }
 }

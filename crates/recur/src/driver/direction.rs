@@ -137,7 +137,8 @@ fn run_direction_in_chunks<C: Cell>(
     // as one group, each large step's rows cut in halves.
     let groups = row_groups(batch, batch * out * width, in_groups);
     let split = groups.len() == 1;
-    let ctx = ForwardContext { cell, x, batching, direction, initial, keep, chunk, split };
+    let split_projection = split && in_groups;
+    let ctx = ForwardContext { cell, x, batching, direction, initial, keep, chunk, split, split_projection };
     let jobs: Vec<GroupForward<'_, C::Real>> = per_group_rows(&mut y, steps, batch, out, &groups)
         .into_iter()
         .zip(per_group_rows(&mut c, c_slots, batch, hidden, &groups))
@@ -171,6 +172,9 @@ struct ForwardContext<'a, C: Cell> {
     chunk: usize,
     /// Whether a large step's rows may be cut in halves on two threads (one group for the whole batch).
     split: bool,
+    /// Whether a chunk's input projection may be cut in halves on two threads (one group for the whole batch,
+    /// and no other direction beside it).
+    split_projection: bool,
 }
 
 /// One row group's share of a direction's forward: its rows of every slot of `h`, `c` and the cache (a slice a
@@ -219,7 +223,12 @@ impl<C: Cell> ForwardContext<'_, C> {
                 } else {
                     x_chunk
                 };
-                weights.input_projection(x_chunk, times.len() * g, &mut gx[..times.len() * g * width]);
+                weights.input_projection(
+                    x_chunk,
+                    times.len() * g,
+                    &mut gx[..times.len() * g * width],
+                    self.split_projection,
+                );
                 gx_first = times.start;
             }
             let Some(Step { t, prev, active, prev_active }) = batching.step(direction, s) else { continue };

@@ -14,7 +14,6 @@ mod split;
 pub(crate) use split::on_pool;
 
 use num_traits::Zero;
-use rayon::iter::ParallelExtend;
 
 pub(crate) use batching::Batching;
 pub(crate) use direction::{Final, Initial, backward_direction, run_direction};
@@ -430,20 +429,13 @@ impl<C: Cell> Stack<C> {
     }
 }
 
-/// `len` zeros. A large buffer (a training pass's caches and gradients run to megabytes) is written on all
-/// threads: on one, its zeroing would be the only work running between two parallel loops.
-pub(crate) fn zeros<T: Copy + Send + Zero>(len: usize) -> Vec<T> {
-    if len >= PARALLEL_ZERO_VALUES && rayon::current_num_threads() > 1 {
-        let mut v = Vec::with_capacity(len);
-        v.par_extend(rayon::iter::repeat_n(T::zero(), len));
-        v
-    } else {
-        vec![T::zero(); len]
-    }
+/// `len` zeros, from the allocator's zeroed memory. A large buffer comes as fresh pages that are zero already:
+/// it costs nothing until written, and each page is then cleared by the thread that first writes it, inside the
+/// (parallel) loop that fills it. Writing the zeros up front, even on all threads, cost more: alternating runs,
+/// the 2-layer `B32 H256` LSTM forward 23.4 → 20.7 ms and its training 74.9 → 67.9 ms without it.
+pub(crate) fn zeros<T: Copy + Zero>(len: usize) -> Vec<T> {
+    vec![T::zero(); len]
 }
-
-/// Values from which [`zeros`] writes on all threads (1 MB of `f32`).
-const PARALLEL_ZERO_VALUES: usize = 1 << 18;
 
 /// Joins two `(T, B, H)` outputs into `(T, B, 2H)`, forward first, as PyTorch lays out bidirectional outputs.
 fn interleave<T: Copy>(forward: &[T], reverse: &[T], width: usize) -> Vec<T> {
@@ -478,10 +470,11 @@ mod tests {
     }
 
     #[test]
-    fn zeros_are_zeros_large_or_small() {
-        let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-        for len in [0, 5, PARALLEL_ZERO_VALUES, PARALLEL_ZERO_VALUES + 3] {
-            let v: Vec<f32> = two.install(|| zeros(len));
+    fn zeros_are_zeros_large_or_small_even_in_reused_memory() {
+        for len in [0, 5, 1 << 18, (1 << 18) + 3] {
+            // Memory just freed with other values in it is what the allocator hands out next.
+            drop(vec![1.5f32; len]);
+            let v: Vec<f32> = zeros(len);
             assert_eq!(v.len(), len);
             assert!(v.iter().all(|&x| x == 0.0), "len {len}");
         }
