@@ -11,8 +11,10 @@ use std::collections::HashMap;
 
 use rand::Rng;
 
+use super::blocks::{UnitBlocks, lanes, load, store};
 use super::{Cell, CellCache, CellGrads, CellWeights, GateBackward, GatePass, step_backward_tensors, step_tensors};
 use crate::error::Result;
+use crate::kernels::simd::Vectorised;
 use crate::params::{Module, ParamMut, ParamRef, Trainable};
 use crate::real::Real;
 use crate::tensor::Tensor;
@@ -117,31 +119,9 @@ impl<T: Real> Cell for GruCell<T> {
     }
 
     fn forward_gates(&self, pass: GatePass<'_, T>) {
+        let (gx, gh, h_prev) = (pass.gx, pass.gh, pass.h_prev);
         let hidden = self.weights.hidden_size();
-        let width = 3 * hidden;
-        let cache_width = 4 * hidden;
-        for b in 0..pass.batch {
-            let gx = &pass.gx[b * width..(b + 1) * width];
-            let gh = &pass.gh[b * width..(b + 1) * width];
-            let h_prev = &pass.h_prev[b * hidden..(b + 1) * hidden];
-            let h_next = &mut pass.h_next[b * hidden..(b + 1) * hidden];
-            let cache = &mut pass.cache[b * cache_width..(b + 1) * cache_width];
-            let (rz, rest) = cache.split_at_mut(2 * hidden);
-            let (n, hn) = rest.split_at_mut(hidden);
-            for ((a, &x), &h) in rz.iter_mut().zip(&gx[..2 * hidden]).zip(&gh[..2 * hidden]) {
-                *a = x + h;
-            }
-            T::sigmoid_in_place(rz);
-            hn.copy_from_slice(&gh[2 * hidden..]);
-            let (r, z) = rz.split_at(hidden);
-            for (((n, &x), &r), &hn) in n.iter_mut().zip(&gx[2 * hidden..]).zip(r).zip(hn.iter()) {
-                *n = x + r * hn;
-            }
-            T::tanh_in_place(n);
-            for (((h, &n), &z), &hp) in h_next.iter_mut().zip(n.iter()).zip(z).zip(h_prev) {
-                *h = (T::one() - z) * n + z * hp;
-            }
-        }
+        T::vectorised(ForwardRows { hidden, gx, gh, h_prev, h_next: &mut *pass.h_next, cache: &mut *pass.cache });
     }
 
     /// With `a_n = gx_n + r ⊙ hn` (`hn = W_hn h + b_hn`):
@@ -152,34 +132,126 @@ impl<T: Real> Cell for GruCell<T> {
     /// ∂r = ∂a_n ⊙ hn  →  ∂a_r = ∂r ⊙ r(1−r);   ∂a_z = ∂z ⊙ z(1−z)   (the same for gx and gh)
     /// ```
     fn backward_gates(&self, pass: GateBackward<'_, T>) {
-        let hidden = self.weights.hidden_size();
-        let width = 3 * hidden;
-        let one = T::one();
-        for b in 0..pass.batch {
-            let h = b * hidden..(b + 1) * hidden;
-            let cache = &pass.cache[b * 4 * hidden..(b + 1) * 4 * hidden];
-            let (r, rest) = cache.split_at(hidden);
-            let (z, rest) = rest.split_at(hidden);
-            let (n, hn) = rest.split_at(hidden);
-            let (dh, h_prev) = (&pass.dh[h.clone()], &pass.h_prev[h.clone()]);
-            let dh_prev = &mut pass.dh_prev[h];
-            let dgx = &mut pass.dgx[b * width..(b + 1) * width];
-            let dgh = &mut pass.dgh[b * width..(b + 1) * width];
-            for j in 0..hidden {
-                let dn = dh[j] * (one - z[j]);
-                let dz = dh[j] * (h_prev[j] - n[j]);
-                dh_prev[j] = dh[j] * z[j];
-                let dan = dn * (one - n[j] * n[j]);
-                let dar = dan * hn[j] * r[j] * (one - r[j]);
-                let daz = dz * z[j] * (one - z[j]);
-                dgx[j] = dar;
-                dgx[hidden + j] = daz;
-                dgx[2 * hidden + j] = dan;
-                dgh[j] = dar;
-                dgh[hidden + j] = daz;
-                dgh[2 * hidden + j] = dan * r[j];
-            }
+        T::vectorised(BackwardRows {
+            hidden: self.weights.hidden_size(),
+            cache: pass.cache,
+            dh: pass.dh,
+            h_prev: pass.h_prev,
+            dh_prev: &mut *pass.dh_prev,
+            dgx: &mut *pass.dgx,
+            dgh: &mut *pass.dgh,
+        });
+    }
+}
+
+/// The GRU's forward gate pass over a batch of rows, a block of units at a time (see
+/// [`blocks`](super::blocks)).
+struct ForwardRows<'a, T> {
+    hidden: usize,
+    gx: &'a [T],
+    gh: &'a [T],
+    h_prev: &'a [T],
+    h_next: &'a mut [T],
+    /// Per row: the activated gates `r, z, n`, then `W_hn h + b_hn`.
+    cache: &'a mut [T],
+}
+
+impl<T: Real> Vectorised for ForwardRows<'_, T> {
+    #[inline(always)]
+    fn run(self) {
+        let n = self.hidden;
+        let inputs = self.gx.chunks_exact(3 * n).zip(self.gh.chunks_exact(3 * n)).zip(self.h_prev.chunks_exact(n));
+        let outputs = self.h_next.chunks_exact_mut(n).zip(self.cache.chunks_exact_mut(4 * n));
+        for (((gx, gh), h_prev), (h_next, cache)) in inputs.zip(outputs) {
+            ForwardRow { n, gx, gh, h_prev, h_next, cache }.all_units(n);
         }
+    }
+}
+
+/// One row of [`ForwardRows`].
+struct ForwardRow<'r, T> {
+    n: usize,
+    gx: &'r [T],
+    gh: &'r [T],
+    h_prev: &'r [T],
+    h_next: &'r mut [T],
+    cache: &'r mut [T],
+}
+
+impl<T: Real> UnitBlocks for ForwardRow<'_, T> {
+    #[inline(always)]
+    fn block(&mut self, j: usize, w: usize) {
+        let n = self.n;
+        let (xr, xz, xn) = (load(self.gx, j, w), load(self.gx, n + j, w), load(self.gx, 2 * n + j, w));
+        let (hr, hz, hn) = (load(self.gh, j, w), load(self.gh, n + j, w), load(self.gh, 2 * n + j, w));
+        let h_prev = load(self.h_prev, j, w);
+        let r = lanes(|l| (xr[l] + hr[l]).sigmoid());
+        let z = lanes(|l| (xz[l] + hz[l]).sigmoid());
+        let new = lanes(|l| (xn[l] + r[l] * hn[l]).act_tanh());
+        store(self.h_next, j, w, &lanes(|l| (T::one() - z[l]) * new[l] + z[l] * h_prev[l]));
+        for (gate, v) in [r, z, new, hn].iter().enumerate() {
+            store(self.cache, gate * n + j, w, v);
+        }
+    }
+}
+
+/// The GRU's backward gate pass over a batch of rows, a block of units at a time.
+struct BackwardRows<'a, T> {
+    hidden: usize,
+    /// The forward's cache.
+    cache: &'a [T],
+    /// `∂L/∂h'` and `h`, `n` values a row.
+    dh: &'a [T],
+    h_prev: &'a [T],
+    /// Receives `∂L/∂h ⊙ z`, the gradient that bypasses `W_hh`.
+    dh_prev: &'a mut [T],
+    /// Receive the gradients of the two projections' pre-activations, `3n` a row each.
+    dgx: &'a mut [T],
+    dgh: &'a mut [T],
+}
+
+impl<T: Real> Vectorised for BackwardRows<'_, T> {
+    #[inline(always)]
+    fn run(self) {
+        let n = self.hidden;
+        let inputs = self.cache.chunks_exact(4 * n).zip(self.dh.chunks_exact(n)).zip(self.h_prev.chunks_exact(n));
+        let grads = self.dgx.chunks_exact_mut(3 * n).zip(self.dgh.chunks_exact_mut(3 * n));
+        for (((cache, dh), h_prev), (dh_prev, (dgx, dgh))) in inputs.zip(self.dh_prev.chunks_exact_mut(n).zip(grads)) {
+            BackwardRow { n, cache, dh, h_prev, dh_prev, dgx, dgh }.all_units(n);
+        }
+    }
+}
+
+/// One row of [`BackwardRows`].
+struct BackwardRow<'r, T> {
+    n: usize,
+    cache: &'r [T],
+    dh: &'r [T],
+    h_prev: &'r [T],
+    dh_prev: &'r mut [T],
+    dgx: &'r mut [T],
+    dgh: &'r mut [T],
+}
+
+impl<T: Real> UnitBlocks for BackwardRow<'_, T> {
+    #[inline(always)]
+    fn block(&mut self, j: usize, w: usize) {
+        let (n, one) = (self.n, T::one());
+        let (r, z) = (load(self.cache, j, w), load(self.cache, n + j, w));
+        let (new, hn) = (load(self.cache, 2 * n + j, w), load(self.cache, 3 * n + j, w));
+        let (dh, h_prev) = (load(self.dh, j, w), load(self.h_prev, j, w));
+        let dn = lanes(|l| dh[l] * (one - z[l]));
+        let dz = lanes(|l| dh[l] * (h_prev[l] - new[l]));
+        store(self.dh_prev, j, w, &lanes(|l| dh[l] * z[l]));
+        let dan = lanes(|l| dn[l] * (one - new[l] * new[l]));
+        let dar = lanes(|l| dan[l] * hn[l] * r[l] * (one - r[l]));
+        let daz = lanes(|l| dz[l] * z[l] * (one - z[l]));
+        for (gate, v) in [dar, daz, dan].iter().enumerate() {
+            store(self.dgx, gate * n + j, w, v);
+        }
+        store(self.dgh, j, w, &dar);
+        store(self.dgh, n + j, w, &daz);
+        store(self.dgh, 2 * n + j, w, &lanes(|l| dan[l] * r[l]));
     }
 }
 

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use rand::Rng;
 
+use super::blocks::{UnitBlocks, lanes, load, store};
 use super::{
     Cell, CellCache, CellGrads, CellWeights, GateBackward, GatePass, step_backward_tensors, step_tensors, transpose,
 };
@@ -199,8 +200,6 @@ impl<T: Real> Cell for LstmCell<T> {
     /// ```
     fn backward_gates(&self, pass: GateBackward<'_, T>) {
         let hidden = self.weights.hidden_size();
-        let width = 4 * hidden;
-        let cache_width = 5 * hidden;
         let dm_all: &[T] = match &self.weight_hr {
             None => pass.dh,
             Some(_) => {
@@ -211,31 +210,16 @@ impl<T: Real> Cell for LstmCell<T> {
                 pass.scratch
             }
         };
-        let one = T::one();
-        for b in 0..pass.batch {
-            let h = b * hidden..(b + 1) * hidden;
-            let cache = &pass.cache[b * cache_width..(b + 1) * cache_width];
-            let (i, rest) = cache.split_at(hidden);
-            let (f, rest) = rest.split_at(hidden);
-            let (g, rest) = rest.split_at(hidden);
-            let o = &rest[..hidden];
-            let dgx = &mut pass.dgx[b * width..(b + 1) * width];
-            let (di, rest) = dgx.split_at_mut(hidden);
-            let (df, rest) = rest.split_at_mut(hidden);
-            let (dg, do_) = rest.split_at_mut(hidden);
-            let (dm, dc_in, c, c_prev) =
-                (&dm_all[h.clone()], &pass.dc[h.clone()], &pass.c_next[h.clone()], &pass.c_prev[h.clone()]);
-            let dc_prev = &mut pass.dc_prev[h];
-            for j in 0..hidden {
-                let tanh_c = c[j].act_tanh();
-                let dct = dc_in[j] + dm[j] * o[j] * (one - tanh_c * tanh_c);
-                di[j] = dct * g[j] * i[j] * (one - i[j]);
-                df[j] = dct * c_prev[j] * f[j] * (one - f[j]);
-                dg[j] = dct * i[j] * (one - g[j] * g[j]);
-                do_[j] = dm[j] * tanh_c * o[j] * (one - o[j]);
-                dc_prev[j] = dct * f[j];
-            }
-        }
+        T::vectorised(BackwardRows {
+            hidden,
+            cache: pass.cache,
+            dm: dm_all,
+            dc: pass.dc,
+            c_next: pass.c_next,
+            c_prev: pass.c_prev,
+            dgx: &mut *pass.dgx,
+            dc_prev: &mut *pass.dc_prev,
+        });
         pass.dh_prev.fill(T::zero());
     }
 
@@ -323,16 +307,8 @@ impl<T: Real> Vectorised for ForwardRows<'_, T> {
         let states = self.c_prev.chunks_exact(n).zip(self.c_next.chunks_exact_mut(n));
         let mut h_rows = self.h_next.map(|h| h.chunks_exact_mut(n));
         for (((gx, gh), (c_prev, c_next)), cache) in rows.zip(states).zip(self.cache.chunks_exact_mut(5 * n)) {
-            let mut row = UnitRow { n, gx, gh, c_prev, c_next, cache };
-            let mut j = 0;
-            // Whole blocks first, where every copy has a constant length and compiles to vector moves.
-            while j + BLOCK <= n {
-                row.block(j, BLOCK);
-                j += BLOCK;
-            }
-            if j < n {
-                row.block(j, n - j);
-            }
+            let mut row = ForwardRow { n, gx, gh, c_prev, c_next, cache };
+            row.all_units(n);
             if let Some(h) = h_rows.as_mut().and_then(|rows| rows.next()) {
                 h.copy_from_slice(&row.cache[4 * n..]);
             }
@@ -340,12 +316,9 @@ impl<T: Real> Vectorised for ForwardRows<'_, T> {
     }
 }
 
-/// Units per block of [`ForwardRows`]: one 512-bit vector of `f32`.
-const BLOCK: usize = 16;
-
-/// One row of [`ForwardRows`]: its `4n` pre-activations of each projection, `n` values of `c` and `c'`, and
-/// its cache.
-struct UnitRow<'r, T> {
+/// One row of [`ForwardRows`]: its `4n` pre-activations of each projection, `n` values of `c` and `c'`, and its
+/// cache.
+struct ForwardRow<'r, T> {
     n: usize,
     gx: &'r [T],
     gh: &'r [T],
@@ -354,34 +327,84 @@ struct UnitRow<'r, T> {
     cache: &'r mut [T],
 }
 
-impl<T: Real> UnitRow<'_, T> {
-    /// Units `j..j + w` (`w ≤ BLOCK`), through local arrays: the compiler cannot tell that the gates, `c'` and
-    /// `m`, cut from shared buffers, do not overlap, and leaves a loop over the slices themselves scalar.
+impl<T: Real> UnitBlocks for ForwardRow<'_, T> {
     #[inline(always)]
     fn block(&mut self, j: usize, w: usize) {
         let n = self.n;
-        let load = |from: &[T], at: usize| -> [T; BLOCK] {
-            let mut v = [T::zero(); BLOCK];
-            v[..w].copy_from_slice(&from[at + j..][..w]);
-            v
-        };
-        let (xi, xf, xg, xo) = (load(self.gx, 0), load(self.gx, n), load(self.gx, 2 * n), load(self.gx, 3 * n));
-        let (hi, hf, hg, ho) = (load(self.gh, 0), load(self.gh, n), load(self.gh, 2 * n), load(self.gh, 3 * n));
-        let cp = load(self.c_prev, 0);
-        let zero = [T::zero(); BLOCK];
-        let (mut i, mut f, mut g, mut o, mut c, mut m) = (zero, zero, zero, zero, zero, zero);
-        for l in 0..BLOCK {
-            i[l] = (xi[l] + hi[l]).sigmoid();
-            f[l] = (xf[l] + hf[l]).sigmoid();
-            g[l] = (xg[l] + hg[l]).act_tanh();
-            o[l] = (xo[l] + ho[l]).sigmoid();
-            c[l] = f[l] * cp[l] + i[l] * g[l];
-            m[l] = c[l].act_tanh() * o[l];
-        }
+        let (xi, xf, xg, xo) =
+            (load(self.gx, j, w), load(self.gx, n + j, w), load(self.gx, 2 * n + j, w), load(self.gx, 3 * n + j, w));
+        let (hi, hf, hg, ho) =
+            (load(self.gh, j, w), load(self.gh, n + j, w), load(self.gh, 2 * n + j, w), load(self.gh, 3 * n + j, w));
+        let c_prev = load(self.c_prev, j, w);
+        // (Only closures called once: one called several times stays a call, outside the vector build.)
+        let i = lanes(|l| (xi[l] + hi[l]).sigmoid());
+        let f = lanes(|l| (xf[l] + hf[l]).sigmoid());
+        let g = lanes(|l| (xg[l] + hg[l]).act_tanh());
+        let o = lanes(|l| (xo[l] + ho[l]).sigmoid());
+        let c = lanes(|l| f[l] * c_prev[l] + i[l] * g[l]);
+        let m = lanes(|l| c[l].act_tanh() * o[l]);
         for (gate, v) in [i, f, g, o, m].iter().enumerate() {
-            self.cache[gate * n + j..][..w].copy_from_slice(&v[..w]);
+            store(self.cache, gate * n + j, w, v);
         }
-        self.c_next[j..j + w].copy_from_slice(&c[..w]);
+        store(self.c_next, j, w, &c);
+    }
+}
+
+/// The LSTM's backward gate pass over a batch of rows, a block of units at a time (see [`blocks`](super::blocks)).
+struct BackwardRows<'a, T> {
+    hidden: usize,
+    /// The forward's cache: per row the activated gates `i, f, g, o`, then `m`.
+    cache: &'a [T],
+    /// `∂L/∂m`, `∂L/∂c'`, `c'` and `c`, `n` values a row.
+    dm: &'a [T],
+    dc: &'a [T],
+    c_next: &'a [T],
+    c_prev: &'a [T],
+    /// Receive `∂L/∂(i, f, g, o)` pre-activation, `4n` a row, and `∂L/∂c`.
+    dgx: &'a mut [T],
+    dc_prev: &'a mut [T],
+}
+
+impl<T: Real> Vectorised for BackwardRows<'_, T> {
+    #[inline(always)]
+    fn run(self) {
+        let n = self.hidden;
+        let rows = self.cache.chunks_exact(5 * n).zip(self.dgx.chunks_exact_mut(4 * n));
+        let grads = self.dm.chunks_exact(n).zip(self.dc.chunks_exact(n)).zip(self.dc_prev.chunks_exact_mut(n));
+        let states = self.c_next.chunks_exact(n).zip(self.c_prev.chunks_exact(n));
+        for (((cache, dgx), ((dm, dc), dc_prev)), (c, c_prev)) in rows.zip(grads).zip(states) {
+            BackwardRow { n, cache, dm, dc, c, c_prev, dgx, dc_prev }.all_units(n);
+        }
+    }
+}
+
+/// One row of [`BackwardRows`].
+struct BackwardRow<'r, T> {
+    n: usize,
+    cache: &'r [T],
+    dm: &'r [T],
+    dc: &'r [T],
+    c: &'r [T],
+    c_prev: &'r [T],
+    dgx: &'r mut [T],
+    dc_prev: &'r mut [T],
+}
+
+impl<T: Real> UnitBlocks for BackwardRow<'_, T> {
+    #[inline(always)]
+    fn block(&mut self, j: usize, w: usize) {
+        let (n, one) = (self.n, T::one());
+        let (i, f) = (load(self.cache, j, w), load(self.cache, n + j, w));
+        let (g, o) = (load(self.cache, 2 * n + j, w), load(self.cache, 3 * n + j, w));
+        let (dm, dc, c, c_prev) =
+            (load(self.dm, j, w), load(self.dc, j, w), load(self.c, j, w), load(self.c_prev, j, w));
+        let tanh_c = lanes(|l| c[l].act_tanh());
+        let dct = lanes(|l| dc[l] + dm[l] * o[l] * (one - tanh_c[l] * tanh_c[l]));
+        store(self.dgx, j, w, &lanes(|l| dct[l] * g[l] * i[l] * (one - i[l])));
+        store(self.dgx, n + j, w, &lanes(|l| dct[l] * c_prev[l] * f[l] * (one - f[l])));
+        store(self.dgx, 2 * n + j, w, &lanes(|l| dct[l] * i[l] * (one - g[l] * g[l])));
+        store(self.dgx, 3 * n + j, w, &lanes(|l| dm[l] * tanh_c[l] * o[l] * (one - o[l])));
+        store(self.dc_prev, j, w, &lanes(|l| dct[l] * f[l]));
     }
 }
 

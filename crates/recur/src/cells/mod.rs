@@ -15,6 +15,7 @@
 //! and its backward mirrors it: the cell turns `∂L/∂h_t` and `∂L/∂c_t` into the gradients of `gx`, `gh` and
 //! `c_{t−1}`; the driver does the products.
 
+mod blocks;
 mod gru;
 mod lstm;
 mod rnn;
