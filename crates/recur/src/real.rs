@@ -5,6 +5,7 @@
 use std::fmt::Debug;
 use std::ops::{AddAssign, DivAssign, MulAssign, SubAssign};
 
+use crate::driver::scratch::{Pool, SharedPool};
 use crate::kernels::activation;
 use crate::kernels::packed::{self, TileKernel};
 use crate::kernels::simd::{self, Vectorised};
@@ -43,6 +44,8 @@ pub trait Real:
     fn tanh_in_place(xs: &mut [Self]) {
         xs.iter_mut().for_each(|x| *x = x.act_tanh());
     }
+    /// The pool of large work buffers kept between passes, one per type (see `driver::scratch`).
+    fn scratch_pool() -> &'static SharedPool<Self>;
     /// Runs element-wise `work` (a cell's gate pass), built for the CPU's vector instructions where the type
     /// has them ([`simd::run_vectorised`] for `f32`).
     fn vectorised<V: Vectorised>(work: V) {
@@ -97,6 +100,11 @@ impl Real for f32 {
         simd::run_vectorised(work)
     }
 
+    fn scratch_pool() -> &'static SharedPool<Self> {
+        static POOL: SharedPool<f32> = SharedPool::new(Pool::new());
+        &POOL
+    }
+
     fn tile_kernel() -> TileKernel<Self> {
         packed::tile_f32_kernel()
     }
@@ -108,6 +116,11 @@ impl Real for f32 {
 
 /// The reference type: libm's functions, exact to the last bit that finite differences need.
 impl Real for f64 {
+    fn scratch_pool() -> &'static SharedPool<Self> {
+        static POOL: SharedPool<f64> = SharedPool::new(Pool::new());
+        &POOL
+    }
+
     fn from_f32(x: f32) -> Self {
         x as f64
     }

@@ -89,12 +89,12 @@ impl Tensor {
 ///
 /// This is how batch-first input becomes time-major and back.
 pub(crate) fn swap_leading_axes(data: &[f32], a: usize, b: usize, c: usize) -> Vec<f32> {
-    let mut out = vec![0.0; data.len()];
-    for i in 0..a {
-        for j in 0..b {
+    // Often a buffer a previous pass handed back: already mapped, no page faults.
+    let mut out = crate::driver::scratch::take_empty(data.len());
+    for j in 0..b {
+        for i in 0..a {
             let src = (i * b + j) * c;
-            let dst = (j * a + i) * c;
-            out[dst..dst + c].copy_from_slice(&data[src..src + c]);
+            out.extend_from_slice(&data[src..src + c]);
         }
     }
     out

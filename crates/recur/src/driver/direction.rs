@@ -7,6 +7,7 @@ use super::batching::{Batching, Step};
 use std::ops::Range;
 
 use super::row_groups::{row_groups, run_groups};
+use super::scratch;
 use super::split::{ForwardRows, RowWidths, backward_step, forward_step};
 use super::{Direction, DirectionTrace, zeros};
 use crate::cells::{Cell, GateBackward, WeightGradInputs};
@@ -129,7 +130,7 @@ fn run_direction_in_chunks<C: Cell>(
     let Dims { steps, batch, width, out, hidden, state_len, cell_len, cache_width } = Dims::of(cell, batching);
     // Inference keeps two cell-state slots (previous, next) and one cache slot; training keeps every step's.
     let (c_slots, cache_slots) = if keep { (steps, steps) } else { (2, 1) };
-    let mut y = zeros(steps * state_len);
+    let mut y = scratch::take(steps * state_len);
     let mut c = zeros(c_slots * cell_len);
     let mut cache = zeros(cache_slots * batch * cache_width);
 
@@ -203,8 +204,8 @@ impl<C: Cell> ForwardContext<'_, C> {
         // the whole sequence at once (whose `T·B·G·H` values can reach 100 MB, written and read back from memory).
         // A group of part of the batch gathers its rows of the chunk's input first, for one product.
         let in_size = weights.input_size();
-        let mut gx = zeros(chunk * g * width);
-        let mut x_rows = if g < batch { zeros(chunk * g * in_size) } else { Vec::new() };
+        let mut gx = scratch::take(chunk * g * width);
+        let mut x_rows = if g < batch { scratch::take(chunk * g * in_size) } else { Vec::new() };
         let mut gx_first = 0;
         let mut gh = vec![zero; g * width];
         let (mut h_buf, mut c_buf) = (vec![zero; g * out], vec![zero; g * hidden]);
@@ -257,6 +258,8 @@ impl<C: Cell> ForwardContext<'_, C> {
             };
             forward_step(cell, w_hh_t, step_rows, row_widths);
         }
+        scratch::give(gx);
+        scratch::give(x_rows);
     }
 }
 

@@ -9,6 +9,7 @@
 mod batching;
 mod direction;
 mod row_groups;
+pub(crate) mod scratch;
 mod split;
 
 pub(crate) use split::on_pool;
@@ -19,6 +20,7 @@ pub(crate) use batching::Batching;
 pub(crate) use direction::{Final, Initial, backward_direction, run_direction};
 
 use crate::cells::Cell;
+use crate::real::Real;
 
 /// Which way a direction walks time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -302,8 +304,15 @@ impl<C: Cell> Stack<C> {
             if keep {
                 let input = masked.unwrap_or_else(|| unmasked.to_vec());
                 traces.push(LayerTrace { input, mask, directions: runs });
+            } else {
+                for run in runs {
+                    [run.y, run.c, run.cache].into_iter().for_each(scratch::give);
+                }
             }
-            layer_output = Some(output);
+            // The previous layer's output has been read (and copied into the trace when one is kept).
+            if let Some(previous) = layer_output.replace(output) {
+                scratch::give(previous);
+            }
         }
         let output = layer_output.expect("a stack has at least one layer");
         let output = batching.unsort(output, self.directions * out_size);
@@ -438,8 +447,8 @@ pub(crate) fn zeros<T: Copy + Zero>(len: usize) -> Vec<T> {
 }
 
 /// Joins two `(T, B, H)` outputs into `(T, B, 2H)`, forward first, as PyTorch lays out bidirectional outputs.
-fn interleave<T: Copy>(forward: &[T], reverse: &[T], width: usize) -> Vec<T> {
-    let mut out = Vec::with_capacity(2 * forward.len());
+fn interleave<T: Real>(forward: &[T], reverse: &[T], width: usize) -> Vec<T> {
+    let mut out = scratch::take_empty(2 * forward.len());
     for (f, r) in forward.chunks_exact(width).zip(reverse.chunks_exact(width)) {
         out.extend_from_slice(f);
         out.extend_from_slice(r);

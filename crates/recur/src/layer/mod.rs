@@ -8,6 +8,7 @@ pub use config::{Mode, RecurrentConfig};
 use rand::Rng;
 
 use crate::cells::{Cell, GruCell, GruCellConfig, LstmCell, LstmCellConfig, Nonlinearity, RnnCell, RnnCellConfig};
+use crate::driver::scratch;
 use crate::driver::{Stack, StackOutput, StackTrace};
 use crate::error::{Error, Result};
 use crate::params::{Module, Param, ParamMut, ParamRef, Trainable};
@@ -142,6 +143,7 @@ impl Recurrent {
             Cells::Lstm(s) => s.forward(&x, steps, batch, h0, c0),
             Cells::Gru(s) => s.forward(&x, steps, batch, h0, c0),
         };
+        scratch::give(x);
         Ok(self.finish(out, &geometry))
     }
 
@@ -169,6 +171,7 @@ impl Recurrent {
             Cells::Lstm(s) => s.forward_padded(&x, steps, lengths, h0, c0),
             Cells::Gru(s) => s.forward_padded(&x, steps, lengths, h0, c0),
         };
+        scratch::give(x);
         Ok(self.finish(out, &geometry))
     }
 
@@ -343,7 +346,9 @@ impl Recurrent {
         let Geometry { steps, batch, unbatched } = *geometry;
         let width = self.config.directions() * self.config.output_size();
         let output = if self.config.batch_first && !unbatched {
-            swap_leading_axes(&out.output, steps, batch, width)
+            let output = swap_leading_axes(&out.output, steps, batch, width);
+            scratch::give(out.output);
+            output
         } else {
             out.output
         };

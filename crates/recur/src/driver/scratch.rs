@@ -1,0 +1,141 @@
+//! Large work buffers kept from one pass for the next.
+//!
+//! A pass over a batch allocates megabytes it frees at its end: each layer's output before the next layer reads
+//! it, each row group's chunk of input pre-activations, the time-major copies of a batch-first input and output.
+//! Freed, that memory goes back to the system (glibc returns large blocks at once), and the next pass takes it
+//! again page by page, one page fault each: on the virtual machines recur is measured on a fault costs
+//! microseconds, and a forward of the `B32 H256` LSTM took about 900 of them. So such buffers go back to a small
+//! pool instead ([`give`]) and the next pass takes them from it ([`take`]), already mapped and in cache.
+//!
+//! The pool holds at most [`MAX_BUFFERS`] buffers and [`MAX_BYTES`] bytes (per scalar type); past that a buffer
+//! is freed as usual. Buffers below [`MIN_BYTES`] are not kept: the allocator reuses small blocks by itself.
+
+use std::sync::{Mutex, PoisonError};
+
+use crate::real::Real;
+
+/// The most buffers the pool keeps.
+pub(crate) const MAX_BUFFERS: usize = 16;
+/// The most bytes the pool keeps.
+pub(crate) const MAX_BYTES: usize = 64 << 20;
+/// Buffers smaller than this are freed as usual.
+pub(crate) const MIN_BYTES: usize = 64 << 10;
+
+/// Free buffers of one scalar type.
+#[derive(Debug, Default)]
+pub struct Pool<T> {
+    buffers: Vec<Vec<T>>,
+}
+
+impl<T: Copy> Pool<T> {
+    /// An empty pool, for a `static`.
+    pub const fn new() -> Self {
+        Pool { buffers: Vec::new() }
+    }
+
+    fn bytes(&self) -> usize {
+        self.buffers.iter().map(|b| b.capacity() * size_of::<T>()).sum()
+    }
+
+    /// The smallest kept buffer that holds `len` values.
+    fn take(&mut self, len: usize) -> Option<Vec<T>> {
+        let best = (0..self.buffers.len())
+            .filter(|&i| self.buffers[i].capacity() >= len)
+            .min_by_key(|&i| self.buffers[i].capacity())?;
+        Some(self.buffers.swap_remove(best))
+    }
+
+    /// Keeps `v` if it is large enough and there is room, making room by dropping smaller buffers first.
+    fn give(&mut self, v: Vec<T>) {
+        let bytes = v.capacity() * size_of::<T>();
+        if !(MIN_BYTES..=MAX_BYTES).contains(&bytes) {
+            return;
+        }
+        while self.buffers.len() >= MAX_BUFFERS || self.bytes() + bytes > MAX_BYTES {
+            let smallest = (0..self.buffers.len()).min_by_key(|&i| self.buffers[i].capacity());
+            match smallest {
+                Some(i) if self.buffers[i].capacity() < v.capacity() => drop(self.buffers.swap_remove(i)),
+                _ => return,
+            }
+        }
+        self.buffers.push(v);
+    }
+}
+
+/// A kept buffer with room for `len` values, emptied, if the pool has one.
+fn kept<T: Real>(len: usize) -> Option<Vec<T>> {
+    if len * size_of::<T>() < MIN_BYTES {
+        return None;
+    }
+    let mut v = T::scratch_pool().lock().unwrap_or_else(PoisonError::into_inner).take(len)?;
+    v.clear();
+    Some(v)
+}
+
+/// `len` zeros, in a kept buffer when one is large enough (see the module's doc), else newly allocated (whose
+/// zeros come from the allocator's zeroed pages, see [`super::zeros`]).
+pub(crate) fn take<T: Real>(len: usize) -> Vec<T> {
+    match kept(len) {
+        Some(mut v) => {
+            v.resize(len, T::zero());
+            v
+        }
+        None => vec![T::zero(); len],
+    }
+}
+
+/// An empty vector with room for `capacity` values, in a kept buffer when one is large enough.
+pub(crate) fn take_empty<T: Real>(capacity: usize) -> Vec<T> {
+    kept(capacity).unwrap_or_else(|| Vec::with_capacity(capacity))
+}
+
+/// Hands `v` back for a later [`take`] (or frees it).
+pub(crate) fn give<T: Real>(v: Vec<T>) {
+    if v.capacity() * size_of::<T>() >= MIN_BYTES {
+        T::scratch_pool().lock().unwrap_or_else(PoisonError::into_inner).give(v);
+    }
+}
+
+/// A pool behind a lock, as [`Real::scratch_pool`] returns it.
+pub type SharedPool<T> = Mutex<Pool<T>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BIG: usize = MIN_BYTES / 4;
+
+    #[test]
+    fn a_given_buffer_comes_back_zeroed_and_small_ones_are_not_kept() {
+        let mut pool = Pool::<f32>::new();
+        pool.give(vec![1.0; BIG]);
+        pool.give(vec![1.0; 10]);
+        assert_eq!(pool.buffers.len(), 1);
+        let v = pool.take(BIG - 5).expect("a kept buffer");
+        assert!(v.capacity() >= BIG);
+        assert!(pool.take(1).is_none());
+        // Through the shared pool, the values are zeros of the asked length.
+        give(vec![2.5f32; 3 * BIG]);
+        let v: Vec<f32> = take(3 * BIG - 1);
+        assert_eq!(v.len(), 3 * BIG - 1);
+        assert!(v.iter().all(|&x| x == 0.0));
+    }
+
+    #[test]
+    fn take_picks_the_smallest_that_fits_and_the_pool_stays_bounded() {
+        let mut pool = Pool::<f32>::new();
+        for n in [4, 2, 3] {
+            pool.give(Vec::with_capacity(n * BIG));
+        }
+        assert_eq!(pool.take(2 * BIG + 1).map(|v| v.capacity()), Some(3 * BIG));
+        for _ in 0..3 * MAX_BUFFERS {
+            pool.give(Vec::with_capacity(BIG));
+        }
+        assert!(pool.buffers.len() <= MAX_BUFFERS && pool.bytes() <= MAX_BYTES);
+        // A larger buffer displaces smaller ones; one past the byte cap is not kept.
+        pool.give(Vec::with_capacity(5 * BIG));
+        assert!(pool.buffers.iter().any(|b| b.capacity() == 5 * BIG));
+        pool.give(Vec::with_capacity(MAX_BYTES / 4 + 1));
+        assert!(pool.buffers.iter().all(|b| b.capacity() <= MAX_BYTES / 4));
+    }
+}
