@@ -46,6 +46,7 @@ pub mod tensor;
 pub mod train;
 
 pub use cells::{GruCell, GruCellConfig, LstmCell, LstmCellConfig, Nonlinearity, RnnCell, RnnCellConfig};
+pub use driver::scratch::release as release_scratch;
 pub use error::{Error, Result};
 pub use layer::{Mode, Recurrent, RecurrentCache, RecurrentConfig, RecurrentGrads, RecurrentOutput};
 pub use loss::{BceWithLogitsLoss, CrossEntropyLoss, MseLoss};

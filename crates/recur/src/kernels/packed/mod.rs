@@ -206,16 +206,13 @@ fn product_with<T: Real>(
     if let Start::Bias(bias) = start {
         assert_eq!(bias.len(), n, "packed_product: bias length");
     }
-    // Blocks of KC rows of B, each pass a read-modify-write of C. 256 rather than 128: a whole `K = 256` in one
-    // pass (one core, alternating builds: 84–86 GFLOP/s with 128, 89–93 with 256, on a loop-of-FMAs peak of 94).
-    // Fewer passes still win alone (2048, one pass for every shape here: 1–6% faster in a loop of products) but
-    // changed nothing end to end (paired calls in one process, within 1%), so the block stays at 256.
-    // (Built for the per-step shapes, a few dozen rows; it also makes the input projections whose `K` fits one
-    // block, a few hundred rows, where it matches the gemm crate: see `CellWeights::input_projection`.)
-    for k0 in (0..k).step_by(KC) {
-        let start = if k0 == 0 { start } else { Start::Accumulate };
-        panels_times_rows(kernel, a, lda, 0..m, b, k0..(k0 + KC).min(k), start, c, ldc);
-    }
+    // Blocks of KC rows of B, each a read-modify-write of C. 256 rather than 128: a whole `K = 256` in one block
+    // (one core, alternating builds: 84–86 GFLOP/s with 128, 89–93 with 256, on a loop-of-FMAs peak of 94).
+    // Fewer blocks still win alone (2048, one block for every shape here: 1–6% faster in a loop of products) but
+    // changed nothing end to end (paired calls in one process, within 1%), so the block stays at 256. The blocks
+    // of `K` are walked inside each group of panels, so that its columns of `C` stay in cache from one block to
+    // the next.
+    panels_times_rows(kernel, a, lda, 0..m, b, start, c, ldc);
 }
 
 /// [`packed_product`] with the rows of `A` and `C` cut in two halves run on two threads, when there are enough
@@ -247,7 +244,8 @@ pub fn packed_product_on_threads<T: Real>(
 /// Multiply-adds (`m·k·n`) from which [`packed_product_on_threads`] splits its rows.
 const PARALLEL_PRODUCT_WORK: usize = 1 << 22;
 
-/// `C[rows] ← start + A[rows, ks]·B[ks, ..]`: every group of panels of `B` against every tile of the rows.
+/// `C[rows] ← start + A[rows]·B`: every group of panels of `B` against every tile of the rows, a block of
+/// [`KC`] rows of `B` at a time.
 #[allow(clippy::too_many_arguments)]
 fn panels_times_rows<T: Real>(
     kernel: TileKernel<T>,
@@ -255,37 +253,30 @@ fn panels_times_rows<T: Real>(
     lda: usize,
     rows: Range<usize>,
     b: &PackedMatrix<T>,
-    ks: Range<usize>,
     start: Start<'_, T>,
     c: &mut [T],
     ldc: usize,
 ) {
     let (k, n) = (b.k, b.n);
     let stride = k * NR;
-    let a = &a[rows.start * lda + ks.start..];
+    let a = &a[rows.start * lda..];
+    let blocks = || (0..k).step_by(KC).map(move |k0| k0..(k0 + KC).min(k));
     let full = n / NR;
     let mut p = 0;
     while p < full {
         let count = kernel.panels.min(full - p);
         let col = p * NR;
-        let panels = &b.panels[p * stride + ks.start * NR..];
         // Full panels always fit: the asserts of `packed_product` put `N` columns in every row of `C`.
         let group_start = match start {
             Start::Bias(bias) => Start::Bias(&bias[col..col + count * NR]),
             other => other,
         };
-        (kernel.run)(
-            ks.len(),
-            a,
-            lda,
-            rows.len(),
-            panels,
-            stride,
-            count,
-            group_start,
-            &mut c[rows.start * ldc + col..],
-            ldc,
-        );
+        for ks in blocks() {
+            let panels = &b.panels[p * stride + ks.start * NR..];
+            let block_start = if ks.start == 0 { group_start } else { Start::Accumulate };
+            let c = &mut c[rows.start * ldc + col..];
+            (kernel.run)(ks.len(), &a[ks.start..], lda, rows.len(), panels, stride, count, block_start, c, ldc);
+        }
         p += count;
     }
     if full * NR == n {
@@ -295,16 +286,20 @@ fn panels_times_rows<T: Real>(
     // columns reach `C`.
     let col = full * NR;
     let cols = n - col;
-    let panel = &b.panels[full * stride + ks.start * NR..][..ks.len() * NR];
     let row_start = match start {
         Start::Bias(bias) => Start::Bias(&bias[col..]),
         other => other,
     };
-    for (row, height) in tile_heights(rows.len(), kernel.rows) {
-        let mut tile = [T::zero(); MAX_MR * NR];
-        (kernel.run)(ks.len(), &a[row * lda..], lda, height, panel, stride, 1, Start::Zero, &mut tile, NR);
-        for (r, values) in tile.chunks_exact(NR).take(height).enumerate() {
-            finish_row(row_start, &mut c[(rows.start + row + r) * ldc + col..][..cols], values);
+    for ks in blocks() {
+        let panel = &b.panels[full * stride + ks.start * NR..][..ks.len() * NR];
+        let block_start = if ks.start == 0 { row_start } else { Start::Accumulate };
+        for (row, height) in tile_heights(rows.len(), kernel.rows) {
+            let mut tile = [T::zero(); MAX_MR * NR];
+            let a = &a[row * lda + ks.start..];
+            (kernel.run)(ks.len(), a, lda, height, panel, stride, 1, Start::Zero, &mut tile, NR);
+            for (r, values) in tile.chunks_exact(NR).take(height).enumerate() {
+                finish_row(block_start, &mut c[(rows.start + row + r) * ldc + col..][..cols], values);
+            }
         }
     }
 }
