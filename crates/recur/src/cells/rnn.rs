@@ -4,8 +4,10 @@ use std::collections::HashMap;
 
 use rand::Rng;
 
+use super::blocks::{UnitBlocks, lanes, load, store};
 use super::{Cell, CellCache, CellGrads, CellWeights, GateBackward, GatePass, step_backward_tensors, step_tensors};
 use crate::error::{Error, Result};
+use crate::kernels::simd::Vectorised;
 use crate::params::{Module, ParamMut, ParamRef, Trainable};
 use crate::real::Real;
 use crate::tensor::Tensor;
@@ -140,26 +142,48 @@ impl<T: Real> Cell for RnnCell<T> {
     }
 
     fn forward_gates(&self, pass: GatePass<'_, T>) {
-        for ((h, &x), &r) in pass.h_next.iter_mut().zip(pass.gx).zip(pass.gh) {
-            *h = x + r;
-        }
-        match self.nonlinearity {
-            Nonlinearity::Tanh => T::tanh_in_place(pass.h_next),
-            Nonlinearity::Relu => pass.h_next.iter_mut().for_each(|h| *h = h.max(T::zero())),
-        }
+        let (gx, gh) = (pass.gx, pass.gh);
+        let relu = self.nonlinearity == Nonlinearity::Relu;
+        T::vectorised(Rows { relu, pre: [gx, gh], out: &mut *pass.h_next, backward: false });
     }
 
     /// `∂L/∂a = ∂L/∂h ⊙ act′(a)`, with `act′ = 1 − h²` for tanh and `[h > 0]` for ReLU (read off the output).
     fn backward_gates(&self, pass: GateBackward<'_, T>) {
-        let one = T::one();
-        for ((da, &dh), &h) in pass.dgx.iter_mut().zip(pass.dh).zip(pass.h_next) {
-            *da = match self.nonlinearity {
-                Nonlinearity::Tanh => dh * (one - h * h),
-                Nonlinearity::Relu if h > T::zero() => dh,
-                Nonlinearity::Relu => T::zero(),
-            };
-        }
+        let relu = self.nonlinearity == Nonlinearity::Relu;
+        T::vectorised(Rows { relu, pre: [pass.dh, pass.h_next], out: &mut *pass.dgx, backward: true });
         pass.dh_prev.fill(T::zero());
+    }
+}
+
+/// The RNN's gate pass over whole rows, a block of values at a time (see [`blocks`](super::blocks)): forward,
+/// `h' = act(gx + gh)` from `pre = [gx, gh]`; backward, `∂a = ∂h ⊙ act′` from `pre = [∂h, h']`.
+struct Rows<'a, T> {
+    relu: bool,
+    pre: [&'a [T]; 2],
+    out: &'a mut [T],
+    backward: bool,
+}
+
+impl<T: Real> Vectorised for Rows<'_, T> {
+    #[inline(always)]
+    fn run(mut self) {
+        let n = self.out.len();
+        self.all_units(n);
+    }
+}
+
+impl<T: Real> UnitBlocks for Rows<'_, T> {
+    #[inline(always)]
+    fn block(&mut self, j: usize, w: usize) {
+        let (a, b) = (load(self.pre[0], j, w), load(self.pre[1], j, w));
+        let (zero, one) = (T::zero(), T::one());
+        let out = match (self.backward, self.relu) {
+            (false, false) => lanes(|l| (a[l] + b[l]).act_tanh()),
+            (false, true) => lanes(|l| (a[l] + b[l]).max(zero)),
+            (true, false) => lanes(|l| a[l] * (one - b[l] * b[l])),
+            (true, true) => lanes(|l| if b[l] > zero { a[l] } else { zero }),
+        };
+        store(self.out, j, w, &out);
     }
 }
 
