@@ -114,6 +114,11 @@ impl<T: Real> Cell for GruCell<T> {
         4 * self.weights.hidden_size()
     }
 
+    /// None: the cache serves only the backward.
+    fn inference_cache_width(&self) -> usize {
+        0
+    }
+
     fn unit_slice(&self, units: std::ops::Range<usize>) -> Option<Self> {
         Some(GruCell { weights: self.weights.unit_slice(units) })
     }
@@ -121,7 +126,9 @@ impl<T: Real> Cell for GruCell<T> {
     fn forward_gates(&self, pass: GatePass<'_, T>) {
         let (gx, gh, h_prev) = (pass.gx, pass.gh, pass.h_prev);
         let hidden = self.weights.hidden_size();
-        T::vectorised(ForwardRows { hidden, gx, gh, h_prev, h_next: &mut *pass.h_next, cache: &mut *pass.cache });
+        // An inference pass keeps nothing (see `inference_cache_width`).
+        let cache = if pass.cache.is_empty() { None } else { Some(&mut *pass.cache) };
+        T::vectorised(ForwardRows { hidden, gx, gh, h_prev, h_next: &mut *pass.h_next, cache });
     }
 
     /// With `a_n = gx_n + r ⊙ hn` (`hn = W_hn h + b_hn`):
@@ -152,18 +159,24 @@ struct ForwardRows<'a, T> {
     gh: &'a [T],
     h_prev: &'a [T],
     h_next: &'a mut [T],
-    /// Per row: the activated gates `r, z, n`, then `W_hn h + b_hn`.
-    cache: &'a mut [T],
+    /// Per row: the activated gates `r, z, n`, then `W_hn h + b_hn` (for a backward).
+    cache: Option<&'a mut [T]>,
 }
 
 impl<T: Real> Vectorised for ForwardRows<'_, T> {
     #[inline(always)]
-    fn run(self) {
+    fn run(mut self) {
         let n = self.hidden;
-        let inputs = self.gx.chunks_exact(3 * n).zip(self.gh.chunks_exact(3 * n)).zip(self.h_prev.chunks_exact(n));
-        let outputs = self.h_next.chunks_exact_mut(n).zip(self.cache.chunks_exact_mut(4 * n));
-        for (((gx, gh), h_prev), (h_next, cache)) in inputs.zip(outputs) {
-            ForwardRow { n, gx, gh, h_prev, h_next, cache }.all_units(n);
+        for b in 0..self.h_next.len() / n {
+            ForwardRow {
+                n,
+                gx: &self.gx[b * 3 * n..(b + 1) * 3 * n],
+                gh: &self.gh[b * 3 * n..(b + 1) * 3 * n],
+                h_prev: &self.h_prev[b * n..(b + 1) * n],
+                h_next: &mut self.h_next[b * n..(b + 1) * n],
+                cache: self.cache.as_deref_mut().map(|c| &mut c[b * 4 * n..(b + 1) * 4 * n]),
+            }
+            .all_units(n);
         }
     }
 }
@@ -175,7 +188,7 @@ struct ForwardRow<'r, T> {
     gh: &'r [T],
     h_prev: &'r [T],
     h_next: &'r mut [T],
-    cache: &'r mut [T],
+    cache: Option<&'r mut [T]>,
 }
 
 impl<T: Real> UnitBlocks for ForwardRow<'_, T> {
@@ -189,8 +202,10 @@ impl<T: Real> UnitBlocks for ForwardRow<'_, T> {
         let z = lanes(|l| (xz[l] + hz[l]).sigmoid());
         let new = lanes(|l| (xn[l] + r[l] * hn[l]).act_tanh());
         store(self.h_next, j, w, &lanes(|l| (T::one() - z[l]) * new[l] + z[l] * h_prev[l]));
-        for (gate, v) in [r, z, new, hn].iter().enumerate() {
-            store(self.cache, gate * n + j, w, v);
+        if let Some(cache) = self.cache.as_deref_mut() {
+            for (gate, v) in [r, z, new, hn].iter().enumerate() {
+                store(cache, gate * n + j, w, v);
+            }
         }
     }
 }

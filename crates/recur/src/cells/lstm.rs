@@ -147,6 +147,12 @@ impl<T: Real> Cell for LstmCell<T> {
         5 * self.weights.hidden_size()
     }
 
+    /// Without a projection, none: `h' = m` is written straight to `h_next`. With one, the cache holds `m` for the
+    /// projection.
+    fn inference_cache_width(&self) -> usize {
+        if self.weight_hr.is_some() { self.cache_width() } else { 0 }
+    }
+
     /// With a projection: `∂L/∂m` per row.
     fn scratch_width(&self) -> usize {
         if self.weight_hr.is_some() { self.weights.hidden_size() } else { 0 }
@@ -175,13 +181,15 @@ impl<T: Real> Cell for LstmCell<T> {
         let hidden = self.weights.hidden_size();
         let project = self.weight_hr.is_some();
         let h_next = if project { None } else { Some(&mut *pass.h_next) };
+        // An inference pass without a projection keeps nothing (see `inference_cache_width`).
+        let cache = if pass.cache.is_empty() { None } else { Some(&mut *pass.cache) };
         T::vectorised(ForwardRows {
             hidden,
             gx: pass.gx,
             gh: pass.gh,
             c_prev: pass.c_prev,
             c_next: &mut *pass.c_next,
-            cache: &mut *pass.cache,
+            cache,
             h_next,
         });
         if let Some(w_hr) = &self.weight_hr {
@@ -293,38 +301,41 @@ struct ForwardRows<'a, T> {
     gh: &'a [T],
     c_prev: &'a [T],
     c_next: &'a mut [T],
-    /// Per row: the activated gates `i, f, g, o`, then `m`.
-    cache: &'a mut [T],
-    /// Receives `m` too, without a projection.
+    /// Per row: the activated gates `i, f, g, o`, then `m` (for a backward, or a projection).
+    cache: Option<&'a mut [T]>,
+    /// Receives `m`, without a projection.
     h_next: Option<&'a mut [T]>,
 }
 
 impl<T: Real> Vectorised for ForwardRows<'_, T> {
     #[inline(always)]
-    fn run(self) {
+    fn run(mut self) {
         let n = self.hidden;
-        let rows = self.gx.chunks_exact(4 * n).zip(self.gh.chunks_exact(4 * n));
-        let states = self.c_prev.chunks_exact(n).zip(self.c_next.chunks_exact_mut(n));
-        let mut h_rows = self.h_next.map(|h| h.chunks_exact_mut(n));
-        for (((gx, gh), (c_prev, c_next)), cache) in rows.zip(states).zip(self.cache.chunks_exact_mut(5 * n)) {
-            let mut row = ForwardRow { n, gx, gh, c_prev, c_next, cache };
-            row.all_units(n);
-            if let Some(h) = h_rows.as_mut().and_then(|rows| rows.next()) {
-                h.copy_from_slice(&row.cache[4 * n..]);
+        for b in 0..self.c_next.len() / n {
+            ForwardRow {
+                n,
+                gx: &self.gx[b * 4 * n..(b + 1) * 4 * n],
+                gh: &self.gh[b * 4 * n..(b + 1) * 4 * n],
+                c_prev: &self.c_prev[b * n..(b + 1) * n],
+                c_next: &mut self.c_next[b * n..(b + 1) * n],
+                cache: self.cache.as_deref_mut().map(|c| &mut c[b * 5 * n..(b + 1) * 5 * n]),
+                h: self.h_next.as_deref_mut().map(|h| &mut h[b * n..(b + 1) * n]),
             }
+            .all_units(n);
         }
     }
 }
 
-/// One row of [`ForwardRows`]: its `4n` pre-activations of each projection, `n` values of `c` and `c'`, and its
-/// cache.
+/// One row of [`ForwardRows`]: its `4n` pre-activations of each projection, `n` values of `c` and `c'`, its cache
+/// and its `h'`.
 struct ForwardRow<'r, T> {
     n: usize,
     gx: &'r [T],
     gh: &'r [T],
     c_prev: &'r [T],
     c_next: &'r mut [T],
-    cache: &'r mut [T],
+    cache: Option<&'r mut [T]>,
+    h: Option<&'r mut [T]>,
 }
 
 impl<T: Real> UnitBlocks for ForwardRow<'_, T> {
@@ -343,8 +354,13 @@ impl<T: Real> UnitBlocks for ForwardRow<'_, T> {
         let o = lanes(|l| (xo[l] + ho[l]).sigmoid());
         let c = lanes(|l| f[l] * c_prev[l] + i[l] * g[l]);
         let m = lanes(|l| c[l].act_tanh() * o[l]);
-        for (gate, v) in [i, f, g, o, m].iter().enumerate() {
-            store(self.cache, gate * n + j, w, v);
+        if let Some(cache) = self.cache.as_deref_mut() {
+            for (gate, v) in [i, f, g, o, m].iter().enumerate() {
+                store(cache, gate * n + j, w, v);
+            }
+        }
+        if let Some(h) = self.h.as_deref_mut() {
+            store(h, j, w, &m);
         }
         store(self.c_next, j, w, &c);
     }
@@ -413,8 +429,14 @@ mod tests {
     use super::*;
     use crate::kernels::simd::{SimdLevel, detected};
 
-    /// `(cache, c', h')` of [`ForwardRows`] over `batch` rows of `n` units, through `run` (a SIMD path).
-    fn forward_rows(batch: usize, n: usize, run: impl Fn(ForwardRows<'_, f32>)) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    /// `(cache, c', h')` of [`ForwardRows`] over `batch` rows of `n` units, through `run` (a SIMD path), keeping
+    /// the cache or (`keep` false, as inference does) not.
+    fn forward_rows(
+        batch: usize,
+        n: usize,
+        keep: bool,
+        run: impl Fn(ForwardRows<'_, f32>),
+    ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         let value = |i: usize, scale: f32| (i as f32 * 0.731).sin() * scale;
         let gx: Vec<f32> = (0..batch * 4 * n).map(|i| value(i, 6.0)).collect();
         let gh: Vec<f32> = (0..batch * 4 * n).map(|i| value(i + 7, 3.0)).collect();
@@ -428,7 +450,7 @@ mod tests {
             gh: &gh,
             c_prev: &c_prev,
             c_next: &mut c_next,
-            cache: &mut cache,
+            cache: keep.then_some(&mut cache[..]),
             h_next,
         });
         // The formulas, in f64.
@@ -443,8 +465,12 @@ mod tests {
                 };
                 close(c_next[b * n + j], c, "c'");
                 close(h[b * n + j], o * c.tanh(), "h'");
-                close(cache[b * 5 * n + j], i, "i");
-                close(cache[b * 5 * n + 3 * n + j], o, "o");
+                if keep {
+                    close(cache[b * 5 * n + j], i, "i");
+                    close(cache[b * 5 * n + 3 * n + j], o, "o");
+                } else {
+                    assert!(cache.iter().all(|v| v.is_nan()), "a pass without a cache wrote to it");
+                }
             }
         }
         (cache, c_next, h)
@@ -457,7 +483,10 @@ mod tests {
     fn forward_rows_match_the_formulas_with_the_same_bits_on_every_path() {
         // 37 units: two whole blocks and a partial one.
         for (batch, n) in [(3, 37), (1, 16), (2, 5)] {
-            let portable = forward_rows(batch, n, |rows| rows.run());
+            let portable = forward_rows(batch, n, true, |rows| rows.run());
+            // Without a cache, the same state.
+            let lean = forward_rows(batch, n, false, |rows| rows.run());
+            assert_eq!((&lean.1, &lean.2), (&portable.1, &portable.2), "{batch}×{n}: without a cache");
             let mut paths: Vec<(&str, RowsPath)> = Vec::new();
             #[cfg(target_arch = "x86_64")]
             {
@@ -471,7 +500,7 @@ mod tests {
                 }
             }
             for (name, path) in paths {
-                let got = forward_rows(batch, n, path);
+                let got = forward_rows(batch, n, true, path);
                 let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&got.0), bits(&portable.0), "{name}, {batch}×{n}: cache");
                 assert_eq!(bits(&got.1), bits(&portable.1), "{name}, {batch}×{n}: c'");

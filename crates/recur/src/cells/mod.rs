@@ -51,7 +51,8 @@ pub struct GatePass<'a, T> {
     pub h_next: &'a mut [T],
     /// Receives `c_t`, `batch × hidden` (empty for cells without a cell state).
     pub c_next: &'a mut [T],
-    /// Receives what the backward pass will need of this step, `batch × cache_width`.
+    /// Receives what the backward pass will need of this step, `batch × cache_width` (empty in inference for
+    /// cells whose [`Cell::inference_cache_width`] is 0).
     pub cache: &'a mut [T],
 }
 
@@ -115,6 +116,13 @@ pub trait Cell: Clone + Send + Sync {
 
     /// Values per batch row that [`Cell::forward_gates`] writes into `cache`.
     fn cache_width(&self) -> usize;
+
+    /// Values per batch row that [`Cell::forward_gates`] needs in `cache` when no backward follows: 0 where the
+    /// gate pass can go without (it then gets an empty `cache` and keeps nothing, which saves writing a row's
+    /// gates at every step of an inference pass).
+    fn inference_cache_width(&self) -> usize {
+        self.cache_width()
+    }
 
     /// Values per batch row of scratch that [`Cell::backward_gates`] needs.
     fn scratch_width(&self) -> usize {

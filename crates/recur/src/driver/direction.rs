@@ -128,6 +128,7 @@ fn run_direction_in_chunks<C: Cell>(
     in_groups: bool,
 ) -> DirectionTrace<C::Real> {
     let Dims { steps, batch, width, out, hidden, state_len, cell_len, cache_width } = Dims::of(cell, batching);
+    let cache_width = if keep { cache_width } else { cell.inference_cache_width() };
     // Inference keeps two cell-state slots (previous, next) and one cache slot; training keeps every step's.
     let (c_slots, cache_slots) = if keep { (steps, steps) } else { (2, 1) };
     let mut y = scratch::take(steps * state_len);
@@ -193,6 +194,7 @@ impl<C: Cell> ForwardContext<'_, C> {
         let zero = C::Real::zero();
         let (cell, batching, direction, chunk) = (self.cell, self.batching, self.direction, self.chunk);
         let Dims { steps, batch, width, out, hidden, cache_width, .. } = Dims::of(cell, batching);
+        let cache_width = if self.keep { cache_width } else { cell.inference_cache_width() };
         let weights = cell.weights();
         let GroupForward { rows, mut y, mut c, mut cache } = job;
         let (r0, g) = (rows.start, rows.len());
