@@ -36,14 +36,6 @@ pub trait Real:
     fn sigmoid(self) -> Self;
     /// `tanh(x)`, the gates' activation.
     fn act_tanh(self) -> Self;
-    /// `xs[i] ← σ(xs[i])`, vectorised where the type allows.
-    fn sigmoid_in_place(xs: &mut [Self]) {
-        xs.iter_mut().for_each(|x| *x = x.sigmoid());
-    }
-    /// `xs[i] ← tanh(xs[i])`, vectorised where the type allows.
-    fn tanh_in_place(xs: &mut [Self]) {
-        xs.iter_mut().for_each(|x| *x = x.act_tanh());
-    }
     /// The pool of large work buffers kept between passes, one per type (see `driver::scratch`).
     fn scratch_pool() -> &'static SharedPool<Self>;
     /// Runs element-wise `work` (a cell's gate pass), built for the CPU's vector instructions where the type
@@ -86,14 +78,6 @@ impl Real for f32 {
     #[inline(always)]
     fn act_tanh(self) -> Self {
         activation::tanh(self)
-    }
-
-    fn sigmoid_in_place(xs: &mut [Self]) {
-        activation::sigmoid_in_place(xs)
-    }
-
-    fn tanh_in_place(xs: &mut [Self]) {
-        activation::tanh_in_place(xs)
     }
 
     fn vectorised<V: Vectorised>(work: V) {

@@ -124,11 +124,11 @@ impl<T: Real> Cell for GruCell<T> {
     }
 
     fn forward_gates(&self, pass: GatePass<'_, T>) {
-        let (gx, gh, h_prev) = (pass.gx, pass.gh, pass.h_prev);
         let hidden = self.weights.hidden_size();
         // An inference pass keeps nothing (see `inference_cache_width`).
         let cache = if pass.cache.is_empty() { None } else { Some(&mut *pass.cache) };
-        T::vectorised(ForwardRows { hidden, gx, gh, h_prev, h_next: &mut *pass.h_next, cache });
+        let (gx, gh, h_prev, h_next) = (pass.gx, pass.gh, pass.h_prev, &mut *pass.h_next);
+        T::vectorised(ForwardRows { hidden, gx, gh, h_prev, h_next, cache });
     }
 
     /// With `a_n = gx_n + r ⊙ hn` (`hn = W_hn h + b_hn`):

@@ -142,9 +142,8 @@ impl<T: Real> Cell for RnnCell<T> {
     }
 
     fn forward_gates(&self, pass: GatePass<'_, T>) {
-        let (gx, gh) = (pass.gx, pass.gh);
         let relu = self.nonlinearity == Nonlinearity::Relu;
-        T::vectorised(Rows { relu, pre: [gx, gh], out: &mut *pass.h_next, backward: false });
+        T::vectorised(Rows { relu, pre: [pass.gx, pass.gh], out: &mut *pass.h_next, backward: false });
     }
 
     /// `∂L/∂a = ∂L/∂h ⊙ act′(a)`, with `act′ = 1 − h²` for tanh and `[h > 0]` for ReLU (read off the output).

@@ -67,6 +67,13 @@ impl Dims {
             cache_width: cell.cache_width(),
         }
     }
+
+    /// [`Dims::of`] for a forward pass: without `keep` (no backward follows), the cache is the cell's
+    /// [`Cell::inference_cache_width`].
+    fn forward<C: Cell>(cell: &C, batching: &Batching, keep: bool) -> Self {
+        let dims = Self::of(cell, batching);
+        Dims { cache_width: if keep { dims.cache_width } else { cell.inference_cache_width() }, ..dims }
+    }
 }
 
 /// The state a step reads for its first `active` rows: rows that ran at the previous step continue from its
@@ -127,8 +134,8 @@ fn run_direction_in_chunks<C: Cell>(
     chunk: usize,
     in_groups: bool,
 ) -> DirectionTrace<C::Real> {
-    let Dims { steps, batch, width, out, hidden, state_len, cell_len, cache_width } = Dims::of(cell, batching);
-    let cache_width = if keep { cache_width } else { cell.inference_cache_width() };
+    let Dims { steps, batch, width, out, hidden, state_len, cell_len, cache_width } =
+        Dims::forward(cell, batching, keep);
     // Inference keeps two cell-state slots (previous, next) and one cache slot; training keeps every step's.
     let (c_slots, cache_slots) = if keep { (steps, steps) } else { (2, 1) };
     let mut y = scratch::take(steps * state_len);
@@ -193,8 +200,7 @@ impl<C: Cell> ForwardContext<'_, C> {
     fn run(&self, job: GroupForward<'_, C::Real>) {
         let zero = C::Real::zero();
         let (cell, batching, direction, chunk) = (self.cell, self.batching, self.direction, self.chunk);
-        let Dims { steps, batch, width, out, hidden, cache_width, .. } = Dims::of(cell, batching);
-        let cache_width = if self.keep { cache_width } else { cell.inference_cache_width() };
+        let Dims { steps, batch, width, out, hidden, cache_width, .. } = Dims::forward(cell, batching, self.keep);
         let weights = cell.weights();
         let GroupForward { rows, mut y, mut c, mut cache } = job;
         let (r0, g) = (rows.start, rows.len());

@@ -8,8 +8,7 @@
 //! functions and the slice functions use the same formulas, so a streamed step and a whole-sequence pass give
 //! identical numbers.
 
-#[cfg(target_arch = "x86_64")]
-use super::simd::SimdLevel;
+use super::simd::{Vectorised, run_vectorised};
 
 const LOG2_E: f32 = std::f32::consts::LOG2_E;
 /// ln 2 split in a part exact in few bits and a correction, for an accurate range reduction.
@@ -66,63 +65,26 @@ pub fn relu(x: f32) -> f32 {
 }
 
 /// `xs[i] ← σ(xs[i])`, sixteen lanes at a time where the CPU has AVX-512 and eight where it has AVX2 (chosen at
-/// run time, [`super::simd::level`]). The same operations in the same order on every path (no fused
+/// run time, [`super::simd::run_vectorised`]). The same operations in the same order on every path (no fused
 /// multiply-adds), so the results are identical.
 pub fn sigmoid_in_place(xs: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    match super::simd::level() {
-        // SAFETY: the CPU supports AVX-512F (the level says so), which is all the function requires.
-        SimdLevel::Avx512 => return unsafe { sigmoid_avx512(xs) },
-        // SAFETY: the CPU supports AVX2 (the level says so), which is all the function requires.
-        SimdLevel::Avx2 => return unsafe { sigmoid_avx2(xs) },
-        SimdLevel::Portable => {}
-    }
-    xs.iter_mut().for_each(|x| *x = sigmoid(*x));
+    run_vectorised(Map(xs, sigmoid));
 }
 
 /// `xs[i] ← tanh(xs[i])`, sixteen or eight lanes at a time as for [`sigmoid_in_place`], with identical results.
 pub fn tanh_in_place(xs: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    match super::simd::level() {
-        // SAFETY: the CPU supports AVX-512F (the level says so), which is all the function requires.
-        SimdLevel::Avx512 => return unsafe { tanh_avx512(xs) },
-        // SAFETY: the CPU supports AVX2 (the level says so), which is all the function requires.
-        SimdLevel::Avx2 => return unsafe { tanh_avx2(xs) },
-        SimdLevel::Portable => {}
+    run_vectorised(Map(xs, tanh));
+}
+
+/// `xs[i] ← f(xs[i])` for a scalar function `f` (a function item, inlined into each path's build).
+struct Map<'a, F>(&'a mut [f32], F);
+
+impl<F: Fn(f32) -> f32> Vectorised for Map<'_, F> {
+    #[inline(always)]
+    fn run(self) {
+        let Map(xs, f) = self;
+        xs.iter_mut().for_each(|x| *x = f(*x));
     }
-    xs.iter_mut().for_each(|x| *x = tanh(*x));
-}
-
-/// # Safety
-/// The CPU must support AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn sigmoid_avx2(xs: &mut [f32]) {
-    xs.iter_mut().for_each(|x| *x = sigmoid(*x));
-}
-
-/// # Safety
-/// The CPU must support AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn tanh_avx2(xs: &mut [f32]) {
-    xs.iter_mut().for_each(|x| *x = tanh(*x));
-}
-
-/// # Safety
-/// The CPU must support AVX-512F.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn sigmoid_avx512(xs: &mut [f32]) {
-    xs.iter_mut().for_each(|x| *x = sigmoid(*x));
-}
-
-/// # Safety
-/// The CPU must support AVX-512F.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn tanh_avx512(xs: &mut [f32]) {
-    xs.iter_mut().for_each(|x| *x = tanh(*x));
 }
 
 /// `xs[i] ← max(xs[i], 0)`.
@@ -191,29 +153,31 @@ mod tests {
         }
     }
 
+    /// `f` over `xs` through the vector path of `level` (a function item, so that it is inlined into the path's
+    /// build as the slice functions pass it), checked bit for bit against `f` itself.
+    #[cfg(target_arch = "x86_64")]
+    fn check_path(name: &str, level: crate::kernels::simd::SimdLevel, xs: &[f32], f: impl Fn(f32) -> f32 + Copy) {
+        use crate::kernels::simd::{SimdLevel, run_avx2, run_avx512};
+        let mut v = xs.to_vec();
+        match level {
+            // SAFETY: the caller runs only levels the CPU has.
+            SimdLevel::Avx2 => unsafe { run_avx2(Map(&mut v, f)) },
+            // SAFETY: as above.
+            _ => unsafe { run_avx512(Map(&mut v, f)) },
+        }
+        for (&x, &y) in xs.iter().zip(&v) {
+            assert_eq!(y.to_bits(), f(x).to_bits(), "{name} {}({x})", level.name());
+        }
+    }
+
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn every_vector_path_on_this_cpu_equals_the_scalar_forms() {
         use crate::kernels::simd::{SimdLevel, detected};
-        type Path = unsafe fn(&mut [f32]);
-        type Scalar = fn(f32) -> f32;
-        let mut paths: Vec<(&str, Path, Scalar)> = Vec::new();
-        if detected() >= SimdLevel::Avx2 {
-            paths.push(("sigmoid avx2", sigmoid_avx2, sigmoid));
-            paths.push(("tanh avx2", tanh_avx2, tanh));
-        }
-        if detected() >= SimdLevel::Avx512 {
-            paths.push(("sigmoid avx512", sigmoid_avx512, sigmoid));
-            paths.push(("tanh avx512", tanh_avx512, tanh));
-        }
         let xs = sweep(30.0);
-        for (name, path, scalar) in paths {
-            let mut v = xs.clone();
-            // SAFETY: each path was added only when the CPU has its instructions.
-            unsafe { path(&mut v) };
-            for (&x, &y) in xs.iter().zip(&v) {
-                assert_eq!(y.to_bits(), scalar(x).to_bits(), "{name}({x})");
-            }
+        for level in [SimdLevel::Avx2, SimdLevel::Avx512].into_iter().filter(|&l| l <= detected()) {
+            check_path("sigmoid", level, &xs, sigmoid);
+            check_path("tanh", level, &xs, tanh);
         }
     }
 }
