@@ -12,8 +12,9 @@ use super::simd::SimdLevel;
 /// Columns per panel: eight 8-lane vectors of sums.
 pub const PANEL: usize = 64;
 
-/// Rows of a panel the AVX-512 path prefetches ahead: a stream step reads its weights from L2, and 8 rows ahead
-/// made `lstm stream B1 I128 H256 L2` 19–24% faster (4 ahead: 10%, 16: no better than 8; alternating runs).
+/// Rows of a panel the AVX-512 path prefetches ahead, where it prefetches ([`super::simd::software_prefetch`]): on
+/// an Intel Xeon, whose stream step reads its weights from L2, 8 rows ahead made `lstm stream B1 I128 H256 L2`
+/// 19–24% faster (4 ahead: 10%, 16: no better than 8; alternating runs).
 const PREFETCH_ROWS: usize = 8;
 
 /// A `K × N` matrix packed for [`row_times`]: panel `p` holds `W[k][p·PANEL + j]` at `p·K·PANEL + k·PANEL + j`,
@@ -59,7 +60,7 @@ pub fn row_times(x: &[f32], w: &RowPanels, bias: Option<&[f32]>, y: &mut [f32]) 
     #[cfg(target_arch = "x86_64")]
     match super::simd::level() {
         // SAFETY: the CPU supports AVX-512F, AVX2 and FMA (the level says so), which is all the function requires.
-        SimdLevel::Avx512 => return unsafe { panels_avx512(x, w, bias, y) },
+        SimdLevel::Avx512 => return unsafe { panels_avx512(x, w, bias, y, super::simd::software_prefetch()) },
         // SAFETY: the CPU supports AVX2 and FMA (the level says so), which is all the function requires.
         SimdLevel::Avx2 => return unsafe { panels_avx2_fma(x, w, bias, y) },
         SimdLevel::Portable => {}
@@ -119,14 +120,18 @@ unsafe fn panels_avx2_fma(x: &[f32], w: &RowPanels, bias: Option<&[f32]>, y: &mu
     panels(x, w, bias, y, f32::mul_add);
 }
 
-/// [`panels`] compiled for AVX-512: the 64 sums of a panel in four 16-lane registers.
+/// [`panels`] compiled for AVX-512: the 64 sums of a panel in four 16-lane registers, prefetching
+/// [`PREFETCH_ROWS`] ahead when `prefetch` ([`super::simd::software_prefetch`]).
 ///
 /// # Safety
 /// The CPU must support AVX-512F and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
-unsafe fn panels_avx512(x: &[f32], w: &RowPanels, bias: Option<&[f32]>, y: &mut [f32]) {
+unsafe fn panels_avx512(x: &[f32], w: &RowPanels, bias: Option<&[f32]>, y: &mut [f32], prefetch: bool) {
     use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+    if !prefetch {
+        return panels(x, w, bias, y, f32::mul_add);
+    }
     let prefetch = |at: *const f32| {
         for line in 0..PANEL / 16 {
             // A prefetch reads nothing the program sees and never faults, whatever the address.
@@ -188,7 +193,9 @@ mod tests {
                 paths.push(("avx2", panels_avx2_fma));
             }
             if detected() >= SimdLevel::Avx512 {
-                paths.push(("avx512", panels_avx512));
+                // SAFETY (of the calls below): as for the path itself.
+                paths.push(("avx512, prefetching", |x, w, b, y| unsafe { panels_avx512(x, w, b, y, true) }));
+                paths.push(("avx512", |x, w, b, y| unsafe { panels_avx512(x, w, b, y, false) }));
             }
             for (name, path) in paths {
                 let mut y = vec![f32::NAN; n];
