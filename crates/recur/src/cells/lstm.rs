@@ -491,11 +491,11 @@ mod tests {
             #[cfg(target_arch = "x86_64")]
             {
                 if detected() >= SimdLevel::Avx2 {
-                    // SAFETY: added only when the CPU has AVX2.
+                    // SAFETY: added only when the CPU has AVX2 and FMA (the Avx2 level has both).
                     paths.push(("avx2", |rows| unsafe { crate::kernels::simd::run_avx2(rows) }));
                 }
                 if detected() >= SimdLevel::Avx512 {
-                    // SAFETY: added only when the CPU has AVX-512F.
+                    // SAFETY: added only when the CPU has AVX-512F and FMA (the Avx512 level has both).
                     paths.push(("avx512", |rows| unsafe { crate::kernels::simd::run_avx512(rows) }));
                 }
             }

@@ -7,6 +7,11 @@
 //! Everything is branch-free (selects, not branches), so that a loop over a slice compiles to SIMD code. The scalar
 //! functions and the slice functions use the same formulas, so a streamed step and a whole-sequence pass give
 //! identical numbers.
+//!
+//! The polynomials and the range reduction are written with `mul_add`: a fused multiply-add is one rounding, so
+//! every path gives the same bits, and it is one instruction where the vector wrappers enable FMA (sigmoid 0.38 →
+//! 0.29 ns and tanh 0.55 → 0.44 ns a value on one AMD EPYC Zen 4 core; alternating runs, `lstm fwd B32` ×0.95–0.96).
+//! The price is on an x86-64 CPU without FMA (before 2013), where the portable path calls libm's `fmaf`.
 
 use super::simd::{Vectorised, run_vectorised};
 
@@ -21,18 +26,16 @@ const ROUND_MAGIC: f32 = 12_582_912.0;
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
-    let shifted = x * LOG2_E + ROUND_MAGIC;
+    let shifted = x.mul_add(LOG2_E, ROUND_MAGIC);
     let n = shifted - ROUND_MAGIC;
     let n_int = shifted.to_bits() as i32 - ROUND_MAGIC.to_bits() as i32;
-    let r = x - n * LN2_HI - n * LN2_LO;
-    // The degree-5 polynomial in Estrin's form, pairs of terms first: its longest chain is 5 operations where
-    // Horner's is 10, and in a vector loop the shorter chains let more elements be in flight at once.
+    let r = (-n).mul_add(LN2_LO, (-n).mul_add(LN2_HI, x));
     let r2 = r * r;
-    let low = 1.666_666_5e-1 * r + 5e-1;
-    let mid = 8.333_452e-3 * r + 4.166_579_6e-2;
-    let high = 1.987_569_1e-4 * r + 1.398_2e-3;
-    let p = low + r2 * mid + (r2 * r2) * high;
-    let poly = p * r2 + (r + 1.0);
+    let low = 1.666_666_5e-1f32.mul_add(r, 5e-1);
+    let mid = 8.333_452e-3f32.mul_add(r, 4.166_579_6e-2);
+    let high = 1.987_569_1e-4f32.mul_add(r, 1.398_2e-3);
+    let p = (r2 * r2).mul_add(high, r2.mul_add(mid, low));
+    let poly = p.mul_add(r2, r + 1.0);
     poly * f32::from_bits(((n_int + 127) as u32) << 23)
 }
 
@@ -49,11 +52,11 @@ pub fn tanh(x: f32) -> f32 {
     let a = x.abs();
     let z = x * x;
     let mut p = -5.704_988_7e-3f32;
-    p = p * z + 2.063_909e-2;
-    p = p * z - 5.373_971_6e-2;
-    p = p * z + 1.333_144_2e-1;
-    p = p * z - 3.333_328e-1;
-    let small = p * z * x + x;
+    p = p.mul_add(z, 2.063_909e-2);
+    p = p.mul_add(z, -5.373_971_6e-2);
+    p = p.mul_add(z, 1.333_144_2e-1);
+    p = p.mul_add(z, -3.333_328e-1);
+    let small = (p * z).mul_add(x, x);
     let large = (1.0 - 2.0 / (exp(2.0 * a) + 1.0)).copysign(x);
     if a < 0.625 { small } else { large }
 }
@@ -65,8 +68,8 @@ pub fn relu(x: f32) -> f32 {
 }
 
 /// `xs[i] ← σ(xs[i])`, sixteen lanes at a time where the CPU has AVX-512 and eight where it has AVX2 (chosen at
-/// run time, [`super::simd::run_vectorised`]). The same operations in the same order on every path (no fused
-/// multiply-adds), so the results are identical.
+/// run time, [`super::simd::run_vectorised`]). The same operations in the same order on every path (each
+/// `mul_add` a fused multiply-add, one rounding), so the results are identical.
 pub fn sigmoid_in_place(xs: &mut [f32]) {
     run_vectorised(Map(xs, sigmoid));
 }
