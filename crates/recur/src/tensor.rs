@@ -87,17 +87,39 @@ impl Tensor {
 
 /// Swaps the first two axes of a rank-3 row-major array `(a, b, c)` into `(b, a, c)`.
 ///
-/// This is how batch-first input becomes time-major and back.
+/// This is how batch-first input becomes time-major and back. A large array is copied on two threads, each
+/// filling half of the output's rows: this runs before and after a layer's time loop, where the other core would
+/// otherwise wait.
 pub(crate) fn swap_leading_axes(data: &[f32], a: usize, b: usize, c: usize) -> Vec<f32> {
-    // Often a buffer a previous pass handed back: already mapped, no page faults.
-    let mut out = crate::driver::scratch::take_empty(data.len());
-    for j in 0..b {
-        for i in 0..a {
+    // Often a buffer a previous pass handed back: already mapped, no page faults. Every value is written below.
+    let mut out = crate::driver::scratch::take_unzeroed(data.len());
+    fill_swapped(data, a, b, c, 0..b, &mut out);
+    out
+}
+
+/// Values from which [`swap_leading_axes`] copies on two threads.
+const PARALLEL_SWAP_VALUES: usize = 1 << 18;
+
+/// Rows `rows` of the swapped array (each `a·c` values) into `out`.
+fn fill_swapped(data: &[f32], a: usize, b: usize, c: usize, rows: std::ops::Range<usize>, out: &mut [f32]) {
+    if out.len() >= PARALLEL_SWAP_VALUES && rows.len() >= 2 && rayon::current_num_threads() > 1 {
+        let mid = rows.start + rows.len() / 2;
+        let (low, high) = out.split_at_mut((mid - rows.start) * a * c);
+        rayon::join(
+            || fill_swapped(data, a, b, c, rows.start..mid, low),
+            || fill_swapped(data, a, b, c, mid..rows.end, high),
+        );
+        return;
+    }
+    if a * c == 0 {
+        return;
+    }
+    for (j, row) in rows.zip(out.chunks_exact_mut(a * c)) {
+        for (i, to) in row.chunks_exact_mut(c).enumerate() {
             let src = (i * b + j) * c;
-            out.extend_from_slice(&data[src..src + c]);
+            to.copy_from_slice(&data[src..src + c]);
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -118,5 +140,20 @@ mod tests {
         assert_eq!(swap_leading_axes(&data, 2, 3, 1), vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
         let back = swap_leading_axes(&swap_leading_axes(&data, 2, 3, 1), 3, 2, 1);
         assert_eq!(back, data);
+        assert!(swap_leading_axes(&[], 0, 4, 3).is_empty() && swap_leading_axes(&[], 4, 3, 0).is_empty());
+    }
+
+    #[test]
+    fn a_large_swap_on_two_threads_is_the_plain_transpose() {
+        let (a, b, c) = (33, 50, 200);
+        assert!(a * b * c >= PARALLEL_SWAP_VALUES);
+        let data: Vec<f32> = (0..a * b * c).map(|v| v as f32).collect();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let got = pool.install(|| swap_leading_axes(&data, a, b, c));
+        for j in 0..b {
+            for i in 0..a {
+                assert_eq!(got[(j * a + i) * c..][..c], data[(i * b + j) * c..][..c], "({j}, {i})");
+            }
+        }
     }
 }

@@ -212,8 +212,9 @@ impl<C: Cell> ForwardContext<'_, C> {
         // the whole sequence at once (whose `T·B·G·H` values can reach 100 MB, written and read back from memory).
         // A group of part of the batch gathers its rows of the chunk's input first, for one product.
         let in_size = weights.input_size();
-        let mut gx = scratch::take(chunk * g * width);
-        let mut x_rows = if g < batch { scratch::take(chunk * g * in_size) } else { Vec::new() };
+        // Every value of both is written before it is read.
+        let mut gx = scratch::take_unzeroed(chunk * g * width);
+        let mut x_rows = if g < batch { scratch::take_unzeroed(chunk * g * in_size) } else { Vec::new() };
         let mut gx_first = 0;
         let mut gh = vec![zero; g * width];
         let (mut h_buf, mut c_buf) = (vec![zero; g * out], vec![zero; g * hidden]);
