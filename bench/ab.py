@@ -7,9 +7,10 @@ machine whose speed drifts from second to second.
     python3 bench/ab.py 6 "fwd B32" /tmp/recur-before target/release/recur
     python3 bench/ab.py 5 stream target/release/recur=RECUR_SIMD:avx2 target/release/recur
 
-Every round runs each binary once, in the order given (`recur bench --json --threads $T --seconds $S --case
-CASE`, T=2 and S=0.3 unless set); the median over the rounds of each binary's per-run medians is printed. Needs only
-the standard library.
+Every round runs each binary once (`recur bench --json --threads $T --seconds $S --case CASE`, T=2 and S=0.3
+unless set), in the order given rotated by one place a round, so that each binary runs in every position equally
+often (run an even number of rounds for two binaries); the median over the rounds of each binary's per-run medians
+is printed. Needs only the standard library.
 """
 
 import json
@@ -24,8 +25,10 @@ def main() -> None:
         sys.exit(__doc__)
     rounds, case, specs = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
     results: dict[str, dict[str, list[float]]] = {spec: {} for spec in specs}
-    for _ in range(rounds):
-        for spec in specs:
+    for r in range(rounds):
+        # Each round starts one binary later than the round before: on an AMD EPYC (session 7) the binary run
+        # second in a round measured 3–8% slower than the same binary run first, whichever it was.
+        for spec in specs[r % len(specs) :] + specs[: r % len(specs)]:
             binary, _, settings = spec.partition("=")
             env = dict(os.environ)
             for setting in filter(None, settings.split(",")):
