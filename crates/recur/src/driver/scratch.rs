@@ -67,12 +67,17 @@ impl<T: Copy> Pool<T> {
     }
 }
 
-/// A kept buffer with room for `len` values, emptied, if the pool has one.
-fn kept<T: Real>(len: usize) -> Option<Vec<T>> {
+/// A kept buffer with room for `len` values, as it was handed back, if the pool has one.
+fn pooled<T: Real>(len: usize) -> Option<Vec<T>> {
     if len * size_of::<T>() < MIN_BYTES {
         return None;
     }
-    let mut v = T::scratch_pool().lock().unwrap_or_else(PoisonError::into_inner).take(len)?;
+    T::scratch_pool().lock().unwrap_or_else(PoisonError::into_inner).take(len)
+}
+
+/// A kept buffer with room for `len` values, emptied, if the pool has one.
+fn kept<T: Real>(len: usize) -> Option<Vec<T>> {
+    let mut v = pooled(len)?;
     v.clear();
     Some(v)
 }
@@ -80,24 +85,19 @@ fn kept<T: Real>(len: usize) -> Option<Vec<T>> {
 /// `len` zeros, in a kept buffer when one is large enough (see the module's doc), else newly allocated (whose
 /// zeros come from the allocator's zeroed pages, see [`super::zeros`]).
 pub(crate) fn take<T: Real>(len: usize) -> Vec<T> {
-    match kept(len) {
-        Some(mut v) => {
-            v.resize(len, T::zero());
-            v
-        }
-        None => vec![T::zero(); len],
-    }
+    of_length(kept(len), len)
 }
 
 /// `len` values in a kept buffer, holding whatever it held (zeros past its old length), or newly allocated zeros:
 /// for a buffer whose every value the caller writes before reading it (a chunk of input pre-activations), so
 /// that a kept one is not cleared first (alternating runs, AMD EPYC: the clearing was 1% of a `lstm fwd B32` pass).
 pub(crate) fn take_unzeroed<T: Real>(len: usize) -> Vec<T> {
-    if len * size_of::<T>() < MIN_BYTES {
-        return vec![T::zero(); len];
-    }
-    let pooled = T::scratch_pool().lock().unwrap_or_else(PoisonError::into_inner).take(len);
-    match pooled {
+    of_length(pooled(len), len)
+}
+
+/// `buffer` resized to `len` values (the new ones zero), or `len` new zeros without one.
+fn of_length<T: Real>(buffer: Option<Vec<T>>, len: usize) -> Vec<T> {
+    match buffer {
         Some(mut v) => {
             v.resize(len, T::zero());
             v
