@@ -39,6 +39,11 @@ impl Batching {
         &self.active
     }
 
+    /// Whether every row runs at every step (no padding), so that each step writes every row of a buffer.
+    pub fn is_full(&self) -> bool {
+        self.active.iter().all(|&a| a == self.lengths.len())
+    }
+
     /// Each sorted row's length.
     pub fn lengths(&self) -> &[usize] {
         &self.lengths
@@ -123,6 +128,10 @@ mod tests {
         assert_eq!(b, Batching::new(3, 2, None));
         assert!(matches!(b.sort(&[1, 2], 1), Cow::Borrowed(_)));
         assert_eq!(b.active(), &[2, 2, 2]);
+        assert!(b.is_full());
+        // Padding anywhere, even the same padding for every row, is not full.
+        assert!(!Batching::new(3, 2, Some(&[3, 2])).is_full());
+        assert!(!Batching::new(3, 2, Some(&[2, 2])).is_full());
     }
 
     #[test]

@@ -9,9 +9,10 @@ use std::ops::Range;
 use super::row_groups::{row_groups, run_groups};
 use super::scratch;
 use super::split::{ForwardRows, RowWidths, backward_step, forward_step};
-use super::{Direction, DirectionTrace, zeros};
+use super::{Direction, DirectionTrace};
 use crate::cells::{Cell, GateBackward, WeightGradInputs};
 use crate::kernels::packed::PackedMatrix;
+use crate::real::Real;
 
 /// The initial state of one direction of one layer, as row-major `B × size` slices.
 #[derive(Clone, Copy)]
@@ -138,9 +139,11 @@ fn run_direction_in_chunks<C: Cell>(
         Dims::forward(cell, batching, keep);
     // Inference keeps two cell-state slots (previous, next) and one cache slot; training keeps every step's.
     let (c_slots, cache_slots) = if keep { (steps, steps) } else { (2, 1) };
+    // Every step writes each running row of `c` and the cache before anything reads it, so without padding they
+    // need no zeros; `y` is the output, zeros past each sequence's end.
     let mut y = scratch::take(steps * state_len);
-    let mut c = zeros(c_slots * cell_len);
-    let mut cache = zeros(cache_slots * batch * cache_width);
+    let mut c = scratch::take_written(c_slots * cell_len, batching.is_full());
+    let mut cache = scratch::take_written(cache_slots * batch * cache_width, batching.is_full());
 
     // A large batch walks time as one group of rows per thread, each group alone (see `row_groups`); otherwise
     // as one group, each large step's rows cut in halves.
@@ -328,8 +331,11 @@ pub(crate) fn backward_direction<C: Cell>(
     let active = batching.active();
     let rows = steps * batch;
 
-    let mut dgx = zeros(rows * width);
-    let mut dgh = zeros(if C::SEPARATE_RECURRENT_GRAD { rows * width } else { 0 });
+    // Every step's gate pass writes the gradients of its running rows; the weight gradients' products read every
+    // row, so only padding needs zeros.
+    let full = batching.is_full();
+    let mut dgx = scratch::take_written(rows * width, full);
+    let mut dgh = scratch::take_written(if C::SEPARATE_RECURRENT_GRAD { rows * width } else { 0 }, full);
     let (mut dh0, mut dc0) = (vec![zero; state_len], vec![zero; cell_len]);
     let mut prepared = vec![zero; cell.prepared_len()];
     cell.prepare_backward(&mut prepared);
@@ -362,7 +368,8 @@ pub(crate) fn backward_direction<C: Cell>(
     run_groups(jobs, |job| ctx.run(job));
 
     let in_size = cell.weights().input_size();
-    let mut dx = zeros(if want_dx { rows * in_size } else { 0 });
+    // The product overwrites every value of `dx`.
+    let mut dx = scratch::take_unzeroed(if want_dx { rows * in_size } else { 0 });
     if want_dx {
         cell.weights().input_backward(&dgx, rows, &mut dx);
     }
@@ -370,6 +377,7 @@ pub(crate) fn backward_direction<C: Cell>(
     let dgh_all = if C::SEPARATE_RECURRENT_GRAD { &dgh } else { &dgx };
     cell.weights_mut().accumulate_grads(WeightGradInputs { x, dgx: &dgx, dgh: dgh_all, h_prev: &h_prev_all });
     cell.accumulate_extra_grads(&dy, &trace.cache);
+    [dgx, dgh, h_prev_all, dy].into_iter().for_each(scratch::give);
     DirectionGrads { x: dx, h0: dh0, c0: dc0 }
 }
 
@@ -496,7 +504,7 @@ fn split_lengths<T>(mut buf: &mut [T], lengths: impl Iterator<Item = usize>) -> 
 
 /// `h_{t−1}` as every step read it, `(T, B, H_out)` (zeros for rows that did not run), so that
 /// `∂W_hh = Σ_t ∂gh_tᵀ h_{t−1}` is one product after the time loop.
-fn previous_states<T: Copy + Send + Zero>(
+fn previous_states<T: Real>(
     trace: &DirectionTrace<T>,
     batching: &Batching,
     direction: Direction,
@@ -504,7 +512,7 @@ fn previous_states<T: Copy + Send + Zero>(
 ) -> Vec<T> {
     let (steps, batch) = (batching.active().len(), batching.lengths().len());
     let state_len = batch * out;
-    let mut all = zeros(steps * state_len);
+    let mut all = scratch::take_written(steps * state_len, batching.is_full());
     for s in 0..steps {
         let Some(Step { t, prev, active: a, prev_active: a_prev }) = batching.step(direction, s) else { continue };
         let dst = &mut all[t * state_len..t * state_len + a * out];
@@ -561,7 +569,7 @@ mod tests {
                     let trace = run_direction_in_chunks(
                         &cell, &x, &batching, direction, initial, true, &mut h_n, &mut c_n, chunk, true,
                     );
-                    (trace.y, trace.c, h_n, c_n)
+                    (trace.y.clone(), trace.c.clone(), h_n, c_n)
                 };
                 // The gemm crate may round differently for another number of rows: equal up to the last bits.
                 let flat = |(y, c, h, cn): (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>)| [y, c, h, cn].concat();
