@@ -141,9 +141,10 @@ fn run_direction_in_chunks<C: Cell>(
     let (c_slots, cache_slots) = if keep { (steps, steps) } else { (2, 1) };
     // Every step writes each running row of `c` and the cache before anything reads it, so without padding they
     // need no zeros; `y` is the output, zeros past each sequence's end.
+    let full = batching.is_full();
     let mut y = scratch::take(steps * state_len);
-    let mut c = scratch::take_written(c_slots * cell_len, batching.is_full());
-    let mut cache = scratch::take_written(cache_slots * batch * cache_width, batching.is_full());
+    let mut c = scratch::take_written(c_slots * cell_len, full);
+    let mut cache = scratch::take_written(cache_slots * batch * cache_width, full);
 
     // A large batch walks time as one group of rows per thread, each group alone (see `row_groups`); otherwise
     // as one group, each large step's rows cut in halves.

@@ -531,6 +531,31 @@ mod tests {
     }
 
     #[test]
+    fn kept_buffers_holding_nan_change_no_result_of_an_inference_pass() {
+        use crate::{Mode, Recurrent, RecurrentConfig, Tensor};
+        // An inference pass keeps two slots of `c` and one of the cache: at B64 H128 both pass the pool's
+        // threshold (64 KB).
+        let (steps, batch, input) = (5, 64, 8);
+        let x =
+            Tensor::new([steps, batch, input], (0..steps * batch * input).map(|i| (i as f32 * 0.3).cos()).collect())
+                .unwrap();
+        let lengths: Vec<usize> = (0..batch).map(|b| 1 + b % steps).collect();
+        for mode in [Mode::Lstm, Mode::Gru] {
+            let layer = Recurrent::with_seed(RecurrentConfig::new(mode, input, 128), 9).unwrap();
+            let pass = || {
+                let full = layer.forward(&x, None, None).unwrap();
+                let padded = layer.forward_with_lengths(&x, &lengths, None, None).unwrap();
+                [full.output.data(), full.h_n.data(), padded.output.data(), padded.h_n.data()].concat()
+            };
+            let fresh = pass();
+            scratch::poison_kept_buffers();
+            let again = pass();
+            assert!(fresh.iter().all(|v| v.is_finite()), "{mode:?}");
+            assert!(fresh.iter().zip(&again).all(|(a, b)| a.to_bits() == b.to_bits()), "{mode:?}");
+        }
+    }
+
+    #[test]
     fn interleave_puts_forward_first_and_deinterleave_undoes_it() {
         let both = interleave(&[1.0, 2.0, 3.0, 4.0], &[5.0, 6.0, 7.0, 8.0], 2);
         assert_eq!(both, vec![1.0, 2.0, 5.0, 6.0, 3.0, 4.0, 7.0, 8.0]);

@@ -15,8 +15,9 @@
 //! come back when the trace is dropped. Zeroing a kept buffer on one thread before the time loop cost more than
 //! the fresh pages it saved (the `B32 H256` LSTM's training ×1.08), so a buffer whose every value a pass writes
 //! before reading it (every buffer of a batch without padding) is taken as it was ([`take_written`]): alternating
-//! runs on an AMD EPYC (Zen 5), the `B32 H256` LSTM's training ×0.95–0.97, the bidirectional one's ×0.95–0.96. The pool hands a request only a buffer at most a quarter larger, so that a pass of the same shapes as
-//! the one before finds each of its buffers again rather than a smaller request taking a larger one.
+//! runs on an AMD EPYC (Zen 5), the `B32 H256` LSTM's training ×0.95–0.97, the bidirectional one's ×0.95–0.96.
+//! The pool hands a request only a buffer at most a quarter larger, so that a pass of the same shapes as the one
+//! before finds each of its buffers again rather than a smaller request taking a larger one.
 
 use std::sync::{Mutex, PoisonError};
 
