@@ -8,6 +8,7 @@ mod commands;
 mod gradflow;
 mod interrupt;
 mod metrics;
+mod model_kind;
 mod modelfile;
 mod npy;
 mod options;

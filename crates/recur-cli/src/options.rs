@@ -3,46 +3,11 @@
 
 use clap::{Args, ValueEnum};
 use recur::train::{OptimizerKind, ScheduleKind, TrainerConfig};
-use recur::{Mode, RecurrentConfig, SequenceModelConfig};
+use recur::{RecurrentConfig, SequenceModelConfig};
 use serde::{Deserialize, Serialize};
 
+use crate::model_kind::ModelKind;
 use crate::tasks::{Defaults, InputKind, ModelShape, TaskName, TaskSpec};
-
-/// The `--model` values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ModelKind {
-    /// Vanilla RNN with tanh.
-    Rnn,
-    /// Vanilla RNN with ReLU.
-    RnnRelu,
-    /// LSTM.
-    Lstm,
-    /// GRU.
-    Gru,
-}
-
-impl ModelKind {
-    /// The layer's mode.
-    pub fn mode(self) -> Mode {
-        match self {
-            ModelKind::Rnn => Mode::RnnTanh,
-            ModelKind::RnnRelu => Mode::RnnRelu,
-            ModelKind::Lstm => Mode::Lstm,
-            ModelKind::Gru => Mode::Gru,
-        }
-    }
-
-    /// The name as typed on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ModelKind::Rnn => "rnn",
-            ModelKind::RnnRelu => "rnn-relu",
-            ModelKind::Lstm => "lstm",
-            ModelKind::Gru => "gru",
-        }
-    }
-}
 
 /// The `--optimizer` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]

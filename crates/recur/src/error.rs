@@ -127,15 +127,19 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn shape(what: impl Into<String>, expected: impl Into<String>, found: &[usize]) -> Self {
+    /// An [`Error::Shape`]: `what` should have had the shape `expected` (in words or as a list) but has `found`.
+    pub fn shape(what: impl Into<String>, expected: impl Into<String>, found: &[usize]) -> Self {
         Error::Shape { what: what.into(), expected: expected.into(), found: found.to_vec() }
     }
 
-    pub(crate) fn data(file: impl Into<PathBuf>, line: Option<usize>, problem: impl Into<String>) -> Self {
+    /// An [`Error::Data`] about `file` (at the 1-based `line` when the problem sits on one), for loaders of a
+    /// user's data.
+    pub fn data(file: impl Into<PathBuf>, line: Option<usize>, problem: impl Into<String>) -> Self {
         Error::Data { file: file.into(), line, problem: problem.into() }
     }
 
-    pub(crate) fn config(message: impl Into<String>) -> Self {
+    /// An [`Error::Config`] saying what is invalid about a configuration.
+    pub fn config(message: impl Into<String>) -> Self {
         Error::Config(message.into())
     }
 }

@@ -41,7 +41,6 @@ pub mod optim;
 pub mod params;
 pub mod real;
 pub mod stream;
-pub mod tasks;
 pub mod tensor;
 pub mod train;
 

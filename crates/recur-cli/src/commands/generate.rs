@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use clap::Args;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use recur::tasks::Vocabulary;
 use recur::{Module, ReadoutName, StreamState};
+use recur_tasks::Vocabulary;
 
 use super::CommandResult;
 use crate::modelfile::{self, VOCAB_KEY};

@@ -9,12 +9,13 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use recur::SequenceModel;
-use recur::tasks::adding_problem;
 use recur::train::Trainer;
+use recur_tasks::adding_problem;
 
 use super::CommandResult;
 use crate::gradflow::hidden_gradient_norms;
-use crate::options::{ModelKind, Settings, TaskArgs, TrainOptions};
+use crate::model_kind::ModelKind;
+use crate::options::{Settings, TaskArgs, TrainOptions};
 use crate::plot::{Panel, Series, write_png};
 use crate::progress::{Display, Progress};
 use crate::tasks::{self, TaskName};

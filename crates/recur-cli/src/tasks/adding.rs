@@ -2,11 +2,11 @@
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use recur::tasks::{AddingBatch, adding_problem};
 use recur::{MseLoss, ReadoutName, SequenceModel};
+use recur_tasks::{AddingBatch, adding_problem};
 
 use super::{Baseline, Batch, BatchInput, BatchTargets, Defaults, InputKind, Metrics, ModelShape, Task, TaskSpec};
-use crate::options::ModelKind;
+use crate::model_kind::ModelKind;
 
 /// Measured to work at T = 100 (README): an LSTM needs the forget-gate bias of 1 and a learning rate of 3e-3
 /// to leave the 0.167 plateau within a few thousand steps; the GRU learns with either.

@@ -7,14 +7,13 @@
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use recur::tasks::{CharCorpus, bits_per_char};
 use recur::{ReadoutName, SequenceModel};
+use recur_tasks::{CharCorpus, Vocabulary, bits_per_char};
 
 use super::{Baseline, Batch, BatchTargets, Defaults, InputKind, Metrics, ModelShape, Task, TaskSpec, tokens};
-use crate::modelfile::VOCAB_KEY;
-use crate::options::ModelKind;
+use crate::model_kind::ModelKind;
 
-/// The setting: a 2-layer LSTM of 256.
+/// A 2-layer LSTM of 256, the classic char-rnn setting.
 pub const DEFAULTS: Defaults = Defaults {
     model: ModelKind::Lstm,
     hidden: 256,
@@ -134,6 +133,6 @@ impl Task for CharLm {
     }
 
     fn metadata(&self) -> Vec<(&'static str, String)> {
-        vec![(VOCAB_KEY, self.corpus.vocab.to_metadata())]
+        vec![(Vocabulary::METADATA_KEY, self.corpus.vocab.to_metadata())]
     }
 }

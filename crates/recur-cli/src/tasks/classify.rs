@@ -5,11 +5,11 @@
 use rand::SeedableRng;
 use rand::seq::IndexedRandom;
 use rand_chacha::ChaCha8Rng;
-use recur::tasks::{ClassifyColumns, PaddedBatch, SequenceSet, accuracy};
 use recur::{ReadoutName, SequenceModel};
+use recur_tasks::{ClassifyColumns, PaddedBatch, SequenceSet, accuracy};
 
 use super::{Baseline, Batch, BatchInput, BatchTargets, Defaults, InputKind, Metrics, ModelShape, Task, TaskSpec};
-use crate::options::ModelKind;
+use crate::model_kind::ModelKind;
 
 /// A GRU reading each sequence to its end.
 pub const DEFAULTS: Defaults = Defaults {

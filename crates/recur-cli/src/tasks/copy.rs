@@ -2,11 +2,11 @@
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use recur::tasks::{COPY_VOCAB, CopyBatch, copy_baseline, copy_task};
 use recur::{ReadoutName, SequenceModel};
+use recur_tasks::{COPY_VOCAB, CopyBatch, copy_baseline, copy_task};
 
 use super::{Baseline, Batch, BatchTargets, Defaults, InputKind, Metrics, ModelShape, Task, TaskSpec, tokens};
-use crate::options::ModelKind;
+use crate::model_kind::ModelKind;
 
 /// A GRU learns the copy task at T = 50 within a few thousand steps of Adam 3e-3 (README).
 pub const DEFAULTS: Defaults = Defaults {

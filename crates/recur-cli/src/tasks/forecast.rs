@@ -7,13 +7,13 @@ use std::path::Path;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use recur::tasks::{ForecastSplit, load_series_csv, mackey_glass, mae, mse, nrmse};
 use recur::{ReadoutName, SequenceModel};
+use recur_tasks::{ForecastSplit, load_series_csv, mackey_glass, mae, mse, nrmse};
 
 use super::{
     Baseline, Batch, BatchInput, BatchTargets, Defaults, InputKind, Metrics, ModelShape, Task, TaskName, TaskSpec,
 };
-use crate::options::ModelKind;
+use crate::model_kind::ModelKind;
 
 /// Windows of 50 values, one-step forecasts.
 pub const DEFAULTS: Defaults = Defaults {

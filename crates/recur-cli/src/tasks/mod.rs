@@ -1,7 +1,7 @@
 //! The task registry: for each `--task`, the shape of model it needs, its training batches, its evaluation
 //! metrics, its baseline and the defaults that are known to work on it.
 //!
-//! The data themselves come from the library (`recur::tasks`); this module only adapts them to the training loop.
+//! The data themselves come from the `recur-tasks` crate; this module only adapts them to the training loop.
 
 mod adding;
 mod charlm;
@@ -18,7 +18,7 @@ use rand_chacha::ChaCha8Rng;
 use recur::{ReadoutName, SequenceInput, SequenceModel, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::options::ModelKind;
+use crate::model_kind::ModelKind;
 
 /// The `--task` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]

@@ -3,11 +3,11 @@
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use recur::tasks::{REBER_VOCAB, ReberBatch, reber_batch, reber_fraction_correct};
 use recur::{ReadoutName, SequenceModel};
+use recur_tasks::{REBER_VOCAB, ReberBatch, reber_batch, reber_fraction_correct};
 
 use super::{Baseline, Batch, BatchTargets, Defaults, InputKind, Metrics, ModelShape, Task, TaskSpec, tokens};
-use crate::options::ModelKind;
+use crate::model_kind::ModelKind;
 
 /// A small LSTM learns the grammar (the embedded version needs memory across the whole string).
 pub const DEFAULTS: Defaults = Defaults {

@@ -3,11 +3,11 @@
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use recur::tasks::{TaggingBatch, TaggingConfig, tagging_ceiling, tagging_task};
 use recur::{ReadoutName, SequenceModel};
+use recur_tasks::{TaggingBatch, TaggingConfig, tagging_ceiling, tagging_task};
 
 use super::{Baseline, Batch, BatchTargets, Defaults, InputKind, Metrics, ModelShape, Task, TaskSpec, tokens};
-use crate::options::ModelKind;
+use crate::model_kind::ModelKind;
 
 /// Defaults for both directions: run once with and once without `--bidirectional` to compare.
 pub const DEFAULTS: Defaults = Defaults {

@@ -1,7 +1,7 @@
 //! The characters of a text as token ids: sorted, so that the same text always gives the same ids, and
 //! written as one string so that a model file's metadata can carry it.
 
-use crate::error::{Error, Result};
+use recur::{Error, Result};
 
 /// The distinct characters of a text, sorted by code point; a character's id is its position.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -3,16 +3,16 @@
 //! across 50 steps. Always predicting 1 scores an MSE of 0.167.
 //!
 //! ```sh
-//! cargo run --release --example adding            # about a minute on 2 cores
-//! cargo run --release --example adding -- 20 500  # sequence length 20, 500 steps
+//! cargo run --release -p recur-tasks --example adding            # about a minute on 2 cores
+//! cargo run --release -p recur-tasks --example adding -- 20 500  # sequence length 20, 500 steps
 //! ```
 
 use std::time::Instant;
 
 use rand::SeedableRng;
-use recur::tasks::adding_problem;
 use recur::train::{OptimizerKind, ScheduleKind, Targets, Trainer, TrainerConfig};
 use recur::{Mode, ReadoutName, RecurrentConfig, SequenceInput, SequenceModel, SequenceModelConfig};
+use recur_tasks::adding_problem;
 
 fn main() -> recur::Result<()> {
     let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>());

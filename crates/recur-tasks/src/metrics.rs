@@ -1,7 +1,7 @@
 //! The scores the tasks report: accuracy over class logits, MSE, MAE, NRMSE and bits per character.
 
-use crate::error::{Error, Result};
-use crate::loss::DEFAULT_IGNORE_INDEX;
+use recur::loss::DEFAULT_IGNORE_INDEX;
+use recur::{Error, Result};
 
 /// The index of the largest of `values` (the first one on ties); `None` for an empty slice.
 pub fn argmax(values: &[f32]) -> Option<usize> {

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::charlm::load_text;
-use crate::error::{Error, Result};
+use recur::{Error, Result};
 
 /// One data row and the 1-based line it starts on.
 #[derive(Clone, Debug)]

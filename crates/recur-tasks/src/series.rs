@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use crate::error::{Error, Result};
-use crate::tensor::Tensor;
+use recur::Tensor;
+use recur::{Error, Result};
 
 /// Affine normalisation `z = (x − mean) / std`, with statistics taken from the training part only (so nothing
 /// about the validation or test values leaks into the model's input).
@@ -82,7 +82,7 @@ impl Windows {
     }
 
     /// The windows `indices` as a batch-first input `(B, W, 1)` and their targets (`B × H`, row-major), for a
-    /// [`SequenceModel`](crate::SequenceModel) with a batch-first layer of input size 1, a last-step readout and
+    /// [`SequenceModel`](recur::SequenceModel) with a batch-first layer of input size 1, a last-step readout and
     /// `H` outputs.
     pub fn batch(&self, indices: &[usize]) -> Result<(Tensor, Vec<f32>)> {
         let (w, h) = (self.window, self.horizon);

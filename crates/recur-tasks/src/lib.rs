@@ -1,5 +1,8 @@
-//! Built-in tasks, generated in code from a seed (no downloads), and loaders for a user's own data, for
-//! examples, tests, demos and the command line.
+//! # recur-tasks
+//!
+//! Built-in sequence tasks for [`recur`], generated in code from a seed (no downloads), and loaders for a user's
+//! own data: what the `recur` command trains on, and what examples, tests and demos use. Not part of the core
+//! library: a model never needs this crate to run.
 //!
 //! | task | what | reports |
 //! |---|---|---|
@@ -12,9 +15,23 @@
 //! | [`load_series_csv`] | forecasting a column of a CSV file | MSE and MAE vs the naive last-value forecast |
 //! | [`SequenceSet`] | classifying variable-length sequences from a CSV file | accuracy |
 //!
-//! Each task's module documents its layout and score; everything is re-exported here, so `recur::tasks::copy_task`
-//! and `recur::tasks::copy::copy_task` are the same function. Generated batches are batch-first (`b·steps + t`);
-//! [`to_time_major`] reorders them for a time-major layer. Bad data stops with [`Error::Data`](crate::Error::Data), naming the file, the line and the problem.
+//! Each task's module documents its layout and score; everything is re-exported at the crate root, so
+//! `recur_tasks::copy_task` and `recur_tasks::copy::copy_task` are the same function. Generated batches are
+//! batch-first (`b·steps + t`); [`to_time_major`] reorders them for a time-major layer. Bad data stops with
+//! [`Error::Data`](recur::Error::Data), naming the file, the line and the problem.
+//!
+//! ```
+//! use rand::SeedableRng;
+//! use recur_tasks::adding_task;
+//!
+//! // 8 sequences of 50 steps, two features a step (value, marker), one target a sequence.
+//! let batch = adding_task(8, 50, &mut rand::rngs::StdRng::seed_from_u64(0))?;
+//! assert_eq!(batch.input.shape(), &[8, 50, 2]);
+//! assert_eq!(batch.target.shape(), &[8, 1]);
+//! # Ok::<(), recur::Error>(())
+//! ```
+
+#![warn(missing_docs)]
 
 pub mod adding;
 pub mod charlm;

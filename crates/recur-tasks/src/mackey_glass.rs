@@ -9,7 +9,7 @@
 
 use rand::Rng;
 
-use crate::error::{Error, Result};
+use recur::{Error, Result};
 
 /// The equation's parameters and the integration.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -1,9 +1,9 @@
 //! Training end to end: a model learns, checkpoints resume exactly (also mid-stream with truncated BPTT), a
 //! crash while saving leaves the previous checkpoint intact, and a non-finite loss stops training.
 
-use recur::tasks::adding_problem;
 use recur::train::{OptimizerKind, ScheduleKind, Targets, Trainer, TrainerConfig};
 use recur::{Error, Mode, ReadoutName, RecurrentConfig, SequenceInput, SequenceModel, SequenceModelConfig, Tensor};
+use recur_tasks::adding_problem;
 
 fn adding_model(mode: Mode, layers: usize, dropout: f32, seed: u64) -> SequenceModel {
     let recurrent = RecurrentConfig::new(mode, 2, 16).num_layers(layers).batch_first(true).dropout(dropout);

@@ -9,8 +9,8 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use super::vocab::Vocabulary;
-use crate::error::{Error, Result};
-use crate::train::{contiguous_streams, windows};
+use recur::train::{contiguous_streams, windows};
+use recur::{Error, Result};
 
 /// A few KB of English prose and verse written for recur (public domain), so that demos and tests can train a
 /// character model without a file.
@@ -135,7 +135,7 @@ impl CharStreams {
     }
 
     /// The windows of at most `k` steps that cover every input step, `0..steps − 1` (the last item of a stream is
-    /// only a target). Train them in order with [`Trainer::step_stateful`](crate::train::Trainer::step_stateful),
+    /// only a target). Train them in order with [`Trainer::step_stateful`](recur::train::Trainer::step_stateful),
     /// which carries the state from one window to the next.
     pub fn windows(&self, k: usize) -> impl Iterator<Item = Range<usize>> + use<> {
         windows(self.steps - 1, k)

@@ -3,12 +3,12 @@
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use recur::tasks::{
+use recur::train::{CarriedState, Targets, Trainer, TrainerConfig};
+use recur::{ReadoutName, RecurrentConfig, SequenceInput, SequenceModel, SequenceModelConfig};
+use recur_tasks::{
     CharCorpus, CharStreams, REBER_VOCAB, TaggingConfig, bits_per_char, copy_baseline, copy_task, reber_batch,
     reber_fraction_correct, tagging_ceiling, tagging_task,
 };
-use recur::train::{CarriedState, Targets, Trainer, TrainerConfig};
-use recur::{ReadoutName, RecurrentConfig, SequenceInput, SequenceModel, SequenceModelConfig};
 
 fn token_model(vocab: usize, recurrent: RecurrentConfig, outputs: usize, seed: u64) -> SequenceModel {
     let config = SequenceModelConfig { vocab: Some(vocab), recurrent, readout: ReadoutName::EveryStep, outputs };
@@ -45,7 +45,7 @@ fn tagging_needs_the_future_bidirectional_beats_the_unidirectional_ceiling() {
 fn copy_and_reber_batches_fit_a_token_model_and_its_loss() {
     let mut rng = StdRng::seed_from_u64(0);
     let copy = copy_task(4, 5, &mut rng).unwrap();
-    let model = token_model(recur::tasks::COPY_VOCAB, RecurrentConfig::lstm(8, 16).batch_first(true), 10, 0);
+    let model = token_model(recur_tasks::COPY_VOCAB, RecurrentConfig::lstm(8, 16).batch_first(true), 10, 0);
     let mut trainer = Trainer::new(model, TrainerConfig::adam(1e-2)).unwrap();
     let input = SequenceInput::Tokens { ids: &copy.ids, steps: copy.steps, batch: copy.batch };
     // An untrained model is near the uniform guess, ln 10, well above the memoryless baseline.

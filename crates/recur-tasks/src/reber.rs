@@ -17,8 +17,8 @@
 use rand::Rng;
 
 use super::metrics::predictions;
-use crate::error::{Error, Result};
-use crate::loss::DEFAULT_IGNORE_INDEX;
+use recur::loss::DEFAULT_IGNORE_INDEX;
+use recur::{Error, Result};
 
 /// The symbols, by token id: `B T P S X V E`.
 pub const REBER_SYMBOLS: [char; 7] = ['B', 'T', 'P', 'S', 'X', 'V', 'E'];

@@ -9,13 +9,13 @@
 use std::path::Path;
 
 use super::table::Table;
-use crate::error::Result;
+use recur::Result;
 
 /// The values of column `column` of a CSV file with a header row, one per data row, in file order.
 ///
-/// A missing file is an [`Error::Io`](crate::Error::Io); an empty or non-UTF-8 file, a missing column, a row of
+/// A missing file is an [`Error::Io`](recur::Error::Io); an empty or non-UTF-8 file, a missing column, a row of
 /// the wrong width, or a cell that is not a finite number (empty cells included) is an
-/// [`Error::Data`](crate::Error::Data) naming the file and the line.
+/// [`Error::Data`](recur::Error::Data) naming the file and the line.
 pub fn load_series_csv(path: impl AsRef<Path>, column: &str) -> Result<Vec<f32>> {
     let table = Table::read(path.as_ref())?;
     let col = table.column(column)?;
@@ -25,8 +25,8 @@ pub fn load_series_csv(path: impl AsRef<Path>, column: &str) -> Result<Vec<f32>>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Error;
-    use crate::tasks::{ForecastSplit, mae, mse};
+    use crate::{ForecastSplit, mae, mse};
+    use recur::Error;
 
     fn write(dir: &tempfile::TempDir, name: &str, contents: &[u8]) -> std::path::PathBuf {
         let path = dir.path().join(name);

@@ -16,8 +16,8 @@
 use rand::Rng;
 
 use super::metrics::accuracy;
-use crate::error::{Error, Result};
-use crate::loss::DEFAULT_IGNORE_INDEX;
+use recur::loss::DEFAULT_IGNORE_INDEX;
+use recur::{Error, Result};
 
 /// Symbols to remember.
 pub const COPY_LENGTH: usize = 10;
@@ -96,7 +96,7 @@ mod tests {
     use rand::rngs::StdRng;
 
     use super::*;
-    use crate::CrossEntropyLoss;
+    use recur::CrossEntropyLoss;
 
     #[test]
     fn layout_is_symbols_gap_delimiter_recall() {

@@ -20,8 +20,8 @@ use rand::seq::SliceRandom;
 
 use super::series::Normalizer;
 use super::table::Table;
-use crate::error::{Error, Result};
-use crate::tensor::Tensor;
+use recur::Tensor;
+use recur::{Error, Result};
 
 /// Which columns of a classification CSV hold what.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,7 +55,7 @@ pub struct LabelledSequence {
     pub line: usize,
 }
 
-/// A padded batch of sequences, batch-first, for [`Trainer::step_with_lengths`](crate::train::Trainer) with a
+/// A padded batch of sequences, batch-first, for [`Trainer::step_with_lengths`](recur::train::Trainer) with a
 /// batch-first layer and a many-to-one readout.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PaddedBatch {

@@ -20,7 +20,7 @@
 use rand::Rng;
 
 use super::metrics::accuracy;
-use crate::error::{Error, Result};
+use recur::{Error, Result};
 
 /// The shape of the tagging task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,8 +6,8 @@
 
 use rand::Rng;
 
-use crate::error::{Error, Result};
-use crate::tensor::Tensor;
+use recur::Tensor;
+use recur::{Error, Result};
 
 /// The MSE of always predicting 1, the mean of the target: `Var(u₁ + u₂) = 2 · 1/12 = 1/6`.
 pub const ADDING_BASELINE: f64 = 1.0 / 6.0;
