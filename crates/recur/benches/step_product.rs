@@ -6,8 +6,8 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use recur::kernels::gemm::{MatMut, MatRef, gemm};
-use recur::kernels::packed::{PackedMatrix, Start, packed_product};
+use recur::internals::kernels::gemm::{MatMut, MatRef, gemm};
+use recur::internals::kernels::packed::{PackedMatrix, Start, packed_product};
 
 fn values(len: usize) -> Vec<f32> {
     (0..len).map(|i| (i as f32 * 0.37).sin()).collect()

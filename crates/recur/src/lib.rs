@@ -4,9 +4,10 @@
 //! names, shapes and default initialisation: a model saved from PyTorch as safetensors loads here and gives the
 //! same numbers, and the other way round.
 //!
-//! recur is not a general tensor or autograd library. Every layer has an explicit forward (and, later, backward)
-//! written for speed: one large product for the input projection of all time steps, one product with the
-//! recurrent weights and one fused pass over the gates per step, no allocation inside the time loop.
+//! recur is not a general tensor or autograd library. Every layer has an explicit forward and backward
+//! (backpropagation through time, checked against PyTorch and against finite differences) written for speed: one
+//! large product for the input projection of all time steps, one product with the recurrent weights and one fused
+//! pass over the gates per step, no allocation inside the time loop.
 //!
 //! ```
 //! use recur::{Recurrent, RecurrentConfig, Tensor};
@@ -21,17 +22,32 @@
 //! # Ok::<(), recur::Error>(())
 //! ```
 //!
-//! Layout: [`cells`] hold the gate math of one step, [`driver`] runs any cell over time, layers and directions,
-//! [`kernels`] are the only code that speaks in raw slices, [`model_file`] reads and writes safetensors, [`stream`]
-//! runs a layer a step at a time with its state kept between calls.
+//! ## What is where
+//!
+//! | need | use |
+//! |---|---|
+//! | `nn.RNN`, `nn.LSTM`, `nn.GRU` over whole (padded) sequences, forward and backward | [`Recurrent`] ([`layer`]) |
+//! | `nn.RNNCell`, `nn.LSTMCell`, `nn.GRUCell` | [`RnnCell`], [`LstmCell`], [`GruCell`] ([`cells`]) |
+//! | one step at a time over live streams, state kept and saved as bytes | [`StreamState`] ([`stream`]) |
+//! | weights from and to PyTorch (safetensors, `state_dict` names) | [`model_file`], [`LoadOptions`] |
+//! | embedding → recurrent layer → head, as one model | [`SequenceModel`] ([`model`]) |
+//! | heads, losses, optimizers | [`nn`], [`loss`], [`optim`] |
+//! | a training loop with truncated BPTT and exact checkpoints | [`train::Trainer`] |
+//!
+//! Every failure caused by input (a shape, a file, a configuration) is an [`Error`] naming what was expected and
+//! what was found; recur does not panic on user input. Work runs on the calling thread, except where a call's
+//! docs say it uses Rayon's pool (whole-sequence passes over large batches, the two directions of a bidirectional
+//! layer). Built-in tasks and data loaders live in the `recur-tasks` crate, the command line in `recur-cli`.
 
 #![warn(missing_docs)]
 
+mod driver;
+mod gradcheck;
+mod kernels;
+mod scratch;
+
 pub mod cells;
-pub mod driver;
 pub mod error;
-pub mod gradcheck;
-pub mod kernels;
 pub mod layer;
 pub mod loss;
 pub mod model;
@@ -39,15 +55,16 @@ pub mod model_file;
 pub mod nn;
 pub mod optim;
 pub mod params;
-pub mod real;
 pub mod stream;
 pub mod tensor;
 pub mod train;
 
 pub use cells::{GruCell, GruCellConfig, LstmCell, LstmCellConfig, Nonlinearity, RnnCell, RnnCellConfig};
-pub use driver::scratch::release as release_scratch;
 pub use error::{Error, Result};
-pub use layer::{Mode, Recurrent, RecurrentCache, RecurrentConfig, RecurrentGrads, RecurrentOutput};
+pub use kernels::Real;
+pub use layer::{
+    CellCache, CellGrads, Mode, Recurrent, RecurrentCache, RecurrentConfig, RecurrentGrads, RecurrentOutput,
+};
 pub use loss::{BceWithLogitsLoss, CrossEntropyLoss, MseLoss};
 pub use model::{ReadoutName, SequenceInput, SequenceModel, SequenceModelCache, SequenceModelConfig};
 pub use model_file::LoadOptions;
@@ -56,6 +73,23 @@ pub use optim::{Adam, AdamConfig, AdamW, Optimizer, Schedule, Scheduler, Sgd, Sg
 pub use params::{Module, Param, Trainable};
 pub use stream::StreamState;
 pub use tensor::Tensor;
+
+/// Internals that recur's own benches and tests reach: no stability promise, not part of the API.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::driver::{Cell, Stack, StackTrace};
+    pub use crate::scratch::release as release_scratch;
+
+    /// Finite-difference gradient checks in `f64`.
+    pub mod gradcheck {
+        pub use crate::gradcheck::*;
+    }
+
+    /// The products recur's layers run, for the step-product bench.
+    pub mod kernels {
+        pub use crate::kernels::{gemm, packed};
+    }
+}
 
 /// The README's Rust examples, compiled and run as doc tests so that they stay true.
 #[cfg(doctest)]

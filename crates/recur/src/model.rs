@@ -14,7 +14,6 @@ use crate::model_file::TensorFile;
 use crate::nn::{Embedding, Head, HeadCache, Layout, Readout, SequenceShape};
 use crate::params::{Module, Named, Param, ParamMut, ParamRef, Trainable};
 use crate::tensor::Tensor;
-use crate::train::CarriedState;
 
 /// The configuration of a [`SequenceModel`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -300,5 +299,47 @@ impl Trainable for SequenceModel {
         all.extend(prefixed("rnn", self.rnn.parameters()));
         all.extend(prefixed("head", self.head.parameters()));
         all
+    }
+}
+
+/// The state carried from one window to the next: a copy of the previous window's final `h_n` (and `c_n`),
+/// detached from its graph by construction.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CarriedState {
+    h: Option<Tensor>,
+    c: Option<Tensor>,
+}
+
+impl CarriedState {
+    /// No state yet: the first window starts from zeros.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A state from saved tensors (a checkpoint).
+    pub fn from_tensors(h: Tensor, c: Option<Tensor>) -> Self {
+        CarriedState { h: Some(h), c }
+    }
+
+    /// The initial `h_0` for the next window.
+    pub fn h0(&self) -> Option<&Tensor> {
+        self.h.as_ref()
+    }
+
+    /// The initial `c_0` for the next window (LSTM).
+    pub fn c0(&self) -> Option<&Tensor> {
+        self.c.as_ref()
+    }
+
+    /// Keeps the final states of a window for the next one.
+    pub fn carry(&mut self, out: &RecurrentOutput) {
+        self.h = Some(out.h_n.clone());
+        self.c = out.c_n.clone();
+    }
+
+    /// Forgets the state (at the start of an epoch, or of a new document).
+    pub fn reset(&mut self) {
+        self.h = None;
+        self.c = None;
     }
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use rand::Rng;
 
 use crate::error::{Error, Result};
-use crate::real::Real;
+use crate::kernels::Real;
 use crate::tensor::Tensor;
 
 /// A parameter of a model, seen read-only under its PyTorch `state_dict` name.

@@ -47,8 +47,8 @@
 pub mod bytes;
 mod split;
 
-use crate::cells::{Cell, GatePass};
 use crate::driver::Stack;
+use crate::driver::{Cell, GatePass};
 use crate::error::{Error, Result};
 use crate::layer::{Cells, Mode, Recurrent};
 use crate::tensor::Tensor;

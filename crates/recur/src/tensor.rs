@@ -92,7 +92,7 @@ impl Tensor {
 /// otherwise wait.
 pub(crate) fn swap_leading_axes(data: &[f32], a: usize, b: usize, c: usize) -> Vec<f32> {
     // Often a buffer a previous pass handed back: already mapped, no page faults. Every value is written below.
-    let mut out = crate::driver::scratch::take_unzeroed(data.len());
+    let mut out = crate::scratch::take_unzeroed(data.len());
     fill_swapped(data, a, b, c, 0..b, &mut out);
     out
 }

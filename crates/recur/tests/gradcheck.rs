@@ -3,9 +3,10 @@
 //! states, gradients of the final states, and dropout masks between layers.
 
 use rand::{Rng, SeedableRng};
-use recur::cells::{Cell, GruCell, GruCellConfig, LstmCell, LstmCellConfig, Nonlinearity, RnnCell, RnnCellConfig};
-use recur::driver::{Stack, StackTrace};
-use recur::gradcheck;
+use recur::cells::{GruCell, GruCellConfig, LstmCell, LstmCellConfig, Nonlinearity, RnnCell, RnnCellConfig};
+use recur::internals::Cell;
+use recur::internals::gradcheck;
+use recur::internals::{Stack, StackTrace};
 
 const TOLERANCE: f64 = 1e-6;
 

@@ -236,7 +236,7 @@ fn cell_gradients_match_pytorch() {
         let (input, h0, c0) = (&io.tensors["input"], io.tensors.get("h0"), io.tensors.get("c0"));
         let grad_h = &io.tensors["grad_h1"];
         let (i, h, bias) = (c.input_size, c.hidden_size, c.bias);
-        let (grads, params): (recur::cells::CellGrads, Vec<(String, Tensor)>) = match c.mode {
+        let (grads, params): (recur::layer::CellGrads, Vec<(String, Tensor)>) = match c.mode {
             Mode::Lstm => {
                 let config = LstmCellConfig { input_size: i, hidden_size: h, bias, proj_size: 0 };
                 let mut cell = LstmCell::from_state_dict(config, &model.tensors).unwrap();

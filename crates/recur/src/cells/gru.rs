@@ -12,11 +12,11 @@ use std::collections::HashMap;
 use rand::Rng;
 
 use super::blocks::{UnitBlocks, lanes, load, store};
-use super::{Cell, CellCache, CellGrads, CellWeights, GateBackward, GatePass, step_backward_tensors, step_tensors};
+use crate::driver::{Cell, CellWeights, GateBackward, GatePass};
 use crate::error::Result;
-use crate::kernels::simd::Vectorised;
+use crate::kernels::Real;
+use crate::kernels::simd::{self, Vectorised};
 use crate::params::{Module, ParamMut, ParamRef, Trainable};
-use crate::real::Real;
 use crate::tensor::Tensor;
 
 /// Configuration of a [`GruCell`], as the arguments of PyTorch's `nn.GRUCell`.
@@ -70,23 +70,6 @@ impl GruCell<f32> {
         Ok(cell)
     }
 
-    /// One step: input `(B, I)` or `(I)`, `h` of the same batch shape (zeros when `None`); returns `h'`.
-    pub fn forward(&self, input: &Tensor, h: Option<&Tensor>) -> Result<Tensor> {
-        Ok(step_tensors(self, input, h, None)?.0)
-    }
-
-    /// [`Self::forward`] that also keeps what [`Self::backward`] needs.
-    pub fn forward_train(&self, input: &Tensor, h: Option<&Tensor>) -> Result<(Tensor, CellCache)> {
-        let (h, _, cache) = step_tensors(self, input, h, None)?;
-        Ok((h, cache))
-    }
-
-    /// Backward of one step from `∂L/∂h'`: accumulates the parameter gradients and returns those of the input
-    /// and of `h`.
-    pub fn backward(&mut self, cache: &CellCache, grad_h: &Tensor) -> Result<CellGrads> {
-        step_backward_tensors(self, cache, grad_h, None)
-    }
-
     /// Loads PyTorch `state_dict` tensors (`weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`).
     pub fn from_state_dict(config: GruCellConfig, tensors: &HashMap<String, Tensor>) -> Result<Self> {
         let mut cell = Self::zeros(config)?;
@@ -128,7 +111,7 @@ impl<T: Real> Cell for GruCell<T> {
         // An inference pass keeps nothing (see `inference_cache_width`).
         let cache = if pass.cache.is_empty() { None } else { Some(&mut *pass.cache) };
         let (gx, gh, h_prev, h_next) = (pass.gx, pass.gh, pass.h_prev, &mut *pass.h_next);
-        T::vectorised(ForwardRows { hidden, gx, gh, h_prev, h_next, cache });
+        simd::vectorised::<T, _>(ForwardRows { hidden, gx, gh, h_prev, h_next, cache });
     }
 
     /// With `a_n = gx_n + r ⊙ hn` (`hn = W_hn h + b_hn`):
@@ -139,7 +122,7 @@ impl<T: Real> Cell for GruCell<T> {
     /// ∂r = ∂a_n ⊙ hn  →  ∂a_r = ∂r ⊙ r(1−r);   ∂a_z = ∂z ⊙ z(1−z)   (the same for gx and gh)
     /// ```
     fn backward_gates(&self, pass: GateBackward<'_, T>) {
-        T::vectorised(BackwardRows {
+        simd::vectorised::<T, _>(BackwardRows {
             hidden: self.weights.hidden_size(),
             cache: pass.cache,
             dh: pass.dh,

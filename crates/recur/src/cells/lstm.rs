@@ -12,14 +12,12 @@ use std::collections::HashMap;
 use rand::Rng;
 
 use super::blocks::{UnitBlocks, lanes, load, store};
-use super::{
-    Cell, CellCache, CellGrads, CellWeights, GateBackward, GatePass, step_backward_tensors, step_tensors, transpose,
-};
+use crate::driver::{Cell, CellWeights, GateBackward, GatePass, transpose};
 use crate::error::{Error, Result};
+use crate::kernels::Real;
 use crate::kernels::gemm::{MatMut, MatRef, gemm};
-use crate::kernels::simd::Vectorised;
+use crate::kernels::simd::{self, Vectorised};
 use crate::params::{Module, Param, ParamMut, ParamRef, Parameter, Trainable, init_uniform};
-use crate::real::Real;
 use crate::tensor::Tensor;
 
 /// Configuration of an [`LstmCell`], as the arguments of PyTorch's `nn.LSTMCell` plus `nn.LSTM`'s `proj_size`.
@@ -62,28 +60,6 @@ impl LstmCell<f32> {
         let hidden = config.hidden_size;
         init_uniform(cell.named_params_mut(), hidden, rng);
         Ok(cell)
-    }
-
-    /// One step: input `(B, I)` or `(I)`, state `(h, c)` of the same batch shape (zeros when `None`); returns
-    /// `(h', c')`.
-    pub fn forward(&self, input: &Tensor, state: Option<(&Tensor, &Tensor)>) -> Result<(Tensor, Tensor)> {
-        Ok(self.forward_train(input, state)?.0)
-    }
-
-    /// [`Self::forward`] that also keeps what [`Self::backward`] needs.
-    pub fn forward_train(
-        &self,
-        input: &Tensor,
-        state: Option<(&Tensor, &Tensor)>,
-    ) -> Result<((Tensor, Tensor), CellCache)> {
-        let (h, c, cache) = step_tensors(self, input, state.map(|s| s.0), state.map(|s| s.1))?;
-        Ok(((h, c.expect("an LSTM cell has a cell state")), cache))
-    }
-
-    /// Backward of one step from `∂L/∂h'` and `∂L/∂c'` (zero when `None`): accumulates the parameter gradients
-    /// and returns those of the input, `h` and `c`.
-    pub fn backward(&mut self, cache: &CellCache, grad_h: &Tensor, grad_c: Option<&Tensor>) -> Result<CellGrads> {
-        step_backward_tensors(self, cache, grad_h, grad_c)
     }
 
     /// Loads PyTorch `state_dict` tensors (`weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`, `weight_hr`).
@@ -183,7 +159,7 @@ impl<T: Real> Cell for LstmCell<T> {
         let h_next = if project { None } else { Some(&mut *pass.h_next) };
         // An inference pass without a projection keeps nothing (see `inference_cache_width`).
         let cache = if pass.cache.is_empty() { None } else { Some(&mut *pass.cache) };
-        T::vectorised(ForwardRows {
+        simd::vectorised::<T, _>(ForwardRows {
             hidden,
             gx: pass.gx,
             gh: pass.gh,
@@ -218,7 +194,7 @@ impl<T: Real> Cell for LstmCell<T> {
                 pass.scratch
             }
         };
-        T::vectorised(BackwardRows {
+        simd::vectorised::<T, _>(BackwardRows {
             hidden,
             cache: pass.cache,
             dm: dm_all,

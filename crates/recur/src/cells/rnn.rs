@@ -5,11 +5,11 @@ use std::collections::HashMap;
 use rand::Rng;
 
 use super::blocks::{UnitBlocks, lanes, load, store};
-use super::{Cell, CellCache, CellGrads, CellWeights, GateBackward, GatePass, step_backward_tensors, step_tensors};
+use crate::driver::{Cell, CellWeights, GateBackward, GatePass};
 use crate::error::{Error, Result};
-use crate::kernels::simd::Vectorised;
+use crate::kernels::Real;
+use crate::kernels::simd::{self, Vectorised};
 use crate::params::{Module, ParamMut, ParamRef, Trainable};
-use crate::real::Real;
 use crate::tensor::Tensor;
 
 /// The nonlinearity of a vanilla RNN, PyTorch's `nonlinearity` argument.
@@ -76,23 +76,6 @@ impl RnnCell<f32> {
         Ok(cell)
     }
 
-    /// One step: input `(B, I)` or `(I)`, `h` of the same batch shape (zeros when `None`); returns `h'`.
-    pub fn forward(&self, input: &Tensor, h: Option<&Tensor>) -> Result<Tensor> {
-        Ok(step_tensors(self, input, h, None)?.0)
-    }
-
-    /// [`Self::forward`] that also keeps what [`Self::backward`] needs.
-    pub fn forward_train(&self, input: &Tensor, h: Option<&Tensor>) -> Result<(Tensor, CellCache)> {
-        let (h, _, cache) = step_tensors(self, input, h, None)?;
-        Ok((h, cache))
-    }
-
-    /// Backward of one step from `∂L/∂h'`: accumulates the parameter gradients and returns those of the input
-    /// and of `h`.
-    pub fn backward(&mut self, cache: &CellCache, grad_h: &Tensor) -> Result<CellGrads> {
-        step_backward_tensors(self, cache, grad_h, None)
-    }
-
     /// Loads PyTorch `state_dict` tensors (`weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`).
     pub fn from_state_dict(config: RnnCellConfig, tensors: &HashMap<String, Tensor>) -> Result<Self> {
         let mut cell = Self::zeros(config)?;
@@ -143,13 +126,13 @@ impl<T: Real> Cell for RnnCell<T> {
 
     fn forward_gates(&self, pass: GatePass<'_, T>) {
         let relu = self.nonlinearity == Nonlinearity::Relu;
-        T::vectorised(Rows { relu, pre: [pass.gx, pass.gh], out: &mut *pass.h_next, backward: false });
+        simd::vectorised::<T, _>(Rows { relu, pre: [pass.gx, pass.gh], out: &mut *pass.h_next, backward: false });
     }
 
     /// `∂L/∂a = ∂L/∂h ⊙ act′(a)`, with `act′ = 1 − h²` for tanh and `[h > 0]` for ReLU (read off the output).
     fn backward_gates(&self, pass: GateBackward<'_, T>) {
         let relu = self.nonlinearity == Nonlinearity::Relu;
-        T::vectorised(Rows { relu, pre: [pass.dh, pass.h_next], out: &mut *pass.dgx, backward: true });
+        simd::vectorised::<T, _>(Rows { relu, pre: [pass.dh, pass.h_next], out: &mut *pass.dgx, backward: true });
         pass.dh_prev.fill(T::zero());
     }
 }

@@ -7,12 +7,12 @@ use super::batching::{Batching, Step};
 use std::ops::Range;
 
 use super::row_groups::{row_groups, run_groups};
-use super::scratch;
 use super::split::{ForwardRows, RowWidths, backward_step, forward_step};
+use super::{Cell, GateBackward, WeightGradInputs};
 use super::{Direction, DirectionTrace};
-use crate::cells::{Cell, GateBackward, WeightGradInputs};
+use crate::kernels::Real;
 use crate::kernels::packed::PackedMatrix;
-use crate::real::Real;
+use crate::scratch;
 
 /// The initial state of one direction of one layer, as row-major `B × size` slices.
 #[derive(Clone, Copy)]

@@ -7,12 +7,16 @@
 //! loop.
 
 mod batching;
+mod cell;
 mod direction;
 mod row_groups;
-pub(crate) mod scratch;
 mod split;
+mod weights;
 
+pub use cell::{Cell, GateBackward, GatePass};
 pub(crate) use split::on_pool;
+pub use weights::CellWeights;
+pub(crate) use weights::{WeightGradInputs, transpose};
 
 use std::borrow::Cow;
 
@@ -21,8 +25,8 @@ use num_traits::Zero;
 pub(crate) use batching::Batching;
 pub(crate) use direction::{Final, Initial, backward_direction, run_direction};
 
-use crate::cells::Cell;
-use crate::real::Real;
+use crate::kernels::Real;
+use crate::scratch;
 
 /// Which way a direction walks time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

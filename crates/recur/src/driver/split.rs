@@ -5,9 +5,9 @@
 //! the weights. A step of the seed case (`B32 H256` LSTM) takes about 170 µs on one core, and a hand-off to a
 //! spinning Rayon worker a few µs; steps below [`PARALLEL_STEP_WORK`] stay on one thread.
 
-use crate::cells::{Cell, GateBackward, GatePass};
+use super::{Cell, GateBackward, GatePass};
+use crate::kernels::Real;
 use crate::kernels::packed::PackedMatrix;
-use crate::real::Real;
 
 /// Multiply-adds of a step's recurrent product (`rows · H_out · G·H`) from which its rows are split in two.
 pub(crate) const PARALLEL_STEP_WORK: usize = 1 << 18;

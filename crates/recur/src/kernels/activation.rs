@@ -5,15 +5,13 @@
 //! the true value over the range that matters), evaluated in Estrin's form: its dependency chains are half as long
 //! as Horner's, so a vector loop keeps more elements in flight (sigmoid 13% and tanh 17% faster, one core).
 //! Everything is branch-free (selects, not branches), so that a loop over a slice compiles to SIMD code. The scalar
-//! functions and the slice functions use the same formulas, so a streamed step and a whole-sequence pass give
+//! functions and the gate passes' vector loops use the same formulas, so a streamed step and a whole-sequence pass give
 //! identical numbers.
 //!
 //! The polynomials and the range reduction are written with `mul_add`: a fused multiply-add is one rounding, so
 //! every path gives the same bits, and it is one instruction where the vector wrappers enable FMA (sigmoid 0.38 →
 //! 0.29 ns and tanh 0.55 → 0.44 ns a value on one AMD EPYC Zen 4 core; alternating runs, `lstm fwd B32` ×0.95–0.96).
 //! The price is on an x86-64 CPU without FMA (before 2013), where the portable path calls libm's `fmaf`.
-
-use super::simd::{Vectorised, run_vectorised};
 
 const LOG2_E: f32 = std::f32::consts::LOG2_E;
 /// ln 2 split in a part exact in few bits and a correction, for an accurate range reduction.
@@ -63,50 +61,31 @@ pub fn tanh(x: f32) -> f32 {
     if a < 0.625 { small } else { large }
 }
 
-/// Rectified linear unit, `max(x, 0)`.
-#[inline(always)]
-pub fn relu(x: f32) -> f32 {
-    x.max(0.0)
-}
-
-/// `xs[i] ← σ(xs[i])`, sixteen lanes at a time where the CPU has AVX-512 and eight where it has AVX2 (chosen at
-/// run time, [`super::simd::run_vectorised`]). The same operations in the same order on every path (each
-/// `mul_add` a fused multiply-add, one rounding), so the results are identical.
-pub fn sigmoid_in_place(xs: &mut [f32]) {
-    run_vectorised(Map(xs, sigmoid));
-}
-
-/// `xs[i] ← tanh(xs[i])`, sixteen or eight lanes at a time as for [`sigmoid_in_place`], with identical results.
-pub fn tanh_in_place(xs: &mut [f32]) {
-    run_vectorised(Map(xs, tanh));
-}
-
-/// `xs[i] ← f(xs[i])` for a scalar function `f` (a function item, inlined into each path's build).
-struct Map<'a, F>(&'a mut [f32], F);
-
-impl<F: Fn(f32) -> f32> Vectorised for Map<'_, F> {
-    #[inline(always)]
-    fn run(self) {
-        let Map(xs, f) = self;
-        xs.iter_mut().for_each(|x| *x = f(*x));
-    }
-}
-
-/// `xs[i] ← max(xs[i], 0)`.
-pub fn relu_in_place(xs: &mut [f32]) {
-    xs.iter_mut().for_each(|x| *x = relu(*x));
-}
-
-/// `out[i] ← a[i] + b[i]`: the sum of the two pre-activations.
-pub fn add(a: &[f32], b: &[f32], out: &mut [f32]) {
-    for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
-        *o = x + y;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::simd::{Vectorised, run_vectorised};
+
+    /// `xs[i] ← σ(xs[i])` through the CPU's vector path (as the gate passes run their activations).
+    fn sigmoid_in_place(xs: &mut [f32]) {
+        run_vectorised(Map(xs, sigmoid));
+    }
+
+    /// `xs[i] ← tanh(xs[i])` through the CPU's vector path.
+    fn tanh_in_place(xs: &mut [f32]) {
+        run_vectorised(Map(xs, tanh));
+    }
+
+    /// `xs[i] ← f(xs[i])` for a scalar function `f` (a function item, inlined into each path's build).
+    struct Map<'a, F>(&'a mut [f32], F);
+
+    impl<F: Fn(f32) -> f32> Vectorised for Map<'_, F> {
+        #[inline(always)]
+        fn run(self) {
+            let Map(xs, f) = self;
+            xs.iter_mut().for_each(|x| *x = f(*x));
+        }
+    }
 
     /// Points spread over `[-lim, lim]`, denser near zero, plus the edges.
     fn sweep(lim: f32) -> Vec<f32> {
@@ -148,13 +127,10 @@ mod tests {
         sigmoid_in_place(&mut s);
         let mut t = xs.clone();
         tanh_in_place(&mut t);
-        let mut r = xs.clone();
-        relu_in_place(&mut r);
         // Whichever code path the CPU takes for slices, it computes exactly the scalar functions.
         for (i, &x) in xs.iter().enumerate() {
             assert_eq!(s[i].to_bits(), sigmoid(x).to_bits());
             assert_eq!(t[i].to_bits(), tanh(x).to_bits());
-            assert_eq!(r[i], relu(x));
         }
     }
 

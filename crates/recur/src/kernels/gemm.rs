@@ -6,7 +6,7 @@
 //! large products. The per-step recurrent product does not come here: the crate packs its right operand on every
 //! call, so steps use [`super::packed`], whose weights are packed once per pass.
 
-use crate::real::Real;
+use super::Real;
 
 /// A read-only strided view of a row-major or transposed matrix inside a slice.
 #[derive(Debug)]

@@ -35,19 +35,9 @@ impl RowPanels {
         assert_eq!(a.len(), n * k, "RowPanels::from_transposed: weight size");
         RowPanels { k, n, panels: column_panels(k, n, PANEL, |row, col| a[col * k + row]) }
     }
-
-    /// Rows of `W` (the length of `x`).
-    pub fn k(&self) -> usize {
-        self.k
-    }
-
-    /// Columns of `W` (the length of `y`).
-    pub fn n(&self) -> usize {
-        self.n
-    }
 }
 
-/// `y ← b + x·W` for `x` of `W.k()` values and `y` of `W.n()`; `b` is zero when `None`.
+/// `y ← b + x·W` for `x` of `k` values and `y` of `n` (the sizes `W` was packed with); `b` is zero when `None`.
 ///
 /// # Panics
 /// When the lengths disagree (a caller bug, never user input).

@@ -5,6 +5,7 @@
 //! to compare the paths side by side on one machine, or to rule a vector path out when chasing a difference. A
 //! cap above what the CPU has changes nothing.
 
+use std::any::TypeId;
 use std::sync::OnceLock;
 
 /// A family of vector instructions, from none to the widest recur has kernels for. Ordered: a higher level
@@ -98,6 +99,13 @@ fn cpu_is_intel() -> bool {
 pub trait Vectorised {
     /// The work.
     fn run(self);
+}
+
+/// Runs `work`, element-wise arithmetic on slices of `T`, built for [`level`]'s instructions when `T` is `f32`,
+/// and as plain code for `f64` (the reference type, whose exact libm functions do not vectorise). The type test is
+/// decided at compile time.
+pub fn vectorised<T: 'static, V: Vectorised>(work: V) {
+    if TypeId::of::<T>() == TypeId::of::<f32>() { run_vectorised(work) } else { work.run() }
 }
 
 /// Runs `work` built for [`level`]'s instructions.

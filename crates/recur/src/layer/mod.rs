@@ -2,16 +2,19 @@
 //! semantics: shapes, parameter names, state ordering.
 
 mod config;
+mod lone_cell;
 
 pub use config::{Mode, RecurrentConfig};
+pub use lone_cell::{CellCache, CellGrads};
 
 use rand::Rng;
 
-use crate::cells::{Cell, GruCell, GruCellConfig, LstmCell, LstmCellConfig, Nonlinearity, RnnCell, RnnCellConfig};
-use crate::driver::scratch;
+use crate::cells::{GruCell, GruCellConfig, LstmCell, LstmCellConfig, Nonlinearity, RnnCell, RnnCellConfig};
+use crate::driver::Cell;
 use crate::driver::{Stack, StackOutput, StackTrace};
 use crate::error::{Error, Result};
 use crate::params::{Module, Param, ParamMut, ParamRef, Trainable};
+use crate::scratch;
 use crate::tensor::{Tensor, swap_leading_axes};
 
 /// The cells of a layer, of the kind its mode names.

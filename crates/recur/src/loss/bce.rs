@@ -2,7 +2,7 @@
 
 use super::{RowMask, check_same_len};
 use crate::error::{Error, Result};
-use crate::real::Real;
+use crate::kernels::Real;
 
 /// Binary cross-entropy of logits `x` against targets `y ∈ [0, 1]` of the same length, PyTorch's
 /// `nn.BCEWithLogitsLoss(pos_weight)`:

@@ -4,8 +4,8 @@
 use std::fmt::Display;
 
 use crate::error::{Error, Result};
+use crate::kernels::Real;
 use crate::nn::check_len;
-use crate::real::Real;
 
 /// PyTorch's default `ignore_index`.
 pub const DEFAULT_IGNORE_INDEX: i64 = -100;

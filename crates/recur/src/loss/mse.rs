@@ -2,7 +2,7 @@
 
 use super::{RowMask, check_same_len};
 use crate::error::Result;
-use crate::real::Real;
+use crate::kernels::Real;
 
 /// Mean squared error between an input `x` and a target `y` of the same length, PyTorch's `nn.MSELoss()`:
 ///

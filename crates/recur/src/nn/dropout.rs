@@ -5,7 +5,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::error::{Error, Result};
-use crate::real::Real;
+use crate::kernels::Real;
 
 /// Inverted dropout with probability `p`, PyTorch's `nn.Dropout(p)`:
 ///

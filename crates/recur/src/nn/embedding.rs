@@ -6,8 +6,8 @@ use rand::Rng;
 
 use super::check_len;
 use crate::error::{Error, Result};
+use crate::kernels::Real;
 use crate::params::{Module, Param, ParamMut, ParamRef, Trainable};
-use crate::real::Real;
 
 /// A table of `num_embeddings` vectors of size `embedding_dim`, PyTorch's
 /// `nn.Embedding(num_embeddings, embedding_dim, padding_idx)`:

@@ -6,8 +6,8 @@ use rand::Rng;
 
 use super::Linear;
 use crate::error::{Error, Result};
+use crate::kernels::Real;
 use crate::params::{Module, Param, ParamMut, ParamRef, Trainable};
-use crate::real::Real;
 
 /// Which steps of a `(T, B, F)` recurrent output a head reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

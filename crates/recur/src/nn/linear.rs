@@ -4,9 +4,9 @@ use rand::Rng;
 
 use super::check_len;
 use crate::error::{Error, Result};
+use crate::kernels::Real;
 use crate::kernels::gemm::{MatMut, MatRef, broadcast_rows, gemm};
 use crate::params::{Module, Param, ParamMut, ParamRef, Trainable};
-use crate::real::Real;
 use crate::tensor::Tensor;
 
 /// A fully connected layer, PyTorch's `nn.Linear(in_features, out_features, bias)`:

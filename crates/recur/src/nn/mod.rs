@@ -1,7 +1,7 @@
 //! The feed-forward building blocks around a recurrent layer, PyTorch's `nn.Linear`, `nn.Embedding` and
 //! `nn.Dropout`, each with an explicit forward and backward.
 //!
-//! Every block is generic over [`Real`](crate::real::Real) so that its backward is checked against finite
+//! Every block is generic over [`Real`](crate::kernels::Real) so that its backward is checked against finite
 //! differences in `f64`; models use the `f32` default. Parameters keep their gradient beside their value, and a
 //! backward pass adds into it (as PyTorch accumulates `.grad`) until [`Trainable::zero_grad`] is called.
 //!

@@ -20,8 +20,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::cells::{Cell, GatePass};
 use crate::driver::Stack;
+use crate::driver::{Cell, GatePass};
 
 /// How long the worker spins without a request before it parks, and the longest gap between two steps for
 /// which the worker is used.
@@ -227,7 +227,7 @@ pub(crate) struct SplitStep {
     shared: Arc<Shared>,
     worker: Option<JoinHandle<()>>,
     job: Arc<dyn HalfStep>,
-    /// [`crate::cells::CellWeights::layout_id`] of every layer the halves were built from.
+    /// [`crate::driver::CellWeights::layout_id`] of every layer the halves were built from.
     ids: Vec<u64>,
     units: [Range<usize>; 2],
     /// This thread's work buffers.

@@ -3,5 +3,6 @@
 mod tbptt;
 mod trainer;
 
-pub use tbptt::{CarriedState, contiguous_streams, windows};
+pub use crate::model::CarriedState;
+pub use tbptt::{contiguous_streams, windows};
 pub use trainer::{OptimizerKind, ScheduleKind, StepReport, Targets, Trainer, TrainerConfig};

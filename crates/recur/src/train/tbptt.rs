@@ -10,8 +10,6 @@
 use std::ops::Range;
 
 use crate::error::{Error, Result};
-use crate::layer::RecurrentOutput;
-use crate::tensor::Tensor;
 
 /// The windows of at most `window` steps that cover `steps` steps, in order (the last may be shorter).
 ///
@@ -34,48 +32,6 @@ pub fn contiguous_streams(len: usize, batch: usize) -> Result<(usize, Vec<usize>
     let steps = len / batch;
     let index = (0..steps).flat_map(|t| (0..batch).map(move |b| b * steps + t)).collect();
     Ok((steps, index))
-}
-
-/// The state carried from one window to the next: a copy of the previous window's final `h_n` (and `c_n`),
-/// detached from its graph by construction.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct CarriedState {
-    h: Option<Tensor>,
-    c: Option<Tensor>,
-}
-
-impl CarriedState {
-    /// No state yet: the first window starts from zeros.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// A state from saved tensors (a checkpoint).
-    pub fn from_tensors(h: Tensor, c: Option<Tensor>) -> Self {
-        CarriedState { h: Some(h), c }
-    }
-
-    /// The initial `h_0` for the next window.
-    pub fn h0(&self) -> Option<&Tensor> {
-        self.h.as_ref()
-    }
-
-    /// The initial `c_0` for the next window (LSTM).
-    pub fn c0(&self) -> Option<&Tensor> {
-        self.c.as_ref()
-    }
-
-    /// Keeps the final states of a window for the next one.
-    pub fn carry(&mut self, out: &RecurrentOutput) {
-        self.h = Some(out.h_n.clone());
-        self.c = out.c_n.clone();
-    }
-
-    /// Forgets the state (at the start of an epoch, or of a new document).
-    pub fn reset(&mut self) {
-        self.h = None;
-        self.c = None;
-    }
 }
 
 #[cfg(test)]

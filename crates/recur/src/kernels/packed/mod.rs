@@ -4,21 +4,22 @@
 //! weights (`B`). A general GEMM repacks `B` on every call, which at these shapes costs as much as the product
 //! itself. Here `B` (`K × N`) is laid out once as ⌈N/[`NR`]⌉ panels of `K × NR` values, each contiguous and
 //! zero-padded, so a step streams each panel from cache once per tile of rows. A tile kernel holds a block of `C`
-//! in registers and walks `K`. Chosen at run time ([`super::simd`]):
+//! in registers and walks `K`. Chosen at run time (`simd::level`):
 //!
-//! * AVX-512 ([`avx512`]): up to 12 rows × two adjacent panels (32 columns) in 24 of the 32 vector registers, two
+//! * AVX-512 (`avx512`): up to 12 rows × two adjacent panels (32 columns) in 24 of the 32 vector registers, two
 //!   loads of `B` and 12 broadcasts of `A` for 24 multiply-adds of 16 lanes;
-//! * AVX2 ([`avx2`]): up to 6 rows × one panel in 12 of the 16 vector registers;
+//! * AVX2 (`avx2`): up to 6 rows × one panel in 12 of the 16 vector registers;
 //! * portable: any CPU, and `f64`.
 //!
 //! The panel layout is the same for all three, so packed weights do not depend on the kernel that reads them.
 
+use std::any::{Any, TypeId};
 use std::ops::Range;
 
 use rayon::prelude::*;
 
+use super::Real;
 use super::simd::SimdLevel;
-use crate::real::Real;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -182,7 +183,7 @@ pub fn packed_product<T: Real>(
     c: &mut [T],
     ldc: usize,
 ) {
-    product_with(T::tile_kernel(), a, lda, m, b, start, c, ldc);
+    product_with(tile_kernel::<T>(), a, lda, m, b, start, c, ldc);
 }
 
 /// [`packed_product`] through a given kernel.
@@ -346,7 +347,7 @@ pub fn tile_portable<T: Real>(
     }
 }
 
-/// The `f32` tile kernel for this CPU ([`super::simd::level`]): AVX-512, else AVX2 with fused multiply-adds, else
+/// The `f32` tile kernel for this CPU (`simd::level`): AVX-512, else AVX2 with fused multiply-adds, else
 /// the portable one.
 pub fn tile_f32_kernel() -> TileKernel<f32> {
     #[cfg(target_arch = "x86_64")]
@@ -361,6 +362,18 @@ pub fn tile_f32_kernel() -> TileKernel<f32> {
 /// Whether [`tile_f32_kernel`] is a vector kernel on this CPU.
 pub fn has_vector_f32_kernel() -> bool {
     super::simd::level() > SimdLevel::Portable
+}
+
+/// The tile kernel for `T`: [`tile_f32_kernel`] for `f32`, the portable one for `f64` (the reference type of the
+/// finite-difference checks, where speed does not matter). The type test is decided at compile time.
+pub fn tile_kernel<T: Real>() -> TileKernel<T> {
+    let f32_kernel: &dyn Any = &tile_f32_kernel();
+    f32_kernel.downcast_ref::<TileKernel<T>>().copied().unwrap_or_else(TileKernel::portable)
+}
+
+/// Whether [`tile_kernel`] is a vector kernel for `T` on this CPU, fast enough for the large products too.
+pub fn has_vector_tile_kernel<T: Real>() -> bool {
+    TypeId::of::<T>() == TypeId::of::<f32>() && has_vector_f32_kernel()
 }
 
 /// Every `f32` kernel this CPU can run, whatever `RECUR_SIMD` says, with its name: for tests that compare them.

@@ -4,15 +4,14 @@ use std::ops::Range;
 
 use rand::Rng;
 
-use super::affine_rows;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::kernels::gemm::{MatMut, MatRef, gemm};
-use crate::kernels::packed::{PackedMatrix, Start, packed_product, packed_product_on_threads};
+use crate::kernels::Real;
+use crate::kernels::gemm::{MatMut, MatRef, broadcast_rows, gemm};
+use crate::kernels::packed::{PackedMatrix, Start, has_vector_tile_kernel, packed_product, packed_product_on_threads};
 use crate::kernels::rowvec::{RowPanels, row_times};
 use crate::params::{Param, ParamMut, ParamRef, Parameter, init_uniform};
-use crate::real::Real;
 
 /// `weight_ih (G·H, I)`, `weight_hh (G·H, H_out)` and the optional `bias_ih`, `bias_hh (G·H)` of one cell, where
 /// `G` is the number of gates, `H` the hidden size and `H_out` the size of the fed-back state.
@@ -153,7 +152,7 @@ impl<T: Real> CellWeights<T> {
     /// `B32 H256` LSTM forward 8% slower (alternating runs, 22.3 against 20.5 ms).
     pub(crate) fn input_projection(&self, x: &[T], rows: usize, gx: &mut [T], on_threads: bool) {
         let bias = self.bias_ih.as_ref().map(Parameter::value);
-        if T::has_vector_tile_kernel() {
+        if has_vector_tile_kernel::<T>() {
             // With `W_ihᵀ` packed once per pass, recur's kernel beats the gemm crate on these products (which
             // repacks the weights on every call), and it starts from the bias in registers rather than after a
             // pass that copies the bias into every row: paired runs, the 2-layer `B32 H256` forward 5% faster
@@ -400,6 +399,13 @@ fn sum_columns<T: Real>(m: &[T], width: usize, first: usize, sums: &mut [T]) {
 /// `out[j] += add[j]`.
 fn add_to<T: Real>(out: &mut [T], add: &[T]) {
     out.iter_mut().zip(add).for_each(|(o, &a)| *o += a);
+}
+
+/// `out ← x · Wᵀ + b` for the rows of `x`, with `W` row-major `(width, x.cols)`: the product every cell uses for
+/// both of its pre-activations.
+pub(crate) fn affine_rows<T: Real>(x: MatRef<'_, T>, weight: &[T], width: usize, bias: Option<&[T]>, out: &mut [T]) {
+    broadcast_rows(out, bias, width);
+    gemm(x, MatRef::new(weight, width, x.cols()).t(), T::one(), MatMut::new(out, x.rows(), width));
 }
 
 #[cfg(test)]

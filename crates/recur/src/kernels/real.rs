@@ -5,14 +5,20 @@
 use std::fmt::Debug;
 use std::ops::{AddAssign, DivAssign, MulAssign, SubAssign};
 
-use crate::driver::scratch::{Pool, SharedPool};
-use crate::kernels::activation;
-use crate::kernels::packed::{self, TileKernel};
-use crate::kernels::simd::{self, Vectorised};
+use super::activation;
 
-/// `f32` or `f64`.
+mod sealed {
+    /// Only `f32` and `f64` are [`super::Real`]: the kernels, the scratch pool and the fixtures are written for
+    /// those two, and a third type would compile against code that was never checked for it.
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+}
+
+/// `f32` or `f64` (sealed: no other type can implement it).
 pub trait Real:
-    num_traits::Float
+    sealed::Sealed
+    + num_traits::Float
     + num_traits::FromPrimitive
     + AddAssign
     + SubAssign
@@ -36,21 +42,6 @@ pub trait Real:
     fn sigmoid(self) -> Self;
     /// `tanh(x)`, the gates' activation.
     fn act_tanh(self) -> Self;
-    /// The pool of large work buffers kept between passes, one per type (see `driver::scratch`).
-    fn scratch_pool() -> &'static SharedPool<Self>;
-    /// Runs element-wise `work` (a cell's gate pass), built for the CPU's vector instructions where the type
-    /// has them ([`simd::run_vectorised`] for `f32`).
-    fn vectorised<V: Vectorised>(work: V) {
-        work.run()
-    }
-    /// The tile kernel of [`packed::packed_product`] for this type.
-    fn tile_kernel() -> TileKernel<Self> {
-        TileKernel::portable()
-    }
-    /// Whether [`Self::tile_kernel`] is a vector kernel, fast enough for the large products too.
-    fn has_vector_tile_kernel() -> bool {
-        false
-    }
 }
 
 impl Real for f32 {
@@ -79,32 +70,10 @@ impl Real for f32 {
     fn act_tanh(self) -> Self {
         activation::tanh(self)
     }
-
-    fn vectorised<V: Vectorised>(work: V) {
-        simd::run_vectorised(work)
-    }
-
-    fn scratch_pool() -> &'static SharedPool<Self> {
-        static POOL: SharedPool<f32> = SharedPool::new(Pool::new());
-        &POOL
-    }
-
-    fn tile_kernel() -> TileKernel<Self> {
-        packed::tile_f32_kernel()
-    }
-
-    fn has_vector_tile_kernel() -> bool {
-        packed::has_vector_f32_kernel()
-    }
 }
 
 /// The reference type: libm's functions, exact to the last bit that finite differences need.
 impl Real for f64 {
-    fn scratch_pool() -> &'static SharedPool<Self> {
-        static POOL: SharedPool<f64> = SharedPool::new(Pool::new());
-        &POOL
-    }
-
     fn from_f32(x: f32) -> Self {
         x as f64
     }

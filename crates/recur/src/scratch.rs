@@ -19,9 +19,10 @@
 //! The pool hands a request only a buffer at most a quarter larger, so that a pass of the same shapes as the one
 //! before finds each of its buffers again rather than a smaller request taking a larger one.
 
-use std::sync::{Mutex, PoisonError};
+use std::any::Any;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use crate::real::Real;
+use crate::kernels::Real;
 
 /// The most buffers the pool keeps.
 pub(crate) const MAX_BUFFERS: usize = 32;
@@ -32,13 +33,13 @@ pub(crate) const MIN_BYTES: usize = 64 << 10;
 
 /// Free buffers of one scalar type.
 #[derive(Debug, Default)]
-pub struct Pool<T> {
+struct Pool<T> {
     buffers: Vec<Vec<T>>,
 }
 
 impl<T: Copy> Pool<T> {
     /// An empty pool, for a `static`.
-    pub const fn new() -> Self {
+    const fn new() -> Self {
         Pool { buffers: Vec::new() }
     }
 
@@ -78,7 +79,7 @@ fn pooled<T: Real>(len: usize) -> Option<Vec<T>> {
     if len * size_of::<T>() < MIN_BYTES {
         return None;
     }
-    T::scratch_pool().lock().unwrap_or_else(PoisonError::into_inner).take(len)
+    pool::<T>().take(len)
 }
 
 /// A kept buffer with room for `len` values, emptied, if the pool has one.
@@ -132,29 +133,40 @@ pub(crate) fn copy_of<T: Real>(values: &[T]) -> Vec<T> {
 /// Hands `v` back for a later [`take`] (or frees it).
 pub(crate) fn give<T: Real>(v: Vec<T>) {
     if v.capacity() * size_of::<T>() >= MIN_BYTES {
-        T::scratch_pool().lock().unwrap_or_else(PoisonError::into_inner).give(v);
+        pool::<T>().give(v);
     }
 }
 
-/// Frees every buffer the scratch pools keep (at most [`MAX_BYTES`] a scalar type), for a program that is done
+/// Frees every buffer the scratch pools keep (at most 128 MB a scalar type), for a program that is done
 /// with large passes and wants the memory back.
 pub fn release() {
-    f32::scratch_pool().lock().unwrap_or_else(PoisonError::into_inner).buffers.clear();
-    f64::scratch_pool().lock().unwrap_or_else(PoisonError::into_inner).buffers.clear();
+    pool::<f32>().buffers.clear();
+    pool::<f64>().buffers.clear();
 }
 
 /// Fills every buffer the `f32` pool keeps with NaN, to its capacity: a pass that reads a value of a kept buffer
 /// before writing it then shows NaN.
 #[cfg(test)]
 pub(crate) fn poison_kept_buffers() {
-    for v in &mut f32::scratch_pool().lock().unwrap_or_else(PoisonError::into_inner).buffers {
+    for v in &mut pool::<f32>().buffers {
         v.clear();
         v.resize(v.capacity(), f32::NAN);
     }
 }
 
-/// A pool behind a lock, as [`Real::scratch_pool`] returns it.
-pub type SharedPool<T> = Mutex<Pool<T>>;
+static F32_POOL: Mutex<Pool<f32>> = Mutex::new(Pool::new());
+static F64_POOL: Mutex<Pool<f64>> = Mutex::new(Pool::new());
+
+/// The pool of `T`'s buffers, locked. [`Real`] is sealed to `f32` and `f64`, so the downcast always finds one
+/// (the comparison of types is decided at compile time).
+fn pool<T: Real>() -> MutexGuard<'static, Pool<T>> {
+    let f32_pool: &'static dyn Any = &F32_POOL;
+    let f64_pool: &'static dyn Any = &F64_POOL;
+    let shared = (f32_pool.downcast_ref::<Mutex<Pool<T>>>())
+        .or_else(|| f64_pool.downcast_ref::<Mutex<Pool<T>>>())
+        .expect("Real is sealed to f32 and f64");
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 #[cfg(test)]
 mod tests {
