@@ -71,13 +71,13 @@ pub use model_file::LoadOptions;
 pub use nn::{Dropout, Embedding, Head, Layout, Linear, Readout, SequenceShape};
 pub use optim::{Adam, AdamConfig, AdamW, Optimizer, Schedule, Scheduler, Sgd, SgdConfig};
 pub use params::{Module, Param, Trainable};
-pub use stream::StreamState;
+pub use stream::{StepWorker, StreamState};
 pub use tensor::Tensor;
 
 /// Internals that recur's own benches and tests reach: no stability promise, not part of the API.
 #[doc(hidden)]
 pub mod internals {
-    pub use crate::driver::{Cell, Stack, StackTrace};
+    pub use crate::driver::{Cell, ParallelRuns, Stack, StackTrace, parallel_runs};
     pub use crate::scratch::release as release_scratch;
 
     /// Finite-difference gradient checks in `f64`.

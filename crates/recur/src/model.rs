@@ -68,6 +68,8 @@ pub enum SequenceInput<'a> {
 }
 
 /// An embedding (optional), a recurrent layer and a head.
+///
+/// Its passes may use Rayon's pool as [`Recurrent`]'s do (see its **Threads**), with the same bits as one thread.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SequenceModel {
     config: SequenceModelConfig,

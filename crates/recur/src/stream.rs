@@ -53,6 +53,7 @@ use crate::error::{Error, Result};
 use crate::layer::{Cells, Mode, Recurrent};
 use crate::tensor::Tensor;
 use split::SplitStep;
+pub use split::StepWorker;
 
 /// The state of `B` independent streams through one unidirectional [`Recurrent`] layer: per layer `l`, the
 /// hidden state `h_l` (`B × H_out`) and, for an LSTM, the cell state `c_l` (`B × H`), plus the work buffers of
@@ -104,25 +105,35 @@ struct Scratch {
     two_cores: TwoCores,
 }
 
-/// Whether steps run on two cores ([`split`]), decided at the first step.
+/// Whether steps run on two cores ([`split`]), decided at the first step after a worker is given.
 #[derive(Debug, Default)]
 enum TwoCores {
-    /// Not decided yet (a new or cloned state).
+    /// On the calling thread alone: no worker was given (the default).
     #[default]
-    Undecided,
-    /// One core: the stack is small, cannot be split, or [`StreamState::set_two_cores`] said so.
     Off,
-    /// Split, with the worker thread.
+    /// A worker was given; whether the stack is worth splitting is decided at the next step (a new or cloned
+    /// state).
+    Undecided(StepWorker),
+    /// On the calling thread alone: the stack is small or cannot be split, though a worker was given.
+    NotWorthIt(StepWorker),
+    /// Split, with the worker.
     On(Box<SplitStep>),
 }
 
-impl Clone for TwoCores {
-    /// A clone decides afresh (and starts its own worker): a worker serves one state.
-    fn clone(&self) -> Self {
+impl TwoCores {
+    fn worker(&self) -> Option<&StepWorker> {
         match self {
-            TwoCores::Off => TwoCores::Off,
-            _ => TwoCores::Undecided,
+            TwoCores::Off => None,
+            TwoCores::Undecided(w) | TwoCores::NotWorthIt(w) => Some(w),
+            TwoCores::On(step) => Some(step.worker()),
         }
+    }
+}
+
+impl Clone for TwoCores {
+    /// A clone shares the worker and decides afresh (its halves are its own).
+    fn clone(&self) -> Self {
+        self.worker().map_or(TwoCores::Off, |w| TwoCores::Undecided(w.clone()))
     }
 }
 
@@ -416,10 +427,11 @@ impl StreamState {
     /// weights changed since they were built.
     fn split_ready<C: Cell<Real = f32> + 'static>(&mut self, stack: &Stack<C>) -> bool {
         let two_cores = &mut self.scratch.two_cores;
-        if let TwoCores::Undecided = two_cores {
-            *two_cores = match split::worth_splitting(stack).then(|| SplitStep::new(stack)).flatten() {
+        if let TwoCores::Undecided(worker) = two_cores {
+            let worker = worker.clone();
+            *two_cores = match split::worth_splitting(stack).then(|| SplitStep::new(stack, worker.clone())).flatten() {
                 Some(step) => TwoCores::On(Box::new(step)),
-                None => TwoCores::Off,
+                None => TwoCores::NotWorthIt(worker),
             };
             self.fit_scratch();
         }
@@ -447,19 +459,22 @@ impl StreamState {
         }
     }
 
-    /// Whether steps run split in two, on two cores when they come back to back (known after the first step;
-    /// see [`StreamState::set_two_cores`]).
+    /// Whether steps run split in two, on two cores when they come back to back (known after the first step
+    /// with a worker; see [`StreamState::set_worker`]).
     pub fn on_two_cores(&self) -> bool {
         matches!(self.scratch.two_cores, TwoCores::On(_))
     }
 
-    /// Lets steps run on two cores (the default, where it pays: large stacks, two threads in Rayon's pool) or
-    /// keeps them on the calling thread. On two cores each layer's hidden units are split in halves, the second
-    /// run by a worker thread of this state's own, for steps that come back to back (within 0.25 ms of the last);
-    /// the worker spins between such steps and parks after 0.25 ms without one, and a stream stepped less often
-    /// runs on the calling thread and leaves it parked. The numbers are the same either way.
-    pub fn set_two_cores(&mut self, allowed: bool) {
-        self.scratch.two_cores = if allowed { TwoCores::Undecided } else { TwoCores::Off };
+    /// Lets this state's steps use `worker`, a second thread that runs half of each layer's units, or (`None`)
+    /// keeps them on the calling thread alone, which is the default: a state never starts a thread.
+    ///
+    /// With a worker, a stack large enough to pay (from 512 KB of weights and 32 hidden units, a projected LSTM
+    /// excepted) runs each step's layers in two halves, the calling thread's and the worker's, when steps come
+    /// back to back (within 0.25 ms of the worker's last step); a step that comes later, or finds the worker
+    /// parked or busy with a stream stepped on another thread, runs on the calling thread alone. The numbers are
+    /// the same either way. One worker can serve any number of states (see [`StepWorker`]).
+    pub fn set_worker(&mut self, worker: Option<&StepWorker>) {
+        self.scratch.two_cores = worker.map_or(TwoCores::Off, |w| TwoCores::Undecided(w.clone()));
     }
 
     /// Sizes the scratch buffers for the current batch (allocating only when the batch grew). The pre-activations

@@ -2,11 +2,33 @@
 //! for bit what one thread computes, for all three cells, with variable lengths and equal ones, and both
 //! directions: a unidirectional layer's time loop as one group of rows per thread (forward and backward), and
 //! each step's rows cut in halves (the directions of a bidirectional layer). The shapes are large enough (`B16
-//! H64` to `H256`, `B21 H128`) for the driver to split.
+//! H96` to `H256`, `B21 H128`) for the driver to split, and each case checks that it did: the driver counts its
+//! parallel runs, and the tests here run one at a time so that the counts are their own.
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use recur::internals::{ParallelRuns, parallel_runs};
 use recur::{Mode, Nonlinearity, Recurrent, RecurrentConfig, Tensor, Trainable};
+
+/// Held by each test, so that the driver's counts of parallel runs change only by the test's own work.
+fn one_test_at_a_time() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The parallel runs `work` made: `(time loops in row groups, steps in halves)`.
+fn parallel_runs_of<R>(work: impl FnOnce() -> R) -> (R, ParallelRuns) {
+    let before = parallel_runs();
+    let out = work();
+    let after = parallel_runs();
+    let runs = ParallelRuns {
+        row_groups: after.row_groups - before.row_groups,
+        step_halves: after.step_halves - before.step_halves,
+    };
+    (out, runs)
+}
 
 fn values(len: usize, seed: u64) -> Vec<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -37,25 +59,34 @@ fn run(config: &RecurrentConfig, lengths: &[usize]) -> Vec<Vec<f32>> {
 
 #[test]
 fn split_steps_equal_one_thread_bit_for_bit() {
+    let _alone = one_test_at_a_time();
     let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
     let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
     // Variable lengths split each step's rows; equal lengths give each half of the rows whole chunks of steps.
     let varied = [7, 3, 7, 5, 1, 7, 6, 2, 7, 4, 7, 7, 3, 5, 7, 6];
     for lengths in [&varied[..], &[7; 16][..], &[7; 17][..]] {
         for mode in [Mode::Lstm, Mode::Gru, Mode::rnn(Nonlinearity::Tanh)] {
-            // Each large enough for its steps to split (a step's recurrent product of 2¹⁸ multiply-adds or more).
+            // Each above the size from which its steps split (a step's recurrent product of 2¹⁸ multiply-adds).
             let hidden = match mode {
-                Mode::Lstm => 64,
+                Mode::Lstm => 96,
                 Mode::Gru => 96,
                 _ => 256,
             };
             for bidirectional in [false, true] {
                 let config = RecurrentConfig::new(mode, 5, hidden).num_layers(2).bidirectional(bidirectional);
-                let serial = one.install(|| run(&config, lengths));
-                let split = two.install(|| run(&config, lengths));
+                let (serial, alone) = parallel_runs_of(|| one.install(|| run(&config, lengths)));
+                let (split, runs) = parallel_runs_of(|| two.install(|| run(&config, lengths)));
+                let what = format!("{mode:?} bidirectional={bidirectional} lengths={lengths:?}");
+                assert_eq!(alone, ParallelRuns::default(), "{what}: one thread ran something in parallel");
+                // A unidirectional layer walks time in row groups (forward and backward); a bidirectional one runs
+                // its directions side by side and cuts each step's rows in halves.
+                if bidirectional {
+                    assert!(runs.step_halves > 0, "{what}: no step ran in halves ({runs:?})");
+                } else {
+                    assert!(runs.row_groups >= 2, "{what}: the time loops did not run in row groups ({runs:?})");
+                }
                 assert_eq!(serial.len(), split.len());
                 for (i, (a, b)) in serial.iter().zip(&split).enumerate() {
-                    let what = format!("{mode:?} bidirectional={bidirectional} lengths={lengths:?}");
                     assert!(a == b, "{what}: result {i} differs between 1 and 2 threads");
                 }
             }
@@ -65,6 +96,7 @@ fn split_steps_equal_one_thread_bit_for_bit() {
 
 #[test]
 fn one_model_shared_by_many_rayon_tasks_packs_once_and_agrees() {
+    let _alone = one_test_at_a_time();
     // Every task's forward asks for the weights packed for the first time at once, and packing a matrix this large
     // runs on Rayon's threads itself: first use from inside the pool, concurrently (the packing runs outside the
     // cache's lock, so that no thread waits on the lock while holding part of the pool's work).
@@ -82,6 +114,7 @@ fn one_model_shared_by_many_rayon_tasks_packs_once_and_agrees() {
 
 #[test]
 fn inference_in_row_groups_equals_one_thread_bit_for_bit() {
+    let _alone = one_test_at_a_time();
     // A batch large enough for an inference pass to run as one group of rows per thread, with initial states and
     // with and without variable lengths; a unidirectional stack (the one that runs in groups) and a
     // bidirectional one (which does not), for every cell.
@@ -111,8 +144,11 @@ fn inference_in_row_groups_equals_one_thread_bit_for_bit() {
             };
             for with_lengths in [false, true] {
                 let serial = one.install(|| all(with_lengths));
-                let grouped = two.install(|| all(with_lengths));
+                let (grouped, runs) = parallel_runs_of(|| two.install(|| all(with_lengths)));
                 let what = format!("{mode:?} bidirectional={bidirectional} lengths={with_lengths}");
+                if !bidirectional {
+                    assert!(runs.row_groups > 0, "{what}: the time loop did not run in row groups ({runs:?})");
+                }
                 assert_eq!(serial, grouped, "{what}: 1 and 2 threads differ");
                 assert!(serial[0].iter().any(|&v| v != 0.0), "{what}: an all-zero output tests nothing");
             }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use rand::SeedableRng;
 use recur::optim::{Adam, AdamConfig, Optimizer};
-use recur::{Mode, Recurrent, RecurrentConfig, StreamState, Tensor, Trainable};
+use recur::{Mode, Recurrent, RecurrentConfig, StepWorker, StreamState, Tensor, Trainable};
 
 use super::CommandResult;
 
@@ -111,6 +111,12 @@ fn run_case(case: &Case, budget: Duration) -> recur::Result<(Duration, f64)> {
     match case.work {
         Work::Stream => {
             let mut stream = StreamState::new(&layer, 1)?;
+            // A second core for the large stacks' steps, as a server stepping streams back to back would start.
+            let worker = (rayon::current_num_threads() >= 2)
+                .then(StepWorker::start)
+                .transpose()
+                .map_err(|e| recur::Error::Io { path: "recur-step-worker".into(), source: e })?;
+            stream.set_worker(worker.as_ref());
             let x: Vec<f32> = (0..i).map(|k| ((k as f32) * 0.37).sin()).collect();
             // Time batches of steps: one step is too short for the clock.
             const STEPS: u32 = 1000;

@@ -1,5 +1,5 @@
 //! The three recurrent cells. A cell knows the gate math of one time step, forward and backward, and nothing
-//! else: the driver runs any cell over time, layers and directions, and [`crate::layer`] gives it tensors.
+//! else: the driver runs any cell over time, layers and directions, and the layer gives it tensors.
 //!
 //! Each cell is also usable on its own, as PyTorch's `nn.RNNCell`, `nn.LSTMCell` and `nn.GRUCell`, with the same
 //! parameter names (`weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`).

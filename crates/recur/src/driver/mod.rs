@@ -14,6 +14,7 @@ mod split;
 mod weights;
 
 pub use cell::{Cell, GateBackward, GatePass};
+pub use row_groups::{ParallelRuns, parallel_runs};
 pub(crate) use split::on_pool;
 pub use weights::CellWeights;
 pub(crate) use weights::{WeightGradInputs, transpose};

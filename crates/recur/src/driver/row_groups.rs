@@ -11,6 +11,7 @@
 //! those of one thread.
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Rows below which a group would leave the tile kernels short of rows.
 const GROUP_MIN_ROWS: usize = 8;
@@ -31,9 +32,33 @@ pub(crate) fn run_groups<J: Send>(jobs: Vec<J>, run: impl Fn(J) + Sync + Send) {
     if jobs.len() == 1 {
         jobs.into_iter().for_each(run);
     } else {
+        GROUP_RUNS.fetch_add(1, Ordering::Relaxed);
         use rayon::prelude::*;
         jobs.into_par_iter().for_each(run);
     }
+}
+
+static GROUP_RUNS: AtomicU64 = AtomicU64::new(0);
+static STEP_HALVES: AtomicU64 = AtomicU64::new(0);
+
+/// Counts a step whose rows ran in two halves on two threads.
+pub(crate) fn count_step_halves() {
+    STEP_HALVES.fetch_add(1, Ordering::Relaxed);
+}
+
+/// How often the driver has run work on more than one thread since the process started, so that a test can tell
+/// that a parallel path ran (one relaxed atomic add per time loop or split step: nothing next to the work).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ParallelRuns {
+    /// Time loops run as groups of rows, one group per thread.
+    pub row_groups: u64,
+    /// Steps whose rows ran in two halves on two threads.
+    pub step_halves: u64,
+}
+
+/// The counts so far.
+pub fn parallel_runs() -> ParallelRuns {
+    ParallelRuns { row_groups: GROUP_RUNS.load(Ordering::Relaxed), step_halves: STEP_HALVES.load(Ordering::Relaxed) }
 }
 
 #[cfg(test)]

@@ -122,6 +122,7 @@ pub(crate) fn forward_step<C: Cell>(
     if w.worth_splitting(step.batch) {
         let half = step.batch / 2;
         let (first, second) = step.split(half, w);
+        super::row_groups::count_step_halves();
         rayon::join(|| first.run(cell, w_hh_t), || second.run(cell, w_hh_t));
     } else {
         step.run(cell, w_hh_t);
@@ -232,6 +233,7 @@ pub(crate) fn backward_step<C: Cell>(
     if w.worth_splitting(pass.batch) {
         let half = pass.batch / 2;
         let (first, second) = split_backward(pass, half, w, C::SEPARATE_RECURRENT_GRAD);
+        super::row_groups::count_step_halves();
         rayon::join(|| backward_rows(cell, w_hh, first), || backward_rows(cell, w_hh, second));
     } else {
         backward_rows(cell, w_hh, pass);

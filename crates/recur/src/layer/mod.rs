@@ -27,6 +27,12 @@ pub(crate) enum Cells {
 
 /// A recurrent layer: PyTorch's `nn.RNN`, `nn.LSTM` or `nn.GRU`, chosen by [`RecurrentConfig::mode`].
 ///
+/// **Threads.** The whole-sequence passes (`forward*`, `backward*`) may use Rayon's global pool, or the pool
+/// they are called inside (`ThreadPool::install`): a large batch walks time as one group of rows per thread,
+/// the two directions of a bidirectional layer run side by side, and large products split their rows. The
+/// results are bit for bit those of one thread; a pool of one thread keeps everything on the calling thread.
+/// Streaming ([`crate::StreamState`]) runs on the calling thread unless it is given a [`crate::StepWorker`].
+///
 /// ```
 /// use recur::{Recurrent, RecurrentConfig, Tensor};
 ///

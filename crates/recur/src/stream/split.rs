@@ -1,4 +1,5 @@
-//! One stream step on two cores: each layer's hidden units in two halves, the second half on a worker thread.
+//! One stream step on two cores: each layer's hidden units in two halves, the second half on a [`StepWorker`], a
+//! thread the caller starts and any number of streams share.
 //!
 //! A step of a large stack is bound by reading its weights (a 2-layer LSTM of 256 units holds 3.7 MB, read once
 //! per step from the last-level cache at about 70 GB/s on one Zen 3 core), not by arithmetic. Units of a layer are
@@ -6,12 +7,13 @@
 //! `h_{t−1}`. So each core reads the rows of its half of the units, and the two meet once per layer, where the next
 //! layer needs the whole `h_t`.
 //!
-//! A hand-off through a thread pool costs microseconds, as much as a small step. The worker here is a thread of
-//! its own that spins between requests, so a hand-off costs about one cache-line transfer, and parks after
-//! [`SPIN`] without work, so an idle stream burns no core. It only serves streams stepped back to back (the next
-//! step within [`SPIN`] of the last): a step that comes later, or finds the worker parked, runs both halves on the
-//! calling thread, so a step never waits for a thread to wake, and a stream stepped now and then (a sensor at
-//! 100 Hz) leaves it parked. The thread starts with the first step (which may allocate; later ones do not).
+//! A hand-off through a thread pool costs microseconds, as much as a small step. The worker is a thread that spins
+//! between requests, so a hand-off costs about one cache-line transfer, and parks after [`SPIN`] without work, so
+//! idle streams burn no core. It only serves steps that come back to back (within [`SPIN`] of the last step any of
+//! its streams took): a step that comes later, finds the worker parked, or finds it busy with another thread's
+//! stream, runs both halves on the calling thread, so a step never waits for a thread to wake or for another
+//! stream, and streams stepped now and then (sensors at 100 Hz) leave it parked. A state builds its halves at its
+//! first step (which may allocate; later ones do not).
 
 use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -34,13 +36,13 @@ pub(crate) const SPLIT_MIN_BYTES: usize = 1 << 19;
 /// Hidden units below which a layer is not split.
 const SPLIT_MIN_UNITS: usize = 32;
 
-/// Whether steps of `stack`, a unidirectional stack of `f32` cells, are worth splitting (whether its cells can be
-/// split, [`SplitStep::new`] finds out).
+/// Whether steps of `stack`, a unidirectional stack of `f32` cells, are worth splitting when a worker is at hand
+/// (whether its cells can be split, [`SplitStep::new`] finds out).
 pub(crate) fn worth_splitting<C: Cell<Real = f32>>(stack: &Stack<C>) -> bool {
     let cells = stack.cells();
     let bytes: usize = cells.iter().map(|c| (c.weights().weight_ih().len() + c.weights().weight_hh().len()) * 4).sum();
     let hidden = cells[0].weights().hidden_size();
-    bytes >= SPLIT_MIN_BYTES && hidden >= SPLIT_MIN_UNITS && rayon::current_num_threads() >= 2
+    bytes >= SPLIT_MIN_BYTES && hidden >= SPLIT_MIN_UNITS
 }
 
 /// The two unit ranges of a layer of `hidden` units: the first a multiple of 8 (a whole number of vectors).
@@ -202,7 +204,7 @@ impl Slot {
     }
 }
 
-/// What the two threads share.
+/// What the worker and the threads that step its streams share.
 struct Shared {
     /// Number of the latest request.
     request: AtomicU64,
@@ -212,6 +214,11 @@ struct Shared {
     parked: AtomicBool,
     /// Set when the worker must end, or has ended by a panic.
     stop: AtomicBool,
+    /// Held by the thread whose step the worker serves, from its request to its reading of the result.
+    claimed: AtomicBool,
+    /// When the latest step of any of its streams started, in nanoseconds after `epoch` (0: never).
+    last_step: AtomicU64,
+    epoch: Instant,
     slot: Mutex<Slot>,
 }
 
@@ -220,21 +227,94 @@ impl Shared {
         // A panic inside a job leaves the buffers as they are, which the next fill overwrites: nothing to recover.
         self.slot.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// Records the start of a step; whether it came within [`SPIN`] of the step before it.
+    fn step_started(&self) -> bool {
+        let now = (self.epoch.elapsed().as_nanos() as u64).max(1);
+        let last = self.last_step.swap(now, Ordering::Relaxed);
+        last != 0 && now.saturating_sub(last) < SPIN.as_nanos() as u64
+    }
+
+    /// Takes the worker for one request, unless another thread holds it.
+    fn claim(&self) -> bool {
+        self.claimed.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok()
+    }
+
+    fn release(&self) {
+        self.claimed.store(false, Ordering::Release);
+    }
 }
 
-/// A stack's steps split in two, with the thread that runs the second halves.
-pub(crate) struct SplitStep {
+/// A thread that runs the second half of large stream steps, for any number of [`StreamState`]s that the caller
+/// gives it ([`StreamState::set_worker`]).
+///
+/// A step of a large stack (a few hundred kilobytes of weights or more) reads more weights than one core's cache
+/// holds; split between the calling thread and the worker, each core reads half, and back-to-back steps of a
+/// two-layer I128 H256 LSTM take about half the time. The worker spins between requests and parks after 0.25 ms
+/// without one. One worker serves one step at a time: a state stepped on another thread while the worker is busy
+/// runs both halves itself, with the same numbers. So one worker per core that steps streams is the most that
+/// pays; a server with thousands of streams starts one, not one per stream.
+///
+/// Clones share the thread; it ends when the last clone (and every state holding one) is dropped.
+///
+/// [`StreamState`]: super::StreamState
+/// [`StreamState::set_worker`]: super::StreamState::set_worker
+#[derive(Clone)]
+pub struct StepWorker {
+    thread: Arc<WorkerThread>,
+}
+
+/// The worker's thread, stopped and joined when the last [`StepWorker`] goes.
+struct WorkerThread {
     shared: Arc<Shared>,
-    worker: Option<JoinHandle<()>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl StepWorker {
+    /// Starts the worker thread (named `recur-step-worker`); fails only when the system cannot start a thread.
+    pub fn start() -> std::io::Result<Self> {
+        let shared = Arc::new(Shared {
+            request: AtomicU64::new(0),
+            done: AtomicU64::new(0),
+            parked: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            claimed: AtomicBool::new(false),
+            last_step: AtomicU64::new(0),
+            epoch: Instant::now(),
+            slot: Mutex::new(Slot::default()),
+        });
+        let for_worker = shared.clone();
+        let handle = thread::Builder::new().name("recur-step-worker".into()).spawn(move || serve(&for_worker))?;
+        Ok(StepWorker { thread: Arc::new(WorkerThread { shared, handle: Some(handle) }) })
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.thread.shared
+    }
+
+    fn unpark(&self) {
+        if let Some(handle) = &self.thread.handle {
+            handle.thread().unpark();
+        }
+    }
+}
+
+impl std::fmt::Debug for StepWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StepWorker").field("streams", &(Arc::strong_count(&self.thread) - 1)).finish()
+    }
+}
+
+/// A stack's steps split in two, and the worker that runs the second halves.
+pub(crate) struct SplitStep {
+    worker: StepWorker,
     job: Arc<dyn HalfStep>,
     /// [`crate::driver::CellWeights::layout_id`] of every layer the halves were built from.
     ids: Vec<u64>,
     units: [Range<usize>; 2],
     /// This thread's work buffers.
     work: HalfWork,
-    requests: u64,
-    /// When the latest step started, and whether it came within [`SPIN`] of the one before.
-    last_step: Option<Instant>,
+    /// Whether the current step came within [`SPIN`] of the worker's step before it.
     back_to_back: bool,
 }
 
@@ -249,47 +329,31 @@ fn layout_ids<C: Cell>(stack: &Stack<C>) -> Vec<u64> {
 }
 
 impl SplitStep {
-    /// The halves of `stack` and a worker for them, or `None` when its cells cannot be split (see
-    /// [`worth_splitting`]) or the thread cannot be started.
-    pub(crate) fn new<C: Cell<Real = f32> + 'static>(stack: &Stack<C>) -> Option<Self> {
+    /// The halves of `stack`, run by `worker`, or `None` when its cells cannot be split (see
+    /// [`worth_splitting`]).
+    pub(crate) fn new<C: Cell<Real = f32> + 'static>(stack: &Stack<C>, worker: StepWorker) -> Option<Self> {
         let hidden = stack.cells()[0].weights().hidden_size();
         let units = halves_of(hidden);
         let job = halves(stack, units.clone())?;
-        let shared = Arc::new(Shared {
-            request: AtomicU64::new(0),
-            done: AtomicU64::new(0),
-            parked: AtomicBool::new(false),
-            stop: AtomicBool::new(false),
-            slot: Mutex::new(Slot { job: Some(job.clone()), ..Slot::default() }),
-        });
-        let for_worker = shared.clone();
-        let worker = thread::Builder::new().name("recur-stream".into()).spawn(move || serve(&for_worker)).ok()?;
-        Some(SplitStep {
-            shared,
-            worker: Some(worker),
-            job,
-            ids: layout_ids(stack),
-            units,
-            work: HalfWork::default(),
-            requests: 0,
-            last_step: None,
-            back_to_back: false,
-        })
+        Some(SplitStep { worker, job, ids: layout_ids(stack), units, work: HalfWork::default(), back_to_back: false })
+    }
+
+    /// The worker that runs the second halves.
+    pub(crate) fn worker(&self) -> &StepWorker {
+        &self.worker
     }
 
     /// Marks the start of a step (before its first layer): whether it comes back to back decides whether the
     /// worker serves it.
     pub(crate) fn begin_step(&mut self) {
-        let now = Instant::now();
-        self.back_to_back = self.last_step.is_some_and(|last| now.duration_since(last) < SPIN);
-        self.last_step = Some(now);
+        self.back_to_back = self.worker.shared().step_started();
     }
 
     /// Makes room in both halves' buffers for `batch` streams of a stack with layer inputs of at most `input`
     /// values and `hidden` units of `gates` gates, so that the steps after it allocate nothing.
     pub(crate) fn reserve(&mut self, batch: usize, input: usize, hidden: usize, gates: usize) {
         self.work.reserve(hidden, gates);
-        self.shared.slot().reserve(batch, input, hidden, gates);
+        self.worker.shared().slot().reserve(batch, input, hidden, gates);
     }
 
     /// Whether the halves were built from `stack`'s current weights.
@@ -301,7 +365,6 @@ impl SplitStep {
     /// Rebuilds the halves from `stack`'s current weights (the model changed since they were built).
     pub(crate) fn rebuild<C: Cell<Real = f32> + 'static>(&mut self, stack: &Stack<C>) -> bool {
         let Some(job) = halves(stack, self.units.clone()) else { return false };
-        self.shared.slot().job = Some(job.clone());
         self.job = job;
         self.ids = layout_ids(stack);
         true
@@ -319,26 +382,31 @@ impl SplitStep {
         (h_next, c_next): (&mut [f32], &mut [f32]),
     ) {
         let inputs = StepInputs { batch, input, h_prev, c_prev };
-        let worker = self.worker.as_ref().filter(|_| self.back_to_back).map(JoinHandle::thread);
-        let shared = &*self.shared;
-        let on_worker =
-            worker.is_some() && !shared.parked.load(Ordering::SeqCst) && !shared.stop.load(Ordering::Acquire);
+        let shared = self.worker.shared();
+        let claimed = self.back_to_back && shared.claim();
+        let on_worker = claimed && !shared.parked.load(Ordering::SeqCst) && !shared.stop.load(Ordering::Acquire);
+        let mut request = 0;
         if on_worker {
-            shared.slot().fill(layer, inputs);
-            self.requests += 1;
-            shared.request.store(self.requests, Ordering::SeqCst);
+            let mut slot = shared.slot();
+            slot.fill(layer, inputs);
+            // An `Arc` clone: the worker runs this state's halves, whichever state it served before.
+            slot.job = Some(self.job.clone());
+            drop(slot);
+            request = shared.request.load(Ordering::Relaxed) + 1;
+            shared.request.store(request, Ordering::SeqCst);
         } else {
-            // No worker for this step, or it is asleep: this thread runs the second half too.
+            // No worker for this step (asleep, busy with another thread's stream, or the step is not back to
+            // back): this thread runs the second half too.
             self.job.run(1, layer, inputs, (&mut *h_next, &mut *c_next), &mut self.work);
         }
         // Wakes a parked worker for the next back-to-back request, and one that parked after `parked` was read
         // for this one (cheap when it is not parked: no system call).
-        if let Some(worker) = &worker {
-            worker.unpark();
+        if self.back_to_back {
+            self.worker.unpark();
         }
         self.job.run(0, layer, inputs, (&mut *h_next, &mut *c_next), &mut self.work);
         if on_worker {
-            while shared.done.load(Ordering::Acquire) != self.requests {
+            while shared.done.load(Ordering::Acquire) != request {
                 if shared.stop.load(Ordering::Acquire) {
                     // The worker died in a job (a bug): this thread runs the half instead.
                     shared.slot().run();
@@ -346,7 +414,13 @@ impl SplitStep {
                 }
                 std::hint::spin_loop();
             }
-            shared.slot().drain_into((h_next, c_next), &self.units[1]);
+            let mut slot = shared.slot();
+            slot.drain_into((h_next, c_next), &self.units[1]);
+            // The worker keeps no state's halves alive past its step.
+            slot.job = None;
+        }
+        if claimed {
+            shared.release();
         }
     }
 }
@@ -398,10 +472,10 @@ fn serve(shared: &Shared) {
     }
 }
 
-impl Drop for SplitStep {
+impl Drop for WorkerThread {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
-        if let Some(worker) = self.worker.take() {
+        if let Some(worker) = self.handle.take() {
             worker.thread().unpark();
             // The worker only ends by seeing `stop`; a panic in it was caught, so joining cannot fail.
             let _ = worker.join();

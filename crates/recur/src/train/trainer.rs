@@ -137,6 +137,9 @@ pub struct StepReport {
 }
 
 /// Trains a [`SequenceModel`]: forward, loss, backward, clipping, an optimizer step and a schedule step per call.
+///
+/// A step may use Rayon's pool as the layer's passes do ([`Recurrent`](crate::Recurrent)'s **Threads**), whose
+/// results are the same bits on any number of threads.
 pub struct Trainer {
     model: SequenceModel,
     config: TrainerConfig,
