@@ -26,7 +26,7 @@ def main() -> None:
     rounds, case, specs = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
     results: dict[str, dict[str, list[float]]] = {spec: {} for spec in specs}
     for r in range(rounds):
-        # Each round starts one binary later than the round before: on an AMD EPYC (session 7) the binary run
+        # Each round starts one binary later than the round before: on an AMD EPYC (Zen 4, 2026-12) the binary run
         # second in a round measured 3–8% slower than the same binary run first, whichever it was.
         for spec in specs[r % len(specs) :] + specs[: r % len(specs)]:
             binary, _, settings = spec.partition("=")

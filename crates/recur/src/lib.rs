@@ -77,7 +77,7 @@ pub use tensor::Tensor;
 /// Internals that recur's own benches and tests reach: no stability promise, not part of the API.
 #[doc(hidden)]
 pub mod internals {
-    pub use crate::driver::{Cell, ParallelRuns, Stack, StackTrace, parallel_runs};
+    pub use crate::driver::{Cell, InitialStates, ParallelRuns, Sequences, Stack, StackTrace, parallel_runs};
     pub use crate::scratch::release as release_scratch;
 
     /// Finite-difference gradient checks in `f64`.

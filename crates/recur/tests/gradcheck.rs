@@ -6,7 +6,7 @@ use rand::{Rng, SeedableRng};
 use recur::cells::{GruCell, GruCellConfig, LstmCell, LstmCellConfig, Nonlinearity, RnnCell, RnnCellConfig};
 use recur::internals::Cell;
 use recur::internals::gradcheck;
-use recur::internals::{Stack, StackTrace};
+use recur::internals::{InitialStates, Sequences, Stack, StackTrace};
 
 const TOLERANCE: f64 = 1e-6;
 
@@ -71,7 +71,8 @@ struct Problem {
 impl Problem {
     fn loss<C: Cell<Real = f64>>(&self, s: &Stack<C>, x: &[f64], h0: Option<&[f64]>, c0: Option<&[f64]>) -> f64 {
         let lengths = self.lengths.as_deref();
-        let (out, _) = s.forward_train(x, self.steps, self.batch, lengths, h0, c0, self.masks.clone());
+        let input = Sequences { data: x, steps: self.steps, batch: self.batch, lengths };
+        let (out, _) = s.forward_train(input, InitialStates { h: h0, c: c0 }, self.masks.clone());
         let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
         dot(&out.output, &self.g_out)
             + self.g_h.as_ref().map_or(0.0, |g| dot(&out.h_n, g))
@@ -107,8 +108,11 @@ fn check_stack<C: Cell<Real = f64>>(name: &str, case: Case, input: usize, mut s:
         g_h: case.final_grads.then(|| random(states * batch * out, &mut rng)),
         g_c: (case.final_grads && C::HAS_CELL_STATE).then(|| random(cell_len, &mut rng)),
     };
-    let (_, trace): (_, StackTrace<f64>) =
-        s.forward_train(&p.x, steps, batch, p.lengths.as_deref(), p.h0.as_deref(), p.c0.as_deref(), p.masks.clone());
+    let (_, trace): (_, StackTrace<f64>) = s.forward_train(
+        Sequences { data: &p.x, steps, batch, lengths: p.lengths.as_deref() },
+        InitialStates { h: p.h0.as_deref(), c: p.c0.as_deref() },
+        p.masks.clone(),
+    );
     let grads = s.backward(&trace, &p.g_out, p.g_h.as_deref(), p.g_c.as_deref());
     let label = format!("{name} {case:?}");
 
@@ -204,7 +208,8 @@ fn training_and_inference_forward_agree() {
     let x = random(4 * 2 * 3, &mut rng);
     let h0 = random(4 * 2 * 3, &mut rng);
     let a = s.forward(&x, 4, 2, Some(&h0), None);
-    let (b, _) = s.forward_train(&x, 4, 2, None, Some(&h0), None, vec![None, None]);
+    let input = Sequences { data: &x, steps: 4, batch: 2, lengths: None };
+    let (b, _) = s.forward_train(input, InitialStates { h: Some(&h0), c: None }, vec![None, None]);
     assert_eq!(a.output, b.output);
     assert_eq!(a.h_n, b.h_n);
     assert_eq!(a.c_n, b.c_n);

@@ -21,6 +21,52 @@ pub(crate) struct Initial<'a, T> {
     pub c: &'a [T],
 }
 
+/// Where a forward writes each sequence's final state, as row-major `B × size` slices.
+pub(crate) struct FinalState<'a, T> {
+    pub h: &'a mut [T],
+    pub c: &'a mut [T],
+}
+
+/// What a forward pass keeps of its steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Keep {
+    /// Every step's cell state and cache, for a backward pass (training).
+    Trace,
+    /// Only what the next step reads (inference).
+    Outputs,
+}
+
+/// How a direction's rows share the threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Rows {
+    /// A large batch walks time as one group of rows per thread (see [`row_groups`]): a unidirectional layer, or
+    /// a lone cell.
+    InGroups,
+    /// One group, each large step's rows cut in halves: the two directions of a bidirectional layer, which
+    /// already run side by side.
+    StepHalves,
+}
+
+/// Whether a backward pass makes the gradient of its input (`∂X = ∂G·W_ih`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputGrad {
+    /// Made: a layer below, or an input that wants its gradient.
+    Wanted,
+    /// Skipped, as PyTorch skips it for an input that does not require one.
+    Skipped,
+}
+
+/// One direction's walk over a time-major sequence: its input, its lengths, which way, how its rows share the
+/// threads.
+#[derive(Clone, Copy)]
+pub(crate) struct Walk<'a, T> {
+    /// `(T, B, I)`.
+    pub x: &'a [T],
+    pub batching: &'a Batching,
+    pub direction: Direction,
+    pub rows: Rows,
+}
+
 /// The gradients that reach a direction's final state from outside (`None`: zero).
 #[derive(Clone, Copy)]
 pub(crate) struct Final<'a, T> {
@@ -71,7 +117,8 @@ impl Dims {
 
     /// [`Dims::of`] for a forward pass: without `keep` (no backward follows), the cache is the cell's
     /// [`Cell::inference_cache_width`].
-    fn forward<C: Cell>(cell: &C, batching: &Batching, keep: bool) -> Self {
+    fn forward<C: Cell>(cell: &C, batching: &Batching, keep: Keep) -> Self {
+        let keep = keep == Keep::Trace;
         let dims = Self::of(cell, batching);
         Dims { cache_width: if keep { dims.cache_width } else { cell.inference_cache_width() }, ..dims }
     }
@@ -100,45 +147,37 @@ fn previous_rows<'a, T: Copy>(
 }
 
 /// Runs one cell over time in one direction. Returns every `h_t` (`y`, `(T, B, H_out)`, zeros past each
-/// sequence's end) and, when `keep`, the cell states and caches of every step; writes each sequence's final
-/// state (at its own last step, for the forward direction) into `h_n`, `c_n`. With `in_groups`, a large batch
-/// walks time as one group of rows per thread (see [`row_groups`]); without (the two directions of a
-/// bidirectional layer, which already run side by side), as one group whose large steps are cut in halves.
-#[allow(clippy::too_many_arguments)]
+/// sequence's end) and, with [`Keep::Trace`], the cell states and caches of every step; writes each sequence's
+/// final state (at its own last step, for the forward direction) into `final_state`.
 pub(crate) fn run_direction<C: Cell>(
     cell: &C,
-    x: &[C::Real],
-    batching: &Batching,
-    direction: Direction,
+    walk: Walk<'_, C::Real>,
     initial: Initial<'_, C::Real>,
-    keep: bool,
-    h_n: &mut [C::Real],
-    c_n: &mut [C::Real],
-    in_groups: bool,
+    keep: Keep,
+    final_state: FinalState<'_, C::Real>,
 ) -> DirectionTrace<C::Real> {
-    let Dims { steps, batch, width, .. } = Dims::of(cell, batching);
+    let Dims { steps, batch, width, .. } = Dims::of(cell, walk.batching);
     let chunk = input_chunk_steps(steps, batch, width, std::mem::size_of::<C::Real>());
-    run_direction_in_chunks(cell, x, batching, direction, initial, keep, h_n, c_n, chunk, in_groups)
+    run_direction_in_chunks(cell, walk, initial, keep, final_state, chunk)
 }
 
 /// [`run_direction`] with the input projection made `chunk` steps at a time.
-#[allow(clippy::too_many_arguments)]
 fn run_direction_in_chunks<C: Cell>(
     cell: &C,
-    x: &[C::Real],
-    batching: &Batching,
-    direction: Direction,
+    walk: Walk<'_, C::Real>,
     initial: Initial<'_, C::Real>,
-    keep: bool,
-    h_n: &mut [C::Real],
-    c_n: &mut [C::Real],
+    keep: Keep,
+    final_state: FinalState<'_, C::Real>,
     chunk: usize,
-    in_groups: bool,
 ) -> DirectionTrace<C::Real> {
+    let Walk { x, batching, direction, rows: row_split } = walk;
+    let FinalState { h: h_n, c: c_n } = final_state;
+    let in_groups = row_split == Rows::InGroups;
     let Dims { steps, batch, width, out, hidden, state_len, cell_len, cache_width } =
         Dims::forward(cell, batching, keep);
+    let keeps_trace = keep == Keep::Trace;
     // Inference keeps two cell-state slots (previous, next) and one cache slot; training keeps every step's.
-    let (c_slots, cache_slots) = if keep { (steps, steps) } else { (2, 1) };
+    let (c_slots, cache_slots) = if keeps_trace { (steps, steps) } else { (2, 1) };
     // Every step writes each running row of `c` and the cache before anything reads it, so without padding they
     // need no zeros; `y` is the output, zeros past each sequence's end.
     let full = batching.is_full();
@@ -166,11 +205,11 @@ fn run_direction_in_chunks<C: Cell>(
             Direction::Forward => length - 1,
             Direction::Reverse => 0,
         };
-        let slot = if keep { t_last } else { direction.time(t_last, steps) % 2 };
+        let slot = if keeps_trace { t_last } else { direction.time(t_last, steps) % 2 };
         h_n[row * out..(row + 1) * out].copy_from_slice(&y[t_last * state_len + row * out..][..out]);
         c_n[row * hidden..(row + 1) * hidden].copy_from_slice(&c[slot * cell_len + row * hidden..][..hidden]);
     }
-    let (h0, c0) = if keep { (initial.h.to_vec(), initial.c.to_vec()) } else { (Vec::new(), Vec::new()) };
+    let (h0, c0) = if keeps_trace { (initial.h.to_vec(), initial.c.to_vec()) } else { (Vec::new(), Vec::new()) };
     DirectionTrace { h0, c0, y, c, cache }
 }
 
@@ -181,7 +220,7 @@ struct ForwardContext<'a, C: Cell> {
     batching: &'a Batching,
     direction: Direction,
     initial: Initial<'a, C::Real>,
-    keep: bool,
+    keep: Keep,
     chunk: usize,
     /// Whether a large step's rows may be cut in halves on two threads (one group for the whole batch).
     split: bool,
@@ -252,13 +291,13 @@ impl<C: Cell> ForwardContext<'_, C> {
             }
             let (y_prev, y_cur) = slot_pair(&mut y, initial_h, t, prev);
             let h_prev = previous_rows(prev.map(|_| y_prev), initial_h, a_prev, a, out, &mut h_buf);
-            let (c_prev_slot, c_cur) = if self.keep {
+            let (c_prev_slot, c_cur) = if self.keep == Keep::Trace {
                 slot_pair(&mut c, initial_c, t, prev)
             } else {
                 slot_pair(&mut c, initial_c, s % 2, (s > 0).then(|| (s - 1) % 2))
             };
             let c_prev = previous_rows(prev.map(|_| c_prev_slot), initial_c, a_prev, a, hidden, &mut c_buf);
-            let slot = if self.keep { t } else { 0 };
+            let slot = if self.keep == Keep::Trace { t } else { 0 };
             let step_rows = ForwardRows {
                 batch: a,
                 gx: &gx[(t - gx_first) * g * width..((t - gx_first) * g + a) * width],
@@ -310,23 +349,21 @@ const CHUNK_BYTES: usize = 2 << 20;
 /// Rows below which the input projection's product loses speed.
 const CHUNK_MIN_ROWS: usize = 256;
 
-/// Backpropagation through time for one cell in one direction (the input's gradient only when `want_dx`;
+/// Backpropagation through time for one cell in one direction (the input's gradient only with [`InputGrad::Wanted`];
 /// else `DirectionGrads::x` is empty). `dy` holds `∂L/∂h_t` from above for every step;
 /// it is zeroed past each sequence's end (PyTorch ignores gradients at padded positions, whose outputs are
 /// constant zeros) and turned, in place, into the total `∂L/∂h_t` (from above and from the next step).
-/// `in_groups` as in [`run_direction`].
-#[allow(clippy::too_many_arguments)]
+/// `walk.rows` as in [`run_direction`].
 pub(crate) fn backward_direction<C: Cell>(
     cell: &mut C,
+    walk: Walk<'_, C::Real>,
     trace: &DirectionTrace<C::Real>,
-    x: &[C::Real],
-    batching: &Batching,
-    direction: Direction,
     mut dy: Vec<C::Real>,
     final_grad: Final<'_, C::Real>,
-    want_dx: bool,
-    in_groups: bool,
+    input_grad: InputGrad,
 ) -> DirectionGrads<C::Real> {
+    let Walk { x, batching, direction, rows: row_split } = walk;
+    let (in_groups, want_dx) = (row_split == Rows::InGroups, input_grad == InputGrad::Wanted);
     let zero = C::Real::zero();
     let Dims { steps, batch, width, out, hidden, state_len, cell_len, .. } = Dims::of(&*cell, batching);
     let active = batching.active();
@@ -567,9 +604,9 @@ mod tests {
             for direction in [Direction::Forward, Direction::Reverse] {
                 let run = |chunk| {
                     let (mut h_n, mut c_n) = (vec![0.0; batch * 5], vec![0.0; batch * 5]);
-                    let trace = run_direction_in_chunks(
-                        &cell, &x, &batching, direction, initial, true, &mut h_n, &mut c_n, chunk, true,
-                    );
+                    let walk = Walk { x: &x, batching: &batching, direction, rows: Rows::InGroups };
+                    let final_state = FinalState { h: &mut h_n, c: &mut c_n };
+                    let trace = run_direction_in_chunks(&cell, walk, initial, Keep::Trace, final_state, chunk);
                     (trace.y.clone(), trace.c.clone(), h_n, c_n)
                 };
                 // The gemm crate may round differently for another number of rows: equal up to the last bits.

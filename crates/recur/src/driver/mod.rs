@@ -24,10 +24,41 @@ use std::borrow::Cow;
 use num_traits::Zero;
 
 pub(crate) use batching::Batching;
-pub(crate) use direction::{Final, Initial, backward_direction, run_direction};
+pub use direction::InputGrad;
+pub(crate) use direction::{Final, FinalState, Initial, Keep, Rows, Walk, backward_direction, run_direction};
 
 use crate::kernels::Real;
 use crate::scratch;
+
+/// A time-major input `(steps, batch, input_size)`, and the number of valid steps of each sequence (each in
+/// `1..=steps`, in any order; `None`: every sequence runs all `steps`), as [`Stack::forward_padded`] reads them.
+#[derive(Clone, Copy, Debug)]
+pub struct Sequences<'a, T> {
+    /// The values, row-major.
+    pub data: &'a [T],
+    /// `T`.
+    pub steps: usize,
+    /// `B`.
+    pub batch: usize,
+    /// Each sequence's length, or `None` when all are `steps` long.
+    pub lengths: Option<&'a [usize]>,
+}
+
+/// The initial states of a stack, `h_0` `(L·D, B, H_out)` and `c_0` `(L·D, B, H)`, zeros where absent.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InitialStates<'a, T> {
+    /// `h_0`.
+    pub h: Option<&'a [T]>,
+    /// `c_0` (cells with a cell state).
+    pub c: Option<&'a [T]>,
+}
+
+/// What a forward pass is for: inference keeps nothing for a backward; training keeps a trace, and multiplies
+/// `input_masks[l]`, when present, into the input of layer `l > 0` (dropout between layers).
+enum Pass<T> {
+    Inference,
+    Training { input_masks: Vec<Option<Vec<T>>> },
+}
 
 /// Which way a direction walks time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -215,7 +246,7 @@ impl<C: Cell> Stack<C> {
         h0: Option<&[C::Real]>,
         c0: Option<&[C::Real]>,
     ) -> StackOutput<C::Real> {
-        self.run(input, &Batching::new(steps, batch, None), h0, c0, None).0
+        self.run(input, &Batching::new(steps, batch, None), InitialStates { h: h0, c: c0 }, Pass::Inference).0
     }
 
     /// [`Stack::forward`] over a padded batch whose sequence `b` has `lengths[b]` valid steps (each in
@@ -230,24 +261,21 @@ impl<C: Cell> Stack<C> {
         h0: Option<&[C::Real]>,
         c0: Option<&[C::Real]>,
     ) -> StackOutput<C::Real> {
-        self.run(input, &Batching::new(steps, lengths.len(), Some(lengths)), h0, c0, None).0
+        let batching = Batching::new(steps, lengths.len(), Some(lengths));
+        self.run(input, &batching, InitialStates { h: h0, c: c0 }, Pass::Inference).0
     }
 
     /// [`Stack::forward`] that also returns what [`Stack::backward`] needs. `input_masks[l]`, when present, is
     /// multiplied into the input of layer `l` (dropout between layers; `input_masks[0]` is never used).
-    /// `lengths` as in [`Stack::forward_padded`] (`None`: every sequence runs all `steps`).
-    #[allow(clippy::too_many_arguments)]
     pub fn forward_train(
         &self,
-        input: &[C::Real],
-        steps: usize,
-        batch: usize,
-        lengths: Option<&[usize]>,
-        h0: Option<&[C::Real]>,
-        c0: Option<&[C::Real]>,
+        input: Sequences<'_, C::Real>,
+        initial: InitialStates<'_, C::Real>,
         input_masks: Vec<Option<Vec<C::Real>>>,
     ) -> (StackOutput<C::Real>, StackTrace<C::Real>) {
-        let (out, trace) = self.run(input, &Batching::new(steps, batch, lengths), h0, c0, Some(input_masks));
+        let Sequences { data, steps, batch, lengths } = input;
+        let batching = Batching::new(steps, batch, lengths);
+        let (out, trace) = self.run(data, &batching, initial, Pass::Training { input_masks });
         (out, trace.expect("a training run keeps its trace"))
     }
 
@@ -255,23 +283,25 @@ impl<C: Cell> Stack<C> {
         &self,
         input: &[C::Real],
         batching: &Batching,
-        h0: Option<&[C::Real]>,
-        c0: Option<&[C::Real]>,
-        masks: Option<Vec<Option<Vec<C::Real>>>>,
+        initial: InitialStates<'_, C::Real>,
+        pass: Pass<C::Real>,
     ) -> (StackOutput<C::Real>, Option<StackTrace<C::Real>>) {
-        on_pool(|| self.run_on_pool(input, batching, h0, c0, masks))
+        on_pool(|| self.run_on_pool(input, batching, initial, pass))
     }
 
+    /// The forward pass, layer by layer, on Rayon's pool (see [`on_pool`]): sorts the batch by length, runs each
+    /// layer's directions over the layer below's output, and keeps each layer's trace in training.
     fn run_on_pool(
         &self,
         input: &[C::Real],
         batching: &Batching,
-        h0: Option<&[C::Real]>,
-        c0: Option<&[C::Real]>,
-        masks: Option<Vec<Option<Vec<C::Real>>>>,
+        initial: InitialStates<'_, C::Real>,
+        pass: Pass<C::Real>,
     ) -> (StackOutput<C::Real>, Option<StackTrace<C::Real>>) {
-        let keep = masks.is_some();
-        let mut masks = masks.unwrap_or_default();
+        let (keep, mut masks) = match pass {
+            Pass::Inference => (Keep::Outputs, Vec::new()),
+            Pass::Training { input_masks } => (Keep::Trace, input_masks),
+        };
         let zero = C::Real::zero();
         let batch = batching.lengths().len();
         let out_size = self.output_size();
@@ -284,8 +314,8 @@ impl<C: Cell> Stack<C> {
         let zeros_c = vec![zero; cell_len];
         let in_width = self.cells[0].weights().input_size();
         let input = batching.sort(input, in_width);
-        let h0 = h0.map(|h| batching.sort(h, out_size));
-        let c0 = c0.map(|c| batching.sort(c, hidden));
+        let h0 = initial.h.map(|h| batching.sort(h, out_size));
+        let c0 = initial.c.map(|c| batching.sort(c, hidden));
         let mut traces = Vec::new();
 
         let mut layer_output: Option<Vec<C::Real>> = None;
@@ -297,34 +327,23 @@ impl<C: Cell> Stack<C> {
             let mask = mask.map(|m| batching.sort(&m, self.directions * out_size).into_owned());
             let masked: Option<Vec<C::Real>> =
                 mask.as_ref().map(|m| unmasked.iter().zip(m).map(|(&v, &m)| v * m).collect());
-            let x_ref = masked.as_deref().unwrap_or(unmasked);
             let first = layer * self.directions;
             let initial = |d: usize| Initial {
                 h: h0.as_deref().map_or(&zeros_h[..], |h| &h[(first + d) * state_len..(first + d + 1) * state_len]),
                 c: c0.as_deref().map_or(&zeros_c[..], |c| &c[(first + d) * cell_len..(first + d + 1) * cell_len]),
             };
-            let hn = &mut h_n[first * state_len..(first + self.directions) * state_len];
-            let cn = &mut c_n[first * cell_len..(first + self.directions) * cell_len];
-            let mut runs: Vec<DirectionTrace<C::Real>> = Vec::with_capacity(self.directions);
-            if self.directions == 1 {
-                let cell = self.cell(layer, 0);
-                runs.push(run_direction(cell, x_ref, batching, Direction::Forward, initial(0), keep, hn, cn, true));
-            } else {
-                let (hn_f, hn_r) = hn.split_at_mut(state_len);
-                let (cn_f, cn_r) = cn.split_at_mut(cell_len);
-                let (cf, cr) = (self.cell(layer, 0), self.cell(layer, 1));
-                let (f, r) = rayon::join(
-                    || run_direction(cf, x_ref, batching, Direction::Forward, initial(0), keep, hn_f, cn_f, false),
-                    || run_direction(cr, x_ref, batching, Direction::Reverse, initial(1), keep, hn_r, cn_r, false),
-                );
-                runs.extend([f, r]);
-            }
+            let final_state = FinalState {
+                h: &mut h_n[first * state_len..(first + self.directions) * state_len],
+                c: &mut c_n[first * cell_len..(first + self.directions) * cell_len],
+            };
+            let x = masked.as_deref().unwrap_or(unmasked);
+            let mut runs = self.run_layer(layer, x, batching, &initial, keep, final_state);
             let output = if self.directions == 1 {
-                if keep { scratch::copy_of(&runs[0].y) } else { std::mem::take(&mut runs[0].y) }
+                if keep == Keep::Trace { scratch::copy_of(&runs[0].y) } else { std::mem::take(&mut runs[0].y) }
             } else {
                 interleave(&runs[0].y, &runs[1].y, out_size)
             };
-            if keep {
+            if keep == Keep::Trace {
                 // The trace keeps the input the layer read: the masked copy, else the previous layer's output
                 // itself, else a copy of the stack's input.
                 let input = match (masked, previous) {
@@ -346,8 +365,36 @@ impl<C: Cell> Stack<C> {
         let output = layer_output.expect("a stack has at least one layer");
         let output = batching.unsort(output, self.directions * out_size);
         let (h_n, c_n) = (batching.unsort(h_n, out_size), batching.unsort(c_n, hidden));
-        let trace = keep.then(|| StackTrace { batching: batching.clone(), layers: traces });
+        let trace = (keep == Keep::Trace).then(|| StackTrace { batching: batching.clone(), layers: traces });
         (StackOutput { output, h_n, c_n }, trace)
+    }
+
+    /// Runs layer `layer`'s directions over its input `x` (time-major, sorted by length), from `initial(d)` for
+    /// direction `d`, writing their final states into `final_state` (direction after direction): one direction
+    /// walking time in row groups, or two side by side, each cutting its large steps in halves.
+    fn run_layer<'a>(
+        &self,
+        layer: usize,
+        x: &[C::Real],
+        batching: &Batching,
+        initial: &(dyn Fn(usize) -> Initial<'a, C::Real> + Sync),
+        keep: Keep,
+        final_state: FinalState<'_, C::Real>,
+    ) -> Vec<DirectionTrace<C::Real>> {
+        if self.directions == 1 {
+            let walk = Walk { x, batching, direction: Direction::Forward, rows: Rows::InGroups };
+            return vec![run_direction(self.cell(layer, 0), walk, initial(0), keep, final_state)];
+        }
+        let walk = |direction| Walk { x, batching, direction, rows: Rows::StepHalves };
+        let FinalState { h, c } = final_state;
+        let (h_f, h_r) = h.split_at_mut(h.len() / 2);
+        let (c_f, c_r) = c.split_at_mut(c.len() / 2);
+        let (cf, cr) = (self.cell(layer, 0), self.cell(layer, 1));
+        let (f, r) = rayon::join(
+            || run_direction(cf, walk(Direction::Forward), initial(0), keep, FinalState { h: h_f, c: c_f }),
+            || run_direction(cr, walk(Direction::Reverse), initial(1), keep, FinalState { h: h_r, c: c_r }),
+        );
+        vec![f, r]
     }
 
     /// Backpropagation through time: from the gradients of the outputs (`d_output` `(T, B, D·H_out)`, and
@@ -363,7 +410,7 @@ impl<C: Cell> Stack<C> {
         d_h_n: Option<&[C::Real]>,
         d_c_n: Option<&[C::Real]>,
     ) -> StackGrads<C::Real> {
-        self.backward_choosing(trace, d_output, d_h_n, d_c_n, true)
+        self.backward_choosing(trace, d_output, d_h_n, d_c_n, InputGrad::Wanted)
     }
 
     /// [`Stack::backward`] without the gradient of the input (`StackGrads::input` is empty), as PyTorch skips it
@@ -375,17 +422,17 @@ impl<C: Cell> Stack<C> {
         d_h_n: Option<&[C::Real]>,
         d_c_n: Option<&[C::Real]>,
     ) -> StackGrads<C::Real> {
-        self.backward_choosing(trace, d_output, d_h_n, d_c_n, false)
+        self.backward_choosing(trace, d_output, d_h_n, d_c_n, InputGrad::Skipped)
     }
 
-    /// [`Stack::backward`] with the input's gradient only when `input_grad`.
+    /// [`Stack::backward`] with the input's gradient only when `input_grad` wants it.
     pub(crate) fn backward_choosing(
         &mut self,
         trace: &StackTrace<C::Real>,
         d_output: &[C::Real],
         d_h_n: Option<&[C::Real]>,
         d_c_n: Option<&[C::Real]>,
-        input_grad: bool,
+        input_grad: InputGrad,
     ) -> StackGrads<C::Real> {
         on_pool(|| self.backward_on_pool(trace, d_output, d_h_n, d_c_n, input_grad))
     }
@@ -396,7 +443,7 @@ impl<C: Cell> Stack<C> {
         d_output: &[C::Real],
         d_h_n: Option<&[C::Real]>,
         d_c_n: Option<&[C::Real]>,
-        input_grad: bool,
+        input_grad: InputGrad,
     ) -> StackGrads<C::Real> {
         let batching = &trace.batching;
         let batch = batching.lengths().len();
@@ -422,22 +469,12 @@ impl<C: Cell> Stack<C> {
                 h: d_h_n.map(|g| &g[(first + k) * state_len..(first + k + 1) * state_len]),
                 c: d_c_n.map(|g| &g[(first + k) * cell_len..(first + k + 1) * cell_len]),
             };
-            let want_dx = layer > 0 || input_grad;
-            let x = &lt.input;
+            // A layer above the first always passes its input's gradient down.
+            let layer_input_grad = if layer > 0 { InputGrad::Wanted } else { input_grad };
+            let rows = if d == 1 { Rows::InGroups } else { Rows::StepHalves };
             let run = |cell: &mut C, k: usize, dy: Vec<C::Real>| {
-                let direction = Direction::of_index(k);
-                let in_groups = d == 1;
-                backward_direction(
-                    cell,
-                    &lt.directions[k],
-                    x,
-                    batching,
-                    direction,
-                    dy,
-                    final_grad(k),
-                    want_dx,
-                    in_groups,
-                )
+                let walk = Walk { x: &lt.input, batching, direction: Direction::of_index(k), rows };
+                backward_direction(cell, walk, &lt.directions[k], dy, final_grad(k), layer_input_grad)
             };
             let mut dx = if d == 1 {
                 let g = run(&mut self.cells[first], 0, d_above);
@@ -465,7 +502,10 @@ impl<C: Cell> Stack<C> {
         }
         let in_width = self.cells[0].weights().input_size();
         StackGrads {
-            input: if input_grad { batching.unsort(d_above, in_width) } else { Vec::new() },
+            input: match input_grad {
+                InputGrad::Wanted => batching.unsort(d_above, in_width),
+                InputGrad::Skipped => Vec::new(),
+            },
             h0: batching.unsort(dh0, out_size),
             c0: batching.unsort(dc0, hidden),
         }

@@ -3,7 +3,10 @@
 //! runs the driver; the cells themselves hold only their gate math.
 
 use crate::cells::{GruCell, LstmCell, RnnCell};
-use crate::driver::{Batching, Cell, Direction, DirectionTrace, Final, Initial, backward_direction, run_direction};
+use crate::driver::{
+    Batching, Cell, Direction, DirectionTrace, Final, FinalState, Initial, InputGrad, Keep, Rows, Walk,
+    backward_direction, run_direction,
+};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -69,7 +72,8 @@ fn step_tensors<C: Cell<Real = f32>>(
     let mut c = vec![0.0; c_prev.len()];
     let initial = Initial { h: &h_prev, c: &c_prev };
     let batching = Batching::new(1, batch, None);
-    let trace = run_direction(cell, input.data(), &batching, Direction::Forward, initial, true, &mut h, &mut c, true);
+    let walk = Walk { x: input.data(), batching: &batching, direction: Direction::Forward, rows: Rows::InGroups };
+    let trace = run_direction(cell, walk, initial, Keep::Trace, FinalState { h: &mut h, c: &mut c });
     let cache = CellCache { trace, batching, x: input.data().to_vec(), batch, unbatched, sizes: sizes(cell) };
     let h = Tensor::from_parts(state_shape(out_size), h);
     let c = C::HAS_CELL_STATE.then(|| Tensor::from_parts(state_shape(hidden), c));
@@ -104,17 +108,8 @@ fn step_backward_tensors<C: Cell<Real = f32>>(
     }
     let final_grad = Final { h: None, c: grad_c.map(Tensor::data) };
     let dy = grad_h.data().to_vec();
-    let g = backward_direction(
-        cell,
-        &cache.trace,
-        &cache.x,
-        &cache.batching,
-        Direction::Forward,
-        dy,
-        final_grad,
-        true,
-        true,
-    );
+    let walk = Walk { x: &cache.x, batching: &cache.batching, direction: Direction::Forward, rows: Rows::InGroups };
+    let g = backward_direction(cell, walk, &cache.trace, dy, final_grad, InputGrad::Wanted);
     Ok(CellGrads {
         input: Tensor::from_parts(shape(in_size), g.x),
         h0: Tensor::from_parts(shape(out_size), g.h0),

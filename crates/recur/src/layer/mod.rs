@@ -11,7 +11,7 @@ use rand::Rng;
 
 use crate::cells::{GruCell, GruCellConfig, LstmCell, LstmCellConfig, Nonlinearity, RnnCell, RnnCellConfig};
 use crate::driver::Cell;
-use crate::driver::{Stack, StackOutput, StackTrace};
+use crate::driver::{InitialStates, InputGrad, Sequences, Stack, StackOutput, StackTrace};
 use crate::error::{Error, Result};
 use crate::params::{Module, Param, ParamMut, ParamRef, Trainable};
 use crate::scratch;
@@ -228,10 +228,12 @@ impl Recurrent {
         let masks: Vec<Option<Vec<f32>>> = (0..self.config.num_layers)
             .map(|layer| (layer > 0 && p > 0.0).then(|| dropout_mask(steps * batch * width, p, rng)))
             .collect();
+        let input = Sequences { data: &x, steps, batch, lengths };
+        let initial = InitialStates { h: h0, c: c0 };
         let (out, trace) = match &self.cells {
-            Cells::Rnn(s) => s.forward_train(&x, steps, batch, lengths, h0, c0, masks),
-            Cells::Lstm(s) => s.forward_train(&x, steps, batch, lengths, h0, c0, masks),
-            Cells::Gru(s) => s.forward_train(&x, steps, batch, lengths, h0, c0, masks),
+            Cells::Rnn(s) => s.forward_train(input, initial, masks),
+            Cells::Lstm(s) => s.forward_train(input, initial, masks),
+            Cells::Gru(s) => s.forward_train(input, initial, masks),
         };
         let cache = RecurrentCache { config: self.config.clone(), geometry, trace };
         Ok((self.finish(out, &cache.geometry), cache))
@@ -250,7 +252,7 @@ impl Recurrent {
         grad_h_n: Option<&Tensor>,
         grad_c_n: Option<&Tensor>,
     ) -> Result<RecurrentGrads> {
-        self.backward_inner(cache, grad_output, grad_h_n, grad_c_n, true)
+        self.backward_inner(cache, grad_output, grad_h_n, grad_c_n, InputGrad::Wanted)
     }
 
     /// [`Recurrent::backward`] for an input that needs no gradient (PyTorch's `requires_grad=False`: raw
@@ -263,7 +265,7 @@ impl Recurrent {
         grad_h_n: Option<&Tensor>,
         grad_c_n: Option<&Tensor>,
     ) -> Result<RecurrentGrads> {
-        self.backward_inner(cache, grad_output, grad_h_n, grad_c_n, false)
+        self.backward_inner(cache, grad_output, grad_h_n, grad_c_n, InputGrad::Skipped)
     }
 
     fn backward_inner(
@@ -272,7 +274,7 @@ impl Recurrent {
         grad_output: &Tensor,
         grad_h_n: Option<&Tensor>,
         grad_c_n: Option<&Tensor>,
-        input_grad: bool,
+        input_grad: InputGrad,
     ) -> Result<RecurrentGrads> {
         if cache.config != self.config {
             return Err(Error::config("backward: the cache comes from a layer with another configuration"));
@@ -310,16 +312,16 @@ impl Recurrent {
             Cells::Gru(s) => s.backward_choosing(&cache.trace, &d_output, d_h, d_c, input_grad),
         };
         let input_size = self.config.input_size;
-        let input = if time_major && input_grad {
+        let input = if time_major && input_grad == InputGrad::Wanted {
             swap_leading_axes(&grads.input, steps, batch, input_size)
         } else {
             grads.input
         };
         let input_shape = match (input_grad, unbatched, time_major) {
-            (false, _, _) => vec![0],
-            (true, true, _) => vec![steps, input_size],
-            (true, false, true) => vec![batch, steps, input_size],
-            (true, false, false) => vec![steps, batch, input_size],
+            (InputGrad::Skipped, _, _) => vec![0],
+            (InputGrad::Wanted, true, _) => vec![steps, input_size],
+            (InputGrad::Wanted, false, true) => vec![batch, steps, input_size],
+            (InputGrad::Wanted, false, false) => vec![steps, batch, input_size],
         };
         debug_assert_eq!(h_shape.iter().product::<usize>(), states * batch * self.config.output_size());
         Ok(RecurrentGrads {
