@@ -393,3 +393,22 @@ fn model_files_that_lie_about_their_sizes_fail_with_one_line_naming_the_field() 
         assert_one_line_error(&output, &format!("`{key}` = {value} does not match the tensors"));
     }
 }
+
+/// A malformed `.npy` header is one line saying what was expected, not a parser's trace.
+#[test]
+fn malformed_npy_header_fails_with_one_line_saying_what_was_expected() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = fixture_dir().join("lstm_l2_uni_bias1_bf0_h0_0_T3B3I2H3.model.safetensors");
+    let input = dir.path().join("bad.npy");
+    let header = b"{'descr': '<f4' 'fortran_order': False, 'shape': (3, 3, 2)}\n";
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header);
+    bytes.extend([0u8; 72]);
+    std::fs::write(&input, bytes).unwrap();
+    let out = dir.path().join("out.safetensors");
+    let output = recur(&["forward", "--model", p(&model), "--input", p(&input), "--output", p(&out)]);
+    assert_one_line_error(&output, "bad.npy: not a valid .npy file: the header is not a Python literal (at 1:");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("expected a header like {'descr': '<f4', 'fortran_order': False, 'shape': (3, 2)}"));
+}
