@@ -266,6 +266,18 @@ fn declared_sizes_the_tensors_do_not_have_are_refused_naming_the_field() {
     let (_, err) = declared_field(Recurrent::load(&path, &LoadOptions::default()));
     assert!(err.contains("tensor `weight_ih_l0`: expected shape [9, 2], found [12, 2]"), "{err}");
 
+    // Found by the `model_config` fuzz target with the check left out, where the layer asked for 1.3 TB: refused
+    // at its first mismatch (one layer declared by default, two in the file), and at its hidden size once the
+    // layers agree.
+    for (json, field) in [
+        (r#"{"mode":"GRU","input_size":2,"hidden_size":13421772483648}"#, "num_layers"),
+        (r#"{"mode":"GRU","input_size":2,"hidden_size":13421772483648,"num_layers":2}"#, "hidden_size"),
+    ] {
+        TensorFile::write(&path, &tensors, &HashMap::from([("config".to_string(), json.to_string())])).unwrap();
+        let (found, err) = declared_field(Recurrent::load(&path, &LoadOptions::default()));
+        assert_eq!(found, field, "{err}");
+    }
+
     // The file's true sizes load.
     let json = r#"{"mode":"LSTM","input_size":2,"hidden_size":3,"num_layers":2}"#;
     TensorFile::write(&path, &tensors, &HashMap::from([("config".to_string(), json.to_string())])).unwrap();
