@@ -358,3 +358,57 @@ fn stream_bad_inputs_fail_with_one_line() {
     assert_eq!(got.tensors["h_n"].shape(), &[2, 3]);
     assert_eq!(got.tensors["c_n"].shape(), &[2, 3]);
 }
+
+/// A model file whose `config` declares sizes its tensors do not have fails with one line naming the field,
+/// before anything of the declared sizes is allocated (built as declared, these layers would need from 4 GiB to
+/// more than `usize` holds).
+#[test]
+fn model_files_that_lie_about_their_sizes_fail_with_one_line_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let case = "lstm_l2_uni_bias1_bf0_h0_0_T3B3I2H3";
+    let mut tensors: Vec<(String, Tensor)> = TensorFile::read(fixture_dir().join(format!("{case}.model.safetensors")))
+        .unwrap()
+        .tensors
+        .into_iter()
+        .collect();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let io = TensorFile::read(fixture_dir().join(format!("{case}.io.safetensors"))).unwrap();
+    let input = d.join("x.npy");
+    write_npy(&input, &io.tensors["input"]);
+    let out = d.join("out.safetensors");
+    for (key, value) in [
+        ("hidden_size", 1u64 << 27),
+        ("hidden_size", 1 << 31),
+        ("hidden_size", 1_000_000_000_000_000_000),
+        ("input_size", (1 << 32) + 1),
+        ("num_layers", 1 << 31),
+    ] {
+        let mut config = serde_json::json!({"mode": "LSTM", "input_size": 2, "hidden_size": 3, "num_layers": 2});
+        config[key] = value.into();
+        let model = d.join(format!("{key}-{value}.safetensors"));
+        let metadata = std::collections::HashMap::from([("config".to_string(), config.to_string())]);
+        TensorFile::write(&model, &tensors, &metadata).unwrap();
+        let output = recur(&["forward", "--model", p(&model), "--input", p(&input), "--output", p(&out)]);
+        assert_one_line_error(&output, &format!("`{key}` = {value} does not match the tensors"));
+    }
+}
+
+/// A malformed `.npy` header is one line saying what was expected, not a parser's trace.
+#[test]
+fn malformed_npy_header_fails_with_one_line_saying_what_was_expected() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = fixture_dir().join("lstm_l2_uni_bias1_bf0_h0_0_T3B3I2H3.model.safetensors");
+    let input = dir.path().join("bad.npy");
+    let header = b"{'descr': '<f4' 'fortran_order': False, 'shape': (3, 3, 2)}\n";
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header);
+    bytes.extend([0u8; 72]);
+    std::fs::write(&input, bytes).unwrap();
+    let out = dir.path().join("out.safetensors");
+    let output = recur(&["forward", "--model", p(&model), "--input", p(&input), "--output", p(&out)]);
+    assert_one_line_error(&output, "bad.npy: not a valid .npy file: the header is not a Python literal (at 1:");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("expected a header like {'descr': '<f4', 'fortran_order': False, 'shape': (3, 2)}"));
+}

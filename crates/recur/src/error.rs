@@ -84,6 +84,18 @@ pub enum Error {
         /// The value found (NaN or ±inf).
         value: f32,
     },
+    /// A model file's configuration declares a size (a count of layers, a hidden size, a vocabulary) that its
+    /// tensors do not have. Files are checked for this before anything of the declared sizes is allocated, so
+    /// that a file cannot make a loader allocate more than it holds.
+    #[error("the configuration's `{field}` = {declared} does not match the tensors: {found}")]
+    DeclaredSize {
+        /// The configuration field, e.g. `hidden_size` (`recurrent.hidden_size` in a sequence model's).
+        field: String,
+        /// The value the configuration declares.
+        declared: String,
+        /// What the tensors hold instead: the tensor, the shape the declared value needs and the shape found.
+        found: String,
+    },
     /// A configuration is invalid or inconsistent.
     #[error("invalid configuration: {0}")]
     Config(String),

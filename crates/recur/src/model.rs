@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::layer::{Recurrent, RecurrentCache, RecurrentConfig, RecurrentOutput};
-use crate::model_file::TensorFile;
+use crate::model_file::{self, TensorFile};
 use crate::nn::{Embedding, Head, HeadCache, Layout, Readout, SequenceShape};
 use crate::params::{Module, Named, Param, ParamMut, ParamRef, Trainable};
 use crate::tensor::Tensor;
@@ -254,11 +254,42 @@ impl SequenceModel {
             file.metadata.get("model").ok_or_else(|| Error::config("no `model` configuration in the metadata"))?;
         let config: SequenceModelConfig = serde_json::from_str(json)
             .map_err(|e| Error::config(format!("cannot parse the model configuration: {e}")))?;
+        check_declared_sizes(&config, &file.tensors)?;
         // The values drawn here are all overwritten by the file's.
         let mut model = SequenceModel::new(config, &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0))?;
         model.load_state_dict(&file.tensors)?;
         Ok(model)
     }
+}
+
+/// Checks the sizes a sequence model's configuration declares against a file's tensors before a model of them is
+/// allocated (see [`model_file::check_declared_sizes`]): the recurrent layer's (under `rnn.`), the vocabulary
+/// (`embedding.weight`) and the outputs (`head.weight`, `head.bias`).
+fn check_declared_sizes(config: &SequenceModelConfig, tensors: &HashMap<String, Tensor>) -> Result<()> {
+    let r = &config.recurrent;
+    model_file::check_declared_sizes(r, "rnn.", "recurrent.", tensors)?;
+    let input = Some(("recurrent.input_size", r.input_size));
+    match (config.vocab, tensors.contains_key("embedding.weight")) {
+        (Some(vocab), true) => model_file::check_shape(
+            tensors,
+            "embedding.weight",
+            &[(vocab, Some(("vocab", vocab))), (r.input_size, input)],
+            r,
+        )?,
+        (None, false) => {}
+        (vocab, has) => {
+            return Err(Error::DeclaredSize {
+                field: "vocab".into(),
+                declared: vocab.map_or_else(|| "null".into(), |v| v.to_string()),
+                found: format!("the file {} tensor `embedding.weight`", if has { "has a" } else { "has no" }),
+            });
+        }
+    }
+    // Already checked not to overflow with the recurrent layer's sizes.
+    let features = r.directions().saturating_mul(r.output_size());
+    let outputs = Some(("outputs", config.outputs));
+    model_file::check_shape(tensors, "head.weight", &[(config.outputs, outputs), (features, None)], r)?;
+    model_file::check_shape(tensors, "head.bias", &[(config.outputs, outputs)], r)
 }
 
 /// Prefixes every parameter's name with `prefix.`, as a PyTorch parent module names its children's parameters.

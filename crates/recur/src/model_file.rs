@@ -137,6 +137,8 @@ impl Recurrent {
             Some(json) => apply_options(RecurrentConfig::from_json(json)?, options)?,
             None => infer_config(&file.tensors, options)?,
         };
+        // Before anything of the declared sizes is allocated.
+        check_declared_sizes(&config, "", "", &file.tensors)?;
         let mut layer = Recurrent::zeros(config)?;
         layer.load_state_dict(&file.tensors)?;
         Ok(layer)
@@ -236,4 +238,146 @@ pub fn infer_config(tensors: &HashMap<String, Tensor>, options: &LoadOptions) ->
         proj_size,
         forget_bias: None,
     })
+}
+
+/// One dimension of a parameter a configuration declares: its size and the configuration field that sets it with
+/// the field's value (`None` when the size follows from sizes already checked, so that a mismatch is the tensor's
+/// fault).
+pub(crate) type Dim<'a> = (usize, Option<(&'a str, usize)>);
+
+/// Checks a configuration read from a model file against the file's tensors before a layer of that configuration
+/// is built: every declared count and size must be those of the tensors that hold it, so that building the layer
+/// allocates no more than the file holds. A file whose `config` declares `hidden_size` 2^31 over tensors of a
+/// few values is refused here, naming the field, rather than aborting the process on the allocation.
+///
+/// `prefix` is the layer's parameter prefix in a larger model (`rnn.`), `field_prefix` that of its
+/// configuration (`recurrent.`); both are empty for a layer file. Sizes are computed with checked arithmetic.
+/// Extra tensors are left to [`Module::load_state_dict`], which names them; they allocate nothing.
+pub fn check_declared_sizes(
+    config: &RecurrentConfig,
+    prefix: &str,
+    field_prefix: &str,
+    tensors: &HashMap<String, Tensor>,
+) -> Result<()> {
+    config.validate()?;
+    let field = |name: &str| format!("{field_prefix}{name}");
+    let name = |base: &str, layer: usize, reverse: bool| {
+        format!("{prefix}{base}_l{layer}{}", if reverse { "_reverse" } else { "" })
+    };
+    let mismatch = |name: &str, declared: &dyn std::fmt::Display, found: String| Error::DeclaredSize {
+        field: field(name),
+        declared: declared.to_string(),
+        found,
+    };
+
+    // Which tensors exist tells the number of layers and the flags; the layers counted are bounded by the
+    // number of tensors, so that nothing below loops over a declared count the file does not back.
+    let layers = (0..).take_while(|&k| tensors.contains_key(&name("weight_ih", k, false))).count();
+    if layers != config.num_layers {
+        let found = match layers {
+            0 => format!("the file has no tensor `{}`", name("weight_ih", 0, false)),
+            1 => format!("the file holds 1 layer (tensor `{}`)", name("weight_ih", 0, false)),
+            n => format!(
+                "the file holds {n} layers (tensors `{}` to `{}`)",
+                name("weight_ih", 0, false),
+                name("weight_ih", n - 1, false)
+            ),
+        };
+        return Err(mismatch("num_layers", &config.num_layers, found));
+    }
+    let presence = |flag: &str, declared: bool, tensor: String| {
+        if tensors.contains_key(&tensor) == declared {
+            Ok(())
+        } else {
+            let has = if declared { "has no" } else { "has a" };
+            Err(mismatch(flag, &declared, format!("the file {has} tensor `{tensor}`")))
+        }
+    };
+    presence("bidirectional", config.bidirectional, name("weight_ih", 0, true))?;
+    presence("bias", config.bias, name("bias_ih", 0, false))?;
+    if config.mode == Mode::Lstm {
+        let projected = config.proj_size > 0;
+        if tensors.contains_key(&name("weight_hr", 0, false)) != projected {
+            let has = if projected { "has no" } else { "has a" };
+            return Err(mismatch(
+                "proj_size",
+                &config.proj_size,
+                format!("the file {has} tensor `{}`", name("weight_hr", 0, false)),
+            ));
+        }
+    }
+
+    let hidden = config.hidden_size;
+    let rows =
+        config.mode.gates().checked_mul(hidden).ok_or_else(|| {
+            mismatch("hidden_size", &hidden, format!("{} × hidden_size overflows", config.mode.gates()))
+        })?;
+    let out = config.output_size();
+    let out_field = if config.proj_size > 0 { "proj_size" } else { "hidden_size" };
+    let layer_input = config
+        .directions()
+        .checked_mul(out)
+        .ok_or_else(|| mismatch(out_field, &out, format!("{} × {out_field} overflows", config.directions())))?;
+    let (hidden_field, input_field, out_field) = (field("hidden_size"), field("input_size"), field(out_field));
+    let h = Some((hidden_field.as_str(), hidden));
+    let i = Some((input_field.as_str(), config.input_size));
+    let o = Some((out_field.as_str(), out));
+    // The first layer's tensors carry every declared size, each checked against the field that declares it; the
+    // other layers' follow from those, so that a mismatch there is the tensor's.
+    for layer in 0..config.num_layers {
+        for reverse in [false, true].into_iter().take(config.directions()) {
+            let first = layer == 0 && !reverse;
+            let by = |f| if first { f } else { None };
+            let input = if layer == 0 { (config.input_size, by(i)) } else { (layer_input, None) };
+            check_shape(tensors, &name("weight_ih", layer, reverse), &[(rows, by(h)), input], config)?;
+            check_shape(tensors, &name("weight_hh", layer, reverse), &[(rows, by(h)), (out, by(o))], config)?;
+            if config.proj_size > 0 {
+                let shape = [(config.proj_size, by(o)), (hidden, by(h))];
+                check_shape(tensors, &name("weight_hr", layer, reverse), &shape, config)?;
+            }
+            if config.bias {
+                for bias in ["bias_ih", "bias_hh"] {
+                    check_shape(tensors, &name(bias, layer, reverse), &[(rows, by(h))], config)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks that tensor `name` has the shape `dims`: a mismatch in a dimension a field declares is a
+/// [`Error::DeclaredSize`] naming that field (or `mode`, when the rows are another cell's gates × hidden), any
+/// other a [`Error::TensorShape`].
+pub(crate) fn check_shape(
+    tensors: &HashMap<String, Tensor>,
+    name: &str,
+    dims: &[Dim<'_>],
+    config: &RecurrentConfig,
+) -> Result<()> {
+    let expected: Vec<usize> = dims.iter().map(|&(size, _)| size).collect();
+    let Some(tensor) = tensors.get(name) else {
+        return Err(Error::MissingTensor { name: name.into(), expected });
+    };
+    let found = tensor.shape();
+    if found == expected.as_slice() {
+        return Ok(());
+    }
+    // The first dimension that differs (or the first one, when the ranks differ) is the one to blame.
+    let axis = if found.len() == dims.len() { found.iter().zip(&expected).position(|(a, b)| a != b) } else { None };
+    let (size, field) = dims[axis.unwrap_or(0)];
+    let Some((field, declared)) = field else {
+        return Err(Error::TensorShape { name: name.into(), expected, found: found.to_vec() });
+    };
+    let hidden = config.hidden_size;
+    let rows_of_another_mode = axis == Some(0)
+        && size == config.mode.gates().saturating_mul(hidden)
+        && found[0].is_multiple_of(hidden)
+        && [1, 3, 4].contains(&(found[0] / hidden));
+    let (field, declared) = if rows_of_another_mode && field.ends_with("hidden_size") {
+        (field.replace("hidden_size", "mode"), config.mode.to_string())
+    } else {
+        (field.to_string(), declared.to_string())
+    };
+    let found = format!("tensor `{name}`: expected shape {expected:?}, found {found:?}");
+    Err(Error::DeclaredSize { field, declared, found })
 }

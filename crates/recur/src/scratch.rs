@@ -89,8 +89,8 @@ fn kept<T: Real>(len: usize) -> Option<Vec<T>> {
     Some(v)
 }
 
-/// `len` zeros, in a kept buffer when one is large enough (see the module's doc), else newly allocated (whose
-/// zeros come from the allocator's zeroed pages, see [`super::zeros`]).
+/// `len` zeros, in a kept buffer when one is large enough (see the module's doc), else newly allocated (`vec!` of
+/// zeros asks the allocator for zeroed pages, which cost nothing until the loop that fills them writes them).
 pub(crate) fn take<T: Real>(len: usize) -> Vec<T> {
     of_length(kept(len), len)
 }

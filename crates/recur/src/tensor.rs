@@ -16,7 +16,10 @@ impl Tensor {
     /// Fails when `data.len()` is not the product of `shape`.
     pub fn new(shape: impl Into<Vec<usize>>, data: Vec<f32>) -> Result<Self> {
         let shape = shape.into();
-        let expected: usize = shape.iter().product();
+        // Checked: a shape read from a file can have dimensions whose product wraps around to the data's length.
+        let Some(expected) = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) else {
+            return Err(Error::shape("tensor", "dimensions whose product fits in memory", &shape));
+        };
         if expected != data.len() {
             return Err(Error::DataLength { shape, expected, found: data.len() });
         }
