@@ -155,10 +155,8 @@ impl<T: Real> CellWeights<T> {
         if has_vector_tile_kernel::<T>() {
             // With `W_ihᵀ` packed once per pass, recur's kernel beats the gemm crate on these products (which
             // repacks the weights on every call), and it starts from the bias in registers rather than after a
-            // pass that copies the bias into every row: paired runs, the 2-layer `B32 H256` forward 5% faster
-            // for the LSTM and the RNN, 3% for the GRU. Past one block of `K` (the bidirectional second layer,
-            // `K = 512`) it was even with the crate on an Intel Xeon (×0.98–1.07) and ahead on an AMD EPYC
-            // (Zen 4): `lstm-bi fwd` ×0.92, `gru-bi fwd` ×0.95, `rnn-bi fwd` ×0.94, `lstm-bi train` ×0.96.
+            // pass that copies the bias into every row (the 2-layer `B32 H256` LSTM forward 5% faster; the
+            // figures for each CPU are in docs/performance.md).
             let start = bias.map_or(Start::Zero, Start::Bias);
             let (packed, width) = (self.packed_input(), self.width());
             if on_threads {

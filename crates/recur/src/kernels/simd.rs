@@ -62,11 +62,9 @@ pub fn detected() -> SimdLevel {
 
 /// Whether the stream kernel ([`super::rowvec`]) prefetches its weights ahead in software. It pays on Intel and
 /// costs on AMD, so it follows the CPU's vendor unless the environment variable `RECUR_PREFETCH` is `on` or `off`:
-/// on an Intel Xeon (AVX-512) prefetching made `lstm stream B1 I128 H256 L2` 19–24% faster; on an AMD EPYC
-/// (Zen 4), whose hardware prefetcher already keeps a sequential stream of loads fed, the extra instructions made
-/// the same step's four products 53 µs against 38 without them (the time of a plain sum over the same bytes), and
-/// the step itself ×0.82 without. (The tile kernel keeps its prefetch on both: without it, on the same AMD EPYC,
-/// `lstm fwd B32` ×1.06 and `gru fwd B32` ×0.94, and the LSTM is the case that counts.)
+/// on an Intel Xeon it made `lstm stream B1 I128 H256 L2` 19–24% faster, while on an AMD EPYC (Zen 4), whose
+/// hardware prefetcher already keeps a sequential stream of loads fed, the step ran ×0.82 without it. (The tile
+/// kernel keeps its prefetch on both; docs/performance.md has the figures.)
 pub fn software_prefetch() -> bool {
     static PREFETCH: OnceLock<bool> = OnceLock::new();
     *PREFETCH.get_or_init(|| match std::env::var("RECUR_PREFETCH").as_deref() {

@@ -2,7 +2,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{Mode, NR, Start, TileKernel, checked_tile_args, tile_heights};
+use super::{Mode, NR, RawTile, TileCall, TileKernel, tile_heights};
 
 /// Rows per tile: 12 accumulators, two loads of `B` and a broadcast of `A` fit the 16 registers.
 const MR: usize = 6;
@@ -14,26 +14,14 @@ pub(super) const KERNEL: TileKernel<f32> = TileKernel { run: tiles_checked, rows
 ///
 /// # Panics
 /// When the CPU lacks AVX2 or FMA, or a slice is too short for the shapes (caller bugs).
-#[allow(clippy::too_many_arguments)]
-fn tiles_checked(
-    k: usize,
-    a: &[f32],
-    lda: usize,
-    rows: usize,
-    panels: &[f32],
-    stride: usize,
-    count: usize,
-    start: Start<'_, f32>,
-    c: &mut [f32],
-    ldc: usize,
-) {
+fn tiles_checked(call: TileCall<'_, f32>) {
     assert!(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"));
-    let (bias, mode) = checked_tile_args(k, a, lda, rows, panels, stride, count, 1, start, c, ldc);
-    // SAFETY: the CPU has AVX2 and FMA (asserted above); `checked_tile_args` guarantees that rows `0..rows` of `A`
+    let (rows, raw) = RawTile::checked(call, 1);
+    // SAFETY: the CPU has AVX2 and FMA (asserted above); `RawTile::checked` guarantees that rows `0..rows` of `A`
     // (`k` values each, stride `lda`), `k·NR` values of the panel, `NR` values of the bias (when there is one) and
     // `NR` values at the start of each of the `rows` rows of `C` (stride `ldc`) are in bounds, and each tile reads
     // and writes only its own rows among them.
-    unsafe { tiles(k, a.as_ptr(), lda, rows, panels.as_ptr(), mode, bias, c.as_mut_ptr(), ldc) }
+    unsafe { tiles(rows, raw) }
 }
 
 /// [`tile`] over `rows` rows, in the tiles of [`tile_heights`].
@@ -41,29 +29,18 @@ fn tiles_checked(
 /// # Safety
 /// As [`tile`], for `rows` rows of `A` and `C`.
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn tiles(
-    k: usize,
-    a: *const f32,
-    lda: usize,
-    rows: usize,
-    panel: *const f32,
-    mode: Mode,
-    bias: *const f32,
-    c: *mut f32,
-    ldc: usize,
-) {
+unsafe fn tiles(rows: usize, raw: RawTile<f32>) {
     for (row, height) in tile_heights(rows, MR) {
         // SAFETY: `row + height ≤ rows`, so the tile's rows are among those the caller guarantees.
         unsafe {
-            let (a, c) = (a.add(row * lda), c.add(row * ldc));
+            let args = raw.at_row(row);
             match height {
-                1 => tile::<1>(k, a, lda, panel, mode, bias, c, ldc),
-                2 => tile::<2>(k, a, lda, panel, mode, bias, c, ldc),
-                3 => tile::<3>(k, a, lda, panel, mode, bias, c, ldc),
-                4 => tile::<4>(k, a, lda, panel, mode, bias, c, ldc),
-                5 => tile::<5>(k, a, lda, panel, mode, bias, c, ldc),
-                _ => tile::<6>(k, a, lda, panel, mode, bias, c, ldc),
+                1 => tile::<1>(args),
+                2 => tile::<2>(args),
+                3 => tile::<3>(args),
+                4 => tile::<4>(args),
+                5 => tile::<5>(args),
+                _ => tile::<6>(args),
             }
         }
     }
@@ -77,17 +54,8 @@ unsafe fn tiles(
 /// The CPU must have AVX2 and FMA; `a` must point at `R` rows of `k` readable values with stride `lda`, `panel` at
 /// `k·NR` readable values, `bias` (with `Bias`) at 16, and `c` at `R` rows of 16 writable values with stride `ldc`.
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn tile<const R: usize>(
-    k: usize,
-    a: *const f32,
-    lda: usize,
-    panel: *const f32,
-    mode: Mode,
-    bias: *const f32,
-    c: *mut f32,
-    ldc: usize,
-) {
+unsafe fn tile<const R: usize>(raw: RawTile<f32>) {
+    let RawTile { k, a, lda, panels: panel, mode, bias, c, ldc, .. } = raw;
     let mut acc = [[_mm256_setzero_ps(); 2]; R];
     for p in 0..k {
         // SAFETY: `p < k`, so `panel + p·NR + 16` and `a + r·lda + p` stay inside what the caller guarantees.

@@ -5,7 +5,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{MAX_MR, Mode, NR, Start, TileKernel, checked_tile_args, tile_heights};
+use super::{MAX_MR, Mode, NR, RawTile, TileCall, TileKernel, tile_heights};
 
 /// Steps along `K` (cache lines of each panel) that the tile prefetches ahead. The panels come from L2 and the
 /// hottest instruction of the loop was the load of `B`; prefetching 8 lines ahead made the `B32 H256` LSTM forward
@@ -23,30 +23,18 @@ pub(super) const KERNEL: TileKernel<f32> = TileKernel { run: tiles_checked, rows
 ///
 /// # Panics
 /// When the CPU lacks AVX-512F, or a slice is too short for the shapes (caller bugs).
-#[allow(clippy::too_many_arguments)]
-fn tiles_checked(
-    k: usize,
-    a: &[f32],
-    lda: usize,
-    rows: usize,
-    panels: &[f32],
-    stride: usize,
-    count: usize,
-    start: Start<'_, f32>,
-    c: &mut [f32],
-    ldc: usize,
-) {
+fn tiles_checked(call: TileCall<'_, f32>) {
     assert!(std::arch::is_x86_feature_detected!("avx512f"));
-    let (bias, mode) = checked_tile_args(k, a, lda, rows, panels, stride, count, 2, start, c, ldc);
-    let (a, panels, c) = (a.as_ptr(), panels.as_ptr(), c.as_mut_ptr());
-    // SAFETY: the CPU has AVX-512F (asserted above); `checked_tile_args` guarantees that rows `0..rows` of `A` (`k`
+    let count = call.count;
+    let (rows, raw) = RawTile::checked(call, 2);
+    // SAFETY: the CPU has AVX-512F (asserted above); `RawTile::checked` guarantees that rows `0..rows` of `A` (`k`
     // values each, stride `lda`), `k·NR` values of each of the `count` panels (`stride` apart), `count·NR` values
     // of the bias (when there is one) and `count·NR` values at the start of each of the `rows` rows of `C` (stride
     // `ldc`) are in bounds, and each tile reads and writes only its own rows among them.
     unsafe {
         match count {
-            1 => tiles::<1>(k, a, lda, rows, panels, stride, mode, bias, c, ldc),
-            _ => tiles::<2>(k, a, lda, rows, panels, stride, mode, bias, c, ldc),
+            1 => tiles::<1>(rows, raw),
+            _ => tiles::<2>(rows, raw),
         }
     }
 }
@@ -56,24 +44,11 @@ fn tiles_checked(
 /// # Safety
 /// As [`tile`], for `rows` rows of `A` and `C`.
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn tiles<const P: usize>(
-    k: usize,
-    a: *const f32,
-    lda: usize,
-    rows: usize,
-    panels: *const f32,
-    stride: usize,
-    mode: Mode,
-    bias: *const f32,
-    c: *mut f32,
-    ldc: usize,
-) {
+unsafe fn tiles<const P: usize>(rows: usize, raw: RawTile<f32>) {
     for (row, height) in tile_heights(rows, MR) {
         // SAFETY: `row + height ≤ rows`, so the tile's rows are among those the caller guarantees.
         unsafe {
-            let (a, c) = (a.add(row * lda), c.add(row * ldc));
-            let args = (k, a, lda, panels, stride, mode, bias, c, ldc);
+            let args = raw.at_row(row);
             match height {
                 1 => tile::<1, P>(args),
                 2 => tile::<2, P>(args),
@@ -92,9 +67,6 @@ unsafe fn tiles<const P: usize>(
     }
 }
 
-/// What one tile reads and writes: `(k, a, lda, panels, stride, mode, bias, c, ldc)` as in [`tile`].
-type TileArgs = (usize, *const f32, usize, *const f32, usize, Mode, *const f32, *mut f32, usize);
-
 /// `C[..R][..16·P] ← start + A[..R]·[panel₀ … panel_{P−1}]`, the `R × 16P` block held in `R·P` vector registers
 /// while `k` is walked, then combined with what `mode` says (`Zero`: nothing, `Accumulate`: `C`'s old values,
 /// `Bias`: the `16·P` values at `bias` on every row) and stored.
@@ -105,7 +77,8 @@ type TileArgs = (usize, *const f32, usize, *const f32, usize, Mode, *const f32, 
 /// `16·P` writable values with stride `ldc`.
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn tile<const R: usize, const P: usize>((k, a, lda, panels, stride, mode, bias, c, ldc): TileArgs) {
+unsafe fn tile<const R: usize, const P: usize>(raw: RawTile<f32>) {
+    let RawTile { k, a, lda, panels, stride, mode, bias, c, ldc } = raw;
     let mut acc = [[_mm512_setzero_ps(); P]; R];
     for p in 0..k {
         // SAFETY: `p < k`, so `panels + q·stride + p·NR + 16` for `q < P` and `a + r·lda + p` for `r < R` stay

@@ -131,25 +131,39 @@ pub enum Start<'a, T> {
     Bias(&'a [T]),
 }
 
-/// The tile function of one kernel: `C[..rows][..count·NR] ← start + A[..rows]·[panel₀ … panel_{count−1}]` for
+/// One call of a tile function: `C[..rows][..count·NR] ← start + A[..rows]·[panel₀ … panel_{count−1}]` for
 /// `rows ≥ 1` rows of `A` (row stride `lda`, `k` columns) and `1 ≤ count ≤` [`TileKernel::panels`] adjacent panels
 /// of `k × NR` values each, the first at `panels[0]` and each next one `stride` values further, written straight
 /// into `c` (row stride `ldc`, which must hold `count·NR` values from the start of each of the `rows` rows; a
 /// `Start::Bias` holds the `count·NR` values of those columns). The kernel walks the rows in tiles of at most
 /// [`TileKernel::rows`] ([`tile_heights`]); one call takes a whole column of tiles, so that its checks and dispatch
 /// are paid once a column rather than once a tile.
-pub type TileFn<T> = fn(
-    k: usize,
-    a: &[T],
-    lda: usize,
-    rows: usize,
-    panels: &[T],
-    stride: usize,
-    count: usize,
-    start: Start<'_, T>,
-    c: &mut [T],
-    ldc: usize,
-);
+#[derive(Debug)]
+pub struct TileCall<'a, T> {
+    /// Steps along `K`.
+    pub k: usize,
+    /// Rows of `A` and `C`.
+    pub rows: usize,
+    /// `A`, from its first row.
+    pub a: &'a [T],
+    /// Values from one row of `A` to the next.
+    pub lda: usize,
+    /// The panels of `B`, from the first.
+    pub panels: &'a [T],
+    /// Values from one panel to the next.
+    pub stride: usize,
+    /// Panels side by side.
+    pub count: usize,
+    /// What `C` starts from.
+    pub start: Start<'a, T>,
+    /// `C`, from its first row.
+    pub c: &'a mut [T],
+    /// Values from one row of `C` to the next.
+    pub ldc: usize,
+}
+
+/// The tile function of one kernel (see [`TileCall`]).
+pub type TileFn<T> = fn(TileCall<'_, T>);
 
 /// A tile kernel and its shape.
 #[derive(Clone, Copy, Debug)]
@@ -183,20 +197,17 @@ pub fn packed_product<T: Real>(
     c: &mut [T],
     ldc: usize,
 ) {
-    product_with(tile_kernel::<T>(), a, lda, m, b, start, c, ldc);
+    product_with(tile_kernel::<T>(), (a, lda), m, b, start, (c, ldc));
 }
 
 /// [`packed_product`] through a given kernel.
-#[allow(clippy::too_many_arguments)]
 fn product_with<T: Real>(
     kernel: TileKernel<T>,
-    a: &[T],
-    lda: usize,
+    (a, lda): (&[T], usize),
     m: usize,
     b: &PackedMatrix<T>,
     start: Start<'_, T>,
-    c: &mut [T],
-    ldc: usize,
+    (c, ldc): (&mut [T], usize),
 ) {
     let (k, n) = (b.k, b.n);
     if m == 0 || n == 0 {
@@ -207,13 +218,10 @@ fn product_with<T: Real>(
     if let Start::Bias(bias) = start {
         assert_eq!(bias.len(), n, "packed_product: bias length");
     }
-    // Blocks of KC rows of B, each a read-modify-write of C. 256 rather than 128: a whole `K = 256` in one block
-    // (one core, alternating builds: 84–86 GFLOP/s with 128, 89–93 with 256, on a loop-of-FMAs peak of 94).
-    // Fewer blocks still win alone (2048, one block for every shape here: 1–6% faster in a loop of products) but
-    // changed nothing end to end (paired calls in one process, within 1%), so the block stays at 256. The blocks
-    // of `K` are walked inside each group of panels, so that its columns of `C` stay in cache from one block to
-    // the next.
-    panels_times_rows(kernel, a, lda, 0..m, b, start, c, ldc);
+    // Blocks of KC rows of B, each a read-modify-write of C, walked inside each group of panels so that its
+    // columns of `C` stay in cache from one block to the next. KC = 256 holds a whole `K = 256` in one block (one
+    // core: 89–93 GFLOP/s against 84–86 with 128, on a loop-of-FMAs peak of 94; see docs/performance.md).
+    panels_times_rows(kernel, (a, lda), 0..m, b, start, (c, ldc));
 }
 
 /// [`packed_product`] with the rows of `A` and `C` cut in two halves run on two threads, when there are enough
@@ -245,18 +253,15 @@ pub fn packed_product_on_threads<T: Real>(
 /// Multiply-adds (`m·k·n`) from which [`packed_product_on_threads`] splits its rows.
 const PARALLEL_PRODUCT_WORK: usize = 1 << 22;
 
-/// `C[rows] ← start + A[rows]·B`: every group of panels of `B` against every tile of the rows, a block of
-/// [`KC`] rows of `B` at a time.
-#[allow(clippy::too_many_arguments)]
+/// `C[rows] ← start + A[rows]·B` for `A` and `C` with their row strides: every group of panels of `B` against
+/// every tile of the rows, a block of [`KC`] rows of `B` at a time.
 fn panels_times_rows<T: Real>(
     kernel: TileKernel<T>,
-    a: &[T],
-    lda: usize,
+    (a, lda): (&[T], usize),
     rows: Range<usize>,
     b: &PackedMatrix<T>,
     start: Start<'_, T>,
-    c: &mut [T],
-    ldc: usize,
+    (c, ldc): (&mut [T], usize),
 ) {
     let (k, n) = (b.k, b.n);
     let stride = k * NR;
@@ -276,7 +281,8 @@ fn panels_times_rows<T: Real>(
             let panels = &b.panels[p * stride + ks.start * NR..];
             let block_start = if ks.start == 0 { group_start } else { Start::Accumulate };
             let c = &mut c[rows.start * ldc + col..];
-            (kernel.run)(ks.len(), &a[ks.start..], lda, rows.len(), panels, stride, count, block_start, c, ldc);
+            let (k, rows, a) = (ks.len(), rows.len(), &a[ks.start..]);
+            (kernel.run)(TileCall { k, rows, a, lda, panels, stride, count, start: block_start, c, ldc });
         }
         p += count;
     }
@@ -297,7 +303,8 @@ fn panels_times_rows<T: Real>(
         for (row, height) in tile_heights(rows.len(), kernel.rows) {
             let mut tile = [T::zero(); MAX_MR * NR];
             let a = &a[row * lda + ks.start..];
-            (kernel.run)(ks.len(), a, lda, height, panel, stride, 1, Start::Zero, &mut tile, NR);
+            let (k, start, out) = (ks.len(), Start::Zero, &mut tile[..]);
+            (kernel.run)(TileCall { k, rows: height, a, lda, panels: panel, stride, count: 1, start, c: out, ldc: NR });
             for (r, values) in tile.chunks_exact(NR).take(height).enumerate() {
                 finish_row(block_start, &mut c[(rows.start + row + r) * ldc + col..][..cols], values);
             }
@@ -315,19 +322,8 @@ pub fn tile_heights(rows: usize, most: usize) -> impl Iterator<Item = (usize, us
 
 /// The portable tile function, for any [`Real`]: one row at a time, each walking `K` with its `NR` sums in an
 /// array the compiler can keep in registers.
-#[allow(clippy::too_many_arguments)]
-pub fn tile_portable<T: Real>(
-    k: usize,
-    a: &[T],
-    lda: usize,
-    rows: usize,
-    panels: &[T],
-    stride: usize,
-    count: usize,
-    start: Start<'_, T>,
-    c: &mut [T],
-    ldc: usize,
-) {
+pub fn tile_portable<T: Real>(call: TileCall<'_, T>) {
+    let TileCall { k, rows, a, lda, panels, stride, count, start, c, ldc } = call;
     for q in 0..count {
         let panel = &panels[q * stride..][..k * NR];
         let start = match start {
@@ -392,38 +388,56 @@ pub fn kernels_on_this_cpu() -> Vec<(&'static str, TileKernel<f32>)> {
     out
 }
 
-/// Checks what every vector tile function needs of its arguments, as the safety of its `unsafe` block assumes,
-/// and returns the bias pointer (null without one) and what `C` starts from.
-///
-/// # Panics
-/// When a slice is too short for the shapes or `count` is out of `1..=most` (a caller bug).
-#[allow(clippy::too_many_arguments)]
+/// A [`TileCall`] as raw pointers, for the vector kernels' inner code, which walks them tile by tile: `k` steps,
+/// `A` at `a` (stride `lda`), the panels at `panels` (`stride` apart), the bias at `bias` (null without one), `C`
+/// at `c` (stride `ldc`).
+#[derive(Clone, Copy)]
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-fn checked_tile_args<T>(
+struct RawTile<T> {
     k: usize,
-    a: &[T],
+    a: *const T,
     lda: usize,
-    rows: usize,
-    panels: &[T],
+    panels: *const T,
     stride: usize,
-    count: usize,
-    most: usize,
-    start: Start<'_, T>,
-    c: &[T],
+    mode: Mode,
+    bias: *const T,
+    c: *mut T,
     ldc: usize,
-) -> (*const T, Mode) {
-    assert!(rows >= 1, "tile: rows");
-    assert!((1..=most).contains(&count), "tile: panel count");
-    assert!(a.len() >= (rows - 1) * lda + k && lda >= k, "tile: A is too short");
-    assert!(stride >= k * NR && panels.len() >= (count - 1) * stride + k * NR, "tile: panels are too short");
-    assert!(ldc >= count * NR && c.len() >= (rows - 1) * ldc + count * NR, "tile: C is too short");
-    match start {
-        Start::Zero => (std::ptr::null(), Mode::Zero),
-        Start::Accumulate => (std::ptr::null(), Mode::Accumulate),
-        Start::Bias(bias) => {
-            assert!(bias.len() >= count * NR, "tile: bias is too short");
-            (bias.as_ptr(), Mode::Bias)
-        }
+}
+
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+impl<T> RawTile<T> {
+    /// Checks what every vector tile function needs of `call`, as the safety of its `unsafe` block assumes (for a
+    /// kernel of at most `most` panels a call), and returns its rows and its pointers.
+    ///
+    /// # Panics
+    /// When a slice is too short for the shapes or `count` is out of `1..=most` (a caller bug).
+    fn checked(call: TileCall<'_, T>, most: usize) -> (usize, Self) {
+        let TileCall { k, rows, a, lda, panels, stride, count, start, c, ldc } = call;
+        assert!(rows >= 1, "tile: rows");
+        assert!((1..=most).contains(&count), "tile: panel count");
+        assert!(a.len() >= (rows - 1) * lda + k && lda >= k, "tile: A is too short");
+        assert!(stride >= k * NR && panels.len() >= (count - 1) * stride + k * NR, "tile: panels are too short");
+        assert!(ldc >= count * NR && c.len() >= (rows - 1) * ldc + count * NR, "tile: C is too short");
+        let (bias, mode) = match start {
+            Start::Zero => (std::ptr::null(), Mode::Zero),
+            Start::Accumulate => (std::ptr::null(), Mode::Accumulate),
+            Start::Bias(bias) => {
+                assert!(bias.len() >= count * NR, "tile: bias is too short");
+                (bias.as_ptr(), Mode::Bias)
+            }
+        };
+        let (a, panels, c) = (a.as_ptr(), panels.as_ptr(), c.as_mut_ptr());
+        (rows, RawTile { k, a, lda, panels, stride, mode, bias, c, ldc })
+    }
+
+    /// The same call from row `row` of `A` and `C` on.
+    ///
+    /// # Safety
+    /// Row `row` must be among the rows the call covers.
+    unsafe fn at_row(self, row: usize) -> Self {
+        // SAFETY: the caller keeps `row` within the call's rows, whose values are in bounds.
+        unsafe { RawTile { a: self.a.add(row * self.lda), c: self.c.add(row * self.ldc), ..self } }
     }
 }
 
@@ -458,15 +472,15 @@ mod tests {
                 let packed = PackedMatrix::from_rows(&b, k, n);
                 let at = format!("{name} ({m},{k},{n})");
                 let mut c = vec![f32::NAN; m * n];
-                product_with(kernel, &a, k, m, &packed, Start::Zero, &mut c, n);
+                product_with(kernel, (&a, k), m, &packed, Start::Zero, (&mut c, n));
                 for (i, (&got, &w)) in c.iter().zip(&want).enumerate() {
                     assert!(close(got, w, k), "{at} zero start [{i}]: {got} vs {w}");
                 }
-                product_with(kernel, &a, k, m, &packed, Start::Accumulate, &mut c, n);
+                product_with(kernel, (&a, k), m, &packed, Start::Accumulate, (&mut c, n));
                 for (&got, &w) in c.iter().zip(&want) {
                     assert!(close(got, 2.0 * w, k), "{at} accumulate: {got} vs {}", 2.0 * w);
                 }
-                product_with(kernel, &a, k, m, &packed, Start::Bias(&bias), &mut c, n);
+                product_with(kernel, (&a, k), m, &packed, Start::Bias(&bias), (&mut c, n));
                 for (i, (&got, &w)) in c.iter().zip(&want).enumerate() {
                     assert!(close(got, w + bias[i % n] as f64, k), "{at} bias: {got}");
                 }
@@ -534,8 +548,10 @@ mod tests {
                 for rows in 1..=2 * kernel.rows + 1 {
                     for start in [Start::Zero, Start::Accumulate, Start::Bias(&bias)] {
                         let (mut fast, mut plain) = (old.clone(), old.clone());
-                        (kernel.run)(k, &a, k, rows, &panels, stride, count, start, &mut fast, ldc);
-                        tile_portable(k, &a, k, rows, &panels, stride, count, start, &mut plain, ldc);
+                        let call =
+                            |c| TileCall { k, rows, a: &a, lda: k, panels: &panels, stride, count, start, c, ldc };
+                        (kernel.run)(call(&mut fast));
+                        tile_portable(call(&mut plain));
                         for (i, (x, y)) in fast.iter().zip(&plain).enumerate() {
                             let at = format!("{name}: rows={rows} count={count} {start:?} [{i}]");
                             assert!((x - y).abs() <= 1e-5 * y.abs().max(1.0), "{at}: {x} vs {y}");
