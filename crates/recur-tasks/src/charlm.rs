@@ -8,16 +8,14 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use super::story::{BUILTIN_CHARS, BUILTIN_SEED, story_text};
 use super::vocab::Vocabulary;
 use recur::train::{contiguous_streams, windows};
 use recur::{Error, Result};
 
-/// A few KB of English prose and verse written for recur (public domain), so that demos and tests can train a
-/// character model without a file.
-pub const BUILTIN_TEXT: &str = include_str!("charlm_text.txt");
-
-/// The name [`CharCorpus::builtin`] gives the built-in text in errors and reports.
-pub const BUILTIN_NAME: &str = "built-in text";
+/// The name [`CharCorpus::builtin`] gives the built-in text in errors and reports: the stories of
+/// [`story_text`] from [`BUILTIN_SEED`].
+pub const BUILTIN_NAME: &str = "built-in generated stories (seed 1)";
 
 /// The share of a text held out for validation: its last 10%.
 pub const VALID_FRACTION: f64 = 0.1;
@@ -62,9 +60,12 @@ impl CharCorpus {
         Self::from_text(&load_text(path)?, path)
     }
 
-    /// The built-in text, [`BUILTIN_TEXT`].
+    /// The built-in text: [`BUILTIN_CHARS`] characters of stories generated from [`BUILTIN_SEED`] by
+    /// [`story_text`], named [`BUILTIN_NAME`]. The same every time, so a model trained on it is evaluated on the
+    /// same held-out text later.
     pub fn builtin() -> Self {
-        Self::from_text(BUILTIN_TEXT, Path::new(BUILTIN_NAME)).expect("the built-in text is long enough")
+        Self::from_text(&story_text(BUILTIN_SEED, BUILTIN_CHARS), Path::new(BUILTIN_NAME))
+            .expect("the built-in text is long enough")
     }
 
     /// Splits `text`: the last `⌊n/10⌋` of its `n` characters are the validation part. `source` names it in
@@ -166,11 +167,12 @@ mod tests {
     #[test]
     fn builtin_text_splits_its_last_tenth_off() {
         let corpus = CharCorpus::builtin();
-        let n = BUILTIN_TEXT.chars().count();
-        assert!(n > 3000, "{n}");
+        let n = BUILTIN_CHARS;
         assert_eq!(corpus.train.len() + corpus.valid.len(), n);
         assert_eq!(corpus.valid.len(), n / 10);
-        let tail: String = BUILTIN_TEXT.chars().skip(n - n / 10).collect();
+        assert_eq!(corpus.source, Path::new(BUILTIN_NAME));
+        assert!(BUILTIN_NAME.contains(&format!("seed {BUILTIN_SEED})")), "{BUILTIN_NAME}");
+        let tail: String = story_text(BUILTIN_SEED, n).chars().skip(n - n / 10).collect();
         assert_eq!(corpus.vocab.decode(&corpus.valid).unwrap(), tail);
         let bits = corpus.unigram_bits();
         assert!(bits > 3.0 && bits < (corpus.vocab.len() as f64).log2(), "{bits}");

@@ -42,12 +42,13 @@ pub mod mackey_glass;
 pub mod metrics;
 pub mod reber;
 pub mod series;
+pub mod story;
 mod table;
 pub mod tagging;
 pub mod vocab;
 
 pub use adding::{ADDING_BASELINE, AddingBatch, adding_problem, adding_task};
-pub use charlm::{BUILTIN_NAME, BUILTIN_TEXT, CharCorpus, CharStreams, CharWindow, VALID_FRACTION, load_text};
+pub use charlm::{BUILTIN_NAME, CharCorpus, CharStreams, CharWindow, VALID_FRACTION, load_text};
 pub use classify::{ClassifyColumns, LabelledSequence, PaddedBatch, SequenceSet};
 pub use copy::{
     COPY_ALPHABET, COPY_BLANK, COPY_DELIMITER, COPY_LENGTH, COPY_VOCAB, CopyBatch, copy_baseline, copy_task,
@@ -60,5 +61,6 @@ pub use reber::{
     reber_letters, reber_string,
 };
 pub use series::{ForecastSplit, Normalizer, SPLIT, Windows};
+pub use story::{BUILTIN_CHARS, BUILTIN_SEED, story_text};
 pub use tagging::{TaggingBatch, TaggingConfig, tagging_ceiling, tagging_task};
 pub use vocab::Vocabulary;

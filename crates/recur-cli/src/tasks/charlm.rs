@@ -1,5 +1,6 @@
-//! `--task charlm`: a character language model on a UTF-8 text (`--data FILE`, or the library's built-in text).
-//! Training is truncated BPTT over `--batch` contiguous streams: the first 90% of the text is cut into that many
+//! `--task charlm`: a character language model on a UTF-8 text (`--data FILE`, or the library's built-in text:
+//! 1 MB of stories generated from a fixed seed by a small grammar with long-range structure, see
+//! [`recur_tasks::story`]). Training is truncated BPTT over `--batch` contiguous streams: the first 90% of the text is cut into that many
 //! equal pieces, read side by side in windows of `--seq-len` characters (or `--tbptt K`), the state carried from
 //! one window to the next and dropped when the streams start over. The score is the bits per character on the
 //! last 10%. The vocabulary is stored in the model file, so that
