@@ -7,7 +7,7 @@ use recur::train::{CarriedState, Targets, Trainer, TrainerConfig};
 use recur::{ReadoutName, RecurrentConfig, SequenceInput, SequenceModel, SequenceModelConfig};
 use recur_tasks::{
     CharCorpus, CharStreams, REBER_VOCAB, TaggingConfig, bits_per_char, copy_baseline, copy_task, reber_batch,
-    reber_fraction_correct, tagging_ceiling, tagging_task,
+    reber_fraction_correct, score_text, story_text, tagging_ceiling, tagging_task,
 };
 
 fn token_model(vocab: usize, recurrent: RecurrentConfig, outputs: usize, seed: u64) -> SequenceModel {
@@ -69,9 +69,9 @@ fn copy_and_reber_batches_fit_a_token_model_and_its_loss() {
     assert!((0.0..=1.0).contains(&correct));
 }
 
-#[test]
-fn charlm_trains_with_truncated_bptt_below_the_uniform_rate() {
-    let corpus = CharCorpus::builtin();
+/// A small LSTM trained for three passes over 20,000 characters of generated stories, and the corpus.
+fn trained_char_model() -> (Trainer, CharCorpus) {
+    let corpus = CharCorpus::from_text(&story_text(5, 20_000), std::path::Path::new("stories")).unwrap();
     let v = corpus.vocab.len();
     let model = token_model(v, RecurrentConfig::lstm(16, 64), v, 3); // time-major, as the streams are
     let mut trainer = Trainer::new(model, TrainerConfig::adam(1e-2)).unwrap();
@@ -84,11 +84,68 @@ fn charlm_trains_with_truncated_bptt_below_the_uniform_rate() {
             trainer.step_stateful(input, Targets::Classes(&w.targets)).unwrap();
         }
     }
+    (trainer, corpus)
+}
+
+#[test]
+fn charlm_trains_with_truncated_bptt_below_the_unigram_rate() {
+    let (trainer, corpus) = trained_char_model();
     let valid = CharStreams::new(&corpus.valid, 1).unwrap();
     let w = valid.window(0..valid.steps - 1).unwrap();
     let nats = trainer
         .evaluate(SequenceInput::Tokens { ids: &w.ids, steps: w.steps, batch: 1 }, Targets::Classes(&w.targets))
         .unwrap();
     let bpc = bits_per_char(nats as f64);
-    assert!(bpc < (v as f64).log2() - 0.5, "validation {bpc} bits per character, vocabulary {v}");
+    assert!(
+        bpc < corpus.unigram_bits() - 0.5,
+        "validation {bpc} bits per character, unigram {}",
+        corpus.unigram_bits()
+    );
+    let score = score_text(trainer.model(), &corpus.valid, 1, 50).unwrap();
+    assert_eq!(score.chars, corpus.valid.len() - 1);
+    assert!((score.bits_per_char() - bpc).abs() < 1e-4, "{} vs {bpc}", score.bits_per_char());
+}
+
+#[test]
+fn text_scores_are_those_of_reading_each_stream_in_one_go() {
+    let (trainer, corpus) = trained_char_model();
+    let model = trainer.model();
+    let text = &corpus.valid; // 2000 characters: 1999 predictions
+    // One stream in windows of 7 is one forward pass over the whole text.
+    let one = score_text(model, text, 1, 7).unwrap();
+    let whole = score_text(model, text, 1, text.len()).unwrap();
+    assert_eq!((one.chars, whole.chars), (1999, 1999));
+    assert!((one.nats - whole.nats).abs() < 1e-6 * whole.nats, "{one:?} {whole:?}");
+    let input = SequenceInput::Tokens { ids: &text[..1999], steps: 1999, batch: 1 };
+    let (logits, _) = model.forward(input, None, &CarriedState::new()).unwrap();
+    let targets: Vec<i64> = text[1..].iter().map(|&i| i as i64).collect();
+    let mean = recur::CrossEntropyLoss::new().forward(&logits, corpus.vocab.len(), &targets, None).unwrap().0;
+    assert!((whole.mean_nats() - mean as f64).abs() < 1e-5, "{} vs {mean}", whole.mean_nats());
+
+    // Six streams (1999 = 6·333 + 1: the first is one longer) score as their pieces do alone, and every
+    // character but the first is predicted once.
+    let six = score_text(model, text, 6, 40).unwrap();
+    assert_eq!(six.chars, 1999);
+    let mut start = 0;
+    let mut pieces = 0.0;
+    for b in 0..6 {
+        let len = 333 + usize::from(b == 0);
+        pieces += score_text(model, &text[start..start + len + 1], 1, 40).unwrap().nats;
+        start += len;
+    }
+    assert_eq!(start, 1999);
+    assert!((six.nats - pieces).abs() < 1e-6 * pieces, "{} vs {pieces}", six.nats);
+    // Five fresh starts among 2000 characters cost little.
+    assert!((six.bits_per_char() - one.bits_per_char()).abs() < 0.05, "{six:?} {one:?}");
+
+    // Carrying the state beats starting every window of 10 from zeros, on text with long-range structure.
+    let mut cold = 0.0;
+    for chunk in text.chunks(10).filter(|c| c.len() > 1) {
+        cold += score_text(model, chunk, 1, 10).unwrap().nats;
+    }
+    let cold_chars = text.chunks(10).map(|c| c.len() - 1).sum::<usize>() as f64;
+    assert!(one.mean_nats() < cold / cold_chars - 0.05, "carried {} vs cold {}", one.mean_nats(), cold / cold_chars);
+
+    assert!(score_text(model, &text[..1], 1, 10).is_err());
+    assert_eq!(score_text(model, &text[..2], 8, 10).unwrap().chars, 1);
 }
