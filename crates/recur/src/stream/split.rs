@@ -144,6 +144,7 @@ impl<C: Cell<Real = f32>> HalfStep for Halves<C> {
 /// it writes its half's units into, and its work buffers.
 #[derive(Default)]
 struct Slot {
+    /// The halves of the state served last (kept until another state's replace them, or the worker ends).
     job: Option<Arc<dyn HalfStep>>,
     layer: usize,
     batch: usize,
@@ -389,8 +390,11 @@ impl SplitStep {
         if on_worker {
             let mut slot = shared.slot();
             slot.fill(layer, inputs);
-            // An `Arc` clone: the worker runs this state's halves, whichever state it served before.
-            slot.job = Some(self.job.clone());
+            // The worker runs this state's halves. Handed over only when another state's were there, so that
+            // back-to-back steps of one stream touch no reference count the worker reads beside the halves.
+            if !slot.job.as_ref().is_some_and(|job| Arc::ptr_eq(job, &self.job)) {
+                slot.job = Some(self.job.clone());
+            }
             drop(slot);
             request = shared.request.load(Ordering::Relaxed) + 1;
             shared.request.store(request, Ordering::SeqCst);
@@ -414,10 +418,7 @@ impl SplitStep {
                 }
                 std::hint::spin_loop();
             }
-            let mut slot = shared.slot();
-            slot.drain_into((h_next, c_next), &self.units[1]);
-            // The worker keeps no state's halves alive past its step.
-            slot.job = None;
+            shared.slot().drain_into((h_next, c_next), &self.units[1]);
         }
         if claimed {
             shared.release();
