@@ -4,7 +4,7 @@
 //! most of them cut from the same buffers. Over the slices themselves the compiler cannot tell that they do not
 //! overlap, and leaves the loop scalar. Through local arrays of [`BLOCK`] units it can: each block is loaded
 //! from the slices, computed array by array into 16-lane vectors, and stored back. A pass implements
-//! [`UnitBlocks::block`] and runs through [`crate::kernels::Real::vectorised`], so the arrays' loops are built
+//! [`UnitBlocks::block`] and runs through `kernels::simd::vectorised`, so the arrays' loops are built
 //! for the CPU's widest vectors.
 
 use num_traits::Zero;
