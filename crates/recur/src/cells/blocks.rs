@@ -4,30 +4,44 @@
 //! most of them cut from the same buffers. Over the slices themselves the compiler cannot tell that they do not
 //! overlap, and leaves the loop scalar. Through local arrays of [`BLOCK`] units it can: each block is loaded
 //! from the slices, computed array by array into 16-lane vectors, and stored back. A pass implements
-//! [`UnitBlocks::block`] and runs through `kernels::simd::vectorised`, so the arrays' loops are built
-//! for the CPU's widest vectors.
+//! [`UnitBlocks::block`] for one block of one row, and runs as [`InBlocks`] through `kernels::simd::vectorised`,
+//! so the arrays' loops are built for the CPU's widest vectors. The walk over rows and blocks is written once,
+//! here; a cell writes only its math.
 
 use num_traits::Zero;
+
+use crate::kernels::simd::Vectorised;
 
 /// Units per block: one 512-bit vector of `f32`.
 pub(crate) const BLOCK: usize = 16;
 
-/// A gate pass over one row of units, a block at a time.
+/// A gate pass over `rows × units` values, a block of one row's units at a time.
 pub(crate) trait UnitBlocks {
-    /// Units `j..j + w`, `w ≤ BLOCK`.
-    fn block(&mut self, j: usize, w: usize);
+    /// `(rows, units a row)`.
+    fn shape(&self) -> (usize, usize);
 
-    /// All `n` units: whole blocks first, where every load and store has a constant length and compiles to
-    /// vector moves, then the rest.
+    /// Units `j..j + w` of row `row`, `w ≤ BLOCK`.
+    fn block(&mut self, row: usize, j: usize, w: usize);
+}
+
+/// A [`UnitBlocks`] pass as vector work: row by row, whole blocks first, where every load and store has a
+/// constant length and compiles to vector moves, then the rest of the row.
+pub(crate) struct InBlocks<P>(pub P);
+
+impl<P: UnitBlocks> Vectorised for InBlocks<P> {
     #[inline(always)]
-    fn all_units(&mut self, n: usize) {
-        let mut j = 0;
-        while j + BLOCK <= n {
-            self.block(j, BLOCK);
-            j += BLOCK;
-        }
-        if j < n {
-            self.block(j, n - j);
+    fn run(self) {
+        let mut pass = self.0;
+        let (rows, n) = pass.shape();
+        for row in 0..rows {
+            let mut j = 0;
+            while j + BLOCK <= n {
+                pass.block(row, j, BLOCK);
+                j += BLOCK;
+            }
+            if j < n {
+                pass.block(row, j, n - j);
+            }
         }
     }
 }
@@ -60,21 +74,29 @@ pub(crate) fn lanes<T: Copy + Zero>(mut f: impl FnMut(usize) -> T) -> [T; BLOCK]
 mod tests {
     use super::*;
 
-    struct Record(Vec<(usize, usize)>);
+    struct Record<'a>(usize, usize, &'a mut Vec<(usize, usize, usize)>);
 
-    impl UnitBlocks for Record {
-        fn block(&mut self, j: usize, w: usize) {
-            self.0.push((j, w));
+    impl UnitBlocks for Record<'_> {
+        fn shape(&self) -> (usize, usize) {
+            (self.0, self.1)
+        }
+
+        fn block(&mut self, row: usize, j: usize, w: usize) {
+            self.2.push((row, j, w));
         }
     }
 
     #[test]
     fn blocks_cover_every_unit_once() {
         for (n, want) in [(0, vec![]), (5, vec![(0, 5)]), (16, vec![(0, 16)]), (37, vec![(0, 16), (16, 16), (32, 5)])] {
-            let mut r = Record(Vec::new());
-            r.all_units(n);
-            assert_eq!(r.0, want, "n = {n}");
+            let mut seen = Vec::new();
+            InBlocks(Record(1, n, &mut seen)).run();
+            let want: Vec<_> = want.into_iter().map(|(j, w)| (0, j, w)).collect();
+            assert_eq!(seen, want, "n = {n}");
         }
+        let mut seen = Vec::new();
+        InBlocks(Record(3, 20, &mut seen)).run();
+        assert_eq!(seen, [(0, 0, 16), (0, 16, 4), (1, 0, 16), (1, 16, 4), (2, 0, 16), (2, 16, 4)]);
     }
 
     #[test]

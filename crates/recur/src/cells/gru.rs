@@ -11,11 +11,11 @@ use std::collections::HashMap;
 
 use rand::Rng;
 
-use super::blocks::{UnitBlocks, lanes, load, store};
+use super::blocks::{InBlocks, UnitBlocks, lanes, load, store};
 use crate::driver::{Cell, CellWeights, GateBackward, GatePass};
 use crate::error::Result;
 use crate::kernels::Real;
-use crate::kernels::simd::{self, Vectorised};
+use crate::kernels::simd;
 use crate::params::{Module, ParamMut, ParamRef, Trainable};
 use crate::tensor::Tensor;
 
@@ -111,7 +111,7 @@ impl<T: Real> Cell for GruCell<T> {
         // An inference pass keeps nothing (see `inference_cache_width`).
         let cache = if pass.cache.is_empty() { None } else { Some(&mut *pass.cache) };
         let (gx, gh, h_prev, h_next) = (pass.gx, pass.gh, pass.h_prev, &mut *pass.h_next);
-        simd::vectorised::<T, _>(ForwardRows { hidden, gx, gh, h_prev, h_next, cache });
+        simd::vectorised::<T, _>(InBlocks(ForwardRows { hidden, gx, gh, h_prev, h_next, cache }));
     }
 
     /// With `a_n = gx_n + r ⊙ hn` (`hn = W_hn h + b_hn`):
@@ -122,7 +122,7 @@ impl<T: Real> Cell for GruCell<T> {
     /// ∂r = ∂a_n ⊙ hn  →  ∂a_r = ∂r ⊙ r(1−r);   ∂a_z = ∂z ⊙ z(1−z)   (the same for gx and gh)
     /// ```
     fn backward_gates(&self, pass: GateBackward<'_, T>) {
-        simd::vectorised::<T, _>(BackwardRows {
+        simd::vectorised::<T, _>(InBlocks(BackwardRows {
             hidden: self.weights.hidden_size(),
             cache: pass.cache,
             dh: pass.dh,
@@ -130,7 +130,7 @@ impl<T: Real> Cell for GruCell<T> {
             dh_prev: &mut *pass.dh_prev,
             dgx: &mut *pass.dgx,
             dgh: &mut *pass.dgh,
-        });
+        }));
     }
 }
 
@@ -146,48 +146,26 @@ struct ForwardRows<'a, T> {
     cache: Option<&'a mut [T]>,
 }
 
-impl<T: Real> Vectorised for ForwardRows<'_, T> {
-    #[inline(always)]
-    fn run(mut self) {
-        let n = self.hidden;
-        for b in 0..self.h_next.len() / n {
-            ForwardRow {
-                n,
-                gx: &self.gx[b * 3 * n..(b + 1) * 3 * n],
-                gh: &self.gh[b * 3 * n..(b + 1) * 3 * n],
-                h_prev: &self.h_prev[b * n..(b + 1) * n],
-                h_next: &mut self.h_next[b * n..(b + 1) * n],
-                cache: self.cache.as_deref_mut().map(|c| &mut c[b * 4 * n..(b + 1) * 4 * n]),
-            }
-            .all_units(n);
-        }
+impl<T: Real> UnitBlocks for ForwardRows<'_, T> {
+    fn shape(&self) -> (usize, usize) {
+        (self.h_next.len() / self.hidden, self.hidden)
     }
-}
 
-/// One row of [`ForwardRows`].
-struct ForwardRow<'r, T> {
-    n: usize,
-    gx: &'r [T],
-    gh: &'r [T],
-    h_prev: &'r [T],
-    h_next: &'r mut [T],
-    cache: Option<&'r mut [T]>,
-}
-
-impl<T: Real> UnitBlocks for ForwardRow<'_, T> {
     #[inline(always)]
-    fn block(&mut self, j: usize, w: usize) {
-        let n = self.n;
-        let (xr, xz, xn) = (load(self.gx, j, w), load(self.gx, n + j, w), load(self.gx, 2 * n + j, w));
-        let (hr, hz, hn) = (load(self.gh, j, w), load(self.gh, n + j, w), load(self.gh, 2 * n + j, w));
-        let h_prev = load(self.h_prev, j, w);
+    fn block(&mut self, row: usize, j: usize, w: usize) {
+        let n = self.hidden;
+        // Where the row starts in the buffers of `3n`, `n` and `4n` values a row.
+        let (g3, u, k) = (row * 3 * n + j, row * n + j, row * 4 * n + j);
+        let (xr, xz, xn) = (load(self.gx, g3, w), load(self.gx, n + g3, w), load(self.gx, 2 * n + g3, w));
+        let (hr, hz, hn) = (load(self.gh, g3, w), load(self.gh, n + g3, w), load(self.gh, 2 * n + g3, w));
+        let h_prev = load(self.h_prev, u, w);
         let r = lanes(|l| (xr[l] + hr[l]).sigmoid());
         let z = lanes(|l| (xz[l] + hz[l]).sigmoid());
         let new = lanes(|l| (xn[l] + r[l] * hn[l]).act_tanh());
-        store(self.h_next, j, w, &lanes(|l| (T::one() - z[l]) * new[l] + z[l] * h_prev[l]));
+        store(self.h_next, u, w, &lanes(|l| (T::one() - z[l]) * new[l] + z[l] * h_prev[l]));
         if let Some(cache) = self.cache.as_deref_mut() {
             for (gate, v) in [r, z, new, hn].iter().enumerate() {
-                store(cache, gate * n + j, w, v);
+                store(cache, gate * n + k, w, v);
             }
         }
     }
@@ -208,48 +186,31 @@ struct BackwardRows<'a, T> {
     dgh: &'a mut [T],
 }
 
-impl<T: Real> Vectorised for BackwardRows<'_, T> {
-    #[inline(always)]
-    fn run(self) {
-        let n = self.hidden;
-        let inputs = self.cache.chunks_exact(4 * n).zip(self.dh.chunks_exact(n)).zip(self.h_prev.chunks_exact(n));
-        let grads = self.dgx.chunks_exact_mut(3 * n).zip(self.dgh.chunks_exact_mut(3 * n));
-        for (((cache, dh), h_prev), (dh_prev, (dgx, dgh))) in inputs.zip(self.dh_prev.chunks_exact_mut(n).zip(grads)) {
-            BackwardRow { n, cache, dh, h_prev, dh_prev, dgx, dgh }.all_units(n);
-        }
+impl<T: Real> UnitBlocks for BackwardRows<'_, T> {
+    fn shape(&self) -> (usize, usize) {
+        (self.dh.len() / self.hidden, self.hidden)
     }
-}
 
-/// One row of [`BackwardRows`].
-struct BackwardRow<'r, T> {
-    n: usize,
-    cache: &'r [T],
-    dh: &'r [T],
-    h_prev: &'r [T],
-    dh_prev: &'r mut [T],
-    dgx: &'r mut [T],
-    dgh: &'r mut [T],
-}
-
-impl<T: Real> UnitBlocks for BackwardRow<'_, T> {
     #[inline(always)]
-    fn block(&mut self, j: usize, w: usize) {
-        let (n, one) = (self.n, T::one());
-        let (r, z) = (load(self.cache, j, w), load(self.cache, n + j, w));
-        let (new, hn) = (load(self.cache, 2 * n + j, w), load(self.cache, 3 * n + j, w));
-        let (dh, h_prev) = (load(self.dh, j, w), load(self.h_prev, j, w));
+    fn block(&mut self, row: usize, j: usize, w: usize) {
+        let (n, one) = (self.hidden, T::one());
+        // Where the row starts in the buffers of `4n`, `n` and `3n` values a row.
+        let (k, u, g3) = (row * 4 * n + j, row * n + j, row * 3 * n + j);
+        let (r, z) = (load(self.cache, k, w), load(self.cache, n + k, w));
+        let (new, hn) = (load(self.cache, 2 * n + k, w), load(self.cache, 3 * n + k, w));
+        let (dh, h_prev) = (load(self.dh, u, w), load(self.h_prev, u, w));
         let dn = lanes(|l| dh[l] * (one - z[l]));
         let dz = lanes(|l| dh[l] * (h_prev[l] - new[l]));
-        store(self.dh_prev, j, w, &lanes(|l| dh[l] * z[l]));
+        store(self.dh_prev, u, w, &lanes(|l| dh[l] * z[l]));
         let dan = lanes(|l| dn[l] * (one - new[l] * new[l]));
         let dar = lanes(|l| dan[l] * hn[l] * r[l] * (one - r[l]));
         let daz = lanes(|l| dz[l] * z[l] * (one - z[l]));
         for (gate, v) in [dar, daz, dan].iter().enumerate() {
-            store(self.dgx, gate * n + j, w, v);
+            store(self.dgx, gate * n + g3, w, v);
         }
-        store(self.dgh, j, w, &dar);
-        store(self.dgh, n + j, w, &daz);
-        store(self.dgh, 2 * n + j, w, &lanes(|l| dan[l] * r[l]));
+        store(self.dgh, g3, w, &dar);
+        store(self.dgh, n + g3, w, &daz);
+        store(self.dgh, 2 * n + g3, w, &lanes(|l| dan[l] * r[l]));
     }
 }
 

@@ -11,12 +11,12 @@ use std::collections::HashMap;
 
 use rand::Rng;
 
-use super::blocks::{UnitBlocks, lanes, load, store};
+use super::blocks::{InBlocks, UnitBlocks, lanes, load, store};
 use crate::driver::{Cell, CellWeights, GateBackward, GatePass, transpose};
 use crate::error::{Error, Result};
 use crate::kernels::Real;
 use crate::kernels::gemm::{MatMut, MatRef, gemm};
-use crate::kernels::simd::{self, Vectorised};
+use crate::kernels::simd;
 use crate::params::{Module, Param, ParamMut, ParamRef, Parameter, Trainable, init_uniform};
 use crate::tensor::Tensor;
 
@@ -159,7 +159,7 @@ impl<T: Real> Cell for LstmCell<T> {
         let h_next = if project { None } else { Some(&mut *pass.h_next) };
         // An inference pass without a projection keeps nothing (see `inference_cache_width`).
         let cache = if pass.cache.is_empty() { None } else { Some(&mut *pass.cache) };
-        simd::vectorised::<T, _>(ForwardRows {
+        simd::vectorised::<T, _>(InBlocks(ForwardRows {
             hidden,
             gx: pass.gx,
             gh: pass.gh,
@@ -167,7 +167,7 @@ impl<T: Real> Cell for LstmCell<T> {
             c_next: &mut *pass.c_next,
             cache,
             h_next,
-        });
+        }));
         if let Some(w_hr) = &self.weight_hr {
             let proj = self.weights.recurrent_size();
             let m = MatRef::strided(&pass.cache[4 * hidden..], pass.batch, hidden, 5 * hidden, 1);
@@ -194,7 +194,7 @@ impl<T: Real> Cell for LstmCell<T> {
                 pass.scratch
             }
         };
-        simd::vectorised::<T, _>(BackwardRows {
+        simd::vectorised::<T, _>(InBlocks(BackwardRows {
             hidden,
             cache: pass.cache,
             dm: dm_all,
@@ -203,7 +203,7 @@ impl<T: Real> Cell for LstmCell<T> {
             c_prev: pass.c_prev,
             dgx: &mut *pass.dgx,
             dc_prev: &mut *pass.dc_prev,
-        });
+        }));
         pass.dh_prev.fill(T::zero());
     }
 
@@ -283,46 +283,29 @@ struct ForwardRows<'a, T> {
     h_next: Option<&'a mut [T]>,
 }
 
-impl<T: Real> Vectorised for ForwardRows<'_, T> {
-    #[inline(always)]
-    fn run(mut self) {
-        let n = self.hidden;
-        for b in 0..self.c_next.len() / n {
-            ForwardRow {
-                n,
-                gx: &self.gx[b * 4 * n..(b + 1) * 4 * n],
-                gh: &self.gh[b * 4 * n..(b + 1) * 4 * n],
-                c_prev: &self.c_prev[b * n..(b + 1) * n],
-                c_next: &mut self.c_next[b * n..(b + 1) * n],
-                cache: self.cache.as_deref_mut().map(|c| &mut c[b * 5 * n..(b + 1) * 5 * n]),
-                h: self.h_next.as_deref_mut().map(|h| &mut h[b * n..(b + 1) * n]),
-            }
-            .all_units(n);
-        }
+impl<T: Real> UnitBlocks for ForwardRows<'_, T> {
+    fn shape(&self) -> (usize, usize) {
+        (self.c_next.len() / self.hidden, self.hidden)
     }
-}
 
-/// One row of [`ForwardRows`]: its `4n` pre-activations of each projection, `n` values of `c` and `c'`, its cache
-/// and its `h'`.
-struct ForwardRow<'r, T> {
-    n: usize,
-    gx: &'r [T],
-    gh: &'r [T],
-    c_prev: &'r [T],
-    c_next: &'r mut [T],
-    cache: Option<&'r mut [T]>,
-    h: Option<&'r mut [T]>,
-}
-
-impl<T: Real> UnitBlocks for ForwardRow<'_, T> {
     #[inline(always)]
-    fn block(&mut self, j: usize, w: usize) {
-        let n = self.n;
-        let (xi, xf, xg, xo) =
-            (load(self.gx, j, w), load(self.gx, n + j, w), load(self.gx, 2 * n + j, w), load(self.gx, 3 * n + j, w));
-        let (hi, hf, hg, ho) =
-            (load(self.gh, j, w), load(self.gh, n + j, w), load(self.gh, 2 * n + j, w), load(self.gh, 3 * n + j, w));
-        let c_prev = load(self.c_prev, j, w);
+    fn block(&mut self, row: usize, j: usize, w: usize) {
+        let n = self.hidden;
+        // Where the row starts in the buffers of `4n`, `n` and `5n` values a row.
+        let (g4, u, k) = (row * 4 * n + j, row * n + j, row * 5 * n + j);
+        let (xi, xf, xg, xo) = (
+            load(self.gx, g4, w),
+            load(self.gx, n + g4, w),
+            load(self.gx, 2 * n + g4, w),
+            load(self.gx, 3 * n + g4, w),
+        );
+        let (hi, hf, hg, ho) = (
+            load(self.gh, g4, w),
+            load(self.gh, n + g4, w),
+            load(self.gh, 2 * n + g4, w),
+            load(self.gh, 3 * n + g4, w),
+        );
+        let c_prev = load(self.c_prev, u, w);
         // (Only closures called once: one called several times stays a call, outside the vector build.)
         let i = lanes(|l| (xi[l] + hi[l]).sigmoid());
         let f = lanes(|l| (xf[l] + hf[l]).sigmoid());
@@ -332,13 +315,13 @@ impl<T: Real> UnitBlocks for ForwardRow<'_, T> {
         let m = lanes(|l| c[l].act_tanh() * o[l]);
         if let Some(cache) = self.cache.as_deref_mut() {
             for (gate, v) in [i, f, g, o, m].iter().enumerate() {
-                store(cache, gate * n + j, w, v);
+                store(cache, gate * n + k, w, v);
             }
         }
-        if let Some(h) = self.h.as_deref_mut() {
-            store(h, j, w, &m);
+        if let Some(h) = self.h_next.as_deref_mut() {
+            store(h, u, w, &m);
         }
-        store(self.c_next, j, w, &c);
+        store(self.c_next, u, w, &c);
     }
 }
 
@@ -357,53 +340,34 @@ struct BackwardRows<'a, T> {
     dc_prev: &'a mut [T],
 }
 
-impl<T: Real> Vectorised for BackwardRows<'_, T> {
-    #[inline(always)]
-    fn run(self) {
-        let n = self.hidden;
-        let rows = self.cache.chunks_exact(5 * n).zip(self.dgx.chunks_exact_mut(4 * n));
-        let grads = self.dm.chunks_exact(n).zip(self.dc.chunks_exact(n)).zip(self.dc_prev.chunks_exact_mut(n));
-        let states = self.c_next.chunks_exact(n).zip(self.c_prev.chunks_exact(n));
-        for (((cache, dgx), ((dm, dc), dc_prev)), (c, c_prev)) in rows.zip(grads).zip(states) {
-            BackwardRow { n, cache, dm, dc, c, c_prev, dgx, dc_prev }.all_units(n);
-        }
+impl<T: Real> UnitBlocks for BackwardRows<'_, T> {
+    fn shape(&self) -> (usize, usize) {
+        (self.dc_prev.len() / self.hidden, self.hidden)
     }
-}
 
-/// One row of [`BackwardRows`].
-struct BackwardRow<'r, T> {
-    n: usize,
-    cache: &'r [T],
-    dm: &'r [T],
-    dc: &'r [T],
-    c: &'r [T],
-    c_prev: &'r [T],
-    dgx: &'r mut [T],
-    dc_prev: &'r mut [T],
-}
-
-impl<T: Real> UnitBlocks for BackwardRow<'_, T> {
     #[inline(always)]
-    fn block(&mut self, j: usize, w: usize) {
-        let (n, one) = (self.n, T::one());
-        let (i, f) = (load(self.cache, j, w), load(self.cache, n + j, w));
-        let (g, o) = (load(self.cache, 2 * n + j, w), load(self.cache, 3 * n + j, w));
+    fn block(&mut self, row: usize, j: usize, w: usize) {
+        let (n, one) = (self.hidden, T::one());
+        // Where the row starts in the buffers of `5n`, `n` and `4n` values a row.
+        let (k, u, g4) = (row * 5 * n + j, row * n + j, row * 4 * n + j);
+        let (i, f) = (load(self.cache, k, w), load(self.cache, n + k, w));
+        let (g, o) = (load(self.cache, 2 * n + k, w), load(self.cache, 3 * n + k, w));
         let (dm, dc, c, c_prev) =
-            (load(self.dm, j, w), load(self.dc, j, w), load(self.c, j, w), load(self.c_prev, j, w));
+            (load(self.dm, u, w), load(self.dc, u, w), load(self.c_next, u, w), load(self.c_prev, u, w));
         let tanh_c = lanes(|l| c[l].act_tanh());
         let dct = lanes(|l| dc[l] + dm[l] * o[l] * (one - tanh_c[l] * tanh_c[l]));
-        store(self.dgx, j, w, &lanes(|l| dct[l] * g[l] * i[l] * (one - i[l])));
-        store(self.dgx, n + j, w, &lanes(|l| dct[l] * c_prev[l] * f[l] * (one - f[l])));
-        store(self.dgx, 2 * n + j, w, &lanes(|l| dct[l] * i[l] * (one - g[l] * g[l])));
-        store(self.dgx, 3 * n + j, w, &lanes(|l| dm[l] * tanh_c[l] * o[l] * (one - o[l])));
-        store(self.dc_prev, j, w, &lanes(|l| dct[l] * f[l]));
+        store(self.dgx, g4, w, &lanes(|l| dct[l] * g[l] * i[l] * (one - i[l])));
+        store(self.dgx, n + g4, w, &lanes(|l| dct[l] * c_prev[l] * f[l] * (one - f[l])));
+        store(self.dgx, 2 * n + g4, w, &lanes(|l| dct[l] * i[l] * (one - g[l] * g[l])));
+        store(self.dgx, 3 * n + g4, w, &lanes(|l| dm[l] * tanh_c[l] * o[l] * (one - o[l])));
+        store(self.dc_prev, u, w, &lanes(|l| dct[l] * f[l]));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::simd::{SimdLevel, detected};
+    use crate::kernels::simd::{SimdLevel, Vectorised, detected};
 
     /// `(cache, c', h')` of [`ForwardRows`] over `batch` rows of `n` units, through `run` (a SIMD path), keeping
     /// the cache or (`keep` false, as inference does) not.
@@ -459,20 +423,20 @@ mod tests {
     fn forward_rows_match_the_formulas_with_the_same_bits_on_every_path() {
         // 37 units: two whole blocks and a partial one.
         for (batch, n) in [(3, 37), (1, 16), (2, 5)] {
-            let portable = forward_rows(batch, n, true, |rows| rows.run());
+            let portable = forward_rows(batch, n, true, |rows| InBlocks(rows).run());
             // Without a cache, the same state.
-            let lean = forward_rows(batch, n, false, |rows| rows.run());
+            let lean = forward_rows(batch, n, false, |rows| InBlocks(rows).run());
             assert_eq!((&lean.1, &lean.2), (&portable.1, &portable.2), "{batch}×{n}: without a cache");
             let mut paths: Vec<(&str, RowsPath)> = Vec::new();
             #[cfg(target_arch = "x86_64")]
             {
                 if detected() >= SimdLevel::Avx2 {
                     // SAFETY: added only when the CPU has AVX2 and FMA (the Avx2 level has both).
-                    paths.push(("avx2", |rows| unsafe { crate::kernels::simd::run_avx2(rows) }));
+                    paths.push(("avx2", |rows| unsafe { crate::kernels::simd::run_avx2(InBlocks(rows)) }));
                 }
                 if detected() >= SimdLevel::Avx512 {
                     // SAFETY: added only when the CPU has AVX-512F and FMA (the Avx512 level has both).
-                    paths.push(("avx512", |rows| unsafe { crate::kernels::simd::run_avx512(rows) }));
+                    paths.push(("avx512", |rows| unsafe { crate::kernels::simd::run_avx512(InBlocks(rows)) }));
                 }
             }
             for (name, path) in paths {

@@ -4,11 +4,11 @@ use std::collections::HashMap;
 
 use rand::Rng;
 
-use super::blocks::{UnitBlocks, lanes, load, store};
+use super::blocks::{InBlocks, UnitBlocks, lanes, load, store};
 use crate::driver::{Cell, CellWeights, GateBackward, GatePass};
 use crate::error::{Error, Result};
 use crate::kernels::Real;
-use crate::kernels::simd::{self, Vectorised};
+use crate::kernels::simd;
 use crate::params::{Module, ParamMut, ParamRef, Trainable};
 use crate::tensor::Tensor;
 
@@ -126,13 +126,23 @@ impl<T: Real> Cell for RnnCell<T> {
 
     fn forward_gates(&self, pass: GatePass<'_, T>) {
         let relu = self.nonlinearity == Nonlinearity::Relu;
-        simd::vectorised::<T, _>(Rows { relu, pre: [pass.gx, pass.gh], out: &mut *pass.h_next, backward: false });
+        simd::vectorised::<T, _>(InBlocks(Rows {
+            relu,
+            pre: [pass.gx, pass.gh],
+            out: &mut *pass.h_next,
+            backward: false,
+        }));
     }
 
     /// `∂L/∂a = ∂L/∂h ⊙ act′(a)`, with `act′ = 1 − h²` for tanh and `[h > 0]` for ReLU (read off the output).
     fn backward_gates(&self, pass: GateBackward<'_, T>) {
         let relu = self.nonlinearity == Nonlinearity::Relu;
-        simd::vectorised::<T, _>(Rows { relu, pre: [pass.dh, pass.h_next], out: &mut *pass.dgx, backward: true });
+        simd::vectorised::<T, _>(InBlocks(Rows {
+            relu,
+            pre: [pass.dh, pass.h_next],
+            out: &mut *pass.dgx,
+            backward: true,
+        }));
         pass.dh_prev.fill(T::zero());
     }
 }
@@ -146,17 +156,14 @@ struct Rows<'a, T> {
     backward: bool,
 }
 
-impl<T: Real> Vectorised for Rows<'_, T> {
-    #[inline(always)]
-    fn run(mut self) {
-        let n = self.out.len();
-        self.all_units(n);
-    }
-}
-
 impl<T: Real> UnitBlocks for Rows<'_, T> {
+    /// One row of every value: the math is element by element.
+    fn shape(&self) -> (usize, usize) {
+        (1, self.out.len())
+    }
+
     #[inline(always)]
-    fn block(&mut self, j: usize, w: usize) {
+    fn block(&mut self, _row: usize, j: usize, w: usize) {
         let (a, b) = (load(self.pre[0], j, w), load(self.pre[1], j, w));
         let (zero, one) = (T::zero(), T::one());
         let out = match (self.backward, self.relu) {
