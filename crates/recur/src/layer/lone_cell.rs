@@ -117,24 +117,32 @@ fn step_backward_tensors<C: Cell<Real = f32>>(
     })
 }
 
-impl RnnCell {
-    /// One step: input `(B, I)` or `(I)`, `h` of the same batch shape (zeros when `None`); returns `h'`.
-    pub fn forward(&self, input: &Tensor, h: Option<&Tensor>) -> Result<Tensor> {
-        Ok(step_tensors(self, input, h, None)?.0)
-    }
+/// The tensor API of a cell whose state is `h` alone (the RNN's and the GRU's).
+macro_rules! h_only_cell_api {
+    ($cell:ty) => {
+        impl $cell {
+            /// One step: input `(B, I)` or `(I)`, `h` of the same batch shape (zeros when `None`); returns `h'`.
+            pub fn forward(&self, input: &Tensor, h: Option<&Tensor>) -> Result<Tensor> {
+                Ok(step_tensors(self, input, h, None)?.0)
+            }
 
-    /// [`Self::forward`] that also keeps what [`Self::backward`] needs.
-    pub fn forward_train(&self, input: &Tensor, h: Option<&Tensor>) -> Result<(Tensor, CellCache)> {
-        let (h, _, cache) = step_tensors(self, input, h, None)?;
-        Ok((h, cache))
-    }
+            /// [`Self::forward`] that also keeps what [`Self::backward`] needs.
+            pub fn forward_train(&self, input: &Tensor, h: Option<&Tensor>) -> Result<(Tensor, CellCache)> {
+                let (h, _, cache) = step_tensors(self, input, h, None)?;
+                Ok((h, cache))
+            }
 
-    /// Backward of one step from `∂L/∂h'`: accumulates the parameter gradients and returns those of the input
-    /// and of `h`.
-    pub fn backward(&mut self, cache: &CellCache, grad_h: &Tensor) -> Result<CellGrads> {
-        step_backward_tensors(self, cache, grad_h, None)
-    }
+            /// Backward of one step from `∂L/∂h'`: accumulates the parameter gradients and returns those of the
+            /// input and of `h`.
+            pub fn backward(&mut self, cache: &CellCache, grad_h: &Tensor) -> Result<CellGrads> {
+                step_backward_tensors(self, cache, grad_h, None)
+            }
+        }
+    };
 }
+
+h_only_cell_api!(RnnCell);
+h_only_cell_api!(GruCell);
 
 impl LstmCell {
     /// One step: input `(B, I)` or `(I)`, state `(h, c)` of the same batch shape (zeros when `None`); returns
@@ -157,24 +165,5 @@ impl LstmCell {
     /// and returns those of the input, `h` and `c`.
     pub fn backward(&mut self, cache: &CellCache, grad_h: &Tensor, grad_c: Option<&Tensor>) -> Result<CellGrads> {
         step_backward_tensors(self, cache, grad_h, grad_c)
-    }
-}
-
-impl GruCell {
-    /// One step: input `(B, I)` or `(I)`, `h` of the same batch shape (zeros when `None`); returns `h'`.
-    pub fn forward(&self, input: &Tensor, h: Option<&Tensor>) -> Result<Tensor> {
-        Ok(step_tensors(self, input, h, None)?.0)
-    }
-
-    /// [`Self::forward`] that also keeps what [`Self::backward`] needs.
-    pub fn forward_train(&self, input: &Tensor, h: Option<&Tensor>) -> Result<(Tensor, CellCache)> {
-        let (h, _, cache) = step_tensors(self, input, h, None)?;
-        Ok((h, cache))
-    }
-
-    /// Backward of one step from `∂L/∂h'`: accumulates the parameter gradients and returns those of the input
-    /// and of `h`.
-    pub fn backward(&mut self, cache: &CellCache, grad_h: &Tensor) -> Result<CellGrads> {
-        step_backward_tensors(self, cache, grad_h, None)
     }
 }
