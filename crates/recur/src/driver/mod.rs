@@ -25,7 +25,9 @@ use num_traits::Zero;
 
 pub(crate) use batching::Batching;
 pub use direction::InputGrad;
-pub(crate) use direction::{Final, FinalState, Initial, Keep, Rows, Walk, backward_direction, run_direction};
+pub(crate) use direction::{
+    DirectionGrads, Final, FinalState, Initial, Keep, Rows, Walk, backward_direction, run_direction,
+};
 
 use crate::kernels::Real;
 use crate::scratch;
@@ -471,30 +473,18 @@ impl<C: Cell> Stack<C> {
             };
             // A layer above the first always passes its input's gradient down.
             let layer_input_grad = if layer > 0 { InputGrad::Wanted } else { input_grad };
-            let rows = if d == 1 { Rows::InGroups } else { Rows::StepHalves };
-            let run = |cell: &mut C, k: usize, dy: Vec<C::Real>| {
-                let walk = Walk { x: &lt.input, batching, direction: Direction::of_index(k), rows };
-                backward_direction(cell, walk, &lt.directions[k], dy, final_grad(k), layer_input_grad)
-            };
-            let mut dx = if d == 1 {
-                let g = run(&mut self.cells[first], 0, d_above);
-                dh0[first * state_len..(first + 1) * state_len].copy_from_slice(&g.h0);
-                dc0[first * cell_len..(first + 1) * cell_len].copy_from_slice(&g.c0);
-                g.x
-            } else {
-                let (dy_f, dy_r) = deinterleave(&d_above, out_size);
-                scratch::give(std::mem::take(&mut d_above));
-                let (cf, cr) = self.cells[first..first + 2].split_at_mut(1);
-                let (gf, gr) = rayon::join(|| run(&mut cf[0], 0, dy_f), || run(&mut cr[0], 1, dy_r));
-                for (k, g) in [&gf, &gr].into_iter().enumerate() {
-                    dh0[(first + k) * state_len..(first + k + 1) * state_len].copy_from_slice(&g.h0);
-                    dc0[(first + k) * cell_len..(first + k + 1) * cell_len].copy_from_slice(&g.c0);
-                }
-                let mut x = gf.x;
-                x.iter_mut().zip(&gr.x).for_each(|(a, &b)| *a += b);
-                scratch::give(gr.x);
-                x
-            };
+            let grads = self.backward_layer(layer, lt, batching, d_above, &final_grad, layer_input_grad);
+            for (k, g) in grads.iter().enumerate() {
+                dh0[(first + k) * state_len..(first + k + 1) * state_len].copy_from_slice(&g.h0);
+                dc0[(first + k) * cell_len..(first + k + 1) * cell_len].copy_from_slice(&g.c0);
+            }
+            let mut grads = grads.into_iter();
+            let mut dx = grads.next().expect("a layer has a direction").x;
+            // Both directions read the same input: their gradients add up.
+            for g in grads {
+                dx.iter_mut().zip(&g.x).for_each(|(a, &b)| *a += b);
+                scratch::give(g.x);
+            }
             if let Some(mask) = &lt.mask {
                 dx.iter_mut().zip(mask).for_each(|(g, &m)| *g *= m);
             }
@@ -509,6 +499,35 @@ impl<C: Cell> Stack<C> {
             h0: batching.unsort(dh0, out_size),
             c0: batching.unsort(dc0, hidden),
         }
+    }
+
+    /// The backward of layer `layer`'s directions from `d_above`, the gradient of its output (`(T, B, D·H_out)`,
+    /// sorted by length) and `final_grad(d)`, that of direction `d`'s final state: one direction walking time in
+    /// row groups, or two side by side, each cutting its large steps in halves. Returns each direction's
+    /// gradients, forward first.
+    fn backward_layer<'a>(
+        &mut self,
+        layer: usize,
+        trace: &LayerTrace<C::Real>,
+        batching: &Batching,
+        d_above: Vec<C::Real>,
+        final_grad: &(dyn Fn(usize) -> Final<'a, C::Real> + Sync),
+        input_grad: InputGrad,
+    ) -> Vec<DirectionGrads<C::Real>> {
+        let first = layer * self.directions;
+        let rows = if self.directions == 1 { Rows::InGroups } else { Rows::StepHalves };
+        let run = |cell: &mut C, k: usize, dy: Vec<C::Real>| {
+            let walk = Walk { x: &trace.input, batching, direction: Direction::of_index(k), rows };
+            backward_direction(cell, walk, &trace.directions[k], dy, final_grad(k), input_grad)
+        };
+        if self.directions == 1 {
+            return vec![run(&mut self.cells[first], 0, d_above)];
+        }
+        let (dy_f, dy_r) = deinterleave(&d_above, self.output_size());
+        scratch::give(d_above);
+        let (cf, cr) = self.cells[first..first + 2].split_at_mut(1);
+        let (gf, gr) = rayon::join(|| run(&mut cf[0], 0, dy_f), || run(&mut cr[0], 1, dy_r));
+        vec![gf, gr]
     }
 }
 
