@@ -457,6 +457,7 @@ impl StreamState {
             std::mem::swap(h, &mut s.h_next);
             std::mem::swap(c, &mut s.c_next);
         }
+        step.end_step();
     }
 
     /// Whether steps run split in two, on two cores when they come back to back (known after the first step

@@ -215,12 +215,20 @@ struct Shared {
     parked: AtomicBool,
     /// Set when the worker must end, or has ended by a panic.
     stop: AtomicBool,
-    /// Held by the thread whose step the worker serves, from its request to its reading of the result.
+    /// What only the stepping threads write, on a cache line of its own: the worker's writes to `done` and
+    /// `parked` then do not take it away from them.
+    callers: Callers,
+    slot: Mutex<Slot>,
+}
+
+/// The stepping threads' side of [`Shared`].
+#[repr(align(128))]
+struct Callers {
+    /// Held by the thread whose step the worker serves, for the whole step.
     claimed: AtomicBool,
     /// When the latest step of any of its streams started, in nanoseconds after `epoch` (0: never).
     last_step: AtomicU64,
     epoch: Instant,
-    slot: Mutex<Slot>,
 }
 
 impl Shared {
@@ -231,18 +239,19 @@ impl Shared {
 
     /// Records the start of a step; whether it came within [`SPIN`] of the step before it.
     fn step_started(&self) -> bool {
-        let now = (self.epoch.elapsed().as_nanos() as u64).max(1);
-        let last = self.last_step.swap(now, Ordering::Relaxed);
+        let callers = &self.callers;
+        let now = (callers.epoch.elapsed().as_nanos() as u64).max(1);
+        let last = callers.last_step.swap(now, Ordering::Relaxed);
         last != 0 && now.saturating_sub(last) < SPIN.as_nanos() as u64
     }
 
-    /// Takes the worker for one request, unless another thread holds it.
+    /// Takes the worker for one step, unless another thread holds it.
     fn claim(&self) -> bool {
-        self.claimed.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok()
+        self.callers.claimed.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok()
     }
 
     fn release(&self) {
-        self.claimed.store(false, Ordering::Release);
+        self.callers.claimed.store(false, Ordering::Release);
     }
 }
 
@@ -279,9 +288,7 @@ impl StepWorker {
             done: AtomicU64::new(0),
             parked: AtomicBool::new(false),
             stop: AtomicBool::new(false),
-            claimed: AtomicBool::new(false),
-            last_step: AtomicU64::new(0),
-            epoch: Instant::now(),
+            callers: Callers { claimed: AtomicBool::new(false), last_step: AtomicU64::new(0), epoch: Instant::now() },
             slot: Mutex::new(Slot::default()),
         });
         let for_worker = shared.clone();
@@ -317,6 +324,8 @@ pub(crate) struct SplitStep {
     work: HalfWork,
     /// Whether the current step came within [`SPIN`] of the worker's step before it.
     back_to_back: bool,
+    /// Whether the current step holds the worker.
+    claimed: bool,
 }
 
 impl std::fmt::Debug for SplitStep {
@@ -336,7 +345,8 @@ impl SplitStep {
         let hidden = stack.cells()[0].weights().hidden_size();
         let units = halves_of(hidden);
         let job = halves(stack, units.clone())?;
-        Some(SplitStep { worker, job, ids: layout_ids(stack), units, work: HalfWork::default(), back_to_back: false })
+        let work = HalfWork::default();
+        Some(SplitStep { worker, job, ids: layout_ids(stack), units, work, back_to_back: false, claimed: false })
     }
 
     /// The worker that runs the second halves.
@@ -347,7 +357,17 @@ impl SplitStep {
     /// Marks the start of a step (before its first layer): whether it comes back to back decides whether the
     /// worker serves it.
     pub(crate) fn begin_step(&mut self) {
-        self.back_to_back = self.worker.shared().step_started();
+        let shared = self.worker.shared();
+        self.back_to_back = shared.step_started();
+        // Held for the whole step: one atomic exchange a step, not one a layer.
+        self.claimed = self.back_to_back && shared.claim();
+    }
+
+    /// Marks the end of a step (after its last layer): the worker is free for another thread's stream.
+    pub(crate) fn end_step(&mut self) {
+        if std::mem::take(&mut self.claimed) {
+            self.worker.shared().release();
+        }
     }
 
     /// Makes room in both halves' buffers for `batch` streams of a stack with layer inputs of at most `input`
@@ -384,8 +404,7 @@ impl SplitStep {
     ) {
         let inputs = StepInputs { batch, input, h_prev, c_prev };
         let shared = self.worker.shared();
-        let claimed = self.back_to_back && shared.claim();
-        let on_worker = claimed && !shared.parked.load(Ordering::SeqCst) && !shared.stop.load(Ordering::Acquire);
+        let on_worker = self.claimed && !shared.parked.load(Ordering::SeqCst) && !shared.stop.load(Ordering::Acquire);
         let mut request = 0;
         if on_worker {
             let mut slot = shared.slot();
@@ -419,9 +438,6 @@ impl SplitStep {
                 std::hint::spin_loop();
             }
             shared.slot().drain_into((h_next, c_next), &self.units[1]);
-        }
-        if claimed {
-            shared.release();
         }
     }
 }
@@ -470,6 +486,13 @@ fn serve(shared: &Shared) {
             return;
         }
         shared.done.store(seen, Ordering::Release);
+    }
+}
+
+impl Drop for SplitStep {
+    /// A step that ended by a panic between its first and last layer still gives the worker back.
+    fn drop(&mut self) {
+        self.end_step();
     }
 }
 
