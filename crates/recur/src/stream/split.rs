@@ -18,7 +18,7 @@
 use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -219,7 +219,13 @@ struct Shared {
     /// `parked` then do not take it away from them.
     callers: Callers,
     slot: Mutex<Slot>,
+    /// The halves built so far, by the layout ids of the weights they were cut from: every state of one model
+    /// shares one copy (held by the states; gone when the last of them goes).
+    halves: Mutex<Vec<BuiltHalves>>,
 }
+
+/// Halves a state built, under the layout ids of the weights they were cut from.
+type BuiltHalves = (Vec<u64>, Weak<dyn HalfStep>);
 
 /// The stepping threads' side of [`Shared`].
 #[repr(align(128))]
@@ -245,6 +251,23 @@ impl Shared {
         last != 0 && now.saturating_sub(last) < SPIN.as_nanos() as u64
     }
 
+    /// The halves of `stack`'s current weights: those another state of the same weights built, or new ones.
+    fn halves_of<C: Cell<Real = f32> + 'static>(
+        &self,
+        stack: &Stack<C>,
+        units: [Range<usize>; 2],
+    ) -> Option<Arc<dyn HalfStep>> {
+        let ids = layout_ids(stack);
+        let mut built = self.halves.lock().unwrap_or_else(PoisonError::into_inner);
+        built.retain(|(_, halves)| halves.strong_count() > 0);
+        if let Some(halves) = built.iter().find(|(of, _)| *of == ids).and_then(|(_, h)| h.upgrade()) {
+            return Some(halves);
+        }
+        let new = halves(stack, units)?;
+        built.push((ids, Arc::downgrade(&new)));
+        Some(new)
+    }
+
     /// Takes the worker for one step, unless another thread holds it.
     fn claim(&self) -> bool {
         self.callers.claimed.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok()
@@ -263,7 +286,8 @@ impl Shared {
 /// two-layer I128 H256 LSTM take about half the time. The worker spins between requests and parks after 0.25 ms
 /// without one. One worker serves one step at a time: a state stepped on another thread while the worker is busy
 /// runs both halves itself, with the same numbers. So one worker per core that steps streams is the most that
-/// pays; a server with thousands of streams starts one, not one per stream.
+/// pays; a server with thousands of streams starts one, not one per stream. The states of one model that share a
+/// worker share one copy of its weights cut in halves, too.
 ///
 /// Clones share the thread; it ends when the last clone (and every state holding one) is dropped.
 ///
@@ -290,6 +314,7 @@ impl StepWorker {
             stop: AtomicBool::new(false),
             callers: Callers { claimed: AtomicBool::new(false), last_step: AtomicU64::new(0), epoch: Instant::now() },
             slot: Mutex::new(Slot::default()),
+            halves: Mutex::new(Vec::new()),
         });
         let for_worker = shared.clone();
         let handle = thread::Builder::new().name("recur-step-worker".into()).spawn(move || serve(&for_worker))?;
@@ -344,7 +369,7 @@ impl SplitStep {
     pub(crate) fn new<C: Cell<Real = f32> + 'static>(stack: &Stack<C>, worker: StepWorker) -> Option<Self> {
         let hidden = stack.cells()[0].weights().hidden_size();
         let units = halves_of(hidden);
-        let job = halves(stack, units.clone())?;
+        let job = worker.shared().halves_of(stack, units.clone())?;
         let work = HalfWork::default();
         Some(SplitStep { worker, job, ids: layout_ids(stack), units, work, back_to_back: false, claimed: false })
     }
@@ -385,7 +410,7 @@ impl SplitStep {
 
     /// Rebuilds the halves from `stack`'s current weights (the model changed since they were built).
     pub(crate) fn rebuild<C: Cell<Real = f32> + 'static>(&mut self, stack: &Stack<C>) -> bool {
-        let Some(job) = halves(stack, self.units.clone()) else { return false };
+        let Some(job) = self.worker.shared().halves_of(stack, self.units.clone()) else { return false };
         self.job = job;
         self.ids = layout_ids(stack);
         true
