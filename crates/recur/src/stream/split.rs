@@ -252,7 +252,7 @@ impl Shared {
     }
 
     /// The halves of `stack`'s current weights: those another state of the same weights built, or new ones.
-    fn halves_of<C: Cell<Real = f32> + 'static>(
+    fn shared_halves<C: Cell<Real = f32> + 'static>(
         &self,
         stack: &Stack<C>,
         units: [Range<usize>; 2],
@@ -334,7 +334,8 @@ impl StepWorker {
 
 impl std::fmt::Debug for StepWorker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StepWorker").field("streams", &(Arc::strong_count(&self.thread) - 1)).finish()
+        // Handles: this one, its clones, and those the states it serves hold.
+        f.debug_struct("StepWorker").field("handles", &Arc::strong_count(&self.thread)).finish()
     }
 }
 
@@ -369,7 +370,7 @@ impl SplitStep {
     pub(crate) fn new<C: Cell<Real = f32> + 'static>(stack: &Stack<C>, worker: StepWorker) -> Option<Self> {
         let hidden = stack.cells()[0].weights().hidden_size();
         let units = halves_of(hidden);
-        let job = worker.shared().halves_of(stack, units.clone())?;
+        let job = worker.shared().shared_halves(stack, units.clone())?;
         let work = HalfWork::default();
         Some(SplitStep { worker, job, ids: layout_ids(stack), units, work, back_to_back: false, claimed: false })
     }
@@ -410,7 +411,7 @@ impl SplitStep {
 
     /// Rebuilds the halves from `stack`'s current weights (the model changed since they were built).
     pub(crate) fn rebuild<C: Cell<Real = f32> + 'static>(&mut self, stack: &Stack<C>) -> bool {
-        let Some(job) = self.worker.shared().halves_of(stack, self.units.clone()) else { return false };
+        let Some(job) = self.worker.shared().shared_halves(stack, self.units.clone()) else { return false };
         self.job = job;
         self.ids = layout_ids(stack);
         true
