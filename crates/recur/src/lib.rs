@@ -32,6 +32,7 @@
 //! | weights from and to PyTorch (safetensors, `state_dict` names) | [`model_file`], [`LoadOptions`] |
 //! | embedding → recurrent layer → head, as one model | [`SequenceModel`] ([`model`]) |
 //! | heads, losses, optimizers | [`nn`], [`loss`], [`optim`] |
+//! | `nn.MultiheadAttention`; Bahdanau's and Luong's attention of a decoder over an encoder | [`attention`] |
 //! | a training loop with truncated BPTT and exact checkpoints | [`train::Trainer`] |
 //!
 //! Every failure caused by input (a shape, a file, a configuration) is an [`Error`] naming what was expected and
@@ -46,6 +47,7 @@ mod gradcheck;
 mod kernels;
 mod scratch;
 
+pub mod attention;
 pub mod cells;
 pub mod error;
 pub mod layer;

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::layer::{Recurrent, RecurrentCache, RecurrentConfig, RecurrentOutput};
 use crate::model_file::{self, TensorFile};
 use crate::nn::{Embedding, Head, HeadCache, Layout, Readout, SequenceShape};
-use crate::params::{Module, Named, Param, ParamMut, ParamRef, Trainable};
+use crate::params::{Module, Param, ParamMut, ParamRef, Trainable, prefixed};
 use crate::tensor::Tensor;
 
 /// The configuration of a [`SequenceModel`].
@@ -290,15 +290,6 @@ fn check_declared_sizes(config: &SequenceModelConfig, tensors: &HashMap<String, 
     let outputs = Some(("outputs", config.outputs));
     model_file::check_shape(tensors, "head.weight", &[(config.outputs, outputs), (features, None)], r)?;
     model_file::check_shape(tensors, "head.bias", &[(config.outputs, outputs)], r)
-}
-
-/// Prefixes every parameter's name with `prefix.`, as a PyTorch parent module names its children's parameters.
-fn prefixed<P: Named>(prefix: &str, mut params: Vec<P>) -> Vec<P> {
-    for p in &mut params {
-        let name = p.name_mut();
-        *name = format!("{prefix}.{name}");
-    }
-    params
 }
 
 impl Module for SequenceModel {

@@ -127,6 +127,15 @@ impl<T> Named for Param<'_, T> {
     }
 }
 
+/// Prefixes every parameter's name with `prefix.`, as a PyTorch parent module names its children's parameters.
+pub fn prefixed<P: Named>(prefix: &str, mut params: Vec<P>) -> Vec<P> {
+    for p in &mut params {
+        let name = p.name_mut();
+        *name = format!("{prefix}.{name}");
+    }
+    params
+}
+
 /// Copies each named tensor into the parameter of the same name.
 ///
 /// Every parameter must be present with its exact shape, and every tensor must belong to a parameter: a missing,

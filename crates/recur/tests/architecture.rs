@@ -18,6 +18,7 @@ const LAYERS: &[&str] = &[
     "model_file",
     "stream",
     "nn",
+    "attention",
     "loss",
     "optim",
     "model",
