@@ -27,6 +27,12 @@ Layout written, per case:
   - Backward: upstream `grad_output` / `grad_context` and `grad_weights`; expected gradients of
     `(out * grad_out).sum() + (weights * grad_weights).sum()`: `grad.<input>` for every input and
     `grad.<param>` for every state_dict entry.
+* `seq2seq_*` cases: a whole encoder-decoder as `recur::seq2seq::Seq2Seq` defines it (source and target
+  embeddings, a packed recurrent encoder, a decoder started from the encoder's final states with each layer's
+  directions side by side, optional attention over the encoder's outputs, `combine` with tanh, `output`). The
+  model file carries the recur configuration as `config` metadata. The io file holds `source`, `source_lengths`,
+  `decoder_input`, `target_lengths`, `targets` (all float32; -100 marks padding), the expected `logits` and
+  `loss` (the mean cross-entropy over real target tokens), and `grad.<param>` of that loss.
 * `index.json` -- the case names.
 """
 
@@ -178,6 +184,74 @@ def write(name, state_dict, io, config):
     CASES.append(name)
 
 
+class Seq2Seq(nn.Module):
+    def __init__(self, mode, src_vocab, tgt_vocab, emb, hidden, layers, bidirectional, score):
+        super().__init__()
+        rnn = {"GRU": nn.GRU, "LSTM": nn.LSTM, "RNN_TANH": nn.RNN}[mode]
+        d = hidden * (2 if bidirectional else 1)
+        self.mode, self.layers, self.dirs, self.hidden = mode, layers, 2 if bidirectional else 1, hidden
+        self.source_embedding = nn.Embedding(src_vocab, emb)
+        self.target_embedding = nn.Embedding(tgt_vocab, emb)
+        self.encoder = rnn(emb, hidden, layers, batch_first=True, bidirectional=bidirectional)
+        self.decoder = rnn(emb, d, layers, batch_first=True)
+        self.attention = {"additive": Additive(d, d, d), "general": General(d, d), "dot": Dot(False),
+                          None: None}[score]
+        self.combine = nn.Linear(2 * d, d) if score else None
+        self.output = nn.Linear(d, tgt_vocab)
+
+    def bridge(self, state):
+        # (L*D, B, H) -> (L, B, D*H): each layer's directions side by side.
+        l, b = self.layers, state.shape[1]
+        return state.view(l, self.dirs, b, self.hidden).permute(0, 2, 1, 3).reshape(l, b, self.dirs * self.hidden)
+
+    def forward(self, src, src_len, dec_in, tgt_len):
+        from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+        packed = pack_padded_sequence(self.source_embedding(src), src_len, batch_first=True, enforce_sorted=False)
+        enc, state = self.encoder(packed)
+        enc, _ = pad_packed_sequence(enc, batch_first=True, total_length=src.shape[1])
+        init = (self.bridge(state[0]), self.bridge(state[1])) if self.mode == "LSTM" else self.bridge(state)
+        packed = pack_padded_sequence(self.target_embedding(dec_in), tgt_len, batch_first=True, enforce_sorted=False)
+        dec, _ = self.decoder(packed, init)
+        dec, _ = pad_packed_sequence(dec, batch_first=True, total_length=dec_in.shape[1])
+        if self.attention is None:
+            return self.output(dec)
+        e = self.attention.scores(dec, enc)
+        pad = torch.arange(src.shape[1])[None, None, :] >= src_len[:, None, None]
+        w = torch.softmax(e.masked_fill(pad, float("-inf")), dim=-1)
+        h = torch.tanh(self.combine(torch.cat([w @ enc, dec], dim=-1)))
+        return self.output(h)
+
+
+def seq2seq_case(index, name, *, mode, layers, bidirectional, score, b=3, s=6, t=5, vocab=(9, 8), emb=5, hidden=4):
+    torch.manual_seed(2000 + index)
+    model = Seq2Seq(mode, vocab[0], vocab[1], emb, hidden, layers, bidirectional, score)
+    src_len = torch.tensor([s, 2, 4][:b])
+    tgt_len = torch.tensor([3, t, 1][:b])
+    src = torch.randint(0, vocab[0], (b, s))
+    dec_in = torch.randint(0, vocab[1], (b, t))
+    targets = torch.randint(0, vocab[1], (b, t))
+    for i in range(b):
+        src[i, src_len[i]:] = 0
+        dec_in[i, tgt_len[i]:] = 0
+        targets[i, tgt_len[i]:] = -100
+    logits = model(src, src_len, dec_in, tgt_len)
+    loss = nn.functional.cross_entropy(logits.reshape(-1, vocab[1]), targets.reshape(-1))
+    params = dict(model.named_parameters())
+    grads = torch.autograd.grad(loss, list(params.values()))
+    io = {"source": src.float(), "source_lengths": src_len.float(), "decoder_input": dec_in.float(),
+          "target_lengths": tgt_len.float(), "targets": targets.float(), "logits": logits,
+          "loss": loss.reshape(1)}
+    for pname, g in zip(params, grads):
+        io[f"grad.{pname}"] = g
+    config = {"mode": mode, "source_vocab": vocab[0], "target_vocab": vocab[1], "embedding_dim": emb,
+              "hidden_size": hidden, "num_layers": layers, "bidirectional": bidirectional, "attention": score}
+    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, OUT / f"{name}.model.safetensors",
+              metadata={"config": json.dumps(config)})
+    save_file({k: v.detach().contiguous() for k, v in io.items()}, OUT / f"{name}.io.safetensors",
+              metadata={"config": json.dumps(config)})
+    CASES.append(name)
+
+
 def padding_from_lengths(lengths):
     def make(n, s):
         return "bool", torch.arange(s)[None, :] >= torch.tensor(lengths)[:, None]
@@ -223,6 +297,14 @@ def main():
     score_case(11, "score_general", General(4, 6), (2, 3, 5, 4, 6, 6), [5, 2])
     score_case(12, "score_dot", Dot(False), (2, 3, 4, 5, 5, 3), [4, 4])
     score_case(13, "score_scaled_dot", Dot(True), (2, 2, 6, 8, 8, 8), [1, 6])
+    seq2seq_case(20, "seq2seq_gru_additive_bidirectional", mode="GRU", layers=1, bidirectional=True,
+                 score="additive")
+    seq2seq_case(21, "seq2seq_lstm_general_two_layers", mode="LSTM", layers=2, bidirectional=False,
+                 score="general")
+    seq2seq_case(22, "seq2seq_rnn_dot_bidirectional_two_layers", mode="RNN_TANH", layers=2, bidirectional=True,
+                 score="dot")
+    seq2seq_case(23, "seq2seq_lstm_no_attention_bidirectional", mode="LSTM", layers=1, bidirectional=True,
+                 score=None)
     (OUT / "index.json").write_text(json.dumps(CASES, indent=1) + "\n")
     print(f"wrote {len(CASES)} cases to {OUT}")
 

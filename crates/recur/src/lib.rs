@@ -33,6 +33,7 @@
 //! | embedding → recurrent layer → head, as one model | [`SequenceModel`] ([`model`]) |
 //! | heads, losses, optimizers | [`nn`], [`loss`], [`optim`] |
 //! | `nn.MultiheadAttention`; Bahdanau's and Luong's attention of a decoder over an encoder | [`attention`] |
+//! | an attentional encoder–decoder: teacher-forced training, greedy and beam-search decoding | [`seq2seq::Seq2Seq`] |
 //! | a training loop with truncated BPTT and exact checkpoints | [`train::Trainer`] |
 //!
 //! Every failure caused by input (a shape, a file, a configuration) is an [`Error`] naming what was expected and
@@ -57,6 +58,7 @@ pub mod model_file;
 pub mod nn;
 pub mod optim;
 pub mod params;
+pub mod seq2seq;
 pub mod stream;
 pub mod tensor;
 pub mod train;

@@ -22,6 +22,7 @@ const LAYERS: &[&str] = &[
     "loss",
     "optim",
     "model",
+    "seq2seq",
     "train",
 ];
 

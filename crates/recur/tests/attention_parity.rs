@@ -3,13 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
-use recur::Tensor;
 use recur::attention::{
     Attention, AttentionConfig, AttentionInput, AttentionMask, AttentionShape, KeyPadding, MaskValues, MhaInput,
     MhaInputGrads, MultiheadAttention, MultiheadAttentionConfig, NeedWeights,
 };
 use recur::model_file::TensorFile;
 use recur::params::{Module, Trainable};
+use recur::seq2seq::{Seq2Seq, Seq2SeqBatch};
+use recur::{CrossEntropyLoss, Tensor};
 
 const TOLERANCE: f32 = 1e-5;
 
@@ -199,4 +200,39 @@ fn a_state_dict_with_missing_or_mis_shaped_attention_tensors_is_refused() {
     let mut wrong = MultiheadAttention::zeros(MultiheadAttentionConfig::new(4, 2)).unwrap();
     let err = wrong.load_state_dict(&model.tensors).unwrap_err().to_string();
     assert!(err.contains("in_proj_weight") && err.contains("[12, 4]") && err.contains("[24, 8]"), "{err}");
+}
+
+#[test]
+fn the_encoder_decoder_matches_pytorch() {
+    let (dir, cases) = fixtures();
+    let mut checked = 0;
+    for case in cases.iter().filter(|c| c.starts_with("seq2seq_")) {
+        let io = TensorFile::read(dir.join(format!("{case}.io.safetensors"))).unwrap();
+        let mut model =
+            Seq2Seq::load(dir.join(format!("{case}.model.safetensors"))).unwrap_or_else(|e| panic!("{case}: {e}"));
+        let ids = |name: &str| -> Vec<usize> { io.tensors[name].data().iter().map(|&v| v as usize).collect() };
+        let (source, decoder_input) = (ids("source"), ids("decoder_input"));
+        let (source_lengths, target_lengths) = (ids("source_lengths"), ids("target_lengths"));
+        let src_shape = io.tensors["source"].shape();
+        let batch = Seq2SeqBatch {
+            batch: src_shape[0],
+            source: &source,
+            source_lengths: &source_lengths,
+            source_steps: src_shape[1],
+            decoder_input: &decoder_input,
+            target_lengths: &target_lengths,
+            target_steps: io.tensors["decoder_input"].shape()[1],
+        };
+        let (logits, cache) = model.forward_train(&batch).unwrap_or_else(|e| panic!("{case}: {e}"));
+        assert_close(case, "logits", &logits, &io.tensors["logits"]);
+        let targets: Vec<i64> = io.tensors["targets"].data().iter().map(|&v| v as i64).collect();
+        let classes = model.config().target_vocab;
+        let (loss, d_logits) = CrossEntropyLoss::new().forward(&logits, classes, &targets, None).unwrap();
+        assert_close(case, "loss", &[loss], &io.tensors["loss"]);
+        model.backward(&cache, &d_logits).unwrap();
+        let n = assert_param_grads(case, &mut model, &io);
+        assert_eq!(n, io.tensors.keys().filter(|k| k.starts_with("grad.")).count(), "{case}: every parameter");
+        checked += 1;
+    }
+    assert_eq!(checked, 4);
 }

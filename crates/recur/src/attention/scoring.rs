@@ -18,7 +18,8 @@ use crate::nn::Linear;
 use crate::params::{Module, Param, ParamMut, ParamRef, Trainable, prefixed};
 
 /// How a query `q` scores a key `k`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Score {
     /// Bahdanau's additive score, `vᵀ tanh(W_q q + W_k k)`.
     Additive,
