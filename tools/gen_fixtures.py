@@ -108,6 +108,17 @@ The recur test suite loads them and checks that recur reproduces PyTorch.
   only for the no_grad CPU LSTM).
 * `index.json` in each folder lists the case names.
 
+The other folders are written by their own generators under `tools/` and
+described by their own `README.md` or generator: `blocks/` (nn.Linear,
+nn.Embedding and the losses; `gen_blocks_fixtures.py`), `lengths/`
+(variable-length batches; `gen_lengths_fixtures.py`), `optim/` (the
+optimizers; `gen_optim_fixtures.py`), `nn/` (nn.LayerNorm and the positional
+encoding of PyTorch's Transformer tutorial; `gen_nn_fixtures.py`, read by
+`tests/layer_norm_parity.rs`) and `attention/` (nn.MultiheadAttention, a
+decoder's additive, general, dot and scaled-dot attention, and whole
+encoder-decoders; `gen_attention_fixtures.py`, read by
+`tests/attention_parity.rs`).
+
 All tensors are float32. These files are generated and must never be edited by
 hand. To regenerate (this deletes and rewrites `layers/` and `cells/`), run
 from the repository root:

@@ -72,7 +72,9 @@ pub use layer::{
 pub use loss::{BceWithLogitsLoss, CrossEntropyLoss, MseLoss};
 pub use model::{ReadoutName, SequenceInput, SequenceModel, SequenceModelCache, SequenceModelConfig};
 pub use model_file::LoadOptions;
-pub use nn::{Dropout, Embedding, Head, Layout, Linear, Readout, SequenceShape};
+pub use nn::{
+    Dropout, Embedding, Head, LayerNorm, LayerNormCache, Layout, Linear, PositionalEncoding, Readout, SequenceShape,
+};
 pub use optim::{Adam, AdamConfig, AdamW, Optimizer, Schedule, Scheduler, Sgd, SgdConfig};
 pub use params::{Module, Param, Trainable};
 pub use stream::{StepWorker, StreamState};

@@ -1,5 +1,6 @@
-//! The feed-forward building blocks around a recurrent layer, PyTorch's `nn.Linear`, `nn.Embedding` and
-//! `nn.Dropout`, each with an explicit forward and backward.
+//! The feed-forward building blocks around a recurrent layer, PyTorch's `nn.Linear`, `nn.Embedding`,
+//! `nn.Dropout` and `nn.LayerNorm`, each with an explicit forward and backward, and the sinusoidal positional
+//! encoding of a Transformer.
 //!
 //! Every block is generic over [`Real`](crate::kernels::Real) so that its backward is checked against finite
 //! differences in `f64`; models use the `f32` default. Parameters keep their gradient beside their value, and a
@@ -33,12 +34,16 @@
 mod dropout;
 mod embedding;
 mod head;
+mod layer_norm;
 mod linear;
+mod positional;
 
 pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use head::{Head, HeadCache, Layout, Readout, SequenceShape};
+pub use layer_norm::{LayerNorm, LayerNormCache};
 pub use linear::Linear;
+pub use positional::{PositionalEncoding, sinusoidal_positions};
 
 use crate::error::{Error, Result};
 
