@@ -33,6 +33,10 @@ Layout written, per case:
   model file carries the recur configuration as `config` metadata. The io file holds `source`, `source_lengths`,
   `decoder_input`, `target_lengths`, `targets` (all float32; -100 marks padding), the expected `logits` and
   `loss` (the mean cross-entropy over real target tokens), and `grad.<param>` of that loss.
+* `transformer_*` cases: `nn.TransformerEncoderLayer` (ReLU, dropout 0 so that training-mode gradients are
+  deterministic, LayerNorm parameters and biases drawn at random). The io file holds `input`, optional
+  `key_padding_mask` (1.0: padding), the expected `output`, `grad_output` and `grad.input` and `grad.<param>` of
+  `(output * grad_output).sum()`. The config says `causal` (PyTorch got a causal `src_mask` with `is_causal=True`).
 * `index.json` -- the case names.
 """
 
@@ -252,6 +256,42 @@ def seq2seq_case(index, name, *, mode, layers, bidirectional, score, b=3, s=6, t
     CASES.append(name)
 
 
+def transformer_case(index, name, *, d, h, ff, n, l, batch_first=False, norm_first=False, bias=True,
+                     lengths=None, causal=False):
+    torch.manual_seed(3000 + index)
+    layer = nn.TransformerEncoderLayer(d, h, dim_feedforward=ff, dropout=0.0, batch_first=batch_first,
+                                       norm_first=norm_first, bias=bias)
+    with torch.no_grad():
+        for norm in (layer.norm1, layer.norm2):
+            norm.weight.uniform_(0.5, 1.5)
+            if bias:
+                norm.bias.uniform_(-0.5, 0.5)
+        if bias:
+            layer.self_attn.in_proj_bias.uniform_(-0.5, 0.5)
+            layer.self_attn.out_proj.bias.uniform_(-0.5, 0.5)
+    dims = (n, l, d) if batch_first else (l, n, d)
+    x = torch.randn(*dims, requires_grad=True)
+    kwargs = {}
+    io = {}
+    if lengths is not None:
+        pad = torch.arange(l)[None, :] >= torch.tensor(lengths)[:, None]
+        kwargs["src_key_padding_mask"] = pad
+        io["key_padding_mask"] = pad.float()
+    if causal:
+        kwargs["src_mask"] = torch.triu(torch.ones(l, l, dtype=torch.bool), diagonal=1)
+        kwargs["is_causal"] = True
+    y = layer(x, **kwargs)
+    g = torch.randn_like(y)
+    params = dict(layer.named_parameters())
+    grads = torch.autograd.grad((y * g).sum(), [x] + list(params.values()))
+    io.update({"input": x, "output": y, "grad_output": g, "grad.input": grads[0]})
+    for pname, gr in zip(params, grads[1:]):
+        io[f"grad.{pname}"] = gr
+    config = {"d_model": d, "nhead": h, "dim_feedforward": ff, "batch_first": batch_first, "norm_first": norm_first,
+              "bias": bias, "batch": n, "len": l, "causal": causal}
+    write(name, layer.state_dict(), io, config)
+
+
 def padding_from_lengths(lengths):
     def make(n, s):
         return "bool", torch.arange(s)[None, :] >= torch.tensor(lengths)[:, None]
@@ -305,6 +345,10 @@ def main():
                  score="dot")
     seq2seq_case(23, "seq2seq_lstm_no_attention_bidirectional", mode="LSTM", layers=1, bidirectional=True,
                  score=None)
+    transformer_case(30, "transformer_post_norm_padding", d=8, h=2, ff=16, n=2, l=5, lengths=[5, 3])
+    transformer_case(31, "transformer_pre_norm_causal_batch_first", d=6, h=3, ff=12, n=3, l=4, batch_first=True,
+                     norm_first=True, causal=True)
+    transformer_case(32, "transformer_no_bias", d=4, h=1, ff=8, n=2, l=3, bias=False)
     (OUT / "index.json").write_text(json.dumps(CASES, indent=1) + "\n")
     print(f"wrote {len(CASES)} cases to {OUT}")
 

@@ -3,9 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 use recur::attention::{
     Attention, AttentionConfig, AttentionInput, AttentionMask, AttentionShape, KeyPadding, MaskValues, MhaInput,
-    MhaInputGrads, MultiheadAttention, MultiheadAttentionConfig, NeedWeights,
+    MhaInputGrads, MultiheadAttention, MultiheadAttentionConfig, NeedWeights, TransformerEncoderLayer,
+    TransformerEncoderLayerConfig,
 };
 use recur::model_file::TensorFile;
 use recur::params::{Module, Trainable};
@@ -126,7 +129,7 @@ fn multihead_attention_matches_pytorch() {
             MhaInput::Cross { query: t("query").data(), key: t("key").data(), value: t("value").data() }
         };
         let shape = AttentionShape { batch: c.batch, queries: c.queries, keys: c.keys };
-        let (_, cache) = mha.forward_train(input, shape, &mask, weights).unwrap();
+        let (_, cache) = mha.forward_train(input, shape, &mask, weights, &mut StdRng::seed_from_u64(0)).unwrap();
         let d_weights = io.tensors.get("grad_weights").map(Tensor::data);
         let grads = mha.backward(input, &cache, t("grad_output").data(), d_weights).unwrap();
         match grads {
@@ -235,4 +238,54 @@ fn the_encoder_decoder_matches_pytorch() {
         checked += 1;
     }
     assert_eq!(checked, 4);
+}
+
+#[derive(serde::Deserialize)]
+struct TransformerCase {
+    d_model: usize,
+    nhead: usize,
+    dim_feedforward: usize,
+    batch_first: bool,
+    norm_first: bool,
+    bias: bool,
+    batch: usize,
+    len: usize,
+    causal: bool,
+}
+
+#[test]
+fn the_transformer_encoder_layer_matches_pytorch() {
+    let (dir, cases) = fixtures();
+    let mut checked = 0;
+    for case in cases.iter().filter(|c| c.starts_with("transformer_")) {
+        let io = TensorFile::read(dir.join(format!("{case}.io.safetensors"))).unwrap();
+        let c: TransformerCase = serde_json::from_str(&io.metadata["config"]).unwrap();
+        let config = TransformerEncoderLayerConfig::new(c.d_model, c.nhead)
+            .dim_feedforward(c.dim_feedforward)
+            .dropout(0.0)
+            .batch_first(c.batch_first)
+            .norm_first(c.norm_first)
+            .bias(c.bias);
+        let mut layer = TransformerEncoderLayer::with_seed(config, 0).unwrap();
+        let model = TensorFile::read(dir.join(format!("{case}.model.safetensors"))).unwrap();
+        layer.load_state_dict(&model.tensors).unwrap_or_else(|e| panic!("{case}: {e}"));
+        let kind = io.tensors.contains_key("key_padding_mask").then(|| "bool".to_string());
+        let padding = Mask::read(&io, "key_padding_mask", &kind);
+        let mask = AttentionMask {
+            key_padding: padding.as_ref().map(|m| KeyPadding::Mask(m.values())),
+            attn_mask: None,
+            causal: c.causal,
+        };
+        let t = |name: &str| &io.tensors[name];
+        let y = layer.forward_tensor(t("input"), &mask).unwrap_or_else(|e| panic!("{case}: {e}"));
+        assert_close(case, "output", y.data(), t("output"));
+        let x = t("input").data();
+        let (_, cache) = layer.forward_train(x, (c.batch, c.len), &mask, &mut StdRng::seed_from_u64(0)).unwrap();
+        let dx = layer.backward(x, &cache, t("grad_output").data()).unwrap();
+        assert_close(case, "grad.input", &dx, t("grad.input"));
+        let n = assert_param_grads(case, &mut layer, &io);
+        assert_eq!(n, io.tensors.keys().filter(|k| k.starts_with("grad.")).count() - 1, "{case}: every parameter");
+        checked += 1;
+    }
+    assert_eq!(checked, 3);
 }

@@ -5,6 +5,8 @@
 //! - [`Attention`]: a decoder's attention over an encoder's outputs, with Bahdanau's additive score or Luong's
 //!   dot and general scores ([`Score`]), as in the first attentional encoder–decoders.
 //! - [`MultiheadAttention`]: PyTorch's `nn.MultiheadAttention`, same parameter names and numbers.
+//! - [`TransformerEncoderLayer`]: PyTorch's `nn.TransformerEncoderLayer`, to set self-attention beside the
+//!   recurrent layers.
 //! - [`AttentionMask`]: key padding (as lengths or PyTorch's `key_padding_mask`), `attn_mask` and the causal mask.
 //!
 //! Every layer here has an explicit forward and backward, checked against finite differences in `f64` and
@@ -14,12 +16,14 @@ mod core;
 mod mask;
 mod multihead;
 mod scoring;
+mod transformer;
 
 pub use mask::{AttentionMask, KeyPadding, MaskValues};
 pub use multihead::{
     MhaCache, MhaInput, MhaInputGrads, MhaOutput, MultiheadAttention, MultiheadAttentionConfig, NeedWeights,
 };
 pub use scoring::{Attention, AttentionCache, AttentionConfig, AttentionGrads, AttentionInput, AttentionOutput, Score};
+pub use transformer::{TransformerCache, TransformerEncoderLayer, TransformerEncoderLayerConfig};
 
 /// The sizes of one call: `N` sequences, `L` queries and `S` keys each (`S = L` for self-attention).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

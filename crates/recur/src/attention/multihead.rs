@@ -11,7 +11,7 @@ use super::mask::{AttentionMask, CheckedMask, MaskDims};
 use crate::error::{Error, Result};
 use crate::kernels::Real;
 use crate::kernels::gemm::{MatMut, MatRef, broadcast_rows, gemm};
-use crate::nn::Linear;
+use crate::nn::{Linear, dropout_mask};
 use crate::params::{Module, Param, ParamMut, ParamRef, Parameter, Trainable, prefixed};
 use crate::tensor::Tensor;
 
@@ -19,9 +19,8 @@ use crate::tensor::Tensor;
 /// `nn.MultiheadAttention(embed_dim, num_heads, bias=True, batch_first=False)`.
 ///
 /// Keys and values have the query's size (`kdim = vdim = embed_dim`), so the three input projections are one
-/// packed `in_proj_weight`. PyTorch's `dropout` on the attention weights, `add_bias_kv` and `add_zero_attn` are not
-/// supported.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// packed `in_proj_weight`. PyTorch's `add_bias_kv` and `add_zero_attn` are not supported.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MultiheadAttentionConfig {
     /// `E`, the size of queries, keys, values and output.
     pub embed_dim: usize,
@@ -31,12 +30,14 @@ pub struct MultiheadAttentionConfig {
     pub bias: bool,
     /// Whether batched inputs are `(N, L, E)` rather than `(L, N, E)`.
     pub batch_first: bool,
+    /// Dropout on the attention weights in training passes ([`MultiheadAttention::forward_train`]).
+    pub dropout: f64,
 }
 
 impl MultiheadAttentionConfig {
     /// `embed_dim` split over `num_heads` heads, with biases, time-major.
     pub fn new(embed_dim: usize, num_heads: usize) -> Self {
-        MultiheadAttentionConfig { embed_dim, num_heads, bias: true, batch_first: false }
+        MultiheadAttentionConfig { embed_dim, num_heads, bias: true, batch_first: false, dropout: 0.0 }
     }
 
     /// With or without biases.
@@ -47,6 +48,11 @@ impl MultiheadAttentionConfig {
     /// Batch-first (`(N, L, E)`) or time-major (`(L, N, E)`) inputs.
     pub fn batch_first(self, batch_first: bool) -> Self {
         MultiheadAttentionConfig { batch_first, ..self }
+    }
+
+    /// Dropout with probability `dropout` on the attention weights while training.
+    pub fn dropout(self, dropout: f64) -> Self {
+        MultiheadAttentionConfig { dropout, ..self }
     }
 
     /// `E / H`, the size of one head.
@@ -62,6 +68,12 @@ impl MultiheadAttentionConfig {
             )));
         }
         e.checked_mul(3 * e).ok_or_else(|| Error::config(format!("MultiheadAttention: embed_dim {e} is too large")))?;
+        if !(0.0..=1.0).contains(&self.dropout) {
+            return Err(Error::config(format!(
+                "MultiheadAttention: dropout must be in [0, 1], found {}",
+                self.dropout
+            )));
+        }
         Ok(())
     }
 
@@ -135,6 +147,9 @@ pub struct MhaCache<T = f32> {
     projected: Projected<T>,
     /// Attention probabilities, `N·H` blocks of `L × S`.
     probs: Vec<T>,
+    /// The dropout mask of the probabilities and the probabilities after it (both empty without dropout).
+    dropout_mask: Vec<T>,
+    dropped: Vec<T>,
     /// The heads' outputs side by side, the input of `out_proj`.
     heads_output: Vec<T>,
 }
@@ -219,6 +234,11 @@ impl<T: Real> MultiheadAttention<T> {
         &self.out_proj
     }
 
+    /// The output projection, mutably.
+    pub fn out_proj_mut(&mut self) -> &mut Linear<T> {
+        &mut self.out_proj
+    }
+
     /// The forward pass on row-major slices: see [`MhaInput`] for the layouts. `mask` is checked against
     /// `shape` (`(N, S)` key padding; `(L, S)` or `(N·H, L, S)` `attn_mask`).
     pub fn forward_slices(
@@ -228,16 +248,30 @@ impl<T: Real> MultiheadAttention<T> {
         mask: &AttentionMask<'_>,
         weights: NeedWeights,
     ) -> Result<MhaOutput<T>> {
-        self.forward_train(input, shape, mask, weights).map(|(out, _)| out)
+        self.run(input, shape, mask, weights, None::<&mut rand::rngs::StdRng>).map(|(out, _)| out)
     }
 
-    /// The forward pass, keeping what [`MultiheadAttention::backward`] needs.
+    /// The forward pass in training mode, keeping what [`MultiheadAttention::backward`] needs: with
+    /// [`MultiheadAttentionConfig::dropout`], the attention weights are dropped out (masks drawn from `rng`) before
+    /// they weigh the values, and the weights returned are the dropped ones, as PyTorch returns them.
     pub fn forward_train(
         &self,
         input: MhaInput<'_, T>,
         shape: AttentionShape,
         mask: &AttentionMask<'_>,
         weights: NeedWeights,
+        rng: &mut impl Rng,
+    ) -> Result<(MhaOutput<T>, MhaCache<T>)> {
+        self.run(input, shape, mask, weights, Some(rng))
+    }
+
+    pub(super) fn run<R: Rng>(
+        &self,
+        input: MhaInput<'_, T>,
+        shape: AttentionShape,
+        mask: &AttentionMask<'_>,
+        weights: NeedWeights,
+        rng: Option<&mut R>,
     ) -> Result<(MhaOutput<T>, MhaCache<T>)> {
         let shape = self.check_input(input, shape)?;
         let (e, h) = (self.config.embed_dim, self.config.num_heads);
@@ -251,11 +285,20 @@ impl<T: Real> MultiheadAttention<T> {
         let scale = T::one() / T::from_usize(self.config.head_dim()).unwrap_or(T::one()).sqrt();
         dot_scores(groups, views[0], views[1], scale, &mut probs);
         masked_softmax(groups, &mask, &mut probs)?;
+        let (dropout_mask, dropped) = match rng {
+            Some(rng) if self.config.dropout > 0.0 => {
+                let m: Vec<T> = dropout_mask(probs.len(), self.config.dropout, rng);
+                let dropped = probs.iter().zip(&m).map(|(&p, &m)| p * m).collect();
+                (m, dropped)
+            }
+            _ => (Vec::new(), Vec::new()),
+        };
+        let used = if dropped.is_empty() { &probs } else { &dropped };
         let mut heads_output = vec![T::zero(); batch * queries * e];
-        weighted_sum(groups, &probs, views[2], (&mut heads_output, self.heads_layout(shape)));
+        weighted_sum(groups, used, views[2], (&mut heads_output, self.heads_layout(shape)));
         let output = self.out_proj.forward(&heads_output, batch * queries)?;
-        let returned = average_heads(&probs, weights, h, queries * keys);
-        let cache = MhaCache { shape, weights, projected, probs, heads_output };
+        let returned = average_heads(used, weights, h, queries * keys);
+        let cache = MhaCache { shape, weights, projected, probs, dropout_mask, dropped, heads_output };
         Ok((MhaOutput { output, weights: returned }, cache))
     }
 
@@ -298,7 +341,9 @@ impl<T: Real> MultiheadAttention<T> {
         };
         let mut grads = QkvGrads { buffers, layouts };
         let d_heads = Heads { data: &d_heads[..], layout: self.heads_layout(shape) };
-        weighted_sum_backward(groups, (&cache.probs, views[2]), d_heads, &mut dprobs, &mut grads);
+        let used = if cache.dropped.is_empty() { &cache.probs } else { &cache.dropped };
+        weighted_sum_backward(groups, (used, views[2]), d_heads, &mut dprobs, &mut grads);
+        dprobs.iter_mut().zip(&cache.dropout_mask).for_each(|(d, &m)| *d *= m);
         softmax_backward(keys, &cache.probs, &mut dprobs);
         let scale = T::one() / T::from_usize(self.config.head_dim()).unwrap_or(T::one()).sqrt();
         dot_scores_backward(groups, (views[0], views[1]), scale, &mut dprobs, &mut grads);
@@ -672,7 +717,8 @@ mod tests {
             g_w: (w_len > 0).then(|| random(w_len, &mut rng)),
         };
         let (q0, k0, v0) = (q.clone(), k.clone(), v.clone());
-        let (_, cache) = m.forward_train(make_input(cross, &q0, &k0, &v0), shape, &probe.mask, weights).unwrap();
+        let (_, cache) =
+            m.forward_train(make_input(cross, &q0, &k0, &v0), shape, &probe.mask, weights, &mut rng).unwrap();
         let grads = m.backward(make_input(cross, &q0, &k0, &v0), &cache, &probe.g, probe.g_w.as_deref()).unwrap();
         let tol = 1e-6;
         match grads {
@@ -745,6 +791,62 @@ mod tests {
     }
 
     #[test]
+    fn dropout_on_the_weights_has_gradients_that_match_finite_differences() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let config = MultiheadAttentionConfig::new(6, 2).batch_first(true).dropout(0.3);
+        let mut m = layer(config, &mut rng);
+        let shape = AttentionShape { batch: 2, queries: 4, keys: 4 };
+        let mut x = random(2 * 4 * 6, &mut rng);
+        let g = random(x.len(), &mut rng);
+        let g_w = random(2 * 4 * 4, &mut rng);
+        // Every evaluation draws the same masks.
+        let loss = |m: &MultiheadAttention<f64>, x: &[f64]| {
+            let mut same = StdRng::seed_from_u64(9);
+            let (out, _) = m
+                .forward_train(
+                    MhaInput::SelfAttention(x),
+                    shape,
+                    &AttentionMask::none(),
+                    NeedWeights::Averaged,
+                    &mut same,
+                )
+                .unwrap();
+            let w = out.weights.unwrap();
+            out.output.iter().zip(&g).map(|(a, b)| a * b).sum::<f64>()
+                + w.iter().zip(&g_w).map(|(a, b)| a * b).sum::<f64>()
+        };
+        let x0 = x.clone();
+        let (out, cache) = m
+            .forward_train(
+                MhaInput::SelfAttention(&x0),
+                shape,
+                &AttentionMask::none(),
+                NeedWeights::Averaged,
+                &mut StdRng::seed_from_u64(9),
+            )
+            .unwrap();
+        assert!(out.weights.unwrap().contains(&0.0), "some weights are dropped");
+        let MhaInputGrads::SelfAttention(dx) =
+            m.backward(MhaInput::SelfAttention(&x0), &cache, &g, Some(&g_w)).unwrap()
+        else {
+            panic!("self-attention gives one gradient")
+        };
+        check("dx", &mut x, &dx, 1e-6, |x| loss(&m, x)).unwrap();
+        let mut w = m.in_proj_weight.value().to_vec();
+        let dw = m.in_proj_weight.grad().unwrap().to_vec();
+        check("in_proj_weight", &mut w, &dw, 1e-6, |w| {
+            let mut m2 = m.clone();
+            m2.in_proj_weight.value_mut().copy_from_slice(w);
+            loss(&m2, &x0)
+        })
+        .unwrap();
+        let inference = m
+            .forward_slices(MhaInput::SelfAttention(&x0), shape, &AttentionMask::none(), NeedWeights::Averaged)
+            .unwrap();
+        assert!(!inference.weights.unwrap().contains(&0.0), "inference does not drop");
+    }
+
+    #[test]
     fn masked_keys_get_no_weight_and_weights_sum_to_one() {
         let config = MultiheadAttentionConfig::new(4, 2).batch_first(true);
         let m = MultiheadAttention::<f32>::with_seed(config, 3).unwrap();
@@ -767,6 +869,7 @@ mod tests {
     fn bad_shapes_and_configurations_are_errors() {
         assert!(MultiheadAttention::<f32>::zeros(MultiheadAttentionConfig::new(6, 4)).is_err());
         assert!(MultiheadAttention::<f32>::zeros(MultiheadAttentionConfig::new(0, 1)).is_err());
+        assert!(MultiheadAttention::<f32>::zeros(MultiheadAttentionConfig::new(4, 1).dropout(1.5)).is_err());
         let m = MultiheadAttention::<f32>::with_seed(MultiheadAttentionConfig::new(4, 2), 0).unwrap();
         let x = Tensor::zeros([3, 2, 4]);
         let err = m.forward(&x, &x, &Tensor::zeros([3, 2, 5]), &Default::default(), NeedWeights::No).unwrap_err();

@@ -7,6 +7,14 @@ use rand::{Rng, SeedableRng};
 use crate::error::{Error, Result};
 use crate::kernels::Real;
 
+/// An inverted-dropout mask of `len` values drawn from `rng`: each is `1/(1−p)` with probability `1−p`, else 0
+/// (all 0 when `p = 1`).
+pub fn dropout_mask<T: Real>(len: usize, p: f64, rng: &mut impl Rng) -> Vec<T> {
+    let keep = 1.0 - p;
+    let scale = if keep > 0.0 { T::from_f64(1.0 / keep).expect("a finite scale") } else { T::zero() };
+    (0..len).map(|_| if rng.random::<f64>() < keep { scale } else { T::zero() }).collect()
+}
+
 /// Inverted dropout with probability `p`, PyTorch's `nn.Dropout(p)`:
 ///
 /// `y = x ⊙ m`, with `m_i = 1/(1−p)` with probability `1−p` and `0` otherwise, drawn anew by every training
@@ -79,11 +87,7 @@ impl<T: Real> Dropout<T> {
             y.copy_from_slice(x);
             return Ok(());
         }
-        let keep = 1.0 - self.p;
-        let scale = if keep > 0.0 { T::from_f64(1.0 / keep).expect("a finite scale") } else { T::zero() };
-        self.mask.clear();
-        let rng = &mut self.rng;
-        self.mask.extend((0..x.len()).map(|_| if rng.random::<f64>() < keep { scale } else { T::zero() }));
+        self.mask = dropout_mask(x.len(), self.p, &mut self.rng);
         for ((y, &x), &m) in y.iter_mut().zip(x).zip(&self.mask) {
             *y = x * m;
         }

@@ -38,7 +38,7 @@ mod layer_norm;
 mod linear;
 mod positional;
 
-pub use dropout::Dropout;
+pub use dropout::{Dropout, dropout_mask};
 pub use embedding::Embedding;
 pub use head::{Head, HeadCache, Layout, Readout, SequenceShape};
 pub use layer_norm::{LayerNorm, LayerNormCache};
