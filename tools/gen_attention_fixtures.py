@@ -37,6 +37,9 @@ Layout written, per case:
   deterministic, LayerNorm parameters and biases drawn at random). The io file holds `input`, optional
   `key_padding_mask` (1.0: padding), the expected `output`, `grad_output` and `grad.input` and `grad.<param>` of
   `(output * grad_output).sum()`. The config says `causal` (PyTorch got a causal `src_mask` with `is_causal=True`).
+* `pool_*` cases: attention pooling, a learned `query (F)` attending additively over a batch-first `(N, T, F)`
+  input with `lengths`; expected `pooled (N, F)`, `weights (N, T)` and, for `(pooled * grad_pooled).sum()`,
+  `grad.input` and `grad.<param>`.
 * `index.json` -- the case names.
 """
 
@@ -292,6 +295,26 @@ def transformer_case(index, name, *, d, h, ff, n, l, batch_first=False, norm_fir
     write(name, layer.state_dict(), io, config)
 
 
+def pool_case(index, name, *, n, t, f, a, lengths):
+    torch.manual_seed(4000 + index)
+    query = nn.Parameter(torch.empty(f).uniform_(-1 / math.sqrt(f), 1 / math.sqrt(f)))
+    score = Additive(f, f, a)
+    x = torch.randn(n, t, f, requires_grad=True)
+    e = score.scores(query.expand(n, 1, f), x).squeeze(1)
+    pad = torch.arange(t)[None, :] >= torch.tensor(lengths)[:, None]
+    w = torch.softmax(e.masked_fill(pad, float("-inf")), dim=-1)
+    pooled = (w[:, :, None] * x).sum(1)
+    g = torch.randn_like(pooled)
+    params = {"query": query, **dict(score.named_parameters())}
+    grads = torch.autograd.grad((pooled * g).sum(), [x] + list(params.values()))
+    io = {"input": x, "lengths": torch.tensor(lengths, dtype=torch.float32), "pooled": pooled, "weights": w,
+          "grad_pooled": g, "grad.input": grads[0]}
+    for pname, gr in zip(params, grads[1:]):
+        io[f"grad.{pname}"] = gr
+    state = {"query": query, **score.state_dict()}
+    write(name, state, io, {"features": f, "attention_size": a})
+
+
 def padding_from_lengths(lengths):
     def make(n, s):
         return "bool", torch.arange(s)[None, :] >= torch.tensor(lengths)[:, None]
@@ -349,6 +372,7 @@ def main():
     transformer_case(31, "transformer_pre_norm_causal_batch_first", d=6, h=3, ff=12, n=3, l=4, batch_first=True,
                      norm_first=True, causal=True)
     transformer_case(32, "transformer_no_bias", d=4, h=1, ff=8, n=2, l=3, bias=False)
+    pool_case(40, "pool_additive", n=3, t=5, f=6, a=4, lengths=[5, 2, 4])
     (OUT / "index.json").write_text(json.dumps(CASES, indent=1) + "\n")
     print(f"wrote {len(CASES)} cases to {OUT}")
 

@@ -8,6 +8,7 @@ use std::path::Path;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::attention::{AttentionPooling, PoolingCache};
 use crate::error::{Error, Result};
 use crate::layer::{Recurrent, RecurrentCache, RecurrentConfig, RecurrentOutput};
 use crate::model_file::{self, TensorFile};
@@ -39,12 +40,15 @@ pub enum ReadoutName {
     Mean,
     /// [`Readout::EveryStep`].
     EveryStep,
+    /// Many-to-one: the steps weighed by [`AttentionPooling`] (parameters under `pool.`), then the head.
+    Attention,
 }
 
 impl From<ReadoutName> for Readout {
     fn from(r: ReadoutName) -> Readout {
         match r {
-            ReadoutName::Last => Readout::Last,
+            // The head reads the pooled vector as a sequence of one step.
+            ReadoutName::Last | ReadoutName::Attention => Readout::Last,
             ReadoutName::Mean => Readout::Mean,
             ReadoutName::EveryStep => Readout::EveryStep,
         }
@@ -75,6 +79,7 @@ pub struct SequenceModel {
     config: SequenceModelConfig,
     embedding: Option<Embedding>,
     rnn: Recurrent,
+    pool: Option<AttentionPooling>,
     head: Head,
 }
 
@@ -83,6 +88,7 @@ pub struct SequenceModel {
 pub struct SequenceModelCache {
     tokens: Option<Vec<usize>>,
     rnn: RecurrentCache,
+    pool: Option<PoolingCache>,
     head: HeadCache<f32>,
     shape: SequenceShape,
 }
@@ -97,8 +103,12 @@ impl SequenceModel {
         };
         let rnn = Recurrent::new(config.recurrent.clone(), rng)?;
         let features = config.recurrent.directions() * config.recurrent.output_size();
+        let pool = match config.readout {
+            ReadoutName::Attention => Some(AttentionPooling::new(features, features, rng)?),
+            _ => None,
+        };
         let head = Head::new(config.readout.into(), features, config.outputs, rng)?;
-        Ok(SequenceModel { config, embedding, rnn, head })
+        Ok(SequenceModel { config, embedding, rnn, pool, head })
     }
 
     /// The configuration.
@@ -167,7 +177,7 @@ impl SequenceModel {
             None => self.rnn.forward(&x, state.h0(), state.c0())?,
             Some(lengths) => self.rnn.forward_with_lengths(&x, lengths, state.h0(), state.c0())?,
         };
-        let (y, _) = self.head.forward(out.output.data(), self.shape(steps, batch), lengths)?;
+        let (y, _, _) = self.read(out.output.data(), self.shape(steps, batch), lengths)?;
         Ok((y, out))
     }
 
@@ -186,12 +196,33 @@ impl SequenceModel {
             Some(lengths) => self.rnn.forward_train_with_lengths(&x, lengths, state.h0(), state.c0(), rng)?,
         };
         let shape = self.shape(steps, batch);
-        let (y, head) = self.head.forward(out.output.data(), shape, lengths)?;
+        let (y, pool, head) = self.read(out.output.data(), shape, lengths)?;
         let tokens = match input {
             SequenceInput::Tokens { ids, .. } => Some(ids.to_vec()),
             SequenceInput::Features(_) => None,
         };
-        Ok((y, out, SequenceModelCache { tokens, rnn, head, shape }))
+        Ok((y, out, SequenceModelCache { tokens, rnn, pool, head, shape }))
+    }
+
+    /// The head's predictions from the recurrent output, through the attention pooling when there is one.
+    fn read(
+        &self,
+        output: &[f32],
+        shape: SequenceShape,
+        lengths: Option<&[usize]>,
+    ) -> Result<(Vec<f32>, Option<PoolingCache>, HeadCache<f32>)> {
+        match &self.pool {
+            Some(pool) => {
+                let (pooled, cache) = pool.forward_train(output, shape, lengths)?;
+                let one_step = SequenceShape { steps: 1, layout: Layout::BatchFirst, ..shape };
+                let (y, head) = self.head.forward(&pooled, one_step, None)?;
+                Ok((y, Some(cache), head))
+            }
+            None => {
+                let (y, head) = self.head.forward(output, shape, lengths)?;
+                Ok((y, None, head))
+            }
+        }
     }
 
     /// For an every-step head over a padded batch: which prediction rows are real steps (`true`) rather than
@@ -212,7 +243,10 @@ impl SequenceModel {
     /// Backpropagation from `∂L/∂predictions` through the head, the recurrent layer (through time) and the
     /// embedding, accumulating every parameter's gradient.
     pub fn backward(&mut self, cache: &SequenceModelCache, d_predictions: &[f32]) -> Result<()> {
-        let d_output = self.head.backward(&cache.head, d_predictions)?;
+        let mut d_output = self.head.backward(&cache.head, d_predictions)?;
+        if let (Some(pool), Some(pool_cache)) = (&mut self.pool, &cache.pool) {
+            d_output = pool.backward(pool_cache, &d_output)?;
+        }
         let s = cache.shape;
         let output_shape = match s.layout {
             Layout::BatchFirst => [s.batch, s.steps, s.features],
@@ -299,6 +333,9 @@ impl Module for SequenceModel {
             all.extend(prefixed("embedding", e.named_params()));
         }
         all.extend(prefixed("rnn", self.rnn.named_params()));
+        if let Some(p) = &self.pool {
+            all.extend(prefixed("pool", p.named_params()));
+        }
         all.extend(prefixed("head", self.head.named_params()));
         all
     }
@@ -309,6 +346,9 @@ impl Module for SequenceModel {
             all.extend(prefixed("embedding", e.named_params_mut()));
         }
         all.extend(prefixed("rnn", self.rnn.named_params_mut()));
+        if let Some(p) = &mut self.pool {
+            all.extend(prefixed("pool", p.named_params_mut()));
+        }
         all.extend(prefixed("head", self.head.named_params_mut()));
         all
     }
@@ -321,6 +361,9 @@ impl Trainable for SequenceModel {
             all.extend(prefixed("embedding", e.parameters()));
         }
         all.extend(prefixed("rnn", self.rnn.parameters()));
+        if let Some(p) = &mut self.pool {
+            all.extend(prefixed("pool", p.parameters()));
+        }
         all.extend(prefixed("head", self.head.parameters()));
         all
     }

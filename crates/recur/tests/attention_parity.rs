@@ -6,14 +6,14 @@ use std::path::{Path, PathBuf};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use recur::attention::{
-    Attention, AttentionConfig, AttentionInput, AttentionMask, AttentionShape, KeyPadding, MaskValues, MhaInput,
-    MhaInputGrads, MultiheadAttention, MultiheadAttentionConfig, NeedWeights, TransformerEncoderLayer,
-    TransformerEncoderLayerConfig,
+    Attention, AttentionConfig, AttentionInput, AttentionMask, AttentionPooling, AttentionShape, KeyPadding,
+    MaskValues, MhaInput, MhaInputGrads, MultiheadAttention, MultiheadAttentionConfig, NeedWeights,
+    TransformerEncoderLayer, TransformerEncoderLayerConfig,
 };
 use recur::model_file::TensorFile;
 use recur::params::{Module, Trainable};
 use recur::seq2seq::{Seq2Seq, Seq2SeqBatch};
-use recur::{CrossEntropyLoss, Tensor};
+use recur::{CrossEntropyLoss, Layout, SequenceShape, Tensor};
 
 const TOLERANCE: f32 = 1e-5;
 
@@ -288,4 +288,25 @@ fn the_transformer_encoder_layer_matches_pytorch() {
         checked += 1;
     }
     assert_eq!(checked, 3);
+}
+
+#[test]
+fn attention_pooling_matches_pytorch() {
+    let (dir, _) = fixtures();
+    let case = "pool_additive";
+    let io = TensorFile::read(dir.join(format!("{case}.io.safetensors"))).unwrap();
+    let model = TensorFile::read(dir.join(format!("{case}.model.safetensors"))).unwrap();
+    let x = &io.tensors["input"];
+    let (batch, steps, features) = (x.shape()[0], x.shape()[1], x.shape()[2]);
+    let attention_size = model.tensors["energy.weight"].shape()[1];
+    let mut pool = AttentionPooling::new(features, attention_size, &mut StdRng::seed_from_u64(0)).unwrap();
+    pool.load_state_dict(&model.tensors).unwrap();
+    let lengths: Vec<usize> = io.tensors["lengths"].data().iter().map(|&v| v as usize).collect();
+    let shape = SequenceShape { steps, batch, features, layout: Layout::BatchFirst };
+    let (pooled, cache) = pool.forward_train(x.data(), shape, Some(&lengths)).unwrap();
+    assert_close(case, "pooled", &pooled, &io.tensors["pooled"]);
+    assert_close(case, "weights", cache.weights(), &io.tensors["weights"]);
+    let dx = pool.backward(&cache, io.tensors["grad_pooled"].data()).unwrap();
+    assert_close(case, "grad.input", &dx, &io.tensors["grad.input"]);
+    assert_eq!(assert_param_grads(case, &mut pool, &io), 4);
 }

@@ -7,6 +7,7 @@
 //! - [`MultiheadAttention`]: PyTorch's `nn.MultiheadAttention`, same parameter names and numbers.
 //! - [`TransformerEncoderLayer`]: PyTorch's `nn.TransformerEncoderLayer`, to set self-attention beside the
 //!   recurrent layers.
+//! - [`AttentionPooling`]: a many-to-one readout that weighs every step's output.
 //! - [`AttentionMask`]: key padding (as lengths or PyTorch's `key_padding_mask`), `attn_mask` and the causal mask.
 //!
 //! Every layer here has an explicit forward and backward, checked against finite differences in `f64` and
@@ -15,6 +16,7 @@
 mod core;
 mod mask;
 mod multihead;
+mod pooling;
 mod scoring;
 mod transformer;
 
@@ -22,6 +24,7 @@ pub use mask::{AttentionMask, KeyPadding, MaskValues};
 pub use multihead::{
     MhaCache, MhaInput, MhaInputGrads, MhaOutput, MultiheadAttention, MultiheadAttentionConfig, NeedWeights,
 };
+pub use pooling::{AttentionPooling, PoolingCache};
 pub use scoring::{Attention, AttentionCache, AttentionConfig, AttentionGrads, AttentionInput, AttentionOutput, Score};
 pub use transformer::{TransformerCache, TransformerEncoderLayer, TransformerEncoderLayerConfig};
 
