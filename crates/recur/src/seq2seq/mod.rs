@@ -12,7 +12,7 @@
 //! directions of a bidirectional encoder side by side, so it has `D·H` units. Because the state does not depend on
 //! the attention, training runs the decoder over all target steps at once (teacher forcing) through the same
 //! whole-sequence path as any recurrent layer, and decoding steps it one token at a time through the streaming
-//! path ([`decode`]).
+//! path ([`Seq2Seq::decode`]).
 //!
 //! Parameters are named as a PyTorch module with attributes `source_embedding`, `target_embedding`, `encoder`,
 //! `decoder`, `attention`, `combine` and `output` would name them.
