@@ -60,7 +60,7 @@ pub fn learning_curves(
         let points: Vec<(f64, f64)> = records.iter().filter_map(|r| Some((r.step as f64, r.metric(&name)?))).collect();
         let reference = baseline.filter(|b| b.metric == name).map(|b| (b.value, b.label.to_string()));
         // Errors fall over orders of magnitude; fractions (accuracies) are read on a linear scale.
-        let fraction = name.contains("accuracy") || name.contains("correct");
+        let fraction = name.contains("accuracy") || name.contains("correct") || name.contains("match");
         panels.push(Panel {
             title: format!("{title}: {}", name.trim_start_matches("eval_")),
             x_label: "step".into(),

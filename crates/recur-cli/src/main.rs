@@ -47,6 +47,8 @@ enum Command {
     Gradflow(commands::gradflow::GradflowArgs),
     /// Generate text from a character model, streamed as it is produced.
     Generate(commands::generate::GenerateArgs),
+    /// Translate one input with a sequence-to-sequence model (reverse, sort, add, dates), greedily or by beam search.
+    Translate(commands::translate::TranslateArgs),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +72,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => commands::demo::run(&args),
         Command::Gradflow(args) => commands::gradflow::run(&args),
         Command::Generate(args) => commands::generate::run(&args),
+        Command::Translate(args) => commands::translate::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

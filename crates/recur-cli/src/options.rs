@@ -2,6 +2,8 @@
 //! what the user left out. The resolved settings are stored with a run, so that `--resume` continues it exactly.
 
 use clap::{Args, ValueEnum};
+use recur::attention::Score;
+use recur::seq2seq::Seq2SeqConfig;
 use recur::train::{OptimizerKind, ScheduleKind, TrainerConfig};
 use recur::{RecurrentConfig, SequenceModelConfig};
 use serde::{Deserialize, Serialize};
@@ -19,6 +21,40 @@ pub enum OptimizerArg {
     Adam,
     /// AdamW (weight decay 0.01).
     Adamw,
+}
+
+/// The `--attention` values: how the decoder of a sequence-to-sequence model scores the encoder's outputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttentionArg {
+    /// No attention: the encoder's final state is the decoder's only view of the source.
+    None,
+    /// Bahdanau's additive score.
+    Additive,
+    /// Luong's dot score.
+    Dot,
+    /// Luong's general (bilinear) score.
+    General,
+    /// The scaled dot product.
+    ScaledDot,
+}
+
+impl AttentionArg {
+    /// The library's score, `None` for no attention.
+    pub fn score(self) -> Option<Score> {
+        match self {
+            AttentionArg::None => None,
+            AttentionArg::Additive => Some(Score::Additive),
+            AttentionArg::Dot => Some(Score::Dot),
+            AttentionArg::General => Some(Score::General),
+            AttentionArg::ScaledDot => Some(Score::ScaledDot),
+        }
+    }
+
+    /// The name as typed on the command line.
+    pub fn as_str(self) -> &'static str {
+        self.score().map_or("none", Score::name)
+    }
 }
 
 /// The task options of `train` and `eval`.
@@ -95,6 +131,9 @@ pub struct TrainOptions {
     /// LSTM: initial value of the forget gate's bias (0 keeps PyTorch's uniform init).
     #[arg(long)]
     pub forget_bias: Option<f32>,
+    /// The decoder's attention over the encoder's outputs (sequence-to-sequence tasks only; default additive).
+    #[arg(long, value_enum)]
+    pub attention: Option<AttentionArg>,
 }
 
 /// A run's complete settings, after defaults.
@@ -136,6 +175,9 @@ pub struct Settings {
     pub log_every: u64,
     /// LSTM forget-gate bias at initialisation (0: PyTorch's init).
     pub forget_bias: f32,
+    /// The decoder's attention, for a sequence-to-sequence task (`None` for the others).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention: Option<AttentionArg>,
 }
 
 impl Settings {
@@ -171,7 +213,19 @@ impl Settings {
             eval_every: o.eval_every.unwrap_or(d.eval_every),
             log_every: o.log_every.unwrap_or(10),
             forget_bias: o.forget_bias.unwrap_or(if model == ModelKind::Lstm { d.forget_bias } else { 0.0 }),
+            attention: match o.attention {
+                _ if !name.is_seq2seq() => None,
+                Some(a) => Some(a),
+                None => Some(AttentionArg::Additive),
+            },
         };
+        if let (Some(a), false) = (o.attention, name.is_seq2seq()) {
+            return Err(format!(
+                "--attention {} applies to the sequence-to-sequence tasks (reverse, sort, add, dates), not --task {}",
+                a.as_str(),
+                name.as_str()
+            ));
+        }
         settings.check()?;
         Ok(settings)
     }
@@ -202,6 +256,18 @@ impl Settings {
         if self.forget_bias != 0.0 && self.model != ModelKind::Lstm {
             return Err(format!("--forget-bias is an LSTM option, found --model {}", self.model.as_str()));
         }
+        if self.task.name.is_seq2seq() {
+            let task = self.task.name.as_str();
+            let unsupported = [
+                ("--tbptt", self.tbptt.is_some()),
+                ("--proj-size", self.proj_size != 0),
+                ("--dropout", self.dropout != 0.0),
+                ("--forget-bias", self.forget_bias != 0.0),
+            ];
+            if let Some((name, _)) = unsupported.iter().find(|(_, set)| *set) {
+                return Err(format!("{name} is not available for the sequence-to-sequence task {task}"));
+            }
+        }
         Ok(())
     }
 
@@ -221,6 +287,20 @@ impl Settings {
             recurrent = recurrent.forget_bias(self.forget_bias);
         }
         SequenceModelConfig { vocab, recurrent, readout: shape.readout, outputs: shape.outputs }
+    }
+
+    /// The encoder-decoder of a sequence-to-sequence task with these vocabulary sizes.
+    pub fn seq2seq_config(&self, source_vocab: usize, target_vocab: usize) -> Seq2SeqConfig {
+        Seq2SeqConfig {
+            mode: self.model.mode(),
+            source_vocab,
+            target_vocab,
+            embedding_dim: self.embed.max(1),
+            hidden_size: self.hidden,
+            num_layers: self.layers,
+            bidirectional: self.bidirectional,
+            attention: self.attention.and_then(AttentionArg::score),
+        }
     }
 
     /// The trainer configuration.
@@ -275,5 +355,19 @@ mod tests {
             assert!(err.contains(needle), "{err}");
         }
         assert!(Settings::resolve(&TaskArgs::default(), &TrainOptions::default()).unwrap_err().contains("--task"));
+    }
+
+    #[test]
+    fn attention_is_for_sequence_to_sequence_tasks_only() {
+        let reverse = TaskArgs { task: Some(TaskName::Reverse), ..TaskArgs::default() };
+        let s = Settings::resolve(&reverse, &TrainOptions::default()).unwrap();
+        assert_eq!(s.attention, Some(AttentionArg::Additive));
+        let none = TrainOptions { attention: Some(AttentionArg::None), ..Default::default() };
+        assert_eq!(Settings::resolve(&reverse, &none).unwrap().seq2seq_config(13, 13).attention, None);
+        let err = Settings::resolve(&adding(), &none).unwrap_err();
+        assert!(err.contains("--attention") && err.contains("adding"), "{err}");
+        assert_eq!(Settings::resolve(&adding(), &TrainOptions::default()).unwrap().attention, None);
+        let tbptt = TrainOptions { tbptt: Some(4), ..Default::default() };
+        assert!(Settings::resolve(&reverse, &tbptt).unwrap_err().contains("--tbptt"));
     }
 }

@@ -1,4 +1,4 @@
-//! PNG line charts: learning curves, the demo's comparison and gradient flow.
+//! PNG line charts (learning curves, the demo's comparison and gradient flow) and heatmaps (attention weights).
 //!
 //! Text is drawn with DejaVu Sans embedded in the binary (registered with plotters' `ab_glyph` backend), so the
 //! plots render the same on a machine without any system fonts.
@@ -173,6 +173,61 @@ fn legend_corner(panel: &Panel) -> SeriesLabelPosition {
     if 2 * rising > panel.series.len() { SeriesLabelPosition::UpperLeft } else { SeriesLabelPosition::UpperRight }
 }
 
+/// Writes a heatmap of `weights` (`rows.len() × columns.len()`, row-major, each in `[0, 1]`) into a PNG at `path`:
+/// one square per weight, white for 0 to dark blue for 1, the column labels above and the row labels on the left.
+pub fn heatmap(path: &Path, title: &str, weights: &[f32], rows: &[String], columns: &[String]) -> Result<(), String> {
+    if rows.is_empty() || columns.is_empty() || weights.len() != rows.len() * columns.len() {
+        return Err(format!(
+            "cannot draw {}: {} weights for {} rows and {} columns",
+            path.display(),
+            weights.len(),
+            rows.len(),
+            columns.len()
+        ));
+    }
+    register_fonts();
+    let fail = |e: &dyn std::fmt::Display| format!("cannot draw {}: {e}", path.display());
+    let (n_rows, n_cols) = (rows.len() as i32, columns.len() as i32);
+    let cell = (640 / n_cols.max(n_rows)).clamp(16, 44);
+    let (left, top) = (70, 80);
+    let width = (left + n_cols * cell + 30).max(360) as u32;
+    let height = (top + n_rows * cell + 30) as u32;
+    let root = BitMapBackend::new(path, (width, height)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| fail(&e))?;
+    let centered = |size: i32| {
+        TextStyle::from((FONT, size).into_font()).pos(plotters::style::text_anchor::Pos::new(
+            plotters::style::text_anchor::HPos::Center,
+            plotters::style::text_anchor::VPos::Center,
+        ))
+    };
+    let shown = |label: &str| if label == " " { "␣".to_string() } else { label.to_string() };
+    let draw = || -> DrawResult {
+        root.draw(&Text::new(title.to_string(), (width as i32 / 2, 22), centered(18)))?;
+        let label_size = (cell * 3 / 5).clamp(11, 18);
+        for (c, label) in columns.iter().enumerate() {
+            let x = left + c as i32 * cell + cell / 2;
+            root.draw(&Text::new(shown(label), (x, top - 14), centered(label_size)))?;
+        }
+        for (r, label) in rows.iter().enumerate() {
+            let y = top + r as i32 * cell + cell / 2;
+            root.draw(&Text::new(shown(label), (left - 24, y), centered(label_size)))?;
+            for c in 0..columns.len() {
+                let w = f64::from(weights[r * columns.len() + c]).clamp(0.0, 1.0);
+                let shade = |full: u8| (255.0 - w * (255.0 - f64::from(full))).round() as u8;
+                let color = RGBColor(shade(8), shade(48), shade(107));
+                let (x0, y0) = (left + c as i32 * cell, top + r as i32 * cell);
+                root.draw(&Rectangle::new([(x0, y0), (x0 + cell - 1, y0 + cell - 1)], color.filled()))?;
+            }
+        }
+        let frame = [(left - 1, top - 1), (left + n_cols * cell, top + n_rows * cell)];
+        root.draw(&Rectangle::new(frame, RGBColor(110, 110, 110).stroke_width(1)))?;
+        Ok(())
+    };
+    draw().map_err(|e| fail(&e))?;
+    root.present().map_err(|e| fail(&e))?;
+    Ok(())
+}
+
 /// An x tick's text: whole numbers without a decimal point (steps, time steps).
 fn tick(v: f64) -> String {
     if v == v.round() { format!("{v:.0}") } else { format!("{v}") }
@@ -228,6 +283,17 @@ mod tests {
         write_png(&dir.path().join("a.png"), &[p.clone()], 300, 200).unwrap();
         p.series.clear();
         write_png(&dir.path().join("b.png"), &[p], 300, 200).unwrap();
+    }
+
+    #[test]
+    fn heatmaps_draw_one_square_per_weight() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.png");
+        let labels = |s: &str| s.chars().map(String::from).collect::<Vec<_>>();
+        let weights = [0.9, 0.1, 0.0, 0.2, 0.3, 0.5];
+        heatmap(&path, "attention", &weights, &labels("ab"), &labels("x y")).unwrap();
+        assert_eq!(&std::fs::read(&path).unwrap()[1..4], b"PNG");
+        assert!(heatmap(&path, "attention", &weights[..5], &labels("ab"), &labels("x y")).is_err());
     }
 
     #[test]

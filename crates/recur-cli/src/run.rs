@@ -4,11 +4,16 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use rand_chacha::ChaCha8Rng;
+use recur::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig, clip_grad_norm, zero_grad};
+use recur::seq2seq::Seq2Seq;
 use recur::train::Trainer;
+use recur::{CrossEntropyLoss, Trainable};
 
 use crate::metrics::Record;
-use crate::options::Settings;
+use crate::options::{OptimizerArg, Settings};
 use crate::progress::Progress;
+use crate::tasks::translate::{Translate, as_batch};
 use crate::tasks::{Batch, BatchInput, BatchTargets, Task};
 
 /// How a run ended.
@@ -104,6 +109,76 @@ pub fn train(
         }
     }
     Ok(Outcome::Finished)
+}
+
+/// The optimizer `settings` name, for a model trained outside a [`Trainer`].
+pub fn optimizer(settings: &Settings) -> recur::Result<Box<dyn Optimizer>> {
+    Ok(match settings.optimizer {
+        OptimizerArg::Sgd => Box::new(Sgd::new(SgdConfig::new(settings.lr).momentum(0.9))?),
+        OptimizerArg::Adam => Box::new(Adam::new(AdamConfig::new(settings.lr))?),
+        OptimizerArg::Adamw => Box::new(Adam::new(AdamConfig::adamw(settings.lr))?),
+    })
+}
+
+/// Trains an encoder-decoder on a sequence-to-sequence task from step `first_step` until `settings.steps` or
+/// until `stop` is raised: each step draws a batch from `rng`, runs teacher forcing, the cross-entropy and its
+/// backward, clips the gradient norm to `settings.clip` (0: not at all) and updates. Records go to `on_record`
+/// as in [`train`].
+#[allow(clippy::too_many_arguments)]
+pub fn train_seq2seq(
+    model: &mut Seq2Seq,
+    optimizer: &mut dyn Optimizer,
+    task: &Translate,
+    settings: &Settings,
+    rng: &mut ChaCha8Rng,
+    stop: &AtomicBool,
+    progress: &Progress,
+    on_record: &mut dyn FnMut(&Record, &Seq2Seq) -> Result<(), String>,
+) -> Result<(Outcome, u64), Box<dyn std::error::Error>> {
+    let classes = task.target_vocab().len();
+    let loss_fn = CrossEntropyLoss::new();
+    let mut since = Instant::now();
+    let mut since_step = 0;
+    let mut step = 0;
+    while step < settings.steps {
+        if stop.load(Ordering::SeqCst) {
+            return Ok((Outcome::Interrupted, step));
+        }
+        let batch = task.train_batch(settings.batch, rng)?;
+        let (logits, cache) = model.forward_train(&as_batch(&batch))?;
+        let (loss, d_logits) = loss_fn.forward(&logits, classes, &batch.targets, None)?;
+        if !loss.is_finite() {
+            return Err(recur::Error::NonFinite { step, what: "loss".into(), value: loss }.into());
+        }
+        model.backward(&cache, &d_logits)?;
+        let mut params = model.parameters();
+        // Clipping to +∞ only measures the norm.
+        let max_norm = if settings.clip > 0.0 { settings.clip } else { f32::INFINITY };
+        let grad_norm = clip_grad_norm(&mut params, max_norm)?;
+        if !grad_norm.is_finite() {
+            return Err(recur::Error::NonFinite { step, what: "gradient norm".into(), value: grad_norm }.into());
+        }
+        optimizer.step(&mut params)?;
+        zero_grad(&mut params);
+        drop(params);
+        step += 1;
+        progress.step(step, loss as f64);
+        let evaluate = step % settings.eval_every == 0 || step == settings.steps;
+        if !(evaluate || step % settings.log_every == 0) {
+            continue;
+        }
+        let elapsed = since.elapsed().as_secs_f64();
+        let steps_per_s = if elapsed > 0.0 { (step - since_step) as f64 / elapsed } else { 0.0 };
+        let eval = if evaluate { task.evaluate(model)? } else { Vec::new() };
+        let record =
+            Record { step, loss: loss as f64, lr: settings.lr, grad_norm: grad_norm as f64, steps_per_s, eval };
+        if evaluate {
+            progress.report(step, record.loss, &record.eval);
+        }
+        on_record(&record, model)?;
+        (since, since_step) = (Instant::now(), step);
+    }
+    Ok((Outcome::Finished, step))
 }
 
 /// A batch of every-step targets cut along time into windows of `k` steps, for truncated BPTT.

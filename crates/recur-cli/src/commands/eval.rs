@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::CommandResult;
+use crate::modelfile::LoadedSeq2Seq;
 use crate::options::TaskArgs;
+use crate::tasks::translate::{Translate, json_name};
 use crate::{modelfile, tasks};
 
 /// Arguments of `recur eval`.
@@ -27,7 +29,10 @@ pub struct EvalArgs {
 
 /// Runs `recur eval`.
 pub fn run(args: &EvalArgs) -> CommandResult {
-    let loaded = modelfile::load(&args.model)?;
+    let loaded = match modelfile::load_any(&args.model)? {
+        modelfile::Any::Sequence(loaded) => *loaded,
+        modelfile::Any::Seq2Seq(loaded) => return run_seq2seq(args, &loaded),
+    };
     let mut spec = match (&loaded.task, args.task.task) {
         (Some(stored), None) => stored.clone(),
         (Some(stored), Some(name)) if stored.name == name => stored.clone(),
@@ -85,6 +90,45 @@ pub fn run(args: &EvalArgs) -> CommandResult {
         }
         if let Some(b) = task.baseline() {
             println!("{:<16} {:.6} ({}: {})", "baseline", b.value, b.metric, b.label);
+        }
+    }
+    Ok(())
+}
+
+/// `recur eval` of an encoder-decoder: greedy decoding of its task's held-out set (`--seq-len` and `--seed` draw
+/// another one), scored by exact match and per-token accuracy.
+fn run_seq2seq(args: &EvalArgs, loaded: &LoadedSeq2Seq) -> CommandResult {
+    let mut spec = loaded.task.clone();
+    if let Some(name) = args.task.task.filter(|&name| name != spec.name) {
+        return Err(format!(
+            "the model was trained on --task {}, a sequence-to-sequence task; it cannot be scored on --task {}",
+            spec.name.as_str(),
+            name.as_str()
+        )
+        .into());
+    }
+    if let Some(n) = args.task.seq_len.or(args.task.window) {
+        spec.seq_len = n;
+    }
+    if let Some(seed) = args.seed {
+        spec.eval_seed = seed;
+    }
+    let task = Translate::new(&spec)?;
+    task.fits(loaded.model.config())?;
+    if (task.source_vocab(), task.target_vocab()) != (&loaded.source, &loaded.target) {
+        return Err(format!("the model's vocabularies are not those of {}", task.describe()).into());
+    }
+    let metrics = task.evaluate(&loaded.model)?;
+    if args.json {
+        let mut map: serde_json::Map<String, serde_json::Value> =
+            metrics.iter().map(|(k, v)| (json_name(k).to_string(), (*v).into())).collect();
+        map.insert("task".into(), spec.name.as_str().into());
+        map.insert("count".into(), tasks::translate::HELD_OUT.into());
+        println!("{}", serde_json::Value::Object(map));
+    } else {
+        println!("{}: {} held-out pairs, greedy decoding", task.describe(), tasks::translate::HELD_OUT);
+        for (k, v) in &metrics {
+            println!("{:<16} {v:.6}", json_name(k));
         }
     }
     Ok(())

@@ -8,6 +8,7 @@ pub mod generate;
 pub mod gradflow;
 pub mod info;
 pub mod train;
+pub mod translate;
 
 /// What a subcommand returns: a failure is printed as one line.
 pub type CommandResult = Result<(), Box<dyn std::error::Error>>;

@@ -5,6 +5,10 @@
 //! - `checkpoint.safetensors`: the trainer's complete state, after every evaluation and on Ctrl-C;
 //! - `model.safetensors`: the model (PyTorch names, configuration and task in the metadata);
 //! - `curves.png`: the learning curves.
+//!
+//! A sequence-to-sequence task (`reverse`, `sort`, `add`, `dates`) trains an encoder-decoder instead, scored by
+//! greedy decoding of a held-out set; its `model.safetensors` also holds both vocabularies, and it has no
+//! checkpoint (such a run cannot be resumed).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -13,6 +17,7 @@ use std::time::Instant;
 use clap::Args;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use recur::seq2seq::Seq2Seq;
 use recur::train::Trainer;
 use recur::{Module, SequenceModel};
 
@@ -20,7 +25,8 @@ use super::CommandResult;
 use crate::metrics::{MetricsLog, Record};
 use crate::options::{Settings, TaskArgs, TrainOptions};
 use crate::progress::{Display, Progress};
-use crate::run::{Outcome, train};
+use crate::run::{Outcome, train, train_seq2seq};
+use crate::tasks::translate::{Translate, json_name};
 use crate::{charts, interrupt, modelfile, tasks};
 
 /// Arguments of `recur train`.
@@ -55,6 +61,12 @@ const CURVES_FILE: &str = "curves.png";
 /// Runs `recur train`.
 pub fn run(args: &TrainArgs) -> CommandResult {
     super::set_threads(args.threads)?;
+    if args.resume.is_none() {
+        let settings = Settings::resolve(&args.task, &args.options)?;
+        if settings.task.name.is_seq2seq() {
+            return run_seq2seq(args, settings);
+        }
+    }
     let (dir, settings, trainer, log) = match &args.resume {
         Some(dir) => resume(dir, args)?,
         None => start(args)?,
@@ -148,15 +160,8 @@ type Start = (PathBuf, Settings, Trainer, MetricsLog);
 
 /// A new run: settings from the options, a fresh model, an empty metrics file.
 fn start(args: &TrainArgs) -> Result<Start, Box<dyn std::error::Error>> {
-    let dir = args.out.clone().ok_or("--out DIR is required")?;
+    let dir = new_run_dir(args)?;
     let settings = Settings::resolve(&args.task, &args.options)?;
-    if dir.join(RUN_FILE).exists() {
-        return Err(format!(
-            "{} already holds a run: continue it with --resume {0}, or choose another --out",
-            dir.display()
-        )
-        .into());
-    }
     // The data are read first: a bad file leaves no half-made run directory behind.
     let task = tasks::build(&settings.task)?;
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -178,6 +183,14 @@ fn resume(dir: &Path, args: &TrainArgs) -> Result<Start, Box<dyn std::error::Err
     let json = std::fs::read_to_string(&run_file).map_err(|e| format!("{}: {e}", run_file.display()))?;
     let mut settings: Settings =
         serde_json::from_str(&json).map_err(|e| format!("{}: not a run's settings: {e}", run_file.display()))?;
+    if settings.task.name.is_seq2seq() {
+        return Err(format!(
+            "{} is a sequence-to-sequence run, which cannot be resumed (it keeps no checkpoint); its model is {}",
+            dir.display(),
+            dir.join(modelfile::MODEL_FILE).display()
+        )
+        .into());
+    }
     if let Some(steps) = args.options.steps {
         settings.steps = steps;
     }
@@ -190,6 +203,92 @@ fn resume(dir: &Path, args: &TrainArgs) -> Result<Start, Box<dyn std::error::Err
     write(&run_file, &serde_json::to_string_pretty(&settings).expect("settings serialise"))?;
     let log = MetricsLog::resume(&dir.join(METRICS_FILE), trainer.step_count())?;
     Ok((dir.to_path_buf(), settings, trainer, log))
+}
+
+/// A new run directory for `settings`, refusing one that already holds a run.
+fn new_run_dir(args: &TrainArgs) -> Result<PathBuf, String> {
+    let dir = args.out.clone().ok_or("--out DIR is required")?;
+    if dir.join(RUN_FILE).exists() {
+        return Err(format!(
+            "{} already holds a run: continue it with --resume {0}, or choose another --out",
+            dir.display()
+        ));
+    }
+    Ok(dir)
+}
+
+/// `recur train` on a sequence-to-sequence task: an encoder-decoder, trained by teacher forcing and scored by
+/// greedy decoding of the held-out set at every evaluation.
+fn run_seq2seq(args: &TrainArgs, settings: Settings) -> CommandResult {
+    let dir = new_run_dir(args)?;
+    let task = Translate::new(&settings.task)?;
+    let config = settings.seq2seq_config(task.source_vocab().len(), task.target_vocab().len());
+    // One generator draws the initial weights, then the training batches.
+    let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
+    let mut model = Seq2Seq::new(config, &mut rng)?;
+    let mut optimizer = crate::run::optimizer(&settings)?;
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    write(&dir.join(RUN_FILE), &serde_json::to_string_pretty(&settings).expect("settings serialise"))?;
+    let mut log = MetricsLog::create(&dir.join(METRICS_FILE))?;
+    let attention = settings.attention.map_or("none", |a| a.as_str());
+    let label = format!("{} {}", settings.model.as_str(), settings.task.name.as_str());
+    let progress = Progress::new(Display::choose(args.quiet), &label, 0, settings.steps, None);
+    progress.note(&format!(
+        "{}: {} encoder-decoder{}, hidden {}, {} layer(s), attention {attention}, {} parameters; {} steps of batch \
+         {}, lr {}",
+        task.describe(),
+        settings.model.as_str(),
+        if settings.bidirectional { " (bidirectional encoder)" } else { "" },
+        settings.hidden,
+        settings.layers,
+        model.num_params(),
+        settings.steps,
+        settings.batch,
+        settings.lr
+    ));
+    let started = Instant::now();
+    let mut last: Option<Record> = None;
+    let mut on_record = |record: &Record, _: &Seq2Seq| -> Result<(), String> {
+        log.append(record)?;
+        last = Some(record.clone());
+        Ok(())
+    };
+    let stop: &AtomicBool = interrupt::flag();
+    let (outcome, step) =
+        train_seq2seq(&mut model, optimizer.as_mut(), &task, &settings, &mut rng, stop, &progress, &mut on_record)?;
+    progress.finish();
+    let model_file = dir.join(modelfile::MODEL_FILE);
+    modelfile::save_seq2seq(&model_file, &model, &settings.task, task.source_vocab(), task.target_vocab())?;
+    let records = crate::metrics::read(&dir.join(METRICS_FILE))?;
+    let title = format!("{} on {}", settings.model.as_str(), task.describe());
+    charts::learning_curves(&dir.join(CURVES_FILE), &title, &records, None)?;
+    let seconds = started.elapsed().as_secs_f64();
+    if outcome == Outcome::Interrupted {
+        println!("interrupted at step {step} of {}: the model so far is in {}", settings.steps, model_file.display());
+        interrupt::exit();
+    }
+    let metrics = match last.as_ref().filter(|r| !r.eval.is_empty()) {
+        Some(r) => r.eval.clone(),
+        None => task.evaluate(&model)?,
+    };
+    let steps_per_s = step as f64 / seconds.max(1e-9);
+    let summary: String = metrics.iter().map(|(k, v)| format!(" {} {v:.4}", json_name(k))).collect();
+    println!("done: {step} steps,{summary}; {seconds:.1} s ({steps_per_s:.1} steps/s); wrote {}", dir.display());
+    if args.json {
+        let mut json = serde_json::Map::new();
+        json.insert("task".into(), settings.task.name.as_str().into());
+        json.insert("model".into(), settings.model.as_str().into());
+        json.insert("attention".into(), attention.into());
+        json.insert("steps".into(), step.into());
+        json.insert("loss".into(), last.as_ref().map(|r| r.loss).unwrap_or(f64::NAN).into());
+        for (k, v) in &metrics {
+            json.insert(json_name(k).into(), (*v).into());
+        }
+        json.insert("seconds".into(), seconds.into());
+        json.insert("steps_per_s".into(), steps_per_s.into());
+        println!("{}", serde_json::Value::Object(json));
+    }
+    Ok(())
 }
 
 fn write(path: &Path, text: &str) -> Result<(), String> {

@@ -10,6 +10,7 @@ mod copy;
 mod forecast;
 mod reber;
 mod tagging;
+pub mod translate;
 
 use std::path::PathBuf;
 
@@ -41,6 +42,14 @@ pub enum TaskName {
     Forecast,
     /// Classify the sequences of --data FILE.csv (columns id, label and features).
     Classify,
+    /// Sequence to sequence: letters a-j of up to --seq-len, reversed (encoder-decoder with --attention).
+    Reverse,
+    /// Sequence to sequence: digits of up to --seq-len, sorted.
+    Sort,
+    /// Sequence to sequence: `a+b` (up to --seq-len characters) to the sum.
+    Add,
+    /// Sequence to sequence: a date in one of 12 formats to ISO YYYY-MM-DD.
+    Dates,
 }
 
 impl TaskName {
@@ -55,7 +64,17 @@ impl TaskName {
             TaskName::Charlm => "charlm",
             TaskName::Forecast => "forecast",
             TaskName::Classify => "classify",
+            TaskName::Reverse => "reverse",
+            TaskName::Sort => "sort",
+            TaskName::Add => "add",
+            TaskName::Dates => "dates",
         }
+    }
+
+    /// Whether this is a sequence-to-sequence task (an encoder-decoder model, trained and scored apart from the
+    /// others).
+    pub fn is_seq2seq(self) -> bool {
+        translate::translate_task(self).is_some()
     }
 }
 
@@ -245,6 +264,9 @@ pub fn defaults(name: TaskName) -> Defaults {
         TaskName::MackeyGlass | TaskName::Forecast => forecast::DEFAULTS,
         TaskName::Charlm => charlm::DEFAULTS,
         TaskName::Classify => classify::DEFAULTS,
+        TaskName::Reverse | TaskName::Sort | TaskName::Add | TaskName::Dates => {
+            translate::defaults(translate::translate_task(name).expect("a sequence-to-sequence task"))
+        }
     }
 }
 
@@ -258,6 +280,13 @@ pub fn build(spec: &TaskSpec) -> Result<Box<dyn Task>, Box<dyn std::error::Error
         TaskName::MackeyGlass | TaskName::Forecast => Box::new(forecast::Forecast::new(spec)?),
         TaskName::Charlm => Box::new(charlm::CharLm::new(spec)?),
         TaskName::Classify => Box::new(classify::Classify::new(spec)?),
+        TaskName::Reverse | TaskName::Sort | TaskName::Add | TaskName::Dates => {
+            return Err(format!(
+                "--task {} is a sequence-to-sequence task: it trains an encoder-decoder, not a sequence model",
+                spec.name.as_str()
+            )
+            .into());
+        }
     })
 }
 
