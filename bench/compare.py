@@ -10,10 +10,21 @@ In one run, on one machine, one case at a time and never two engines at once, it
 
 * PyTorch: 2 threads, the module in eval mode under `torch.no_grad()` for inference; for training, the module in
   train mode, `mean(output**2).backward()` and one `torch.optim.Adam` step (then `zero_grad`); for streaming, the
-  module called on a `(1, 1, I)` input with the state of the previous step.
-* ONNX Runtime (inference cases only): the same PyTorch modules exported to ONNX (fixed shapes), run on the CPU
-  execution provider with 2 intra-op threads; for streaming, a one-step model `(x, h[, c]) -> (y, h[, c])` whose
-  state outputs are fed back as the next step's inputs.
+  module called on a `(1, 1, I)` input with the state of the previous step. The `mha` cases run
+  `nn.MultiheadAttention(E, H, batch_first=True)` as self-attention, `mha(x, x, x, need_weights=False)`.
+* The `seq2seq` case: one teacher-forced training step of the `reverse` task's encoder-decoder (recur's
+  `recur::seq2seq::Seq2Seq`; here `Seq2Seq` below, written as tools/gen_attention_fixtures.py writes it to match
+  recur's numbers: embeddings, a packed GRU encoder, a packed GRU decoder started from the encoder's final state,
+  additive attention over the encoder's outputs masked by the source lengths, `combine` with tanh, `output`), the
+  mean cross-entropy over the real target tokens (`ignore_index=-100`), backward, one Adam step, `zero_grad`. Both
+  engines train on the same shapes: 64 sources, sequence k of `1 + (7k mod 20)` letters (every length from 1 to 20,
+  656 letters in all; recur bench's `seq2seq_lengths`), targets one longer (the letters reversed, then EOS), the
+  decoder reading BOS and the reversed letters. The letters themselves are drawn separately in each engine (they do
+  not change the work).
+* ONNX Runtime (the recurrent inference cases only): the same PyTorch modules exported to ONNX (fixed shapes), run on
+  the CPU execution provider with 2 intra-op threads; for streaming, a one-step model `(x, h[, c]) -> (y, h[, c])`
+  whose state outputs are fed back as the next step's inputs. The attention and encoder-decoder cases are not run
+  in ONNX Runtime.
 * the machine's f32 GEMM peak: a 2048x2048 by 2048x2048 product (torch and numpy, 2 threads; the faster counts).
 * recur: `recur bench --json --threads 2 --seconds S --case NAME`, one process per case.
 
@@ -21,7 +32,10 @@ Timing copies `recur bench` (crates/recur-cli/src/commands/bench.rs): two warm-u
 least `--seconds` have passed and at least 5 were made; the median (the upper one of an even count) is reported. A
 stream step is timed in batches of 1000 steps and reported per step, in microseconds. GFLOP/s use recur's formula:
 per layer and direction, 2 * B * T * gates * H * (I_layer + H) (gates: LSTM 4, GRU 3, RNN 1), and 3x that for a
-training step (backward is about twice the forward's products).
+training step (backward is about twice the forward's products). Self-attention: 2 * B * T * (4 E^2 + 2 T E) (the
+packed input projection, the scores, the weighted sum, the output projection). The encoder-decoder: the GRUs'
+products over the real (unpadded) steps, and over all B * T_padded target rows the attention (query and key
+projections, v's dot with the T x S tanh vectors, the weighted sum), `combine` and `output`; see `seq2seq_flops`.
 
 Peak memory of the training cases (unless `--no-memory`): each engine runs the case in a child process under
 /usr/bin/time, and the child's peak resident set (GNU time's %M, the kernel's ru_maxrss) minus that of a baseline
@@ -62,6 +76,8 @@ import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+PAD, BOS, EOS = 0, 1, 2  # the special tokens of recur_tasks' TokenVocab; the letters a-j are 3..12
+LETTERS = 10
 MODULES = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}
 STREAM_BATCH = 1000  # steps per timed repetition of a stream case, as in recur bench
 GEMM_N = 2048
@@ -78,15 +94,17 @@ class Case:
     """One named benchmark case, as `recur bench` defines it."""
 
     name: str
-    kind: str  # "lstm", "gru" or "rnn" (tanh)
-    input_size: int
-    hidden: int
+    kind: str  # "lstm", "gru" or "rnn" (tanh); "mha"; "seq2seq" (a GRU encoder-decoder with additive attention)
+    input_size: int  # mha: E; seq2seq: the embedding size
+    hidden: int  # mha: E
     layers: int
     bidirectional: bool
     batch_first: bool
     batch: int
-    steps: int
+    steps: int  # seq2seq: the longest source
     work: str  # "fwd", "train" or "stream"
+    heads: int = 0  # mha only
+    vocab: int = 0  # seq2seq only: source and target tokens
 
     @property
     def directions(self):
@@ -107,17 +125,48 @@ def all_cases():
             name = f"{kind} stream B1 I{i} H{h} L{layers} per-step"
             cases.append(Case(name, kind, i, h, layers, False, False, 1, 1, "stream"))
     cases.append(Case("lstm fwd B64 T200 I256 H512 L1", "lstm", 256, 512, 1, False, True, 64, 200, "fwd"))
+    for work in ("fwd", "train"):
+        cases.append(Case(f"mha {work} B32 T50 E256 H8", "mha", 256, 256, 1, False, True, 32, 50, work, heads=8))
+    vocab = 3 + LETTERS
+    cases.append(Case("seq2seq train B64 S20 H128 additive", "seq2seq", 64, 128, 1, False, True, 64, 20, "train",
+                      vocab=vocab))
     return cases
+
+
+def runs_in_onnx(case):
+    """Whether ONNX Runtime runs the case: the recurrent layers' inference only."""
+    return case.kind in GATES and case.work != "train"
 
 
 def forward_flops(case):
     """Multiply-adds x2 of one forward pass: the input and recurrent products of every layer and direction."""
+    if case.kind == "mha":
+        e, t = case.input_size, case.steps
+        return 2.0 * case.batch * t * (4.0 * e * e + 2.0 * t * e)
+    if case.kind == "seq2seq":
+        return seq2seq_flops(case)
     rows = case.batch * case.steps
     total = 0.0
     for layer in range(case.layers):
         layer_input = case.input_size if layer == 0 else case.directions * case.hidden
         total += case.directions * 2.0 * rows * GATES[case.kind] * case.hidden * (layer_input + case.hidden)
     return total
+
+
+def seq2seq_lengths(case):
+    """recur bench's source lengths: sequence k has 1 + (7k mod S) letters."""
+    return [1 + (7 * k) % case.steps for k in range(case.batch)]
+
+
+def seq2seq_flops(case):
+    """recur bench's count for the GRU encoder-decoder with additive attention (A = H units): the GRUs over the
+    real steps, the attention, `combine` and `output` over every padded target row."""
+    e, h, v, b = case.input_size, case.hidden, case.vocab, case.batch
+    lengths = seq2seq_lengths(case)
+    s, t = max(lengths), max(lengths) + 1
+    gru = 2.0 * 3 * h * (e + h)
+    flops = gru * sum(lengths) + gru * sum(n + 1 for n in lengths) + 2.0 * b * t * h * v
+    return flops + 2.0 * b * (t + s) * h * h + 2.0 * b * t * s * h + 2.0 * b * t * s * h + 2.0 * b * t * 2 * h * h
 
 
 def case_flops(case):
@@ -138,12 +187,86 @@ def case_input(case):
 def make_module(case):
     """The PyTorch layer of a case, PyTorch's default initialisation from seed 0."""
     torch.manual_seed(0)
+    if case.kind == "mha":
+        return torch.nn.MultiheadAttention(case.input_size, case.heads, batch_first=True)
+    if case.kind == "seq2seq":
+        return Seq2Seq(case.vocab, case.vocab, case.input_size, case.hidden)
     return MODULES[case.kind](
         case.input_size,
         case.hidden,
         num_layers=case.layers,
         batch_first=case.batch_first,
         bidirectional=case.bidirectional,
+    )
+
+
+class Additive(torch.nn.Module):
+    """Bahdanau's score, e_ij = v^T tanh(W_q q_i + W_k k_j), as recur's `Score::Additive`."""
+
+    def __init__(self, dq, dk, a):
+        super().__init__()
+        self.query_proj = torch.nn.Linear(dq, a, bias=False)
+        self.key_proj = torch.nn.Linear(dk, a, bias=False)
+        self.energy = torch.nn.Linear(a, 1, bias=False)
+
+    def scores(self, q, k):
+        hidden = torch.tanh(self.query_proj(q)[:, :, None, :] + self.key_proj(k)[:, None, :, :])
+        return self.energy(hidden).squeeze(-1)
+
+
+class Seq2Seq(torch.nn.Module):
+    """recur's `Seq2Seq` with a one-layer unidirectional GRU encoder and decoder and additive attention, as
+    tools/gen_attention_fixtures.py writes it (there checked against recur's numbers)."""
+
+    def __init__(self, src_vocab, tgt_vocab, emb, hidden):
+        super().__init__()
+        self.source_embedding = torch.nn.Embedding(src_vocab, emb)
+        self.target_embedding = torch.nn.Embedding(tgt_vocab, emb)
+        self.encoder = torch.nn.GRU(emb, hidden, 1, batch_first=True)
+        self.decoder = torch.nn.GRU(emb, hidden, 1, batch_first=True)
+        self.attention = Additive(hidden, hidden, hidden)
+        self.combine = torch.nn.Linear(2 * hidden, hidden)
+        self.output = torch.nn.Linear(hidden, tgt_vocab)
+
+    def forward(self, src, src_len, dec_in, tgt_len):
+        from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+        packed = pack_padded_sequence(self.source_embedding(src), src_len, batch_first=True, enforce_sorted=False)
+        enc, state = self.encoder(packed)
+        enc, _ = pad_packed_sequence(enc, batch_first=True, total_length=src.shape[1])
+        packed = pack_padded_sequence(self.target_embedding(dec_in), tgt_len, batch_first=True, enforce_sorted=False)
+        dec, _ = self.decoder(packed, state)  # one layer, one direction: the bridge is the identity
+        dec, _ = pad_packed_sequence(dec, batch_first=True, total_length=dec_in.shape[1])
+        e = self.attention.scores(dec, enc)
+        pad = torch.arange(src.shape[1])[None, None, :] >= src_len[:, None, None]
+        w = torch.softmax(e.masked_fill(pad, float("-inf")), dim=-1)
+        h = torch.tanh(self.combine(torch.cat([w @ enc, dec], dim=-1)))
+        return self.output(h)
+
+
+def reverse_batch(case):
+    """A batch of the reverse task with recur bench's source lengths and letters drawn from numpy's seed 0:
+    (source, source_lengths, decoder_input, target_lengths, targets) as torch tensors, padded batch-first."""
+    lengths = seq2seq_lengths(case)
+    s, t = max(lengths), max(lengths) + 1
+    rng = np.random.default_rng(0)
+    source = np.full((case.batch, s), PAD, dtype=np.int64)
+    decoder_input = np.full((case.batch, t), PAD, dtype=np.int64)
+    targets = np.full((case.batch, t), -100, dtype=np.int64)
+    for b, n in enumerate(lengths):
+        letters = 3 + rng.integers(0, min(LETTERS, case.vocab - 3), n)
+        source[b, :n] = letters
+        decoder_input[b, 0] = BOS
+        decoder_input[b, 1 : n + 1] = letters[::-1]
+        targets[b, :n] = letters[::-1]
+        targets[b, n] = EOS
+    as_tensor = torch.from_numpy
+    return (
+        as_tensor(source),
+        torch.tensor(lengths),
+        as_tensor(decoder_input),
+        torch.tensor([n + 1 for n in lengths]),
+        as_tensor(targets),
     )
 
 
@@ -191,7 +314,11 @@ def time_case(case, step, budget):
 def torch_step(case):
     """A closure doing one timed unit of `case` in PyTorch."""
     module = make_module(case)
+    if case.kind == "seq2seq":
+        return seq2seq_step(case, module)
     x = torch.from_numpy(case_input(case))
+    if case.kind == "mha":
+        return mha_step(case, module, x)
     if case.work == "fwd":
         module.eval()
 
@@ -220,6 +347,44 @@ def torch_step(case):
             _, state[0] = module(x, state[0])
 
     return stream_step
+
+
+def mha_step(case, mha, x):
+    """One timed unit of an attention case: inference, or a training step on mean(output**2)."""
+    if case.work == "fwd":
+        mha.eval()
+
+        def forward():
+            with torch.no_grad():
+                mha(x, x, x, need_weights=False)
+
+        return forward
+    mha.train()
+    adam = torch.optim.Adam(mha.parameters(), lr=1e-3)
+
+    def train():
+        output, _ = mha(x, x, x, need_weights=False)
+        output.pow(2).mean().backward()
+        adam.step()
+        adam.zero_grad()
+
+    return train
+
+
+def seq2seq_step(case, model):
+    """One teacher-forced training step of the encoder-decoder on the case's fixed batch."""
+    source, source_lengths, decoder_input, target_lengths, targets = reverse_batch(case)
+    model.train()
+    adam = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def train():
+        logits = model(source, source_lengths, decoder_input, target_lengths)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, case.vocab), targets.reshape(-1))
+        loss.backward()
+        adam.step()
+        adam.zero_grad()
+
+    return train
 
 
 def time_torch(case, budget):
@@ -423,8 +588,9 @@ def high_water_mib():
 
 
 def tiny(case):
-    """The case's layer (kind, layers, directions) at sizes too small to matter: B1 T2 I2 H2."""
-    return replace(case, name=case.name + " (tiny)", input_size=2, hidden=2, batch=1, steps=2)
+    """The case's layer (kind, layers, directions) at sizes too small to matter: B1 T2 I2 H2 (attention: one
+    head)."""
+    return replace(case, name=case.name + " (tiny)", input_size=2, hidden=2, batch=1, steps=2, heads=min(case.heads, 1))
 
 
 def torch_child(case_name, seconds):
@@ -489,8 +655,12 @@ def cpu_model():
 
 def environment(recur):
     """Date, CPU and versions, for the table's header."""
-    import onnxruntime
+    try:
+        import onnxruntime
 
+        ort_version = onnxruntime.__version__
+    except ImportError:  # only the cases ONNX Runtime runs need it; they report its absence
+        ort_version = "not installed"
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": cpu_model(),
@@ -498,7 +668,7 @@ def environment(recur):
         "threads": THREADS,
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "onnxruntime": onnxruntime.__version__,
+        "onnxruntime": ort_version,
         "numpy": np.__version__,
         "recur": recur_version(recur),
     }
@@ -521,7 +691,7 @@ def measure_case(case, args, recur, workdir):
     for _ in range(args.rounds):
         rounds["torch"].append(time_torch(case, args.seconds))
         pause()
-        if case.work != "train" and "onnx_error" not in row:
+        if runs_in_onnx(case) and "onnx_error" not in row:
             try:
                 seconds, row["onnx_max_abs_diff"] = time_onnx(case, args.seconds, workdir, args.exporter)
                 rounds["onnx"].append(seconds)

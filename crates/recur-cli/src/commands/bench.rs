@@ -1,12 +1,21 @@
 //! `recur bench`: recur's fixed set of named benchmark cases, the same names the comparison with PyTorch and ONNX
 //! Runtime uses. Each case is warmed up, then timed repeatedly; the median is reported.
+//!
+//! Besides the recurrent layers there are cases for `nn.MultiheadAttention` (self-attention, inference and a
+//! training step) and for one teacher-forced training step of the attentional encoder–decoder of the `reverse`
+//! task.
 
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
+use recur::attention::{
+    AttentionMask, AttentionShape, MhaInput, MultiheadAttention, MultiheadAttentionConfig, NeedWeights, Score,
+};
 use recur::optim::{Adam, AdamConfig, Optimizer};
-use recur::{Mode, Recurrent, RecurrentConfig, StepWorker, StreamState, Tensor, Trainable};
+use recur::seq2seq::{Seq2Seq, Seq2SeqBatch, Seq2SeqConfig};
+use recur::{CrossEntropyLoss, Mode, Recurrent, RecurrentConfig, StepWorker, StreamState, Tensor, Trainable};
+use recur_tasks::{TranslateBatch, TranslateTask};
 
 use super::CommandResult;
 
@@ -37,9 +46,19 @@ enum Work {
     Stream,
 }
 
+/// The layer or model a case runs.
+enum Model {
+    /// A recurrent layer on `(B, T, I)` inputs.
+    Recurrent(RecurrentConfig),
+    /// Multi-head self-attention on batch-first `(B, T, E)` inputs.
+    Attention(MultiheadAttentionConfig),
+    /// The encoder–decoder on a batch of the `reverse` task, sources of up to `steps` letters.
+    Seq2Seq(Seq2SeqConfig),
+}
+
 struct Case {
     name: String,
-    config: RecurrentConfig,
+    model: Model,
     batch: usize,
     steps: usize,
     work: Work,
@@ -53,7 +72,7 @@ fn cases() -> Vec<Case> {
             let config = RecurrentConfig::new(mode, 128, 256).num_layers(2).batch_first(true).bidirectional(bi);
             for (work, verb) in [(Work::Forward, "fwd"), (Work::Train, "train")] {
                 let name = format!("{label} {verb} B32 T50 I128 H256 L2");
-                out.push(Case { name, config: config.clone(), batch: 32, steps: 50, work });
+                out.push(Case { name, model: Model::Recurrent(config.clone()), batch: 32, steps: 50, work });
             }
         }
     }
@@ -61,18 +80,65 @@ fn cases() -> Vec<Case> {
         for (input, hidden, layers) in [(32, 64, 1), (64, 128, 2), (128, 256, 2)] {
             let config = RecurrentConfig::new(mode, input, hidden).num_layers(layers);
             let name = format!("{kind} stream B1 I{input} H{hidden} L{layers} per-step");
-            out.push(Case { name, config, batch: 1, steps: 1, work: Work::Stream });
+            out.push(Case { name, model: Model::Recurrent(config), batch: 1, steps: 1, work: Work::Stream });
         }
     }
     let config = RecurrentConfig::lstm(256, 512).batch_first(true);
     out.push(Case {
         name: "lstm fwd B64 T200 I256 H512 L1".into(),
-        config,
+        model: Model::Recurrent(config),
         batch: 64,
         steps: 200,
         work: Work::Forward,
     });
+    let mha = MultiheadAttentionConfig::new(256, 8).batch_first(true);
+    for (work, verb) in [(Work::Forward, "fwd"), (Work::Train, "train")] {
+        let name = format!("mha {verb} B32 T50 E256 H8");
+        out.push(Case { name, model: Model::Attention(mha), batch: 32, steps: 50, work });
+    }
+    let task = TranslateTask::Reverse;
+    let seq2seq = Seq2SeqConfig {
+        mode: Mode::Gru,
+        source_vocab: task.source_vocab().len(),
+        target_vocab: task.target_vocab().len(),
+        embedding_dim: 64,
+        hidden_size: 128,
+        num_layers: 1,
+        bidirectional: false,
+        attention: Some(Score::Additive),
+    };
+    out.push(Case {
+        name: "seq2seq train B64 S20 H128 additive".into(),
+        model: Model::Seq2Seq(seq2seq),
+        batch: 64,
+        steps: 20,
+        work: Work::Train,
+    });
     out
+}
+
+/// The source lengths of the encoder–decoder cases: sequence `k` of the batch has `1 + (7k mod S)` letters, so
+/// that every length from 1 to `S` occurs (as evenly as the batch allows) and the longest is `S` when 7 and `S`
+/// are coprime. Fixed rather than drawn so that `bench/compare.py` gives PyTorch the same lengths.
+fn seq2seq_lengths(batch: usize, steps: usize) -> Vec<usize> {
+    (0..batch).map(|k| 1 + (7 * k) % steps.max(1)).collect()
+}
+
+/// A batch of the `reverse` task with [`seq2seq_lengths`]' source lengths and letters drawn from `seed`: the
+/// decoder reads `BOS` and the reversed letters, and is trained to output them and `EOS`.
+fn reverse_batch(batch: usize, steps: usize, seed: u64) -> recur::Result<TranslateBatch> {
+    let task = TranslateTask::Reverse;
+    let letters = task.source_chars();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let pairs = seq2seq_lengths(batch, steps)
+        .into_iter()
+        .map(|len| {
+            let source: String = (0..len).map(|_| letters[rng.random_range(0..letters.len())]).collect();
+            let target = task.answer(&source)?;
+            Ok((source, target))
+        })
+        .collect::<recur::Result<Vec<_>>>()?;
+    TranslateBatch::from_pairs(pairs, &task.source_vocab(), &task.target_vocab())
 }
 
 /// Multiply-adds ×2 of one forward pass: the input and recurrent products of every layer and direction (and the
@@ -86,6 +152,45 @@ fn forward_flops(c: &RecurrentConfig, batch: usize, steps: usize) -> f64 {
         2.0 * rows * (gates * h * (input + out) + proj)
     };
     (0..c.num_layers).map(|l| c.directions() as f64 * per_direction(c.layer_input_size(l) as f64)).sum()
+}
+
+/// Multiply-adds ×2 of one forward pass of multi-head self-attention over `(B, T, E)`: the packed input
+/// projection (`3E` outputs), the scores and the weighted sum (`T × T × E/H` per head, `H` heads) and the output
+/// projection.
+fn attention_flops(c: &MultiheadAttentionConfig, batch: usize, steps: usize) -> f64 {
+    let (rows, e, t) = ((batch * steps) as f64, c.embed_dim as f64, steps as f64);
+    2.0 * rows * (4.0 * e * e + 2.0 * t * e)
+}
+
+/// Multiply-adds ×2 of one teacher-forced forward pass of the encoder–decoder: the encoder's and the decoder's
+/// products over the real (unpadded) steps, and over every padded target row the attention (query and key
+/// projections of `A = D·H` units, `v`'s dot with each of the `T × S` hidden vectors, the weighted sum), `combine`
+/// and `output`.
+fn seq2seq_flops(c: &Seq2SeqConfig, batch: &TranslateBatch) -> f64 {
+    let gates = c.mode.gates() as f64;
+    let (e, h, d, v) = (c.embedding_dim as f64, c.hidden_size as f64, c.decoder_size() as f64, c.target_vocab as f64);
+    let dirs = if c.bidirectional { 2.0 } else { 1.0 };
+    let recurrent = |rows: f64, hidden: f64, directions: f64| {
+        (0..c.num_layers)
+            .map(|l| {
+                let input = if l == 0 { e } else { directions * hidden };
+                directions * 2.0 * rows * gates * hidden * (input + hidden)
+            })
+            .sum::<f64>()
+    };
+    let source_rows = batch.source_lengths.iter().sum::<usize>() as f64;
+    let target_rows = batch.target_lengths.iter().sum::<usize>() as f64;
+    let (b, s, t) = (batch.batch as f64, batch.source_steps as f64, batch.target_steps as f64);
+    let mut flops = recurrent(source_rows, h, dirs) + recurrent(target_rows, d, 1.0) + 2.0 * b * t * d * v;
+    if let Some(score) = c.attention {
+        let scores = match score {
+            Score::Additive => 2.0 * b * (t + s) * d * d + 2.0 * b * t * s * d,
+            Score::General => 2.0 * b * s * d * d + 2.0 * b * t * s * d,
+            _ => 2.0 * b * t * s * d,
+        };
+        flops += scores + 2.0 * b * t * s * d + 2.0 * b * t * 2.0 * d * d;
+    }
+    flops
 }
 
 /// Runs `f` for at least `budget` (and at least 5 times) after 2 warm-up runs; returns the median.
@@ -103,11 +208,89 @@ fn median_time(budget: Duration, mut f: impl FnMut() -> recur::Result<()>) -> re
     Ok(times[times.len() / 2])
 }
 
+/// recur bench's input: `x[k] = sin(0.37 k)` over the flattened shape.
+fn input(len: usize) -> Vec<f32> {
+    (0..len).map(|k| ((k as f32) * 0.37).sin()).collect()
+}
+
+/// `∂ mean(y²) / ∂y = 2y / len`.
+fn mean_square_grad(y: &[f32]) -> Vec<f32> {
+    let scale = 2.0 / y.len() as f32;
+    y.iter().map(|v| v * scale).collect()
+}
+
+/// One Adam step over `model`'s parameters, then their gradients zeroed.
+fn adam_step(adam: &mut Adam, model: &mut impl Trainable) -> recur::Result<()> {
+    let mut params = model.parameters();
+    adam.step(&mut params)?;
+    recur::optim::zero_grad(&mut params);
+    Ok(())
+}
+
 fn run_case(case: &Case, budget: Duration) -> recur::Result<(Duration, f64)> {
-    let mut layer = Recurrent::with_seed(case.config.clone(), 0)?;
-    let (b, t, i) = (case.batch, case.steps, case.config.input_size);
-    let x = Tensor::new([b, t, i], (0..b * t * i).map(|k| ((k as f32) * 0.37).sin()).collect())?;
-    let flops = forward_flops(&case.config, b, t);
+    match &case.model {
+        Model::Recurrent(config) => run_recurrent(case, config, budget),
+        Model::Attention(config) => run_attention(case, config, budget),
+        Model::Seq2Seq(config) => run_seq2seq(case, config, budget),
+    }
+}
+
+fn run_attention(case: &Case, config: &MultiheadAttentionConfig, budget: Duration) -> recur::Result<(Duration, f64)> {
+    let mut mha = MultiheadAttention::<f32>::with_seed(*config, 0)?;
+    let (b, t) = (case.batch, case.steps);
+    let x = input(b * t * config.embed_dim);
+    let shape = AttentionShape { batch: b, queries: t, keys: t };
+    let mask = AttentionMask::none();
+    let flops = attention_flops(config, b, t);
+    match case.work {
+        Work::Forward => {
+            let time = median_time(budget, || {
+                mha.forward_slices(MhaInput::SelfAttention(&x), shape, &mask, NeedWeights::No).map(drop)
+            })?;
+            Ok((time, flops))
+        }
+        Work::Train => {
+            let mut adam = Adam::new(AdamConfig::new(1e-3))?;
+            let time = median_time(budget, || {
+                let (out, cache) = mha.forward_train(MhaInput::SelfAttention(&x), shape, &mask, NeedWeights::No)?;
+                let grad = mean_square_grad(&out.output);
+                mha.backward(MhaInput::SelfAttention(&x), &cache, &grad, None)?;
+                adam_step(&mut adam, &mut mha)
+            })?;
+            Ok((time, 3.0 * flops))
+        }
+        Work::Stream => Err(recur::Error::config(format!("{}: attention has no stream case", case.name))),
+    }
+}
+
+fn run_seq2seq(case: &Case, config: &Seq2SeqConfig, budget: Duration) -> recur::Result<(Duration, f64)> {
+    let mut model = Seq2Seq::with_seed(config.clone(), 0)?;
+    let data = reverse_batch(case.batch, case.steps, 0)?;
+    let batch = Seq2SeqBatch {
+        batch: data.batch,
+        source: &data.source,
+        source_lengths: &data.source_lengths,
+        source_steps: data.source_steps,
+        decoder_input: &data.decoder_input,
+        target_lengths: &data.target_lengths,
+        target_steps: data.target_steps,
+    };
+    let loss = CrossEntropyLoss::<f32>::new();
+    let mut adam = Adam::new(AdamConfig::new(1e-3))?;
+    let time = median_time(budget, || {
+        let (logits, cache) = model.forward_train(&batch)?;
+        let (_, d_logits) = loss.forward(&logits, config.target_vocab, &data.targets, None)?;
+        model.backward(&cache, &d_logits)?;
+        adam_step(&mut adam, &mut model)
+    })?;
+    Ok((time, 3.0 * seq2seq_flops(config, &data)))
+}
+
+fn run_recurrent(case: &Case, config: &RecurrentConfig, budget: Duration) -> recur::Result<(Duration, f64)> {
+    let mut layer = Recurrent::with_seed(config.clone(), 0)?;
+    let (b, t, i) = (case.batch, case.steps, config.input_size);
+    let x = Tensor::new([b, t, i], input(b * t * i))?;
+    let flops = forward_flops(config, b, t);
     match case.work {
         Work::Stream => {
             let mut stream = StreamState::new(&layer, 1)?;
@@ -117,7 +300,7 @@ fn run_case(case: &Case, budget: Duration) -> recur::Result<(Duration, f64)> {
                 .transpose()
                 .map_err(|e| recur::Error::Io { path: "recur-step-worker".into(), source: e })?;
             stream.set_worker(worker.as_ref());
-            let x: Vec<f32> = (0..i).map(|k| ((k as f32) * 0.37).sin()).collect();
+            let x = input(i);
             // Time batches of steps: one step is too short for the clock.
             const STEPS: u32 = 1000;
             let time = median_time(budget, || {
@@ -134,14 +317,9 @@ fn run_case(case: &Case, budget: Duration) -> recur::Result<(Duration, f64)> {
             let mut rng = rand::rngs::StdRng::seed_from_u64(0);
             let time = median_time(budget, || {
                 let (out, cache) = layer.forward_train(&x, None, None, &mut rng)?;
-                let scale = 2.0 / out.output.len() as f32;
-                let grad =
-                    Tensor::new(out.output.shape().to_vec(), out.output.data().iter().map(|v| v * scale).collect())?;
+                let grad = Tensor::new(out.output.shape().to_vec(), mean_square_grad(out.output.data()))?;
                 layer.backward_without_input_grad(&cache, &grad, None, None)?;
-                let mut params = layer.parameters();
-                adam.step(&mut params)?;
-                recur::optim::zero_grad(&mut params);
-                Ok(())
+                adam_step(&mut adam, &mut layer)
             })?;
             // Backward is about twice the forward's products (the gradients of the inputs and of the weights).
             Ok((time, 3.0 * flops))
@@ -186,11 +364,35 @@ mod tests {
     #[test]
     fn case_names_follow_the_issue() {
         let names: Vec<String> = cases().into_iter().map(|c| c.name).collect();
-        for want in
-            ["lstm fwd B32 T50 I128 H256 L2", "gru-bi train B32 T50 I128 H256 L2", "lstm fwd B64 T200 I256 H512 L1"]
-        {
+        for want in [
+            "lstm fwd B32 T50 I128 H256 L2",
+            "gru-bi train B32 T50 I128 H256 L2",
+            "lstm fwd B64 T200 I256 H512 L1",
+            "mha fwd B32 T50 E256 H8",
+            "mha train B32 T50 E256 H8",
+            "seq2seq train B64 S20 H128 additive",
+        ] {
             assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
         }
+    }
+
+    #[test]
+    fn the_reverse_batch_has_every_length() {
+        let batch = reverse_batch(64, 20, 0).unwrap();
+        assert_eq!((batch.source_steps, batch.target_steps), (20, 21));
+        for len in 1..=20 {
+            assert!(batch.source_lengths.contains(&len), "no source of {len} letters");
+        }
+        assert_eq!(batch.source_lengths.iter().sum::<usize>(), 656);
+        let (source, target) = &batch.pairs[1];
+        assert_eq!((source.len(), target.chars().rev().collect::<String>()), (8, source.clone()));
+    }
+
+    #[test]
+    fn flops_of_attention() {
+        // Input and output projections 2·B·T·4E², scores and weighted sum 2·B·T·2TE.
+        let c = MultiheadAttentionConfig::new(256, 8);
+        assert_eq!(attention_flops(&c, 32, 50), 2.0 * 1600.0 * (4.0 * 65536.0 + 100.0 * 256.0));
     }
 
     #[test]
