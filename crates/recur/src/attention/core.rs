@@ -9,6 +9,7 @@ use super::mask::CheckedMask;
 use crate::error::Result;
 use crate::kernels::Real;
 use crate::kernels::gemm::{MatMut, MatRef, gemm};
+use crate::kernels::simd::{self, Vectorised};
 
 /// Where group `g = b·heads + h`'s `len × dim` matrix sits in a row-major buffer: element `(i, c)` is at
 /// `b·batch_stride + i·row_stride + offset + h·dim + c`.
@@ -142,21 +143,42 @@ pub(crate) fn masked_softmax<T: Real>(groups: Groups, mask: &CheckedMask<'_>, sc
     if groups.keys == 0 {
         return Ok(());
     }
-    for (r, row) in scores.chunks_exact_mut(groups.keys).enumerate() {
-        let (g, i) = (r / groups.queries, r % groups.queries);
-        if !mask.is_empty() && !mask.apply(g, i, row) {
-            return Err(mask.no_key_error(g, i));
+    if !mask.is_empty() {
+        for (r, row) in scores.chunks_exact_mut(groups.keys).enumerate() {
+            let (g, i) = (r / groups.queries, r % groups.queries);
+            if !mask.apply(g, i, row) {
+                return Err(mask.no_key_error(g, i));
+            }
         }
-        softmax_row(row);
     }
+    simd::vectorised::<T, _>(SoftmaxRows { scores, keys: groups.keys });
     Ok(())
 }
 
+/// Every row of scores replaced by its softmax, compiled for the CPU's vector width.
+struct SoftmaxRows<'a, T> {
+    scores: &'a mut [T],
+    keys: usize,
+}
+
+impl<T: Real> Vectorised for SoftmaxRows<'_, T> {
+    #[inline(always)]
+    fn run(self) {
+        for row in self.scores.chunks_exact_mut(self.keys) {
+            softmax_row(row);
+        }
+    }
+}
+
+/// A row's softmax in place; a masked score (`-inf`) becomes exactly 0 (the vector `exp` clamps its argument, so
+/// it would give a tiny positive number).
+#[inline(always)]
 fn softmax_row<T: Real>(row: &mut [T]) {
     let max = row.iter().copied().fold(T::neg_infinity(), T::max);
     let mut sum = T::zero();
     for s in row.iter_mut() {
-        *s = (*s - max).exp();
+        let e = (*s - max).act_exp();
+        *s = if *s == T::neg_infinity() { T::zero() } else { e };
         sum += *s;
     }
     let inv = T::one() / sum;

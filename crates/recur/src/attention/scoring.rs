@@ -14,6 +14,7 @@ use super::core::{
 use super::mask::{AttentionMask, CheckedMask, MaskDims};
 use crate::error::{Error, Result};
 use crate::kernels::Real;
+use crate::kernels::simd::{self, Vectorised};
 use crate::nn::Linear;
 use crate::params::{Module, Param, ParamMut, ParamRef, Trainable, prefixed};
 
@@ -360,18 +361,15 @@ impl<T: Real> Attention<T> {
                 cache.projected_query = query_proj.forward(input.query, batch * queries)?;
                 cache.projected_keys = key_proj.forward(input.keys, batch * keys)?;
                 cache.hidden = vec![T::zero(); groups.scores_len() * a];
-                let v = energy.weight();
-                for (r, (hidden, score)) in cache.hidden.chunks_exact_mut(a).zip(scores.iter_mut()).enumerate() {
-                    let (b, i, j) = (r / (queries * keys), (r / keys) % queries, r % keys);
-                    let pq = &cache.projected_query[(b * queries + i) * a..][..a];
-                    let pk = &cache.projected_keys[(b * keys + j) * a..][..a];
-                    let mut e = T::zero();
-                    for (((h, &x), &y), &w) in hidden.iter_mut().zip(pq).zip(pk).zip(v) {
-                        *h = (x + y).tanh();
-                        e += w * *h;
-                    }
-                    *score = e;
-                }
+                simd::vectorised::<T, _>(AdditiveHidden {
+                    projected_query: &cache.projected_query,
+                    projected_keys: &cache.projected_keys,
+                    hidden: &mut cache.hidden,
+                    shape,
+                    size: a,
+                });
+                // `eᵢⱼ = v · hᵢⱼ` for every pair at once: one product.
+                energy.forward_into(&cache.hidden, groups.scores_len(), scores)?;
             }
         }
         Ok(())
@@ -421,21 +419,15 @@ impl<T: Real> Attention<T> {
             ScoreWeights::Additive { query_proj, key_proj, energy } => {
                 let mut d_pq = vec![T::zero(); cache.projected_query.len()];
                 let mut d_pk = vec![T::zero(); cache.projected_keys.len()];
-                let v = energy.weight();
-                for (r, (hidden, &ds)) in cache.hidden.chunks_exact(a).zip(dscores.iter()).enumerate() {
-                    if ds == T::zero() {
-                        continue;
-                    }
-                    let (b, i, j) = (r / (queries * keys), (r / keys) % queries, r % keys);
-                    let dq = (b * queries + i) * a;
-                    let dk = (b * keys + j) * a;
-                    for c in 0..a {
-                        let h = hidden[c];
-                        let u = ds * v[c] * (T::one() - h * h);
-                        d_pq[dq + c] += u;
-                        d_pk[dk + c] += u;
-                    }
-                }
+                simd::vectorised::<T, _>(AdditiveHiddenBackward {
+                    hidden: &cache.hidden,
+                    dscores,
+                    v: energy.weight(),
+                    d_projected_query: &mut d_pq,
+                    d_projected_keys: &mut d_pk,
+                    shape: cache.shape,
+                    size: a,
+                });
                 // `energy` maps each `(i, j)`'s hidden layer to its score: its weight gradient is `Σ ∂L/∂e · h`.
                 energy
                     .backward_into(&cache.hidden, dscores, groups.scores_len(), None)
@@ -446,6 +438,69 @@ impl<T: Real> Attention<T> {
                 key_proj
                     .backward_into(input.keys, &d_pk, batch * keys, Some(&mut grads.keys))
                     .expect("shapes checked by the forward pass");
+            }
+        }
+    }
+}
+
+/// The additive score's hidden layer `hᵢⱼ = tanh(W_q qᵢ + W_k kⱼ)` for every pair, compiled for the CPU's vector
+/// width (the loop runs across the `A` units).
+struct AdditiveHidden<'a, T> {
+    projected_query: &'a [T],
+    projected_keys: &'a [T],
+    hidden: &'a mut [T],
+    shape: AttentionShape,
+    size: usize,
+}
+
+impl<T: Real> Vectorised for AdditiveHidden<'_, T> {
+    #[inline(always)]
+    fn run(self) {
+        let AttentionShape { batch, queries, keys } = self.shape;
+        let a = self.size;
+        let mut rows = self.hidden.chunks_exact_mut(a);
+        for b in 0..batch {
+            for pq in self.projected_query[b * queries * a..(b + 1) * queries * a].chunks_exact(a) {
+                for pk in self.projected_keys[b * keys * a..(b + 1) * keys * a].chunks_exact(a) {
+                    let h = rows.next().expect("one hidden row a pair");
+                    for ((h, &x), &y) in h.iter_mut().zip(pq).zip(pk) {
+                        *h = (x + y).act_tanh();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The backward of [`AdditiveHidden`]: with `uᵢⱼ = ∂L/∂eᵢⱼ · v ⊙ (1 − hᵢⱼ²)`, `∂L/∂(W_q qᵢ) = Σⱼ uᵢⱼ` and
+/// `∂L/∂(W_k kⱼ) = Σᵢ uᵢⱼ`.
+struct AdditiveHiddenBackward<'a, T> {
+    hidden: &'a [T],
+    dscores: &'a [T],
+    v: &'a [T],
+    d_projected_query: &'a mut [T],
+    d_projected_keys: &'a mut [T],
+    shape: AttentionShape,
+    size: usize,
+}
+
+impl<T: Real> Vectorised for AdditiveHiddenBackward<'_, T> {
+    #[inline(always)]
+    fn run(self) {
+        let AttentionShape { batch, queries, keys } = self.shape;
+        let a = self.size;
+        let mut pairs = self.hidden.chunks_exact(a).zip(self.dscores);
+        for b in 0..batch {
+            let d_keys = &mut self.d_projected_keys[b * keys * a..(b + 1) * keys * a];
+            for dq in self.d_projected_query[b * queries * a..(b + 1) * queries * a].chunks_exact_mut(a) {
+                for dk in d_keys.chunks_exact_mut(a) {
+                    let (h, &ds) = pairs.next().expect("one hidden row a pair");
+                    for (((dq, dk), &h), &v) in dq.iter_mut().zip(dk.iter_mut()).zip(h).zip(self.v) {
+                        let u = ds * v * (T::one() - h * h);
+                        *dq += u;
+                        *dk += u;
+                    }
+                }
             }
         }
     }

@@ -42,6 +42,8 @@ pub trait Real:
     fn sigmoid(self) -> Self;
     /// `tanh(x)`, the gates' activation.
     fn act_tanh(self) -> Self;
+    /// `eˣ`, the softmax's: vectorisable for `f32` (see [`activation::exp`]), libm's for `f64`.
+    fn act_exp(self) -> Self;
 }
 
 impl Real for f32 {
@@ -70,6 +72,11 @@ impl Real for f32 {
     fn act_tanh(self) -> Self {
         activation::tanh(self)
     }
+
+    #[inline(always)]
+    fn act_exp(self) -> Self {
+        activation::exp(self)
+    }
 }
 
 /// The reference type: libm's functions, exact to the last bit that finite differences need.
@@ -96,5 +103,9 @@ impl Real for f64 {
 
     fn act_tanh(self) -> Self {
         self.tanh()
+    }
+
+    fn act_exp(self) -> Self {
+        self.exp()
     }
 }

@@ -4,6 +4,7 @@
 use super::{Seq2Seq, concat_rows};
 use crate::attention::{AttentionInput, AttentionMask, AttentionShape};
 use crate::error::{Error, Result};
+use crate::kernels::Real;
 use crate::stream::StreamState;
 use crate::tensor::Tensor;
 
@@ -158,7 +159,7 @@ impl Seq2Seq {
                 let input = AttentionInput { query: &s, keys: encoded, values: encoded };
                 let out = attention.forward(input, shape, &AttentionMask::none())?;
                 let mut features = combine.forward(&concat_rows(&out.context, &s, s.len()), 1)?;
-                features.iter_mut().for_each(|v| *v = v.tanh());
+                features.iter_mut().for_each(|v| *v = v.act_tanh());
                 (features, out.weights)
             }
             _ => (s, Vec::new()),

@@ -31,6 +31,7 @@ use crate::attention::{
     Attention, AttentionCache, AttentionConfig, AttentionInput, AttentionMask, AttentionShape, Score,
 };
 use crate::error::{Error, Result};
+use crate::kernels::Real;
 use crate::layer::{Mode, Recurrent, RecurrentCache, RecurrentConfig};
 use crate::model_file::{self, TensorFile};
 use crate::nn::{Embedding, Linear};
@@ -236,7 +237,7 @@ impl Seq2Seq {
             let (out, att_cache) = attention.forward_train(input, shape, &AttentionMask::lengths(source_lengths))?;
             cache.combined_input = concat_rows(&out.context, &cache.states, d);
             let mut features = combine.forward(&cache.combined_input, rows)?;
-            features.iter_mut().for_each(|v| *v = v.tanh());
+            features.iter_mut().for_each(|v| *v = v.act_tanh());
             cache.features = features;
             cache.attention = Some(att_cache);
             cache.weights = out.weights;
