@@ -257,7 +257,8 @@ fn run_attention(case: &Case, config: &MultiheadAttentionConfig, budget: Duratio
                 let input = MhaInput::SelfAttention(&x);
                 let (out, cache) = mha.forward_train(input, shape, &mask, NeedWeights::No, &mut rng)?;
                 let grad = mean_square_grad(&out.output);
-                mha.backward(MhaInput::SelfAttention(&x), &cache, &grad, None)?;
+                // The input is raw features: as in PyTorch, it needs no gradient.
+                mha.backward_without_input_grad(MhaInput::SelfAttention(&x), &cache, &grad, None)?;
                 adam_step(&mut adam, &mut mha)
             })?;
             Ok((time, 3.0 * flops))

@@ -13,6 +13,7 @@ use crate::kernels::Real;
 use crate::kernels::gemm::{MatMut, MatRef, broadcast_rows, gemm};
 use crate::nn::{Linear, dropout_mask};
 use crate::params::{Module, Param, ParamMut, ParamRef, Parameter, Trainable, prefixed};
+use crate::scratch;
 use crate::tensor::Tensor;
 
 /// The configuration of a [`MultiheadAttention`], PyTorch's
@@ -140,7 +141,7 @@ pub enum MhaInputGrads<T = f32> {
 
 /// What [`MultiheadAttention::backward`] needs from its forward pass.
 #[derive(Clone, Debug)]
-pub struct MhaCache<T = f32> {
+pub struct MhaCache<T: Real = f32> {
     shape: AttentionShape,
     weights: NeedWeights,
     /// The projected queries, keys and values: one packed `N·L × 3E` buffer, or three.
@@ -281,7 +282,8 @@ impl<T: Real> MultiheadAttention<T> {
         let groups = Groups { count: batch * h, queries, keys };
         let [q, k, v] = self.qkv_layouts(input, shape);
         let views = projected.views([q, k, v]);
-        let mut probs = vec![T::zero(); groups.scores_len()];
+        // Every value of these is written before it is read; they go back to the pool with the cache.
+        let mut probs = scratch::take_unzeroed(groups.scores_len());
         let scale = T::one() / T::from_usize(self.config.head_dim()).unwrap_or(T::one()).sqrt();
         dot_scores(groups, views[0], views[1], scale, &mut probs);
         masked_softmax(groups, &mask, &mut probs)?;
@@ -294,7 +296,7 @@ impl<T: Real> MultiheadAttention<T> {
             _ => (Vec::new(), Vec::new()),
         };
         let used = if dropped.is_empty() { &probs } else { &dropped };
-        let mut heads_output = vec![T::zero(); batch * queries * e];
+        let mut heads_output = scratch::take_unzeroed(batch * queries * e);
         weighted_sum(groups, used, views[2], (&mut heads_output, self.heads_layout(shape)));
         let output = self.out_proj.forward(&heads_output, batch * queries)?;
         let returned = average_heads(used, weights, h, queries * keys);
@@ -312,46 +314,69 @@ impl<T: Real> MultiheadAttention<T> {
         d_output: &[T],
         d_weights: Option<&[T]>,
     ) -> Result<MhaInputGrads<T>> {
+        self.backward_inner(input, cache, (d_output, d_weights), InputGrad::Wanted)
+    }
+
+    /// [`MultiheadAttention::backward`] for inputs that need no gradient (PyTorch's `requires_grad=False`: raw
+    /// features rather than a layer's output): the same parameter gradients, without the products `∂L/∂x = dP W`;
+    /// the returned gradients are empty.
+    pub fn backward_without_input_grad(
+        &mut self,
+        input: MhaInput<'_, T>,
+        cache: &MhaCache<T>,
+        d_output: &[T],
+        d_weights: Option<&[T]>,
+    ) -> Result<()> {
+        self.backward_inner(input, cache, (d_output, d_weights), InputGrad::Skipped).map(drop)
+    }
+
+    fn backward_inner(
+        &mut self,
+        input: MhaInput<'_, T>,
+        cache: &MhaCache<T>,
+        (d_output, d_weights): (&[T], Option<&[T]>),
+        input_grad: InputGrad,
+    ) -> Result<MhaInputGrads<T>> {
         let shape = self.check_input(input, cache.shape)?;
         let (e, h) = (self.config.embed_dim, self.config.num_heads);
         let AttentionShape { batch, queries, keys } = shape;
         let rows = batch * queries;
         let groups = Groups { count: batch * h, queries, keys };
-        let mut dprobs = vec![T::zero(); groups.scores_len()];
+        let mut dprobs = scratch::take(groups.scores_len());
         if let Some(dw) = d_weights {
             spread_heads(dw, cache.weights, h, queries * keys, &mut dprobs)?;
         }
-        let mut d_heads = vec![T::zero(); rows * e];
+        let mut d_heads = scratch::take_unzeroed(rows * e);
         self.out_proj.backward_into(&cache.heads_output, d_output, rows, Some(&mut d_heads))?;
 
         let layouts = self.qkv_layouts(input, shape);
         let views = cache.projected.views(layouts);
-        let mut packed;
-        let mut split;
-        let buffers = match &cache.projected {
-            Projected::Packed(p) => {
-                packed = vec![T::zero(); p.len()];
-                QkvBuffers::Packed(&mut packed[..])
-            }
-            Projected::Split(p) => {
-                split = p.clone();
-                let [q, k, v] = &mut split;
-                QkvBuffers::Split([&mut q[..], &mut k[..], &mut v[..]])
-            }
+        // The gradients of the projections, laid out as the projections are; every value is written.
+        let mut d_projected = match &cache.projected {
+            Projected::Packed(p) => Projected::Packed(scratch::take_unzeroed(p.len())),
+            Projected::Split(p) => Projected::Split(p.each_ref().map(|b| scratch::take_unzeroed(b.len()))),
+        };
+        let buffers = match &mut d_projected {
+            Projected::Packed(p) => QkvBuffers::Packed(&mut p[..]),
+            Projected::Split([q, k, v]) => QkvBuffers::Split([&mut q[..], &mut k[..], &mut v[..]]),
         };
         let mut grads = QkvGrads { buffers, layouts };
-        let d_heads = Heads { data: &d_heads[..], layout: self.heads_layout(shape) };
+        let d_heads_view = Heads { data: &d_heads[..], layout: self.heads_layout(shape) };
         let used = if cache.dropped.is_empty() { &cache.probs } else { &cache.dropped };
-        weighted_sum_backward(groups, (used, views[2]), d_heads, &mut dprobs, &mut grads);
+        weighted_sum_backward(groups, (used, views[2]), d_heads_view, &mut dprobs, &mut grads);
         dprobs.iter_mut().zip(&cache.dropout_mask).for_each(|(d, &m)| *d *= m);
         softmax_backward(keys, &cache.probs, &mut dprobs);
         let scale = T::one() / T::from_usize(self.config.head_dim()).unwrap_or(T::one()).sqrt();
         dot_scores_backward(groups, (views[0], views[1]), scale, &mut dprobs, &mut grads);
-        let d_projected = match grads.buffers {
-            QkvBuffers::Packed(d) => [&d[..], &[][..], &[][..]],
-            QkvBuffers::Split([q, k, v]) => [&q[..], &k[..], &v[..]],
+        let d_slices = match &d_projected {
+            Projected::Packed(d) => [&d[..], &[][..], &[][..]],
+            Projected::Split([q, k, v]) => [&q[..], &k[..], &v[..]],
         };
-        Ok(self.project_backward(input, shape, d_projected))
+        let grads = self.project_backward(input, shape, d_slices, input_grad);
+        scratch::give(dprobs);
+        scratch::give(d_heads);
+        d_projected.give_back();
+        Ok(grads)
     }
 
     /// Checks the inputs' lengths against `shape` (self-attention has `S = L`).
@@ -412,7 +437,8 @@ impl<T: Real> MultiheadAttention<T> {
     fn project_block(&self, x: &[T], rows: usize, (first, count): (usize, usize)) -> Vec<T> {
         let e = self.config.embed_dim;
         let width = count * e;
-        let mut out = vec![T::zero(); rows * width];
+        // Written in full (the bias or zeros, then the product onto it); back to the pool with the cache.
+        let mut out = scratch::take_unzeroed(rows * width);
         let bias = self.in_proj_bias.as_ref().map(|b| &b.value()[first * e..first * e + width]);
         broadcast_rows(&mut out, bias, width);
         let w = MatRef::new(&self.in_proj_weight.value()[first * e * e..], width, e);
@@ -433,8 +459,14 @@ impl<T: Real> MultiheadAttention<T> {
     }
 
     /// The backward of [`Self::project_block`]: accumulates the block's weight and bias gradients and returns
-    /// `∂L/∂x = dy W_block`.
-    fn project_block_backward(&mut self, x: &[T], dy: &[T], rows: usize, (first, count): (usize, usize)) -> Vec<T> {
+    /// `∂L/∂x = dy W_block` (empty when the input needs no gradient).
+    fn project_block_backward(
+        &mut self,
+        (x, dy): (&[T], &[T]),
+        rows: usize,
+        (first, count): (usize, usize),
+        input_grad: InputGrad,
+    ) -> Vec<T> {
         let e = self.config.embed_dim;
         let width = count * e;
         if let Some(b) = &mut self.in_proj_bias {
@@ -447,22 +479,63 @@ impl<T: Real> MultiheadAttention<T> {
         let (w, dw) = self.in_proj_weight.value_and_grad_mut();
         let block = first * e * e..(first + count) * e * e;
         gemm(dy.t(), MatRef::new(x, rows, e), T::one(), MatMut::new(&mut dw[block.clone()], width, e));
+        if input_grad == InputGrad::Skipped {
+            return Vec::new();
+        }
         let mut dx = vec![T::zero(); rows * e];
         gemm(dy, MatRef::new(&w[block], width, e), T::zero(), MatMut::new(&mut dx, rows, e));
         dx
     }
 
-    fn project_backward(&mut self, input: MhaInput<'_, T>, shape: AttentionShape, d: [&[T]; 3]) -> MhaInputGrads<T> {
+    fn project_backward(
+        &mut self,
+        input: MhaInput<'_, T>,
+        shape: AttentionShape,
+        d: [&[T]; 3],
+        input_grad: InputGrad,
+    ) -> MhaInputGrads<T> {
         let (l_rows, s_rows) = (shape.batch * shape.queries, shape.batch * shape.keys);
         match input {
             MhaInput::SelfAttention(x) => {
-                MhaInputGrads::SelfAttention(self.project_block_backward(x, d[0], l_rows, (0, 3)))
+                MhaInputGrads::SelfAttention(self.project_block_backward((x, d[0]), l_rows, (0, 3), input_grad))
             }
             MhaInput::Cross { query, key, value } => MhaInputGrads::Cross {
-                query: self.project_block_backward(query, d[0], l_rows, (0, 1)),
-                key: self.project_block_backward(key, d[1], s_rows, (1, 1)),
-                value: self.project_block_backward(value, d[2], s_rows, (2, 1)),
+                query: self.project_block_backward((query, d[0]), l_rows, (0, 1), input_grad),
+                key: self.project_block_backward((key, d[1]), s_rows, (1, 1), input_grad),
+                value: self.project_block_backward((value, d[2]), s_rows, (2, 1), input_grad),
             },
+        }
+    }
+}
+
+/// Whether a backward pass computes the inputs' gradient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum InputGrad {
+    Wanted,
+    Skipped,
+}
+
+impl<T: Real> Drop for MhaCache<T> {
+    fn drop(&mut self) {
+        std::mem::take(&mut self.projected).give_back();
+        for buffer in [&mut self.probs, &mut self.dropout_mask, &mut self.dropped, &mut self.heads_output] {
+            scratch::give(std::mem::take(buffer));
+        }
+    }
+}
+
+impl<T: Real> Default for Projected<T> {
+    fn default() -> Self {
+        Projected::Packed(Vec::new())
+    }
+}
+
+impl<T: Real> Projected<T> {
+    /// Hands the buffers back to the scratch pool.
+    fn give_back(self) {
+        match self {
+            Projected::Packed(p) => scratch::give(p),
+            Projected::Split(buffers) => buffers.into_iter().for_each(scratch::give),
         }
     }
 }
@@ -844,6 +917,24 @@ mod tests {
             .forward_slices(MhaInput::SelfAttention(&x0), shape, &AttentionMask::none(), NeedWeights::Averaged)
             .unwrap();
         assert!(!inference.weights.unwrap().contains(&0.0), "inference does not drop");
+    }
+
+    #[test]
+    fn skipping_the_input_gradient_leaves_the_parameter_gradients_unchanged() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let config = MultiheadAttentionConfig::new(4, 2);
+        let mut a = layer(config, &mut rng);
+        let mut b = a.clone();
+        let shape = AttentionShape { batch: 2, queries: 3, keys: 3 };
+        let x = random(2 * 3 * 4, &mut rng);
+        let g = random(x.len(), &mut rng);
+        let input = MhaInput::SelfAttention(&x);
+        let (_, cache) = a.forward_train(input, shape, &AttentionMask::none(), NeedWeights::No, &mut rng).unwrap();
+        let full = a.backward(input, &cache, &g, None).unwrap();
+        assert!(matches!(full, MhaInputGrads::SelfAttention(ref dx) if dx.len() == x.len()));
+        b.backward_without_input_grad(input, &cache, &g, None).unwrap();
+        assert_eq!(a.in_proj_weight.grad(), b.in_proj_weight.grad());
+        assert_eq!(a.out_proj.weight_grad(), b.out_proj.weight_grad());
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub struct AttentionPooling<T: Real = f32> {
 
 /// What [`AttentionPooling::backward`] needs from its forward pass.
 #[derive(Clone, Debug)]
-pub struct PoolingCache<T = f32> {
+pub struct PoolingCache<T: Real = f32> {
     shape: SequenceShape,
     /// The steps batch-first, `(B, T, F)`, as the attention read them.
     steps: Vec<T>,
@@ -35,7 +35,7 @@ pub struct PoolingCache<T = f32> {
     weights: Vec<T>,
 }
 
-impl<T> PoolingCache<T> {
+impl<T: Real> PoolingCache<T> {
     /// The weights `αₜ` of every sequence's steps, `(B, T)`.
     pub fn weights(&self) -> &[T] {
         &self.weights

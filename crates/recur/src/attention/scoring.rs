@@ -17,6 +17,7 @@ use crate::kernels::Real;
 use crate::kernels::simd::{self, Vectorised};
 use crate::nn::Linear;
 use crate::params::{Module, Param, ParamMut, ParamRef, Trainable, prefixed};
+use crate::scratch;
 
 /// How a query `q` scores a key `k`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -149,7 +150,7 @@ pub struct AttentionOutput<T = f32> {
 
 /// What [`Attention::backward`] needs from its forward pass.
 #[derive(Clone, Debug)]
-pub struct AttentionCache<T = f32> {
+pub struct AttentionCache<T: Real = f32> {
     shape: AttentionShape,
     /// Queries or keys after their projection (additive: `W_q q` and `W_k k`; general: `W k`).
     projected_query: Vec<T>,
@@ -157,6 +158,14 @@ pub struct AttentionCache<T = f32> {
     /// The additive score's `tanh(W_q qᵢ + W_k kⱼ)`, `(N, L, S, A)`.
     hidden: Vec<T>,
     weights: Vec<T>,
+}
+
+impl<T: Real> Drop for AttentionCache<T> {
+    fn drop(&mut self) {
+        for buffer in [&mut self.projected_query, &mut self.projected_keys, &mut self.hidden, &mut self.weights] {
+            scratch::give(std::mem::take(buffer));
+        }
+    }
 }
 
 /// The gradients of an attention's inputs.
@@ -360,7 +369,8 @@ impl<T: Real> Attention<T> {
                 let a = self.config.attention_size;
                 cache.projected_query = query_proj.forward(input.query, batch * queries)?;
                 cache.projected_keys = key_proj.forward(input.keys, batch * keys)?;
-                cache.hidden = vec![T::zero(); groups.scores_len() * a];
+                // Written in full; back to the pool with the cache.
+                cache.hidden = scratch::take_unzeroed(groups.scores_len() * a);
                 simd::vectorised::<T, _>(AdditiveHidden {
                     projected_query: &cache.projected_query,
                     projected_keys: &cache.projected_keys,
@@ -417,8 +427,8 @@ impl<T: Real> Attention<T> {
                     .expect("shapes checked by the forward pass");
             }
             ScoreWeights::Additive { query_proj, key_proj, energy } => {
-                let mut d_pq = vec![T::zero(); cache.projected_query.len()];
-                let mut d_pk = vec![T::zero(); cache.projected_keys.len()];
+                let mut d_pq = scratch::take(cache.projected_query.len());
+                let mut d_pk = scratch::take(cache.projected_keys.len());
                 simd::vectorised::<T, _>(AdditiveHiddenBackward {
                     hidden: &cache.hidden,
                     dscores,
@@ -438,6 +448,8 @@ impl<T: Real> Attention<T> {
                 key_proj
                     .backward_into(input.keys, &d_pk, batch * keys, Some(&mut grads.keys))
                     .expect("shapes checked by the forward pass");
+                scratch::give(d_pq);
+                scratch::give(d_pk);
             }
         }
     }
