@@ -116,7 +116,7 @@ fn bad_input_is_an_error_that_names_it() {
     let mut file = recur::model_file::TensorFile::default();
     file.metadata.insert("config".into(), serde_json::to_string(model.config()).unwrap());
     let e = Seq2Seq::from_tensor_file(&file).unwrap_err().to_string();
-    assert!(e.contains("missing tensor"), "{e}");
+    assert!(e.contains("no tensor `encoder.weight_ih_l0`"), "{e}");
 }
 
 /// Random sequences of 1..=`max_len` symbols and their reverses, as a padded batch.
@@ -193,4 +193,26 @@ fn a_small_attentional_model_learns_to_reverse() {
         correct += usize::from(out.finished && out.tokens == want);
     }
     assert!(correct >= 45, "{correct} of 50 reversed exactly");
+}
+
+#[test]
+fn a_file_that_declares_sizes_its_tensors_do_not_have_is_refused_before_allocating() {
+    let model = Seq2Seq::with_seed(config(Mode::Lstm, Some(Score::Additive), true), 1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s2s.safetensors");
+    model.save(&path).unwrap();
+    let file = recur::model_file::TensorFile::read(&path).unwrap();
+    for (field, value) in [
+        ("source_vocab", 1usize << 50),
+        ("target_vocab", 1 << 50),
+        ("hidden_size", 1 << 40),
+        ("embedding_dim", 1 << 45),
+    ] {
+        let mut hostile = file.clone();
+        let mut json: serde_json::Value = serde_json::from_str(&hostile.metadata["config"]).unwrap();
+        json[field] = serde_json::json!(value);
+        hostile.metadata.insert("config".into(), json.to_string());
+        let err = Seq2Seq::from_tensor_file(&hostile).unwrap_err().to_string();
+        assert!(err.contains(field) || err.contains("size"), "{field}: {err}");
+    }
 }

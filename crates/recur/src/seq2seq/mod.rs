@@ -62,7 +62,8 @@ pub struct Seq2SeqConfig {
 impl Seq2SeqConfig {
     /// Units of the decoder, `D·H`.
     pub fn decoder_size(&self) -> usize {
-        self.hidden_size * if self.bidirectional { 2 } else { 1 }
+        // Saturating: a file's declared size is checked against its tensors only after this is computed.
+        self.hidden_size.saturating_mul(if self.bidirectional { 2 } else { 1 })
     }
 
     fn encoder_config(&self) -> RecurrentConfig {
@@ -351,10 +352,29 @@ impl Seq2Seq {
             .ok_or_else(|| Error::config("this file has no `config` metadata: it was not saved as a seq2seq model"))?;
         let config: Seq2SeqConfig =
             serde_json::from_str(json).map_err(|e| Error::config(format!("seq2seq config in the file: {e}")))?;
+        check_declared_sizes(&config, &file.tensors)?;
         let mut model = Seq2Seq::with_seed(config, 0)?;
         model.load_state_dict(&file.tensors)?;
         Ok(model)
     }
+}
+
+/// Checks the sizes a configuration declares against a file's tensors before a model of them is allocated, so
+/// that a hostile file cannot ask for more memory than its tensors hold: the encoder's and decoder's (under
+/// `encoder.` and `decoder.`), the vocabularies and the embedding size. The attention's and `combine`'s tensors
+/// are sized by the decoder, already checked; their names and shapes are checked on loading.
+fn check_declared_sizes(config: &Seq2SeqConfig, tensors: &HashMap<String, Tensor>) -> Result<()> {
+    let encoder = config.encoder_config();
+    model_file::check_declared_sizes(&encoder, "encoder.", "encoder.", tensors)?;
+    model_file::check_declared_sizes(&config.decoder_config(), "decoder.", "decoder.", tensors)?;
+    let e = Some(("embedding_dim", config.embedding_dim));
+    let source = Some(("source_vocab", config.source_vocab));
+    let target = Some(("target_vocab", config.target_vocab));
+    let shape = |name: &str, dims: &[model_file::Dim<'_>]| model_file::check_shape(tensors, name, dims, &encoder);
+    shape("source_embedding.weight", &[(config.source_vocab, source), (config.embedding_dim, e)])?;
+    shape("target_embedding.weight", &[(config.target_vocab, target), (config.embedding_dim, e)])?;
+    shape("output.weight", &[(config.target_vocab, target), (config.decoder_size(), None)])?;
+    shape("output.bias", &[(config.target_vocab, target)])
 }
 
 /// Checks that `ids` holds `batch × steps` values.
