@@ -46,6 +46,7 @@ use std::str::FromStr;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use crate::vocab::Vocabulary;
 use recur::loss::DEFAULT_IGNORE_INDEX;
 use recur::{Error, Result};
 
@@ -327,19 +328,7 @@ impl TokenVocab {
     /// Reads [`TokenVocab::to_metadata`]'s string back. The characters must be strictly increasing (sorted,
     /// without repeats), else it is an [`Error::Decode`]: ids would not mean what they meant in training.
     pub fn from_metadata(s: &str) -> Result<Self> {
-        let chars: Vec<char> = s.chars().collect();
-        if let Some(i) = chars.windows(2).position(|w| w[0] >= w[1]) {
-            return Err(Error::Decode {
-                what: "token vocabulary".into(),
-                reason: format!(
-                    "expected characters in strictly increasing order, found {:?} before {:?} at position {}",
-                    chars[i],
-                    chars[i + 1],
-                    i + 1
-                ),
-            });
-        }
-        Ok(TokenVocab { chars })
+        Vocabulary::from_metadata(s).map(|v| TokenVocab { chars: v.chars().to_vec() })
     }
 }
 
