@@ -44,9 +44,9 @@ use std::fmt;
 use std::ops::RangeInclusive;
 use std::str::FromStr;
 
+use crate::vocab::Vocabulary;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use crate::vocab::Vocabulary;
 use recur::loss::DEFAULT_IGNORE_INDEX;
 use recur::{Error, Result};
 
