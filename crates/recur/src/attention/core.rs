@@ -10,6 +10,8 @@ use crate::error::Result;
 use crate::kernels::Real;
 use crate::kernels::gemm::{MatMut, MatRef, gemm};
 use crate::kernels::simd::{self, Vectorised};
+use crate::scratch;
+use rayon::prelude::*;
 
 /// Where group `g = b·heads + h`'s `len × dim` matrix sits in a row-major buffer: element `(i, c)` is at
 /// `b·batch_stride + i·row_stride + offset + h·dim + c`.
@@ -52,6 +54,18 @@ impl HeadLayout {
             return MatRef::new(&data[..0], self.len, self.dim);
         }
         MatRef::strided(&data[self.start(g)..], self.len, self.dim, self.row_stride, 1)
+    }
+
+    /// Copies group `g`'s matrix, row-major `len × dim` in `block`, to its place in `data`.
+    pub fn scatter<T: Copy>(&self, data: &mut [T], g: usize, block: &[T]) {
+        if self.dim == 0 {
+            return;
+        }
+        let start = self.start(g);
+        for (i, row) in block.chunks_exact(self.dim).enumerate() {
+            let at = start + i * self.row_stride;
+            data[at..at + self.dim].copy_from_slice(row);
+        }
     }
 
     /// Group `g`'s matrix in `data`, mutably.
@@ -104,11 +118,20 @@ impl Groups {
 
 /// `scores_g = scale · Q_g K_gᵀ` for every group.
 pub(crate) fn dot_scores<T: Real>(groups: Groups, q: Heads<'_, T>, k: Heads<'_, T>, scale: T, scores: &mut [T]) {
-    for g in 0..groups.count {
-        gemm(q.view(g), k.view(g).t(), T::zero(), groups.block_mut(scores, g));
+    let n = groups.queries * groups.keys;
+    if n == 0 {
+        return;
     }
-    if scale != T::one() {
-        scores.iter_mut().for_each(|s| *s *= scale);
+    let one = |(g, block): (usize, &mut [T])| {
+        gemm(q.view(g), k.view(g).t(), T::zero(), MatMut::new(&mut *block, groups.queries, groups.keys));
+        if scale != T::one() {
+            block.iter_mut().for_each(|s| *s *= scale);
+        }
+    };
+    if in_parallel(groups, q.layout.dim) {
+        scores.par_chunks_mut(n).enumerate().for_each(one);
+    } else {
+        scores.chunks_mut(n).enumerate().for_each(one);
     }
 }
 
@@ -123,16 +146,60 @@ pub(crate) fn dot_scores_backward<T: Real>(
     dscores: &mut [T],
     grads: &mut QkvGrads<'_, T>,
 ) {
-    if scale != T::one() {
-        dscores.iter_mut().for_each(|s| *s *= scale);
+    let Groups { count, queries, keys } = groups;
+    let (n, dim) = (queries * keys, q.layout.dim);
+    if n == 0 || dim == 0 {
+        return;
     }
-    for g in 0..groups.count {
-        let ds = groups.block(dscores, g);
+    let scaled = |ds: &mut [T]| {
+        if scale != T::one() {
+            ds.iter_mut().for_each(|s| *s *= scale);
+        }
+    };
+    if in_parallel(groups, dim) {
+        // Each group's gradients go to blocks of their own, then to their places in the layouts.
+        let mut dq_blocks = scratch::take_unzeroed(count * queries * dim);
+        let mut dk_blocks = scratch::take_unzeroed(count * keys * dim);
+        dscores
+            .par_chunks_mut(n)
+            .zip(dq_blocks.par_chunks_mut(queries * dim))
+            .zip(dk_blocks.par_chunks_mut(keys * dim))
+            .enumerate()
+            .for_each(|(g, ((ds, dq), dk))| {
+                scaled(&mut *ds);
+                let ds = MatRef::new(ds, queries, keys);
+                gemm(ds, k.view(g), T::zero(), MatMut::new(dq, queries, dim));
+                gemm(ds.t(), q.view(g), T::zero(), MatMut::new(dk, keys, dim));
+            });
+        grads.scatter(Qkv::Query, &dq_blocks);
+        grads.scatter(Qkv::Key, &dk_blocks);
+        scratch::give(dq_blocks);
+        scratch::give(dk_blocks);
+        return;
+    }
+    for (g, ds) in dscores.chunks_mut(n).enumerate() {
+        scaled(&mut *ds);
+        let ds = MatRef::new(ds, queries, keys);
         let (dq, layout) = grads.target(Qkv::Query);
         gemm(ds, k.view(g), T::zero(), layout.view_mut(dq, g));
         let (dk, layout) = grads.target(Qkv::Key);
         gemm(ds.t(), q.view(g), T::zero(), layout.view_mut(dk, g));
     }
+}
+
+/// Multiply-adds (or, for the softmax, values times a nominal cost) from which a pass spreads its groups over
+/// Rayon's threads: below, the split costs more than it saves.
+const PARALLEL_WORK: usize = 1 << 20;
+
+/// Whether a pass over `groups` with products of inner size `dim` is worth spreading over threads.
+fn in_parallel(groups: Groups, dim: usize) -> bool {
+    let work = groups.count.saturating_mul(groups.queries).saturating_mul(groups.keys).saturating_mul(dim);
+    worth_threads(groups.count, work)
+}
+
+/// Whether `parts` independent parts holding `work` multiply-adds in all are worth spreading over threads.
+pub(crate) fn worth_threads(parts: usize, work: usize) -> bool {
+    parts > 1 && work >= PARALLEL_WORK && rayon::current_num_threads() > 1
 }
 
 /// Masks every row of scores and replaces it with its softmax, `pⱼ = e^{sⱼ − m} / Σₖ e^{sₖ − m}` with
@@ -151,7 +218,15 @@ pub(crate) fn masked_softmax<T: Real>(groups: Groups, mask: &CheckedMask<'_>, sc
             }
         }
     }
-    simd::vectorised::<T, _>(SoftmaxRows { scores, keys: groups.keys });
+    let block = (groups.queries * groups.keys).max(1);
+    // An exponential costs about as much as a 16-wide multiply-add.
+    if in_parallel(groups, 16) {
+        scores
+            .par_chunks_mut(block)
+            .for_each(|scores| simd::vectorised::<T, _>(SoftmaxRows { scores, keys: groups.keys }));
+    } else {
+        simd::vectorised::<T, _>(SoftmaxRows { scores, keys: groups.keys });
+    }
     Ok(())
 }
 
@@ -203,6 +278,21 @@ pub(crate) fn weighted_sum<T: Real>(
     v: Heads<'_, T>,
     (out, layout): (&mut [T], HeadLayout),
 ) {
+    let (queries, dim) = (groups.queries, layout.dim);
+    if queries * dim == 0 {
+        return;
+    }
+    if in_parallel(groups, dim) {
+        let mut blocks = scratch::take_unzeroed(groups.count * queries * dim);
+        blocks.par_chunks_mut(queries * dim).enumerate().for_each(|(g, block)| {
+            gemm(groups.block(probs, g), v.view(g), T::zero(), MatMut::new(block, queries, dim));
+        });
+        for (g, block) in blocks.chunks(queries * dim).enumerate() {
+            layout.scatter(out, g, block);
+        }
+        scratch::give(blocks);
+        return;
+    }
     for g in 0..groups.count {
         gemm(groups.block(probs, g), v.view(g), T::zero(), layout.view_mut(out, g));
     }
@@ -217,7 +307,22 @@ pub(crate) fn weighted_sum_backward<T: Real>(
     dprobs: &mut [T],
     grads: &mut QkvGrads<'_, T>,
 ) {
-    for g in 0..groups.count {
+    let Groups { count, queries, keys } = groups;
+    let (n, dim) = (queries * keys, v.layout.dim);
+    if n == 0 || dim == 0 {
+        return;
+    }
+    if in_parallel(groups, dim) {
+        let mut dv_blocks = scratch::take_unzeroed(count * keys * dim);
+        dprobs.par_chunks_mut(n).zip(dv_blocks.par_chunks_mut(keys * dim)).enumerate().for_each(|(g, (dp, dv))| {
+            gemm(dout.view(g), v.view(g).t(), T::one(), MatMut::new(dp, queries, keys));
+            gemm(groups.block(probs, g).t(), dout.view(g), T::zero(), MatMut::new(dv, keys, dim));
+        });
+        grads.scatter(Qkv::Value, &dv_blocks);
+        scratch::give(dv_blocks);
+        return;
+    }
+    for g in 0..count {
         gemm(dout.view(g), v.view(g).t(), T::one(), groups.block_mut(dprobs, g));
         let (dv, layout) = grads.target(Qkv::Value);
         gemm(groups.block(probs, g).t(), dout.view(g), T::zero(), layout.view_mut(dv, g));
@@ -247,7 +352,19 @@ pub(crate) struct QkvGrads<'a, T> {
     pub layouts: [HeadLayout; 3],
 }
 
-impl<T> QkvGrads<'_, T> {
+impl<T: Copy> QkvGrads<'_, T> {
+    /// Copies every group's block of `blocks` (group-major, each `len × dim` of `which`'s layout) to its place.
+    fn scatter(&mut self, which: Qkv, blocks: &[T]) {
+        let (data, layout) = self.target(which);
+        let size = layout.len * layout.dim;
+        if size == 0 {
+            return;
+        }
+        for (g, block) in blocks.chunks_exact(size).enumerate() {
+            layout.scatter(data, g, block);
+        }
+    }
+
     fn target(&mut self, which: Qkv) -> (&mut [T], HeadLayout) {
         let i = which as usize;
         let data = match &mut self.buffers {
@@ -261,6 +378,7 @@ impl<T> QkvGrads<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::attention::mask::MaskDims;
 
     #[test]
     fn softmax_is_stable_and_sums_to_one() {
@@ -269,6 +387,54 @@ mod tests {
         let e = (-1.0f64).exp();
         assert!((row[0] - e / (1.0 + e)).abs() < 1e-15 && row[2] == 0.0);
         assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-15);
+    }
+
+    /// Scores, softmax, weighted sum and their backward, on a pool of `threads` threads.
+    fn pass(threads: usize, data: &[Vec<f64>; 3]) -> Vec<Vec<f64>> {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            let (batch, heads, len, dim) = (4, 2, 64, 32);
+            let groups = Groups { count: batch * heads, queries: len, keys: len };
+            assert_eq!(in_parallel(groups, dim), threads > 1, "the case is large enough to split");
+            let order = RowOrder::TimeMajor { batch };
+            let layouts = [0, 1, 2].map(|i| HeadLayout::new(order, len, heads, dim, 3 * heads * dim, i * heads * dim));
+            let packed = &data[0];
+            let view = |i: usize| Heads { data: &packed[..], layout: layouts[i] };
+            let mut probs = vec![0.0; groups.scores_len()];
+            dot_scores(groups, view(0), view(1), 0.3, &mut probs);
+            let mask =
+                CheckedMask::new(Default::default(), MaskDims { batch, heads, queries: len, keys: len }).unwrap();
+            masked_softmax(groups, &mask, &mut probs).unwrap();
+            let out_layout = HeadLayout::new(order, len, heads, dim, heads * dim, 0);
+            let mut out = vec![0.0; batch * len * heads * dim];
+            weighted_sum(groups, &probs, view(2), (&mut out, out_layout));
+            let mut dprobs = data[1][..groups.scores_len()].to_vec();
+            let mut d_packed = vec![0.0; packed.len()];
+            let mut grads = QkvGrads { buffers: QkvBuffers::Packed(&mut d_packed), layouts };
+            let dout = Heads { data: &data[2][..out.len()], layout: out_layout };
+            weighted_sum_backward(groups, (&probs, view(2)), dout, &mut dprobs, &mut grads);
+            softmax_backward(len, &probs, &mut dprobs);
+            dot_scores_backward(groups, (view(0), view(1)), 0.3, &mut dprobs, &mut grads);
+            vec![probs, out, d_packed]
+        })
+    }
+
+    #[test]
+    fn groups_spread_over_threads_give_the_numbers_of_one_thread() {
+        let mut seed = 1u64;
+        let mut random = |n: usize| -> Vec<f64> {
+            (0..n)
+                .map(|_| {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    (seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+                })
+                .collect()
+        };
+        let data = [random(4 * 64 * 3 * 64), random(8 * 64 * 64), random(4 * 64 * 64)];
+        let (one, two) = (pass(1, &data), pass(2, &data));
+        for (a, b) in one.iter().zip(&two) {
+            assert!(a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-12 * x.abs().max(1.0)));
+        }
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! - [`AttentionMask`]: key padding (as lengths or PyTorch's `key_padding_mask`), `attn_mask` and the causal mask.
 //!
 //! Every layer here has an explicit forward and backward, checked against finite differences in `f64` and
-//! against PyTorch. Scores go through a stable softmax: `pⱼ = e^{sⱼ − m} / Σₖ e^{sₖ − m}` with `m = maxₖ sₖ`.
+//! against PyTorch. Large passes spread their groups (a batch element and head each) over Rayon's threads, with
+//! the same numbers as one thread. Scores go through a stable softmax: `pⱼ = e^{sⱼ − m} / Σₖ e^{sₖ − m}` with `m = maxₖ sₖ`.
 
 mod core;
 mod mask;

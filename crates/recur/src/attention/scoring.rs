@@ -9,7 +9,7 @@ use rand::Rng;
 use super::AttentionShape;
 use super::core::{
     Groups, HeadLayout, Heads, QkvBuffers, QkvGrads, RowOrder, dot_scores, dot_scores_backward, masked_softmax,
-    softmax_backward, weighted_sum, weighted_sum_backward,
+    softmax_backward, weighted_sum, weighted_sum_backward, worth_threads,
 };
 use super::mask::{AttentionMask, CheckedMask, MaskDims};
 use crate::error::{Error, Result};
@@ -18,6 +18,7 @@ use crate::kernels::simd::{self, Vectorised};
 use crate::nn::Linear;
 use crate::params::{Module, Param, ParamMut, ParamRef, Trainable, prefixed};
 use crate::scratch;
+use rayon::prelude::*;
 
 /// How a query `q` scores a key `k`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -371,13 +372,23 @@ impl<T: Real> Attention<T> {
                 cache.projected_keys = key_proj.forward(input.keys, batch * keys)?;
                 // Written in full; back to the pool with the cache.
                 cache.hidden = scratch::take_unzeroed(groups.scores_len() * a);
-                simd::vectorised::<T, _>(AdditiveHidden {
-                    projected_query: &cache.projected_query,
-                    projected_keys: &cache.projected_keys,
-                    hidden: &mut cache.hidden,
-                    shape,
-                    size: a,
-                });
+                let (pq, pk) = (&cache.projected_query, &cache.projected_keys);
+                let one = |(b, hidden): (usize, &mut [T])| {
+                    simd::vectorised::<T, _>(AdditiveHidden {
+                        projected_query: &pq[b * queries * a..(b + 1) * queries * a],
+                        projected_keys: &pk[b * keys * a..(b + 1) * keys * a],
+                        hidden,
+                        pairs: (queries, keys),
+                        size: a,
+                    })
+                };
+                // A tanh costs about as much as eight multiply-adds.
+                let per_batch = (queries * keys * a).max(1);
+                if worth_threads(batch, cache.hidden.len().saturating_mul(8)) {
+                    cache.hidden.par_chunks_mut(per_batch).enumerate().for_each(one);
+                } else {
+                    cache.hidden.chunks_mut(per_batch).enumerate().for_each(one);
+                }
                 // `eᵢⱼ = v · hᵢⱼ` for every pair at once: one product.
                 energy.forward_into(&cache.hidden, groups.scores_len(), scores)?;
             }
@@ -429,15 +440,36 @@ impl<T: Real> Attention<T> {
             ScoreWeights::Additive { query_proj, key_proj, energy } => {
                 let mut d_pq = scratch::take(cache.projected_query.len());
                 let mut d_pk = scratch::take(cache.projected_keys.len());
-                simd::vectorised::<T, _>(AdditiveHiddenBackward {
-                    hidden: &cache.hidden,
-                    dscores,
-                    v: energy.weight(),
-                    d_projected_query: &mut d_pq,
-                    d_projected_keys: &mut d_pk,
-                    shape: cache.shape,
-                    size: a,
-                });
+                let (v, per_batch) = (energy.weight(), (queries * keys).max(1));
+                let one = |(((hidden, dscores), d_pq), d_pk)| {
+                    simd::vectorised::<T, _>(AdditiveHiddenBackward {
+                        hidden,
+                        dscores,
+                        v,
+                        d_projected_query: d_pq,
+                        d_projected_keys: d_pk,
+                        pairs: (queries, keys),
+                        size: a,
+                    })
+                };
+                let (qa, ka) = ((queries * a).max(1), (keys * a).max(1));
+                if worth_threads(batch, cache.hidden.len().saturating_mul(4)) {
+                    cache
+                        .hidden
+                        .par_chunks(per_batch * a)
+                        .zip(dscores.par_chunks(per_batch))
+                        .zip(d_pq.par_chunks_mut(qa))
+                        .zip(d_pk.par_chunks_mut(ka))
+                        .for_each(one);
+                } else {
+                    cache
+                        .hidden
+                        .chunks(per_batch * a)
+                        .zip(dscores.chunks(per_batch))
+                        .zip(d_pq.chunks_mut(qa))
+                        .zip(d_pk.chunks_mut(ka))
+                        .for_each(one);
+                }
                 // `energy` maps each `(i, j)`'s hidden layer to its score: its weight gradient is `Σ ∂L/∂e · h`.
                 energy
                     .backward_into(&cache.hidden, dscores, groups.scores_len(), None)
@@ -458,26 +490,28 @@ impl<T: Real> Attention<T> {
 /// The additive score's hidden layer `hᵢⱼ = tanh(W_q qᵢ + W_k kⱼ)` for every pair, compiled for the CPU's vector
 /// width (the loop runs across the `A` units).
 struct AdditiveHidden<'a, T> {
+    /// One batch element's `W_q qᵢ` (`L × A`), `W_k kⱼ` (`S × A`) and hidden layers (`L·S × A`).
     projected_query: &'a [T],
     projected_keys: &'a [T],
     hidden: &'a mut [T],
-    shape: AttentionShape,
+    /// `(L, S)`.
+    pairs: (usize, usize),
     size: usize,
 }
 
 impl<T: Real> Vectorised for AdditiveHidden<'_, T> {
     #[inline(always)]
     fn run(self) {
-        let AttentionShape { batch, queries, keys } = self.shape;
         let a = self.size;
+        if a == 0 {
+            return;
+        }
         let mut rows = self.hidden.chunks_exact_mut(a);
-        for b in 0..batch {
-            for pq in self.projected_query[b * queries * a..(b + 1) * queries * a].chunks_exact(a) {
-                for pk in self.projected_keys[b * keys * a..(b + 1) * keys * a].chunks_exact(a) {
-                    let h = rows.next().expect("one hidden row a pair");
-                    for ((h, &x), &y) in h.iter_mut().zip(pq).zip(pk) {
-                        *h = (x + y).act_tanh();
-                    }
+        for pq in self.projected_query.chunks_exact(a).take(self.pairs.0) {
+            for pk in self.projected_keys.chunks_exact(a).take(self.pairs.1) {
+                let h = rows.next().expect("one hidden row a pair");
+                for ((h, &x), &y) in h.iter_mut().zip(pq).zip(pk) {
+                    *h = (x + y).act_tanh();
                 }
             }
         }
@@ -487,31 +521,32 @@ impl<T: Real> Vectorised for AdditiveHidden<'_, T> {
 /// The backward of [`AdditiveHidden`]: with `uᵢⱼ = ∂L/∂eᵢⱼ · v ⊙ (1 − hᵢⱼ²)`, `∂L/∂(W_q qᵢ) = Σⱼ uᵢⱼ` and
 /// `∂L/∂(W_k kⱼ) = Σᵢ uᵢⱼ`.
 struct AdditiveHiddenBackward<'a, T> {
+    /// One batch element's hidden layers and score gradients, and the gradients of its projections.
     hidden: &'a [T],
     dscores: &'a [T],
     v: &'a [T],
     d_projected_query: &'a mut [T],
     d_projected_keys: &'a mut [T],
-    shape: AttentionShape,
+    /// `(L, S)`.
+    pairs: (usize, usize),
     size: usize,
 }
 
 impl<T: Real> Vectorised for AdditiveHiddenBackward<'_, T> {
     #[inline(always)]
     fn run(self) {
-        let AttentionShape { batch, queries, keys } = self.shape;
         let a = self.size;
+        if a == 0 {
+            return;
+        }
         let mut pairs = self.hidden.chunks_exact(a).zip(self.dscores);
-        for b in 0..batch {
-            let d_keys = &mut self.d_projected_keys[b * keys * a..(b + 1) * keys * a];
-            for dq in self.d_projected_query[b * queries * a..(b + 1) * queries * a].chunks_exact_mut(a) {
-                for dk in d_keys.chunks_exact_mut(a) {
-                    let (h, &ds) = pairs.next().expect("one hidden row a pair");
-                    for (((dq, dk), &h), &v) in dq.iter_mut().zip(dk.iter_mut()).zip(h).zip(self.v) {
-                        let u = ds * v * (T::one() - h * h);
-                        *dq += u;
-                        *dk += u;
-                    }
+        for dq in self.d_projected_query.chunks_exact_mut(a).take(self.pairs.0) {
+            for dk in self.d_projected_keys.chunks_exact_mut(a).take(self.pairs.1) {
+                let (h, &ds) = pairs.next().expect("one hidden row a pair");
+                for (((dq, dk), &h), &v) in dq.iter_mut().zip(dk.iter_mut()).zip(h).zip(self.v) {
+                    let u = ds * v * (T::one() - h * h);
+                    *dq += u;
+                    *dk += u;
                 }
             }
         }
