@@ -33,7 +33,7 @@ pub struct AttentionDemoArgs {
     #[arg(long, default_value_t = 64)]
     hidden: usize,
     /// Pairs per batch.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 64)]
     batch: usize,
     /// Maximum source lengths, comma-separated (each source has 1 to this many characters).
     #[arg(long, value_delimiter = ',', default_value = "10,20,40,60")]
