@@ -41,7 +41,8 @@ enum Command {
     Eval(commands::eval::EvalArgs),
     /// Show a model file's configuration, tensors, shapes and sizes.
     Info(commands::info::InfoArgs),
-    /// Train an RNN, an LSTM and a GRU on the adding problem at several lengths; table and plots.
+    /// Train an RNN, an LSTM and a GRU on the adding problem at several lengths (`demo attention`: an
+    /// encoder-decoder without and with attention); table and plots.
     Demo(commands::demo::DemoArgs),
     /// Plot the norm of the gradient reaching each hidden state (vanishing gradients), per model.
     Gradflow(commands::gradflow::GradflowArgs),

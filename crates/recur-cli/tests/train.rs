@@ -1,5 +1,5 @@
-//! `recur train`, `eval`, `info`, `demo` and `gradflow` on tiny settings: the files they write, exact resumption
-//! (also after Ctrl-C), and one-line errors for bad input.
+//! `recur train`, `eval`, `info`, `demo`, `demo attention` and `gradflow` on tiny settings: the files they write,
+//! exact resumption (also after Ctrl-C), and one-line errors for bad input.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -208,4 +208,44 @@ fn demo_and_gradflow_write_their_plots() {
     // A vanilla RNN at initialisation: the gradient shrinks going back in time.
     assert!(rnn[0].as_f64().unwrap() < rnn[11].as_f64().unwrap());
     assert!(g.join("gradflow.png").is_file());
+}
+
+#[test]
+fn demo_attention_writes_its_table_plots_and_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("attention");
+    let o = ok(recur(&[
+        "demo",
+        "attention",
+        "--steps",
+        "4",
+        "--hidden",
+        "6",
+        "--batch",
+        "4",
+        "--lengths",
+        "3,5",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]));
+    let text = stdout(&o);
+    for needle in ["exact match", "T=3", "T=5", "none", "additive"] {
+        assert!(text.contains(needle), "{needle} not in\n{text}");
+    }
+    let results: Value = serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    let results = results.as_array().unwrap();
+    assert_eq!(results.len(), 4);
+    for r in results {
+        for key in ["exact_match", "token_accuracy"] {
+            assert!(r[key].as_f64().is_some_and(|v| (0.0..=1.0).contains(&v)), "{key} of {r}");
+        }
+    }
+    let attention: Vec<&str> = results.iter().map(|r| r["attention"].as_str().unwrap()).collect();
+    assert_eq!(attention, ["none", "additive", "none", "additive"]);
+    for png in ["accuracy.png", "attention.png"] {
+        assert!(std::fs::metadata(out.join(png)).unwrap().len() > 2_000, "{png}");
+    }
+    // The adding-problem demo's options do not mix with another demo's.
+    fails_with(recur(&["demo", "--full", "attention"]), "");
 }

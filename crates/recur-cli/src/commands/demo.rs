@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use clap::Args;
+use clap::{Args, Subcommand};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -24,7 +24,11 @@ use crate::tasks;
 
 /// Arguments of `recur demo`.
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct DemoArgs {
+    /// Another demo instead of the adding problem.
+    #[command(subcommand)]
+    demo: Option<DemoCommand>,
     /// Also the longer sequences (T = 200) and more steps: several times longer.
     #[arg(long)]
     full: bool,
@@ -51,6 +55,13 @@ pub struct DemoArgs {
     quiet: bool,
 }
 
+/// The other demos.
+#[derive(Subcommand, Debug)]
+enum DemoCommand {
+    /// An encoder-decoder without and with additive attention on `reverse` at several lengths; table and plots.
+    Attention(super::demo_attention::AttentionDemoArgs),
+}
+
 const MODELS: [ModelKind; 3] = [ModelKind::Rnn, ModelKind::Lstm, ModelKind::Gru];
 
 /// One finished run.
@@ -66,6 +77,9 @@ struct Outcome {
 
 /// Runs `recur demo`.
 pub fn run(args: &DemoArgs) -> CommandResult {
+    if let Some(DemoCommand::Attention(attention)) = &args.demo {
+        return super::demo_attention::run(attention);
+    }
     super::set_threads(args.threads)?;
     let steps = args.steps.unwrap_or(if args.full { 4000 } else { 2000 });
     let lengths = match (&args.lengths[..], args.full) {

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod demo;
+pub mod demo_attention;
 pub mod eval;
 pub mod forward;
 pub mod generate;

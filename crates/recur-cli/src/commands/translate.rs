@@ -2,9 +2,10 @@
 //! dates`), greedily or by beam search, reading both vocabularies and the task from the model file; optionally
 //! draws the attention weights as a heatmap.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
+use recur::seq2seq::Decoded;
 
 use super::CommandResult;
 use crate::modelfile::{self, Any};
@@ -63,14 +64,7 @@ pub fn run(args: &TranslateArgs) -> CommandResult {
         if decoded.weights.is_empty() {
             return Err("--heatmap: this model has no attention (it was trained with --attention none)".into());
         }
-        let columns: Vec<String> = args.input.chars().map(|c| c.to_string()).collect();
-        let mut rows: Vec<String> = output.chars().map(|c| c.to_string()).collect();
-        rows.truncate(decoded.weights.len() / columns.len());
-        while rows.len() < decoded.weights.len() / columns.len() {
-            rows.push("</s>".into());
-        }
-        let title = format!("attention: {:?} → {:?}", args.input, output);
-        plot::heatmap(file, &title, &decoded.weights, &rows, &columns)?;
+        heatmap(file, &args.input, &output, &decoded)?;
     }
     if args.json {
         let json = serde_json::json!({
@@ -88,4 +82,18 @@ pub fn run(args: &TranslateArgs) -> CommandResult {
         }
     }
     Ok(())
+}
+
+/// Draws the attention weights of `decoded`, the decoding of `input` into `output`, into the PNG `file`: a row per
+/// generated character (the end token as `</s>`), a column per input character.
+pub fn heatmap(file: &Path, input: &str, output: &str, decoded: &Decoded) -> Result<(), String> {
+    let columns: Vec<String> = input.chars().map(|c| c.to_string()).collect();
+    let steps = decoded.weights.len() / columns.len().max(1);
+    let mut rows: Vec<String> = output.chars().map(|c| c.to_string()).collect();
+    rows.truncate(steps);
+    while rows.len() < steps {
+        rows.push("</s>".into());
+    }
+    let title = format!("attention: {input:?} → {output:?}");
+    plot::heatmap(file, &title, &decoded.weights, &rows, &columns)
 }
