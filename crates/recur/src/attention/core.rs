@@ -249,15 +249,44 @@ impl<T: Real> Vectorised for SoftmaxRows<'_, T> {
 /// it would give a tiny positive number).
 #[inline(always)]
 fn softmax_row<T: Real>(row: &mut [T]) {
-    let max = row.iter().copied().fold(T::neg_infinity(), T::max);
-    let mut sum = T::zero();
+    let max = lanes_max(row);
     for s in row.iter_mut() {
         let e = (*s - max).act_exp();
         *s = if *s == T::neg_infinity() { T::zero() } else { e };
-        sum += *s;
     }
-    let inv = T::one() / sum;
+    let inv = T::one() / lanes_sum(row.iter().copied());
     row.iter_mut().for_each(|p| *p *= inv);
+}
+
+/// Independent partial results a reduction keeps, so that it runs as vector lanes rather than one chain of
+/// dependent additions (the order is fixed, so every path gives the same sum).
+const LANES: usize = 8;
+
+/// `Σ values`, in [`LANES`] partial sums added at the end.
+#[inline(always)]
+fn lanes_sum<T: Real>(values: impl Iterator<Item = T>) -> T {
+    let mut acc = [T::zero(); LANES];
+    for (i, v) in values.enumerate() {
+        acc[i % LANES] += v;
+    }
+    acc.iter().fold(T::zero(), |a, &b| a + b)
+}
+
+/// `max row`, in [`LANES`] partial maxima.
+#[inline(always)]
+fn lanes_max<T: Real>(row: &[T]) -> T {
+    let mut acc = [T::neg_infinity(); LANES];
+    let chunks = row.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a = if v > *a { v } else { *a };
+        }
+    }
+    for (a, &v) in acc.iter_mut().zip(rest) {
+        *a = if v > *a { v } else { *a };
+    }
+    acc.iter().fold(T::neg_infinity(), |m, &v| if v > m { v } else { m })
 }
 
 /// The backward of the softmax, in place: `∂L/∂sⱼ = pⱼ (∂L/∂pⱼ − Σₖ pₖ ∂L/∂pₖ)` for every row.
@@ -265,9 +294,23 @@ pub(crate) fn softmax_backward<T: Real>(keys: usize, probs: &[T], dprobs: &mut [
     if keys == 0 {
         return;
     }
-    for (p, dp) in probs.chunks_exact(keys).zip(dprobs.chunks_exact_mut(keys)) {
-        let dot = p.iter().zip(dp.iter()).fold(T::zero(), |acc, (&p, &d)| acc + p * d);
-        p.iter().zip(dp.iter_mut()).for_each(|(&p, d)| *d = p * (*d - dot));
+    simd::vectorised::<T, _>(SoftmaxBackwardRows { keys, probs, dprobs });
+}
+
+/// [`softmax_backward`]'s rows, compiled for the CPU's vector width.
+struct SoftmaxBackwardRows<'a, T> {
+    keys: usize,
+    probs: &'a [T],
+    dprobs: &'a mut [T],
+}
+
+impl<T: Real> Vectorised for SoftmaxBackwardRows<'_, T> {
+    #[inline(always)]
+    fn run(self) {
+        for (p, dp) in self.probs.chunks_exact(self.keys).zip(self.dprobs.chunks_exact_mut(self.keys)) {
+            let dot = lanes_sum(p.iter().zip(dp.iter()).map(|(&p, &d)| p * d));
+            p.iter().zip(dp.iter_mut()).for_each(|(&p, d)| *d = p * (*d - dot));
+        }
     }
 }
 
