@@ -8,30 +8,9 @@ use std::time::{Duration, Instant};
 use recur::model_file::TensorFile;
 use serde_json::Value;
 
-fn recur(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_recur")).args(args).output().expect("run recur")
-}
+mod common;
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn ok(o: Output) -> Output {
-    assert!(o.status.success(), "exit {:?}\nstdout:\n{}\nstderr:\n{}", o.status, stdout(&o), stderr(&o));
-    o
-}
-
-/// A failure as the CLI promises it: exit code 1 and exactly one line on standard error, containing `needle`.
-fn fails_with(o: Output, needle: &str) {
-    assert_eq!(o.status.code(), Some(1), "stdout:\n{}\nstderr:\n{}", stdout(&o), stderr(&o));
-    let err = stderr(&o);
-    assert_eq!(err.trim_end().lines().count(), 1, "one line expected:\n{err}");
-    assert!(err.contains(needle), "{needle:?} not in {err:?}");
-}
+use common::{fails_with, ok, recur, stderr, stdout};
 
 const TINY: [&str; 12] =
     ["--task", "adding", "--seq-len", "8", "--hidden", "6", "--batch", "8", "--eval-every", "10", "--log-every", "5"];

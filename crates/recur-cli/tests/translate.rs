@@ -2,38 +2,13 @@
 //! settings; and the one-line errors of bad input.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 
-fn recur(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_recur")).args(args).output().expect("run recur")
-}
+mod common;
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn ok(o: Output) -> Output {
-    assert!(o.status.success(), "exit {:?}\nstdout:\n{}\nstderr:\n{}", o.status, stdout(&o), stderr(&o));
-    o
-}
-
-/// Exit code 1 and exactly one line on standard error, containing `needle`.
-fn fails_with(o: Output, needle: &str) {
-    assert_eq!(o.status.code(), Some(1), "stdout:\n{}\nstderr:\n{}", stdout(&o), stderr(&o));
-    let err = stderr(&o);
-    assert_eq!(err.trim_end().lines().count(), 1, "one line expected:\n{err}");
-    assert!(err.contains(needle), "{needle:?} not in {err:?}");
-}
-
-fn last_json(o: &Output) -> Value {
-    serde_json::from_str(stdout(o).lines().last().expect("a last line")).expect("JSON")
-}
+use common::{fails_with, last_json, ok, recur, stdout};
 
 /// Trains `reverse` on sequences of up to 4 letters with a small GRU encoder-decoder.
 fn train_reverse(dir: &Path, steps: &str, extra: &[&str]) -> Output {

@@ -2,78 +2,17 @@
 //! (values and gradients from PyTorch's autograd) is reproduced to within 1e-5 relative to `max(1, |reference|)`.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 
-use recur::model_file::TensorFile;
 use recur::{BceWithLogitsLoss, CrossEntropyLoss, Embedding, Linear, Module, MseLoss, Tensor};
 
-const TOLERANCE: f32 = 1e-5;
+mod common;
 
-struct Case {
-    name: String,
-    file: TensorFile,
-}
-
-impl Case {
-    fn tensor(&self, key: &str) -> &Tensor {
-        self.file.tensors.get(key).unwrap_or_else(|| panic!("{}: no tensor `{key}`", self.name))
-    }
-
-    fn data(&self, key: &str) -> &[f32] {
-        self.tensor(key).data()
-    }
-
-    fn optional(&self, key: &str) -> Option<&[f32]> {
-        self.file.tensors.get(key).map(Tensor::data)
-    }
-
-    fn meta(&self, key: &str) -> &str {
-        &self.file.metadata[key]
-    }
-
-    fn integers(&self, key: &str) -> Vec<i64> {
-        self.data(key).iter().map(|&v| v as i64).collect()
-    }
-
-    /// Checks `got` against the reference `key` and returns the largest relative error.
-    fn compare(&self, key: &str, got: &[f32]) -> f32 {
-        let want = self.data(key);
-        assert_eq!(got.len(), want.len(), "{}: length of {key}", self.name);
-        let err = got.iter().zip(want).map(|(g, w)| (g - w).abs() / w.abs().max(1.0)).fold(0.0, f32::max);
-        assert!(
-            err <= TOLERANCE,
-            "{}: {key} differs from PyTorch by {err:.3e} (relative)\n got  {got:?}\n want {want:?}",
-            self.name
-        );
-        err
-    }
-}
-
-fn cases(kind: &str) -> Vec<Case> {
-    let dir: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/blocks");
-    let index = std::fs::read_to_string(dir.join("index.json")).expect("fixture index");
-    let names: Vec<String> = serde_json::from_str(&index).expect("index is a JSON list");
-    let cases: Vec<Case> = names
-        .into_iter()
-        .map(|name| {
-            let file = TensorFile::read(dir.join(format!("{name}.safetensors"))).unwrap();
-            Case { name, file }
-        })
-        .filter(|c| c.meta("kind") == kind)
-        .collect();
-    assert!(!cases.is_empty(), "no `{kind}` fixtures");
-    cases
-}
-
-fn report(what: &str, errors: impl IntoIterator<Item = f32>) {
-    let max = errors.into_iter().fold(0.0, f32::max);
-    println!("{what}: max relative error vs PyTorch {max:.3e}");
-}
+use common::{cases, report};
 
 #[test]
 fn linear_matches_pytorch() {
     let mut errors = Vec::new();
-    for case in cases("linear") {
+    for case in cases("blocks", "linear") {
         let weight = case.tensor("weight");
         let (out, inp) = (weight.shape()[0], weight.shape()[1]);
         let bias = case.meta("bias") == "true";
@@ -100,7 +39,7 @@ fn linear_matches_pytorch() {
 #[test]
 fn embedding_matches_pytorch() {
     let mut errors = Vec::new();
-    for case in cases("embedding") {
+    for case in cases("blocks", "embedding") {
         let weight = case.tensor("weight");
         let (num, dim) = (weight.shape()[0], weight.shape()[1]);
         let padding_idx = match case.meta("padding_idx") {
@@ -122,7 +61,7 @@ fn embedding_matches_pytorch() {
 #[test]
 fn cross_entropy_matches_pytorch() {
     let mut errors = Vec::new();
-    for case in cases("cross_entropy") {
+    for case in cases("blocks", "cross_entropy") {
         let logits = case.tensor("logits");
         let classes = logits.shape()[1];
         let targets = case.integers("targets");
@@ -149,7 +88,7 @@ fn cross_entropy_matches_pytorch() {
 #[test]
 fn mse_matches_pytorch() {
     let mut errors = Vec::new();
-    for case in cases("mse") {
+    for case in cases("blocks", "mse") {
         let (loss, grad) = MseLoss.forward(case.data("input"), case.data("target"), None).unwrap();
         errors.push(case.compare("loss", &[loss]));
         errors.push(case.compare("dinput", &grad));
@@ -160,7 +99,7 @@ fn mse_matches_pytorch() {
 #[test]
 fn bce_with_logits_matches_pytorch() {
     let mut errors = Vec::new();
-    for case in cases("bce_with_logits") {
+    for case in cases("blocks", "bce_with_logits") {
         let mut bce = BceWithLogitsLoss::new();
         if let Some(pw) = case.optional("pos_weight") {
             bce = bce.with_pos_weight(pw.to_vec());

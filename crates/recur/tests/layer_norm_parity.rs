@@ -3,84 +3,19 @@
 //! 1e-5 relative to `max(1, |reference|)`.
 
 use std::collections::HashMap;
-use std::path::Path;
 
-use recur::model_file::TensorFile;
 use recur::nn::sinusoidal_positions;
 use recur::{LayerNorm, Layout, Module, PositionalEncoding, SequenceShape, Tensor, Trainable};
 
-const TOLERANCE: f32 = 1e-5;
+mod common;
 
-struct Case {
-    name: String,
-    file: TensorFile,
-}
-
-impl Case {
-    fn tensor(&self, key: &str) -> &Tensor {
-        self.file.tensors.get(key).unwrap_or_else(|| panic!("{}: no tensor `{key}`", self.name))
-    }
-
-    fn data(&self, key: &str) -> &[f32] {
-        self.tensor(key).data()
-    }
-
-    fn meta(&self, key: &str) -> &str {
-        self.file.metadata.get(key).unwrap_or_else(|| panic!("{}: no metadata `{key}`", self.name))
-    }
-
-    fn flag(&self, key: &str) -> bool {
-        match self.meta(key) {
-            "true" => true,
-            "false" => false,
-            other => panic!("{}: `{key}` is {other:?}", self.name),
-        }
-    }
-
-    fn size(&self, key: &str) -> usize {
-        self.meta(key).parse().unwrap_or_else(|e| panic!("{}: `{key}`: {e}", self.name))
-    }
-
-    /// Checks `got` against the reference `key` and returns the largest relative error.
-    fn compare(&self, key: &str, got: &[f32]) -> f32 {
-        let want = self.data(key);
-        assert_eq!(got.len(), want.len(), "{}: length of {key}", self.name);
-        let err = got.iter().zip(want).map(|(g, w)| (g - w).abs() / w.abs().max(1.0)).fold(0.0, f32::max);
-        assert!(
-            err <= TOLERANCE,
-            "{}: {key} differs from PyTorch by {err:.3e} (relative)\n got  {got:?}\n want {want:?}",
-            self.name
-        );
-        err
-    }
-}
-
-fn cases(kind: &str) -> Vec<Case> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/nn");
-    let index = std::fs::read_to_string(dir.join("index.json")).expect("fixture index");
-    let names: Vec<String> = serde_json::from_str(&index).expect("index is a JSON list");
-    let cases: Vec<Case> = names
-        .into_iter()
-        .map(|name| {
-            let file = TensorFile::read(dir.join(format!("{name}.safetensors"))).unwrap();
-            Case { name, file }
-        })
-        .filter(|c| c.meta("kind") == kind)
-        .collect();
-    assert!(!cases.is_empty(), "no `{kind}` fixtures");
-    cases
-}
-
-fn report(what: &str, errors: impl IntoIterator<Item = f32>) {
-    let max = errors.into_iter().fold(0.0, f32::max);
-    println!("{what}: max relative error vs PyTorch {max:.3e}");
-}
+use common::{cases, report};
 
 #[test]
 fn layer_norm_matches_pytorch() {
     let mut errors = Vec::new();
     let (mut without_affine, mut without_bias) = (0, 0);
-    for case in cases("layer_norm") {
+    for case in cases("nn", "layer_norm") {
         let n = case.size("normalized_shape");
         let eps: f64 = case.meta("eps").parse().unwrap();
         let (affine, bias) = (case.flag("elementwise_affine"), case.flag("bias"));
@@ -123,7 +58,7 @@ fn layer_norm_matches_pytorch() {
 #[test]
 fn positional_encoding_matches_the_pytorch_tutorial() {
     let mut errors = Vec::new();
-    for case in cases("positional_encoding") {
+    for case in cases("nn", "positional_encoding") {
         let (max_len, d_model) = (case.size("max_len"), case.size("d_model"));
         assert_eq!(case.flag("odd"), d_model % 2 == 1);
         errors.push(case.compare("pe", &sinusoidal_positions::<f32>(max_len, d_model).unwrap()));
