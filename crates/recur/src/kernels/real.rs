@@ -42,7 +42,7 @@ pub trait Real:
     fn sigmoid(self) -> Self;
     /// `tanh(x)`, the gates' activation.
     fn act_tanh(self) -> Self;
-    /// `eˣ`, the softmax's: vectorisable for `f32` (see [`activation::exp`]), libm's for `f64`.
+    /// `eˣ`, the softmax's: the gates' vectorisable polynomial for `f32`, libm's for `f64`.
     fn act_exp(self) -> Self;
 }
 
