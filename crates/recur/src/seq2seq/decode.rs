@@ -56,9 +56,25 @@ struct Hypothesis {
 }
 
 impl Hypothesis {
+    /// Tokens scored so far: the output and, once it has ended, its end token.
+    fn len(&self) -> usize {
+        self.tokens.len() + usize::from(self.finished)
+    }
+}
+
+/// A hypothesis extended by one token (or carried over when it has ended), before it is built.
+#[derive(Clone, Copy, Debug)]
+struct Candidate {
+    parent: usize,
+    token: Option<usize>,
+    log_prob: f32,
+    len: usize,
+}
+
+impl Candidate {
+    /// `log p / len^α`, the length-normalised score hypotheses are ranked by.
     fn score(&self, alpha: f32) -> f32 {
-        let len = (self.tokens.len() + usize::from(self.finished)).max(1) as f32;
-        self.log_prob / len.powf(alpha)
+        self.log_prob / (self.len.max(1) as f32).powf(alpha)
     }
 }
 
@@ -94,24 +110,34 @@ impl Seq2Seq {
             finished: false,
         }];
         for _ in 0..options.max_len {
-            let mut candidates: Vec<(Hypothesis, usize, f32, Vec<f32>)> = Vec::new();
-            for mut beam in beams.drain(..) {
+            // Each kept hypothesis is stepped once; its extensions are ranked before any of them is built, so that
+            // only the `beam` kept ones clone a state.
+            let mut candidates = Vec::new();
+            let mut step_weights = Vec::with_capacity(beams.len());
+            for (parent, beam) in beams.iter_mut().enumerate() {
                 if beam.finished {
-                    candidates.push((beam, usize::MAX, 0.0, Vec::new()));
+                    candidates.push(Candidate { parent, token: None, log_prob: beam.log_prob, len: beam.len() });
+                    step_weights.push(Vec::new());
                     continue;
                 }
                 let last = beam.tokens.last().copied().unwrap_or(options.bos);
                 let (log_probs, weights) = self.step_one(&mut beam.state, last, &encoded, source.len())?;
                 for (token, lp) in top_k(&log_probs, options.beam) {
-                    candidates.push((beam.clone(), token, lp, weights.clone()));
+                    let log_prob = beam.log_prob + lp;
+                    candidates.push(Candidate { parent, token: Some(token), log_prob, len: beam.len() + 1 });
                 }
+                step_weights.push(weights);
             }
-            let mut next: Vec<Hypothesis> = candidates
-                .into_iter()
-                .map(|(mut h, token, lp, weights)| {
-                    if token != usize::MAX {
-                        h.log_prob += lp;
-                        h.weights.extend_from_slice(&weights);
+            let alpha = options.length_penalty;
+            candidates.sort_by(|a, b| b.score(alpha).total_cmp(&a.score(alpha)));
+            candidates.truncate(options.beam);
+            beams = candidates
+                .iter()
+                .map(|c| {
+                    let mut h = beams[c.parent].clone();
+                    if let Some(token) = c.token {
+                        h.log_prob = c.log_prob;
+                        h.weights.extend_from_slice(&step_weights[c.parent]);
                         if token == options.eos {
                             h.finished = true;
                         } else {
@@ -121,9 +147,6 @@ impl Seq2Seq {
                     h
                 })
                 .collect();
-            next.sort_by(|a, b| b.score(options.length_penalty).total_cmp(&a.score(options.length_penalty)));
-            next.truncate(options.beam);
-            beams = next;
             if beams.iter().all(|h| h.finished) {
                 break;
             }
