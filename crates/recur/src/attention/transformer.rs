@@ -81,8 +81,8 @@ impl TransformerEncoderLayerConfig {
 #[derive(Clone, Debug)]
 pub struct TransformerCache<T: Real = f32> {
     shape: AttentionShape,
-    /// The attention's input: `x` (post-norm) or `norm1(x)` (pre-norm).
-    attention_input: Vec<T>,
+    /// Pre-norm: the attention's input `norm1(x)` (post-norm reads `x` itself, which the backward is given).
+    normed_input: Vec<T>,
     attention: MhaCache<T>,
     /// `x + dropout(attention)`.
     first_sum: Vec<T>,
@@ -176,13 +176,13 @@ impl<T: Real> TransformerEncoderLayer<T> {
         let rows = batch * len;
         let p = self.config.dropout;
         let norm_first = self.config.norm_first;
-        let (attention_input, norm1_first) = if norm_first {
+        let (normed_input, norm1_first) = if norm_first {
             let (y, cache) = self.norm1.forward_train(x, rows)?;
             (y, Some(cache))
         } else {
-            (x.to_vec(), None)
+            (Vec::new(), None)
         };
-        let input = MhaInput::SelfAttention(&attention_input);
+        let input = MhaInput::SelfAttention(if norm_first { &normed_input } else { x });
         let (attended, attention) = self.self_attn.run(input, shape, mask, NeedWeights::No, rng.as_deref_mut())?;
         let mask0 = draw_mask(&mut rng, rows * e, p);
         let mut first_sum = attended.output;
@@ -212,7 +212,7 @@ impl<T: Real> TransformerEncoderLayer<T> {
         };
         let cache = TransformerCache {
             shape,
-            attention_input,
+            normed_input,
             attention,
             first_sum,
             norm1,
@@ -264,10 +264,10 @@ impl<T: Real> TransformerEncoderLayer<T> {
             d_ff_input.iter_mut().zip(&d_sum).for_each(|(a, &b)| *a += b);
             self.norm1.backward(&cache.first_sum, &cache.norm1, &d_ff_input, rows)?
         };
-        // The attention path: `first_sum = x + dropout(SA(attention_input))`.
+        // The attention path: `first_sum = x + dropout(SA(x))`, or `SA(norm1(x))` pre-norm.
         let mut d_attended = d_first_sum.clone();
         apply_mask(&mut d_attended, mask0);
-        let input = MhaInput::SelfAttention(&cache.attention_input);
+        let input = MhaInput::SelfAttention(if self.config.norm_first { &cache.normed_input } else { x });
         let MhaInputGrads::SelfAttention(d_attention_input) =
             self.self_attn.backward(input, &cache.attention, &d_attended, None)?
         else {
