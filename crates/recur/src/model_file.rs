@@ -177,7 +177,8 @@ fn apply_options(config: RecurrentConfig, options: &LoadOptions) -> Result<Recur
 /// Infers a configuration from PyTorch `state_dict` names and shapes alone.
 ///
 /// The first layer's tensors tell the mode (from the gate multiple `rows(weight_ih) / hidden`), the sizes, the
-/// projection (`weight_hr_l0`), bias (`bias_ih_l0`) and direction (`weight_ih_l0_reverse`); the number of layers
+/// projection (`weight_hr_l0`), peepholes (`weight_peephole_l0`), bias (`bias_ih_l0`) and direction
+/// (`weight_ih_l0_reverse`); ONNX's other options (activations, `clip`, …) only a `config` can say. The number of layers
 /// is that of the `weight_ih_l{k}` tensors. The remaining tensors are checked when the parameters are assigned.
 pub fn infer_config(tensors: &HashMap<String, Tensor>, options: &LoadOptions) -> Result<RecurrentConfig> {
     let shape_of = |name: &str| tensors.get(name).map(|t| t.shape().to_vec());
@@ -227,16 +228,13 @@ pub fn infer_config(tensors: &HashMap<String, Tensor>, options: &LoadOptions) ->
     };
     let num_layers = (0..).take_while(|k| tensors.contains_key(&format!("weight_ih_l{k}"))).count();
     Ok(RecurrentConfig {
-        mode,
-        input_size,
-        hidden_size,
         num_layers,
         bias: tensors.contains_key("bias_ih_l0"),
         batch_first: options.batch_first.unwrap_or(false),
-        dropout: 0.0,
         bidirectional: tensors.contains_key("weight_ih_l0_reverse"),
         proj_size,
-        forget_bias: None,
+        peepholes: mode == Mode::Lstm && tensors.contains_key("weight_peephole_l0"),
+        ..RecurrentConfig::new(mode, input_size, hidden_size)
     })
 }
 
@@ -295,6 +293,7 @@ pub fn check_declared_sizes(
     };
     presence("bidirectional", config.bidirectional, name("weight_ih", 0, true))?;
     presence("bias", config.bias, name("bias_ih", 0, false))?;
+    presence("peepholes", config.peepholes, name("weight_peephole", 0, false))?;
     if config.mode == Mode::Lstm {
         let projected = config.proj_size > 0;
         if tensors.contains_key(&name("weight_hr", 0, false)) != projected {
@@ -334,6 +333,9 @@ pub fn check_declared_sizes(
             if config.proj_size > 0 {
                 let shape = [(config.proj_size, by(o)), (hidden, by(h))];
                 check_shape(tensors, &name("weight_hr", layer, reverse), &shape, config)?;
+            }
+            if config.peepholes {
+                check_shape(tensors, &name("weight_peephole", layer, reverse), &[(3, None), (hidden, by(h))], config)?;
             }
             if config.bias {
                 for bias in ["bias_ih", "bias_hh"] {

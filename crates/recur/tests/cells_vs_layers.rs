@@ -56,7 +56,7 @@ fn cells_stepped_over_time_equal_one_layer() {
             let sd = cell_state_dict(&layer);
             let got = match mode {
                 Mode::Lstm => {
-                    let config = LstmCellConfig { input_size: input, hidden_size: hidden, bias: true, proj_size };
+                    let config = LstmCellConfig { proj_size, ..LstmCellConfig::new(input, hidden) };
                     let cell = LstmCell::from_state_dict(config, &sd).unwrap();
                     let mut state: Option<(Tensor, Tensor)> = None;
                     step_over_time(steps, batch, &x, |xt| {

@@ -1,9 +1,12 @@
 //! Backpropagation through time against central finite differences, in f64, through the same generic driver and
 //! cells that run in f32: every mode, 1–2 layers, both directions, bias on and off, LSTM projection, initial
-//! states, gradients of the final states, and dropout masks between layers.
+//! states, gradients of the final states, and dropout masks between layers; and ONNX's cell options (activations,
+//! clip, LSTM peepholes and coupled gates, the GRU's reset before the product).
 
 use rand::{Rng, SeedableRng};
-use recur::cells::{GruCell, GruCellConfig, LstmCell, LstmCellConfig, Nonlinearity, RnnCell, RnnCellConfig};
+use recur::cells::{
+    Activation, GruCell, GruCellConfig, LstmCell, LstmCellConfig, Nonlinearity, RnnCell, RnnCellConfig,
+};
 use recur::internals::Cell;
 use recur::internals::gradcheck;
 use recur::internals::{InitialStates, Sequences, Stack, StackTrace};
@@ -151,7 +154,7 @@ fn rnn_backward_matches_finite_differences() {
         for nonlinearity in [Nonlinearity::Tanh, Nonlinearity::Relu] {
             let mut rng = rand::rngs::StdRng::seed_from_u64(i as u64);
             let s = stack(case, input, hidden, |input_size| {
-                let config = RnnCellConfig { input_size, hidden_size: hidden, bias: case.bias, nonlinearity };
+                let config = RnnCellConfig { bias: case.bias, nonlinearity, ..RnnCellConfig::new(input_size, hidden) };
                 RnnCell::new(config, &mut rng).unwrap().cast::<f64>()
             });
             check_stack(&format!("rnn {nonlinearity:?}"), case, input, s, 100 + i as u64);
@@ -168,7 +171,8 @@ fn lstm_backward_matches_finite_differences() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(i as u64);
         let output = if case.proj > 0 { case.proj } else { hidden };
         let s = stack(case, input, output, |input_size| {
-            let config = LstmCellConfig { input_size, hidden_size: hidden, bias: case.bias, proj_size: case.proj };
+            let config =
+                LstmCellConfig { bias: case.bias, proj_size: case.proj, ..LstmCellConfig::new(input_size, hidden) };
             LstmCell::new(config, &mut rng).unwrap().cast::<f64>()
         });
         check_stack("lstm", case, input, s, 200 + i as u64);
@@ -181,11 +185,171 @@ fn gru_backward_matches_finite_differences() {
     for (i, case) in cases().into_iter().enumerate() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(i as u64);
         let s = stack(case, input, hidden, |input_size| {
-            let config = GruCellConfig { input_size, hidden_size: hidden, bias: case.bias };
+            let config = GruCellConfig { bias: case.bias, ..GruCellConfig::new(input_size, hidden) };
             GruCell::new(config, &mut rng).unwrap().cast::<f64>()
         });
         check_stack("gru", case, input, s, 300 + i as u64);
     }
+}
+
+/// A few cases of every shape (layers, directions, bias, states, lengths) for the ONNX options.
+fn some_cases() -> Vec<Case> {
+    cases().into_iter().step_by(4).collect()
+}
+
+#[test]
+fn lstm_onnx_options_backward_matches_finite_differences() {
+    use Activation::*;
+    let (input, hidden) = (3, 3);
+    let smooth = [Softsign, ScaledTanh { alpha: 1.3, beta: 0.7 }, Elu { alpha: 1.0 }];
+    let options = [
+        ("peepholes", LstmCellConfig { peepholes: true, ..LstmCellConfig::new(input, hidden) }),
+        ("input_forget", LstmCellConfig { input_forget: true, ..LstmCellConfig::new(input, hidden) }),
+        ("clip", LstmCellConfig { clip: Some(0.6), ..LstmCellConfig::new(input, hidden) }),
+        ("activations", LstmCellConfig { activations: smooth, ..LstmCellConfig::new(input, hidden) }),
+        (
+            "everything, projected",
+            LstmCellConfig {
+                proj_size: 2,
+                activations: [Sigmoid, Softplus, Affine { alpha: 0.8, beta: 0.1 }],
+                clip: Some(0.9),
+                peepholes: true,
+                input_forget: true,
+                ..LstmCellConfig::new(input, hidden)
+            },
+        ),
+    ];
+    for (name, options) in options {
+        for (i, case) in some_cases().into_iter().enumerate() {
+            let case = Case { proj: options.proj_size, ..case };
+            let output = if case.proj > 0 { case.proj } else { hidden };
+            let mut rng = rand::rngs::StdRng::seed_from_u64(i as u64);
+            let s = stack(case, input, output, |input_size| {
+                let config = LstmCellConfig { input_size, bias: case.bias, ..options };
+                LstmCell::new(config, &mut rng).unwrap().cast::<f64>()
+            });
+            check_stack(&format!("lstm {name}"), case, input, s, 400 + i as u64);
+        }
+    }
+}
+
+#[test]
+fn gru_onnx_options_backward_matches_finite_differences() {
+    use Activation::*;
+    let (input, hidden) = (3, 3);
+    let options = [
+        ("reset before the product", GruCellConfig { linear_before_reset: false, ..GruCellConfig::new(input, hidden) }),
+        ("clip", GruCellConfig { clip: Some(0.5), ..GruCellConfig::new(input, hidden) }),
+        (
+            "activations",
+            GruCellConfig { activations: [Softsign, LeakyRelu { alpha: 0.2 }], ..GruCellConfig::new(input, hidden) },
+        ),
+        (
+            "everything",
+            GruCellConfig {
+                activations: [Sigmoid, ScaledTanh { alpha: 0.9, beta: 1.1 }],
+                clip: Some(0.8),
+                linear_before_reset: false,
+                ..GruCellConfig::new(input, hidden)
+            },
+        ),
+    ];
+    for (name, options) in options {
+        for (i, case) in some_cases().into_iter().enumerate() {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(i as u64);
+            let s = stack(case, input, hidden, |input_size| {
+                let config = GruCellConfig { input_size, bias: case.bias, ..options };
+                GruCell::new(config, &mut rng).unwrap().cast::<f64>()
+            });
+            check_stack(&format!("gru {name}"), case, input, s, 500 + i as u64);
+        }
+    }
+}
+
+#[test]
+fn rnn_onnx_options_backward_matches_finite_differences() {
+    let (input, hidden) = (3, 4);
+    let options = [
+        ("clip", RnnCellConfig { clip: Some(0.5), ..RnnCellConfig::new(input, hidden) }),
+        ("softsign", RnnCellConfig { activation: Some(Activation::Softsign), ..RnnCellConfig::new(input, hidden) }),
+        (
+            "elu, clipped",
+            RnnCellConfig {
+                activation: Some(Activation::Elu { alpha: 0.7 }),
+                clip: Some(0.9),
+                ..RnnCellConfig::new(input, hidden)
+            },
+        ),
+    ];
+    for (name, options) in options {
+        for (i, case) in some_cases().into_iter().enumerate() {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(i as u64);
+            let s = stack(case, input, hidden, |input_size| {
+                let config = RnnCellConfig { input_size, bias: case.bias, ..options };
+                RnnCell::new(config, &mut rng).unwrap().cast::<f64>()
+            });
+            check_stack(&format!("rnn {name}"), case, input, s, 600 + i as u64);
+        }
+    }
+}
+
+/// The ONNX options' plain gate passes, given PyTorch's math (a clip too large to cut anything), compute what the
+/// vectorised passes compute, forward and backward.
+#[test]
+fn onnx_passes_with_pytorch_options_match_the_vectorised_ones() {
+    let case = Case {
+        layers: 2,
+        directions: 2,
+        bias: true,
+        proj: 0,
+        initial_state: true,
+        final_grads: true,
+        dropout: false,
+        lengths: true,
+    };
+    let (input, hidden) = (3, 5);
+    let x: Vec<f64> = random(4 * 3 * input, &mut rand::rngs::StdRng::seed_from_u64(9));
+    let g_out: Vec<f64> = random(4 * 3 * 2 * hidden, &mut rand::rngs::StdRng::seed_from_u64(10));
+    fn run<C: Cell<Real = f64>>(mut s: Stack<C>, x: &[f64], g_out: &[f64]) -> (Vec<f64>, Vec<f64>, Vec<Vec<f64>>) {
+        let input = Sequences { data: x, steps: 4, batch: 3, lengths: Some(&[4, 2, 3]) };
+        let (out, trace) = s.forward_train(input, InitialStates { h: None, c: None }, vec![None, None]);
+        let grads = s.backward(&trace, g_out, None, None);
+        let params = s.cells_mut().iter_mut().flat_map(|c| c.params_with_grads("")).map(|p| p.grad.to_vec());
+        (out.output, grads.input, params.collect())
+    }
+    let close = |name: &str, a: &[f64], b: &[f64]| {
+        let worst = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+        assert!(a.len() == b.len() && worst < 1e-12, "{name}: differs by {worst}");
+    };
+    let compare = |name: &str, fast: (Vec<f64>, Vec<f64>, Vec<Vec<f64>>), onnx: (Vec<f64>, Vec<f64>, Vec<Vec<f64>>)| {
+        close(&format!("{name} output"), &fast.0, &onnx.0);
+        close(&format!("{name} input grad"), &fast.1, &onnx.1);
+        for (k, (a, b)) in fast.2.iter().zip(&onnx.2).enumerate() {
+            close(&format!("{name} param grad {k}"), a, b);
+        }
+    };
+    let big = Some(1e30);
+    let lstm = |clip| {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        stack(case, input, hidden, |i| {
+            LstmCell::new(LstmCellConfig { clip, ..LstmCellConfig::new(i, hidden) }, &mut rng).unwrap().cast::<f64>()
+        })
+    };
+    compare("lstm", run(lstm(None), &x, &g_out), run(lstm(big), &x, &g_out));
+    let gru = |clip| {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+        stack(case, input, hidden, |i| {
+            GruCell::new(GruCellConfig { clip, ..GruCellConfig::new(i, hidden) }, &mut rng).unwrap().cast::<f64>()
+        })
+    };
+    compare("gru", run(gru(None), &x, &g_out), run(gru(big), &x, &g_out));
+    let rnn = |clip| {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        stack(case, input, hidden, |i| {
+            RnnCell::new(RnnCellConfig { clip, ..RnnCellConfig::new(i, hidden) }, &mut rng).unwrap().cast::<f64>()
+        })
+    };
+    compare("rnn", run(rnn(None), &x, &g_out), run(rnn(big), &x, &g_out));
 }
 
 /// The training forward (which keeps every step) and the inference forward (which keeps nothing) agree.
@@ -244,7 +408,7 @@ mod properties {
                 0 | 1 => {
                     let nonlinearity = if kind == 0 { Nonlinearity::Tanh } else { Nonlinearity::Relu };
                     let s = stack(case, input, hidden, |input_size| {
-                        let config = RnnCellConfig { input_size, hidden_size: hidden, bias, nonlinearity };
+                        let config = RnnCellConfig { bias, nonlinearity, ..RnnCellConfig::new(input_size, hidden) };
                         RnnCell::new(config, &mut rng).unwrap().cast::<f64>()
                     });
                     check_stack("rnn", case, input, s, seed);
@@ -254,14 +418,14 @@ mod properties {
                     let output = if proj > 0 { proj } else { hidden };
                     let case = Case { proj, ..case };
                     let s = stack(case, input, output, |input_size| {
-                        let config = LstmCellConfig { input_size, hidden_size: hidden, bias, proj_size: proj };
+                        let config = LstmCellConfig { bias, proj_size: proj, ..LstmCellConfig::new(input_size, hidden) };
                         LstmCell::new(config, &mut rng).unwrap().cast::<f64>()
                     });
                     check_stack("lstm", case, input, s, seed);
                 }
                 _ => {
                     let s = stack(case, input, hidden, |input_size| {
-                        let config = GruCellConfig { input_size, hidden_size: hidden, bias };
+                        let config = GruCellConfig { bias, ..GruCellConfig::new(input_size, hidden) };
                         GruCell::new(config, &mut rng).unwrap().cast::<f64>()
                     });
                     check_stack("gru", case, input, s, seed);

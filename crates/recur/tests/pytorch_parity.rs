@@ -87,7 +87,7 @@ fn cells_match_pytorch() {
         let (i, h, bias) = (c.input_size, c.hidden_size, c.bias);
         let h1 = match c.mode {
             Mode::Lstm => {
-                let config = LstmCellConfig { input_size: i, hidden_size: h, bias, proj_size: 0 };
+                let config = LstmCellConfig { bias, ..LstmCellConfig::new(i, h) };
                 let cell = LstmCell::from_state_dict(config, &model.tensors).unwrap();
                 let state = h0.map(|h0| (h0, c0.expect("LSTM fixtures give h0 and c0 together")));
                 let (h1, c1) = cell.forward(input, state).unwrap();
@@ -95,13 +95,12 @@ fn cells_match_pytorch() {
                 h1
             }
             Mode::Gru => {
-                let cell =
-                    GruCell::from_state_dict(GruCellConfig { input_size: i, hidden_size: h, bias }, &model.tensors);
+                let cell = GruCell::from_state_dict(GruCellConfig { bias, ..GruCellConfig::new(i, h) }, &model.tensors);
                 cell.unwrap().forward(input, h0).unwrap()
             }
             Mode::RnnTanh | Mode::RnnRelu => {
                 let nonlinearity = if c.mode == Mode::RnnRelu { Nonlinearity::Relu } else { Nonlinearity::Tanh };
-                let config = RnnCellConfig { input_size: i, hidden_size: h, bias, nonlinearity };
+                let config = RnnCellConfig { bias, nonlinearity, ..RnnCellConfig::new(i, h) };
                 RnnCell::from_state_dict(config, &model.tensors).unwrap().forward(input, h0).unwrap()
             }
         };
@@ -238,7 +237,7 @@ fn cell_gradients_match_pytorch() {
         let (i, h, bias) = (c.input_size, c.hidden_size, c.bias);
         let (grads, params): (recur::layer::CellGrads, Vec<(String, Tensor)>) = match c.mode {
             Mode::Lstm => {
-                let config = LstmCellConfig { input_size: i, hidden_size: h, bias, proj_size: 0 };
+                let config = LstmCellConfig { bias, ..LstmCellConfig::new(i, h) };
                 let mut cell = LstmCell::from_state_dict(config, &model.tensors).unwrap();
                 let ((h1, _), cache) = cell.forward_train(input, h0.map(|h0| (h0, c0.unwrap()))).unwrap();
                 assert_close(case, "h1", &h1, &io.tensors["h1"]);
@@ -253,7 +252,7 @@ fn cell_gradients_match_pytorch() {
             }
             Mode::Gru => {
                 let mut cell =
-                    GruCell::from_state_dict(GruCellConfig { input_size: i, hidden_size: h, bias }, &model.tensors)
+                    GruCell::from_state_dict(GruCellConfig { bias, ..GruCellConfig::new(i, h) }, &model.tensors)
                         .unwrap();
                 let (_, cache) = cell.forward_train(input, h0).unwrap();
                 let g = cell.backward(&cache, grad_h).unwrap();
@@ -267,7 +266,7 @@ fn cell_gradients_match_pytorch() {
             }
             Mode::RnnTanh | Mode::RnnRelu => {
                 let nonlinearity = if c.mode == Mode::RnnRelu { Nonlinearity::Relu } else { Nonlinearity::Tanh };
-                let config = RnnCellConfig { input_size: i, hidden_size: h, bias, nonlinearity };
+                let config = RnnCellConfig { bias, nonlinearity, ..RnnCellConfig::new(i, h) };
                 let mut cell = RnnCell::from_state_dict(config, &model.tensors).unwrap();
                 let (_, cache) = cell.forward_train(input, h0).unwrap();
                 let g = cell.backward(&cache, grad_h).unwrap();

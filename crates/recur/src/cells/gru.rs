@@ -6,13 +6,18 @@
 //! n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))
 //! h' = (1 − z) ⊙ n + z ⊙ h
 //! ```
+//!
+//! ONNX's options (other activations, `clip`, the reset gate before the product) run the passes of
+//! [`gru_onnx`](super::gru_onnx).
 
 use std::collections::HashMap;
 
 use rand::Rng;
 
+use super::activation::{Activation, check_clip};
 use super::blocks::{InBlocks, UnitBlocks, lanes, load, store};
-use crate::driver::{Cell, CellWeights, GateBackward, GatePass};
+use super::gru_onnx::{self, GruOnnx};
+use crate::driver::{Cell, CellWeights, ExtraGradInputs, GateBackward, GatePass};
 use crate::error::Result;
 use crate::kernels::Real;
 use crate::kernels::simd;
@@ -28,12 +33,31 @@ pub struct GruCellConfig {
     pub hidden_size: usize,
     /// Whether the cell has `bias_ih` and `bias_hh`.
     pub bias: bool,
+    /// ONNX's activations `f` (the reset and update gates) and `g` (the candidate); PyTorch's are
+    /// [`GRU_ACTIVATIONS`].
+    pub activations: [Activation; 2],
+    /// ONNX's `clip`: every pre-activation is clamped to `[−clip, clip]` before its activation, when set.
+    pub clip: Option<f32>,
+    /// Whether the reset gate multiplies the recurrent product `W_hn h + b_hn` (PyTorch's GRU, ONNX's
+    /// `linear_before_reset = 1`, Keras's `reset_after=True`) rather than `h` before it (`W_hn (r ⊙ h) + b_hn`:
+    /// the original GRU, ONNX's default 0, Keras's `reset_after=False`).
+    pub linear_before_reset: bool,
 }
+
+/// PyTorch's GRU activations: the sigmoid for the gates, tanh for the candidate.
+pub const GRU_ACTIVATIONS: [Activation; 2] = [Activation::Sigmoid, Activation::Tanh];
 
 impl GruCellConfig {
     /// A cell with bias, as PyTorch's default.
     pub fn new(input_size: usize, hidden_size: usize) -> Self {
-        GruCellConfig { input_size, hidden_size, bias: true }
+        GruCellConfig {
+            input_size,
+            hidden_size,
+            bias: true,
+            activations: GRU_ACTIVATIONS,
+            clip: None,
+            linear_before_reset: true,
+        }
     }
 }
 
@@ -41,19 +65,48 @@ impl GruCellConfig {
 #[derive(Clone, Debug, PartialEq)]
 pub struct GruCell<T: Real = f32> {
     weights: CellWeights<T>,
+    /// ONNX's options, when any differs from PyTorch's.
+    onnx: Option<GruOnnx<T>>,
 }
 
 impl<T: Real> GruCell<T> {
     /// A cell with all parameters zero, in any precision (`f64` for gradient checks).
     pub fn zeros_in(config: GruCellConfig) -> Result<Self> {
         super::check_sizes(config.input_size, config.hidden_size)?;
+        check_clip(config.clip)?;
+        for activation in config.activations {
+            activation.validate()?;
+        }
         let (i, h) = (config.input_size, config.hidden_size);
-        Ok(GruCell { weights: CellWeights::zeros(3, i, h, h, config.bias) })
+        let pytorch = config.activations == GRU_ACTIVATIONS && config.clip.is_none() && config.linear_before_reset;
+        let onnx = (!pytorch).then(|| GruOnnx {
+            activations: config.activations,
+            clip: config.clip.map(<T as Real>::from_f32),
+            linear_before_reset: config.linear_before_reset,
+        });
+        Ok(GruCell { weights: CellWeights::zeros(3, i, h, h, config.bias), onnx })
+    }
+
+    /// The cell's options: the activations, clip and reset placement.
+    pub fn config(&self) -> GruCellConfig {
+        let (input_size, hidden_size) = (self.weights.input_size(), self.weights.hidden_size());
+        let mut config = GruCellConfig { bias: self.weights.has_bias(), ..GruCellConfig::new(input_size, hidden_size) };
+        if let Some(onnx) = &self.onnx {
+            config.activations = onnx.activations;
+            config.clip = onnx.clip.map(<T as Real>::to_f32);
+            config.linear_before_reset = onnx.linear_before_reset;
+        }
+        config
     }
 
     /// The same cell in another precision, without gradients.
     pub fn cast<U: Real>(&self) -> GruCell<U> {
-        GruCell { weights: self.weights.cast() }
+        let onnx = self.onnx.map(|o| GruOnnx {
+            activations: o.activations,
+            clip: o.clip.map(|c| U::from_f64_lossy(Real::to_f64(c))),
+            linear_before_reset: o.linear_before_reset,
+        });
+        GruCell { weights: self.weights.cast(), onnx }
     }
 }
 
@@ -92,21 +145,42 @@ impl<T: Real> Cell for GruCell<T> {
         &mut self.weights
     }
 
-    /// Per row: the activated gates `r, z, n`, then `W_hn h + b_hn` (which the reset gate multiplied).
+    /// Per row: the activated gates `r, z, n`, then `W_hn h + b_hn` (which the reset gate multiplied); with
+    /// ONNX's options, the slots of [`gru_onnx::CACHE_SLOTS`].
     fn cache_width(&self) -> usize {
-        4 * self.weights.hidden_size()
+        let slots = if self.onnx.is_some() { gru_onnx::CACHE_SLOTS } else { 4 };
+        slots * self.weights.hidden_size()
     }
 
-    /// None: the cache serves only the backward.
+    /// None: the cache serves only the backward; but without `linear_before_reset` the pass keeps `r ⊙ h` there
+    /// for its own product.
     fn inference_cache_width(&self) -> usize {
-        0
+        match self.onnx {
+            Some(onnx) if !onnx.linear_before_reset => self.cache_width(),
+            _ => 0,
+        }
     }
 
+    /// Without `linear_before_reset`, `∂(r ⊙ h)` per row.
+    fn scratch_width(&self) -> usize {
+        match self.onnx {
+            Some(onnx) if !onnx.linear_before_reset => self.weights.hidden_size(),
+            _ => 0,
+        }
+    }
+
+    /// `None` without `linear_before_reset`, whose product `W_hn (r ⊙ h)` mixes every unit's reset gate.
     fn unit_slice(&self, units: std::ops::Range<usize>) -> Option<Self> {
-        Some(GruCell { weights: self.weights.unit_slice(units) })
+        match self.onnx {
+            Some(onnx) if !onnx.linear_before_reset => None,
+            onnx => Some(GruCell { weights: self.weights.unit_slice(units), onnx }),
+        }
     }
 
     fn forward_gates(&self, pass: GatePass<'_, T>) {
+        if let Some(onnx) = &self.onnx {
+            return onnx.forward(&self.weights, pass);
+        }
         let hidden = self.weights.hidden_size();
         // An inference pass keeps nothing (see `inference_cache_width`).
         let cache = if pass.cache.is_empty() { None } else { Some(&mut *pass.cache) };
@@ -122,6 +196,9 @@ impl<T: Real> Cell for GruCell<T> {
     /// ∂r = ∂a_n ⊙ hn  →  ∂a_r = ∂r ⊙ r(1−r);   ∂a_z = ∂z ⊙ z(1−z)   (the same for gx and gh)
     /// ```
     fn backward_gates(&self, pass: GateBackward<'_, T>) {
+        if let Some(onnx) = &self.onnx {
+            return onnx.backward(&self.weights, pass);
+        }
         simd::vectorised::<T, _>(InBlocks(BackwardRows {
             hidden: self.weights.hidden_size(),
             cache: pass.cache,
@@ -131,6 +208,12 @@ impl<T: Real> Cell for GruCell<T> {
             dgx: &mut *pass.dgx,
             dgh: &mut *pass.dgh,
         }));
+    }
+
+    fn accumulate_extra_grads(&mut self, inputs: ExtraGradInputs<'_, T>) {
+        if let Some(onnx) = self.onnx {
+            onnx.accumulate_grads(&mut self.weights, inputs);
+        }
     }
 }
 

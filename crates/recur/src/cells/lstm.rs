@@ -6,13 +6,18 @@
 //! c' = f ⊙ c + i ⊙ g
 //! h' = o ⊙ tanh(c')            or, with a projection,   h' = W_hr (o ⊙ tanh(c'))
 //! ```
+//!
+//! ONNX's options (other activations, `clip`, peepholes, coupled input and forget gates) run the passes of
+//! [`lstm_onnx`](super::lstm_onnx).
 
 use std::collections::HashMap;
 
 use rand::Rng;
 
+use super::activation::{Activation, check_clip};
 use super::blocks::{InBlocks, UnitBlocks, lanes, load, store};
-use crate::driver::{Cell, CellWeights, GateBackward, GatePass, transpose};
+use super::lstm_onnx::{self, LstmOnnx, M_SLOT};
+use crate::driver::{Cell, CellWeights, ExtraGradInputs, GateBackward, GatePass, transpose};
 use crate::error::{Error, Result};
 use crate::kernels::Real;
 use crate::kernels::gemm::{MatMut, MatRef, gemm};
@@ -31,12 +36,34 @@ pub struct LstmCellConfig {
     pub bias: bool,
     /// Size of the projected `h`, or 0 for no projection. Must be smaller than `hidden_size`.
     pub proj_size: usize,
+    /// ONNX's activations `f` (the gates), `g` (the candidate) and `h` (the output); PyTorch's are
+    /// [`LSTM_ACTIVATIONS`].
+    pub activations: [Activation; 3],
+    /// ONNX's `clip`: every gate's pre-activation is clamped to `[−clip, clip]` before its activation, when set.
+    pub clip: Option<f32>,
+    /// Whether the gates also see the cell state through peepholes `weight_peephole = (p_i, p_f, p_o)` (ONNX's
+    /// `P`): `a_i += p_i ⊙ c`, `a_f += p_f ⊙ c`, `a_o += p_o ⊙ c'`.
+    pub peepholes: bool,
+    /// ONNX's `input_forget`: the forget gate is coupled to the input gate, `f = 1 − i`.
+    pub input_forget: bool,
 }
+
+/// PyTorch's LSTM activations: the sigmoid for the gates, tanh for the candidate and the output.
+pub const LSTM_ACTIVATIONS: [Activation; 3] = [Activation::Sigmoid, Activation::Tanh, Activation::Tanh];
 
 impl LstmCellConfig {
     /// A cell with bias and no projection, as PyTorch's defaults.
     pub fn new(input_size: usize, hidden_size: usize) -> Self {
-        LstmCellConfig { input_size, hidden_size, bias: true, proj_size: 0 }
+        LstmCellConfig {
+            input_size,
+            hidden_size,
+            bias: true,
+            proj_size: 0,
+            activations: LSTM_ACTIVATIONS,
+            clip: None,
+            peepholes: false,
+            input_forget: false,
+        }
     }
 }
 
@@ -46,6 +73,10 @@ pub struct LstmCell<T: Real = f32> {
     weights: CellWeights<T>,
     /// `weight_hr`, `(proj_size, hidden_size)`, when projected.
     weight_hr: Option<Parameter<T>>,
+    /// `weight_peephole`, `(3, hidden_size)` in the order i, f, o, with peepholes.
+    peephole: Option<Parameter<T>>,
+    /// ONNX's options, when any differs from PyTorch's (or the cell has peepholes).
+    onnx: Option<LstmOnnx<T>>,
 }
 
 impl LstmCell<f32> {
@@ -80,10 +111,41 @@ impl<T: Real> LstmCell<T> {
                 config.proj_size, config.hidden_size
             )));
         }
+        check_clip(config.clip)?;
+        for activation in config.activations {
+            activation.validate()?;
+        }
         let recurrent = if config.proj_size > 0 { config.proj_size } else { config.hidden_size };
         let weights = CellWeights::zeros(4, config.input_size, config.hidden_size, recurrent, config.bias);
         let weight_hr = (config.proj_size > 0).then(|| Parameter::zeros(config.proj_size * config.hidden_size));
-        Ok(LstmCell { weights, weight_hr })
+        let peephole = config.peepholes.then(|| Parameter::zeros(3 * config.hidden_size));
+        let pytorch = config.activations == LSTM_ACTIVATIONS
+            && config.clip.is_none()
+            && !config.peepholes
+            && !config.input_forget;
+        let onnx = (!pytorch).then(|| LstmOnnx {
+            activations: config.activations,
+            clip: config.clip.map(<T as Real>::from_f32),
+            input_forget: config.input_forget,
+        });
+        Ok(LstmCell { weights, weight_hr, peephole, onnx })
+    }
+
+    /// The cell's configuration.
+    pub fn config(&self) -> LstmCellConfig {
+        let (input_size, hidden_size) = (self.weights.input_size(), self.weights.hidden_size());
+        let mut config = LstmCellConfig {
+            bias: self.weights.has_bias(),
+            proj_size: self.proj_size(),
+            peepholes: self.peephole.is_some(),
+            ..LstmCellConfig::new(input_size, hidden_size)
+        };
+        if let Some(onnx) = &self.onnx {
+            config.activations = onnx.activations;
+            config.clip = onnx.clip.map(<T as Real>::to_f32);
+            config.input_forget = onnx.input_forget;
+        }
+        config
     }
 
     /// Projection size, or 0 without a projection.
@@ -93,11 +155,25 @@ impl<T: Real> LstmCell<T> {
 
     /// The same cell in another precision, without gradients.
     pub fn cast<U: Real>(&self) -> LstmCell<U> {
-        LstmCell { weights: self.weights.cast(), weight_hr: self.weight_hr.as_ref().map(Parameter::cast) }
+        let onnx = self.onnx.map(|o| LstmOnnx {
+            activations: o.activations,
+            clip: o.clip.map(|c| U::from_f64_lossy(Real::to_f64(c))),
+            input_forget: o.input_forget,
+        });
+        LstmCell {
+            weights: self.weights.cast(),
+            weight_hr: self.weight_hr.as_ref().map(Parameter::cast),
+            peephole: self.peephole.as_ref().map(Parameter::cast),
+            onnx,
+        }
     }
 
     fn projection_shape(&self) -> Vec<usize> {
         vec![self.weights.recurrent_size(), self.weights.hidden_size()]
+    }
+
+    fn peephole_shape(&self) -> Vec<usize> {
+        vec![3, self.weights.hidden_size()]
     }
 }
 
@@ -118,9 +194,11 @@ impl<T: Real> Cell for LstmCell<T> {
         self.weights.recurrent_size()
     }
 
-    /// Per row: the activated gates `i, f, g, o`, then `m = o ⊙ tanh(c')` (the unprojected output).
+    /// Per row: the activated gates `i, f, g, o`, then `m = o ⊙ tanh(c')` (the unprojected output); with ONNX's
+    /// options, the slots of [`lstm_onnx::cache_slots`].
     fn cache_width(&self) -> usize {
-        5 * self.weights.hidden_size()
+        let slots = if self.onnx.is_some() { lstm_onnx::cache_slots(self.peephole.is_some()) } else { 5 };
+        slots * self.weights.hidden_size()
     }
 
     /// Without a projection, none: `h' = m` is written straight to `h_next`. With one, the cache holds `m` for the
@@ -147,32 +225,48 @@ impl<T: Real> Cell for LstmCell<T> {
     }
 
     fn unit_slice(&self, units: std::ops::Range<usize>) -> Option<Self> {
-        match self.weight_hr {
-            Some(_) => None,
-            None => Some(LstmCell { weights: self.weights.unit_slice(units), weight_hr: None }),
+        if self.weight_hr.is_some() {
+            return None;
         }
+        let hidden = self.weights.hidden_size();
+        let peephole = self.peephole.as_ref().map(|p| {
+            let values = p.value();
+            Parameter::from_values((0..3).flat_map(|g| units.clone().map(move |u| values[g * hidden + u])).collect())
+        });
+        Some(LstmCell { weights: self.weights.unit_slice(units), weight_hr: None, peephole, onnx: self.onnx })
     }
 
     fn forward_gates(&self, pass: GatePass<'_, T>) {
         let hidden = self.weights.hidden_size();
         let project = self.weight_hr.is_some();
-        let h_next = if project { None } else { Some(&mut *pass.h_next) };
-        // An inference pass without a projection keeps nothing (see `inference_cache_width`).
-        let cache = if pass.cache.is_empty() { None } else { Some(&mut *pass.cache) };
-        simd::vectorised::<T, _>(InBlocks(ForwardRows {
-            hidden,
-            gx: pass.gx,
-            gh: pass.gh,
-            c_prev: pass.c_prev,
-            c_next: &mut *pass.c_next,
-            cache,
-            h_next,
-        }));
+        let batch = pass.batch;
+        if let Some(onnx) = &self.onnx {
+            let peephole = self.peephole.as_ref().map(Parameter::value);
+            onnx.forward(
+                hidden,
+                peephole,
+                GatePass { h_next: &mut *pass.h_next, cache: &mut *pass.cache, ..pass },
+                project,
+            );
+        } else {
+            let h_next = if project { None } else { Some(&mut *pass.h_next) };
+            // An inference pass without a projection keeps nothing (see `inference_cache_width`).
+            let cache = if pass.cache.is_empty() { None } else { Some(&mut *pass.cache) };
+            simd::vectorised::<T, _>(InBlocks(ForwardRows {
+                hidden,
+                gx: pass.gx,
+                gh: pass.gh,
+                c_prev: pass.c_prev,
+                c_next: &mut *pass.c_next,
+                cache,
+                h_next,
+            }));
+        }
         if let Some(w_hr) = &self.weight_hr {
             let proj = self.weights.recurrent_size();
-            let m = MatRef::strided(&pass.cache[4 * hidden..], pass.batch, hidden, 5 * hidden, 1);
             let w_hr_t = MatRef::new(w_hr.value(), proj, hidden).t();
-            gemm(m, w_hr_t, T::zero(), MatMut::new(pass.h_next, pass.batch, proj));
+            let m = cached_m(pass.cache, batch, hidden, self.cache_width());
+            gemm(m, w_hr_t, T::zero(), MatMut::new(pass.h_next, batch, proj));
         }
     }
 
@@ -194,6 +288,12 @@ impl<T: Real> Cell for LstmCell<T> {
                 pass.scratch
             }
         };
+        pass.dh_prev.fill(T::zero());
+        if let Some(onnx) = &self.onnx {
+            let peephole = self.peephole.as_ref().map(Parameter::value);
+            let pass = GateBackward { dh: &[], scratch: &mut [], dh_prev: &mut [], ..pass };
+            return onnx.backward(hidden, peephole, pass, dm_all);
+        }
         simd::vectorised::<T, _>(InBlocks(BackwardRows {
             hidden,
             cache: pass.cache,
@@ -204,18 +304,21 @@ impl<T: Real> Cell for LstmCell<T> {
             dgx: &mut *pass.dgx,
             dc_prev: &mut *pass.dc_prev,
         }));
-        pass.dh_prev.fill(T::zero());
     }
 
-    /// `∂W_hr += Σ_rows ∂h ⊗ m`.
-    fn accumulate_extra_grads(&mut self, dh: &[T], cache: &[T]) {
+    /// `∂W_hr += Σ_rows ∂h ⊗ m`, and the peepholes' gradients (see
+    /// [`lstm_onnx::accumulate_peephole_grads`]).
+    fn accumulate_extra_grads(&mut self, inputs: ExtraGradInputs<'_, T>) {
         let hidden = self.weights.hidden_size();
         let proj = self.weights.recurrent_size();
+        let rows = inputs.dh.len() / proj;
+        let m = cached_m(inputs.cache, rows, hidden, self.cache_width());
         if let Some(w_hr) = &mut self.weight_hr {
-            let rows = dh.len() / proj;
-            let m = MatRef::strided(&cache[4 * hidden..], rows, hidden, 5 * hidden, 1);
-            let dh = MatRef::new(dh, rows, proj);
+            let dh = MatRef::new(inputs.dh, rows, proj);
             gemm(dh.t(), m, T::one(), MatMut::new(w_hr.grad_mut(), proj, hidden));
+        }
+        if let Some(p) = &mut self.peephole {
+            lstm_onnx::accumulate_peephole_grads(hidden, p.grad_mut(), &inputs);
         }
     }
 
@@ -228,24 +331,42 @@ impl<T: Real> Cell for LstmCell<T> {
                 data: p.value(),
             });
         }
+        if let Some(p) = &self.peephole {
+            params.push(ParamRef {
+                name: format!("weight_peephole{suffix}"),
+                shape: self.peephole_shape(),
+                data: p.value(),
+            });
+        }
         params
     }
 
     fn params_mut(&mut self, suffix: &str) -> Vec<ParamMut<'_, T>> {
-        let shape = self.projection_shape();
+        let (shape, peephole_shape) = (self.projection_shape(), self.peephole_shape());
         let mut params = self.weights.params_mut(suffix);
         if let Some(p) = &mut self.weight_hr {
             params.push(ParamMut { name: format!("weight_hr{suffix}"), shape, data: p.value_mut() });
+        }
+        if let Some(p) = &mut self.peephole {
+            params.push(ParamMut {
+                name: format!("weight_peephole{suffix}"),
+                shape: peephole_shape,
+                data: p.value_mut(),
+            });
         }
         params
     }
 
     fn params_with_grads(&mut self, suffix: &str) -> Vec<Param<'_, T>> {
-        let shape = self.projection_shape();
+        let (shape, peephole_shape) = (self.projection_shape(), self.peephole_shape());
         let mut params = self.weights.params_with_grads(suffix);
         if let Some(p) = &mut self.weight_hr {
             let (value, grad) = p.value_and_grad_mut();
             params.push(Param { name: format!("weight_hr{suffix}"), shape, value, grad });
+        }
+        if let Some(p) = &mut self.peephole {
+            let (value, grad) = p.value_and_grad_mut();
+            params.push(Param { name: format!("weight_peephole{suffix}"), shape: peephole_shape, value, grad });
         }
         params
     }
@@ -265,6 +386,11 @@ impl Trainable for LstmCell<f32> {
     fn parameters(&mut self) -> Vec<crate::params::Param<'_>> {
         self.params_with_grads("")
     }
+}
+
+/// `m` of `rows` rows in a cache of `width` values a row.
+fn cached_m<T>(cache: &[T], rows: usize, hidden: usize, width: usize) -> MatRef<'_, T> {
+    MatRef::strided(&cache[M_SLOT * hidden..], rows, hidden, width, 1)
 }
 
 /// The LSTM's forward gate pass over a batch of rows, in one pass over each row's units: per unit, its four

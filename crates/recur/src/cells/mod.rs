@@ -14,14 +14,23 @@
 //!
 //! and its backward mirrors it: the cell turns `∂L/∂h_t` and `∂L/∂c_t` into the gradients of `gx`, `gh` and
 //! `c_{t−1}`; the driver does the products.
+//!
+//! ONNX's recurrent operators add options PyTorch's cells lack (other [`Activation`]s, `clip`, the LSTM's
+//! peepholes and coupled input and forget gates, the GRU's reset gate before the product): each is a field of the
+//! cell's config, run by plainer gate passes of their own (the `*_onnx` modules) while PyTorch's configurations
+//! keep the vectorised ones.
 
+mod activation;
 mod blocks;
 mod gru;
+mod gru_onnx;
 mod lstm;
+mod lstm_onnx;
 mod rnn;
 
-pub use gru::{GruCell, GruCellConfig};
-pub use lstm::{LstmCell, LstmCellConfig};
+pub use activation::Activation;
+pub use gru::{GRU_ACTIVATIONS, GruCell, GruCellConfig};
+pub use lstm::{LSTM_ACTIVATIONS, LstmCell, LstmCellConfig};
 pub use rnn::{Nonlinearity, RnnCell, RnnCellConfig};
 
 use crate::error::{Error, Result};

@@ -1,9 +1,11 @@
-//! The Elman RNN cell: `h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)`, with `act` = tanh or ReLU.
+//! The Elman RNN cell: `h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)`, with `act` = tanh or ReLU (PyTorch's
+//! choices) or any of ONNX's [`Activation`]s, and optionally ONNX's `clip` on the pre-activation.
 
 use std::collections::HashMap;
 
 use rand::Rng;
 
+use super::activation::{Activation, check_clip, clipped, clipped_derivative};
 use super::blocks::{InBlocks, UnitBlocks, lanes, load, store};
 use crate::driver::{Cell, CellWeights, GateBackward, GatePass};
 use crate::error::{Error, Result};
@@ -45,12 +47,32 @@ pub struct RnnCellConfig {
     pub bias: bool,
     /// tanh or ReLU.
     pub nonlinearity: Nonlinearity,
+    /// ONNX's activation `f`, in place of `nonlinearity` when set.
+    pub activation: Option<Activation>,
+    /// ONNX's `clip`: the pre-activation is clamped to `[−clip, clip]` before the activation, when set.
+    pub clip: Option<f32>,
 }
 
 impl RnnCellConfig {
     /// A cell with bias and tanh, as PyTorch's defaults.
     pub fn new(input_size: usize, hidden_size: usize) -> Self {
-        RnnCellConfig { input_size, hidden_size, bias: true, nonlinearity: Nonlinearity::Tanh }
+        RnnCellConfig {
+            input_size,
+            hidden_size,
+            bias: true,
+            nonlinearity: Nonlinearity::Tanh,
+            activation: None,
+            clip: None,
+        }
+    }
+}
+
+impl From<Nonlinearity> for Activation {
+    fn from(nonlinearity: Nonlinearity) -> Self {
+        match nonlinearity {
+            Nonlinearity::Tanh => Activation::Tanh,
+            Nonlinearity::Relu => Activation::Relu,
+        }
     }
 }
 
@@ -60,7 +82,16 @@ impl RnnCellConfig {
 #[derive(Clone, Debug, PartialEq)]
 pub struct RnnCell<T: Real = f32> {
     nonlinearity: Nonlinearity,
+    /// ONNX's options, when any is set: the cell then caches its pre-activations for the backward.
+    onnx: Option<RnnOnnx<T>>,
     weights: CellWeights<T>,
+}
+
+/// An RNN cell's ONNX options.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct RnnOnnx<T> {
+    activation: Activation,
+    clip: Option<T>,
 }
 
 impl RnnCell<f32> {
@@ -88,8 +119,16 @@ impl<T: Real> RnnCell<T> {
     /// A cell with all parameters zero, in any precision (`f64` for gradient checks).
     pub fn zeros_in(config: RnnCellConfig) -> Result<Self> {
         super::check_sizes(config.input_size, config.hidden_size)?;
+        check_clip(config.clip)?;
+        if let Some(activation) = config.activation {
+            activation.validate()?;
+        }
         let weights = CellWeights::zeros(1, config.input_size, config.hidden_size, config.hidden_size, config.bias);
-        Ok(RnnCell { nonlinearity: config.nonlinearity, weights })
+        let onnx = (config.activation.is_some() || config.clip.is_some()).then(|| RnnOnnx {
+            activation: config.activation.unwrap_or(config.nonlinearity.into()),
+            clip: config.clip.map(<T as Real>::from_f32),
+        });
+        Ok(RnnCell { nonlinearity: config.nonlinearity, onnx, weights })
     }
 
     /// The nonlinearity.
@@ -97,9 +136,22 @@ impl<T: Real> RnnCell<T> {
         self.nonlinearity
     }
 
+    /// The activation function: ONNX's when set, else the nonlinearity's.
+    pub fn activation(&self) -> Activation {
+        self.onnx.map_or(self.nonlinearity.into(), |o| o.activation)
+    }
+
+    /// ONNX's clip threshold, if any.
+    pub fn clip(&self) -> Option<f32> {
+        self.onnx.and_then(|o| o.clip).map(<T as Real>::to_f32)
+    }
+
     /// The same cell in another precision, without gradients.
     pub fn cast<U: Real>(&self) -> RnnCell<U> {
-        RnnCell { nonlinearity: self.nonlinearity, weights: self.weights.cast() }
+        let onnx = self
+            .onnx
+            .map(|o| RnnOnnx { activation: o.activation, clip: o.clip.map(|c| U::from_f64_lossy(Real::to_f64(c))) });
+        RnnCell { nonlinearity: self.nonlinearity, onnx, weights: self.weights.cast() }
     }
 }
 
@@ -116,15 +168,33 @@ impl<T: Real> Cell for RnnCell<T> {
         &mut self.weights
     }
 
+    /// None with PyTorch's nonlinearities (the backward reads the derivative off `h'`); with ONNX's options, the
+    /// pre-activation.
     fn cache_width(&self) -> usize {
+        if self.onnx.is_some() { self.weights.hidden_size() } else { 0 }
+    }
+
+    fn inference_cache_width(&self) -> usize {
         0
     }
 
     fn unit_slice(&self, units: std::ops::Range<usize>) -> Option<Self> {
-        Some(RnnCell { nonlinearity: self.nonlinearity, weights: self.weights.unit_slice(units) })
+        Some(RnnCell { nonlinearity: self.nonlinearity, onnx: self.onnx, weights: self.weights.unit_slice(units) })
     }
 
     fn forward_gates(&self, pass: GatePass<'_, T>) {
+        if let Some(onnx) = self.onnx {
+            let mut cache = if pass.cache.is_empty() { None } else { Some(&mut *pass.cache) };
+            let (gx, gh) = (pass.gx, pass.gh);
+            for (j, h) in pass.h_next.iter_mut().enumerate() {
+                let a = gx[j] + gh[j];
+                if let Some(cache) = cache.as_deref_mut() {
+                    cache[j] = a;
+                }
+                *h = onnx.activation.apply(clipped(a, onnx.clip));
+            }
+            return;
+        }
         let relu = self.nonlinearity == Nonlinearity::Relu;
         simd::vectorised::<T, _>(InBlocks(Rows {
             relu,
@@ -135,7 +205,15 @@ impl<T: Real> Cell for RnnCell<T> {
     }
 
     /// `∂L/∂a = ∂L/∂h ⊙ act′(a)`, with `act′ = 1 − h²` for tanh and `[h > 0]` for ReLU (read off the output).
+    /// With ONNX's options, `act′` at the cached pre-activation (0 where the clip cut it).
     fn backward_gates(&self, pass: GateBackward<'_, T>) {
+        pass.dh_prev.fill(T::zero());
+        if let Some(onnx) = self.onnx {
+            for ((d, &dh), &a) in pass.dgx.iter_mut().zip(pass.dh).zip(pass.cache) {
+                *d = dh * clipped_derivative(onnx.activation, a, onnx.clip);
+            }
+            return;
+        }
         let relu = self.nonlinearity == Nonlinearity::Relu;
         simd::vectorised::<T, _>(InBlocks(Rows {
             relu,
@@ -143,7 +221,6 @@ impl<T: Real> Cell for RnnCell<T> {
             out: &mut *pass.dgx,
             backward: true,
         }));
-        pass.dh_prev.fill(T::zero());
     }
 }
 

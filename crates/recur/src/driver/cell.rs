@@ -62,6 +62,18 @@ pub struct GateBackward<'a, T> {
     pub prepared: &'a [T],
 }
 
+/// What [`Cell::accumulate_extra_grads`] reads: every row of a direction's pass (`T·B` rows in time order, zeros
+/// at padded positions), all row-major.
+#[derive(Debug)]
+pub struct ExtraGradInputs<'a, T> {
+    /// The total `∂L/∂h_t` of every row, `rows × output_size`.
+    pub dh: &'a [T],
+    /// What the forward cached for every row, `rows × cache_width`.
+    pub cache: &'a [T],
+    /// `∂L/∂gx` of every row, as the backward gate passes wrote it, `rows × gates·hidden`.
+    pub dgx: &'a [T],
+}
+
 /// The gate math of one recurrent time step, forward and backward.
 ///
 /// Options of a cell (a nonlinearity, a projection) are fields of the implementing type, so that the driver
@@ -125,10 +137,11 @@ pub trait Cell: Clone + Send + Sync {
     /// The backward of [`Cell::forward_gates`].
     fn backward_gates(&self, pass: GateBackward<'_, Self::Real>);
 
-    /// Accumulates the gradients of parameters beyond `CellWeights` (the LSTM projection) from the total
-    /// `∂L/∂h_t` of every row, `dh` (`rows × output_size`), and the cache of every row.
-    fn accumulate_extra_grads(&mut self, dh: &[Self::Real], cache: &[Self::Real]) {
-        let _ = (dh, cache);
+    /// Accumulates, after the backward time loop, the gradients the driver's products do not cover: of
+    /// parameters beyond `CellWeights` (the LSTM's projection and peepholes) and of recurrent weights a cell
+    /// applies to something else than `h_{t−1}` (the GRU's `W_hn (r ⊙ h)` without `linear_before_reset`).
+    fn accumulate_extra_grads(&mut self, inputs: ExtraGradInputs<'_, Self::Real>) {
+        let _ = inputs;
     }
 
     /// The parameters under their PyTorch names, each followed by `suffix` (`""` for a lone cell, `"_l0"` or

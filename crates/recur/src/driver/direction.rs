@@ -8,7 +8,7 @@ use std::ops::Range;
 
 use super::row_groups::{row_groups, run_groups};
 use super::split::{ForwardRows, RowWidths, backward_step, forward_step};
-use super::{Cell, GateBackward, WeightGradInputs};
+use super::{Cell, ExtraGradInputs, GateBackward, WeightGradInputs};
 use super::{Direction, DirectionTrace};
 use crate::kernels::Real;
 use crate::kernels::packed::PackedMatrix;
@@ -414,7 +414,7 @@ pub(crate) fn backward_direction<C: Cell>(
     let h_prev_all = previous_states(trace, batching, direction, out);
     let dgh_all = if C::SEPARATE_RECURRENT_GRAD { &dgh } else { &dgx };
     cell.weights_mut().accumulate_grads(WeightGradInputs { x, dgx: &dgx, dgh: dgh_all, h_prev: &h_prev_all });
-    cell.accumulate_extra_grads(&dy, &trace.cache);
+    cell.accumulate_extra_grads(ExtraGradInputs { dh: &dy, cache: &trace.cache, dgx: &dgx });
     [dgx, dgh, h_prev_all, dy].into_iter().for_each(scratch::give);
     DirectionGrads { x: dx, h0: dh0, c0: dc0 }
 }

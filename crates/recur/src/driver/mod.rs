@@ -13,7 +13,7 @@ mod row_groups;
 mod split;
 mod weights;
 
-pub use cell::{Cell, GateBackward, GatePass};
+pub use cell::{Cell, ExtraGradInputs, GateBackward, GatePass};
 pub use row_groups::{ParallelRuns, parallel_runs};
 pub(crate) use split::on_pool;
 pub use weights::CellWeights;

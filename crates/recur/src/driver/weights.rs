@@ -142,6 +142,18 @@ impl<T: Real> CellWeights<T> {
         self.weight_hh.value()
     }
 
+    /// `bias_hh`, if the cell has biases.
+    pub fn bias_hh(&self) -> Option<&[T]> {
+        self.bias_hh.as_ref().map(Parameter::value)
+    }
+
+    /// The gradients of `weight_hh` and `bias_hh` (allocated on first use), for a cell that applies part of
+    /// `weight_hh` to something else than `h_{t−1}` and accumulates that part's gradient itself. The values do
+    /// not change, so the packed copies stay.
+    pub(crate) fn recurrent_grads_mut(&mut self) -> (&mut [T], Option<&mut [T]>) {
+        (self.weight_hh.grad_mut(), self.bias_hh.as_mut().map(Parameter::grad_mut))
+    }
+
     fn width(&self) -> usize {
         self.gates * self.hidden_size
     }

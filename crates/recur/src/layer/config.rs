@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::cells::Nonlinearity;
+use crate::cells::{Activation, Nonlinearity};
 use crate::error::{Error, Result};
 
 /// The kind of recurrent cell, named as PyTorch's `RNNBase.mode`.
@@ -48,6 +48,16 @@ impl Mode {
         match nonlinearity {
             Nonlinearity::Tanh => Mode::RnnTanh,
             Nonlinearity::Relu => Mode::RnnRelu,
+        }
+    }
+
+    /// Number of activation functions a direction of this cell takes in ONNX's `activations`: 1 (RNN `f`), 2
+    /// (GRU `f`, `g`), 3 (LSTM `f`, `g`, `h`).
+    pub fn activation_count(self) -> usize {
+        match self {
+            Mode::RnnTanh | Mode::RnnRelu => 1,
+            Mode::Gru => 2,
+            Mode::Lstm => 3,
         }
     }
 
@@ -96,6 +106,26 @@ pub struct RecurrentConfig {
     /// values (the file keeps PyTorch's names and shapes), and a loaded model's biases are those in its file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forget_bias: Option<f32>,
+    /// ONNX's `clip`: every gate's pre-activation is clamped to `[−clip, clip]` before its activation, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip: Option<f32>,
+    /// ONNX's `activations`, empty for PyTorch's: per direction, the RNN's `f`, the GRU's `f, g` or the LSTM's
+    /// `f, g, h` (see [`Mode::activation_count`]), the forward direction's first, then the reverse's. One
+    /// direction's list serves both directions of a bidirectional layer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub activations: Vec<Activation>,
+    /// LSTM only: peephole connections `weight_peephole_l{k}` (ONNX's `P`), see
+    /// [`LstmCellConfig::peepholes`](crate::LstmCellConfig::peepholes).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub peepholes: bool,
+    /// LSTM only: ONNX's `input_forget`, the forget gate coupled to the input gate (`f = 1 − i`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub input_forget: bool,
+    /// GRU only: whether the reset gate multiplies `W_hn h + b_hn` (PyTorch's, the default) or `h` before the
+    /// product (ONNX's `linear_before_reset = 0`, Keras's `reset_after=False`), see
+    /// [`GruCellConfig::linear_before_reset`](crate::GruCellConfig::linear_before_reset).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub linear_before_reset: bool,
 }
 
 fn one() -> usize {
@@ -104,6 +134,14 @@ fn one() -> usize {
 
 fn yes() -> bool {
     true
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 impl RecurrentConfig {
@@ -120,6 +158,11 @@ impl RecurrentConfig {
             bidirectional: false,
             proj_size: 0,
             forget_bias: None,
+            clip: None,
+            activations: Vec::new(),
+            peepholes: false,
+            input_forget: false,
+            linear_before_reset: true,
         }
     }
 
@@ -182,6 +225,46 @@ impl RecurrentConfig {
         self
     }
 
+    /// Sets ONNX's `clip`.
+    pub fn clip(mut self, threshold: f32) -> Self {
+        self.clip = Some(threshold);
+        self
+    }
+
+    /// Sets ONNX's `activations` (see the field).
+    pub fn activations(mut self, activations: Vec<Activation>) -> Self {
+        self.activations = activations;
+        self
+    }
+
+    /// Sets `peepholes` (LSTM only).
+    pub fn peepholes(mut self, peepholes: bool) -> Self {
+        self.peepholes = peepholes;
+        self
+    }
+
+    /// Sets `input_forget` (LSTM only).
+    pub fn input_forget(mut self, input_forget: bool) -> Self {
+        self.input_forget = input_forget;
+        self
+    }
+
+    /// Sets `linear_before_reset` (GRU only).
+    pub fn linear_before_reset(mut self, linear_before_reset: bool) -> Self {
+        self.linear_before_reset = linear_before_reset;
+        self
+    }
+
+    /// The activations of direction `direction` (0 forward, 1 reverse), or `None` for PyTorch's.
+    pub fn direction_activations(&self, direction: usize) -> Option<&[Activation]> {
+        let k = self.mode.activation_count();
+        match self.activations.len() {
+            0 => None,
+            len if len == k => Some(&self.activations),
+            _ => self.activations.chunks(k).nth(direction),
+        }
+    }
+
     /// Number of directions, `D` (1 or 2).
     pub fn directions(&self) -> usize {
         if self.bidirectional { 2 } else { 1 }
@@ -238,7 +321,33 @@ impl RecurrentConfig {
                 return fail(format!("forget_bias must be finite, found {value}"));
             }
         }
-        Ok(())
+        self.validate_onnx_options()
+    }
+
+    /// Checks ONNX's options: each for the cells that have it, `clip` positive, the activations' count.
+    fn validate_onnx_options(&self) -> Result<()> {
+        let fail = |m: String| Err(Error::config(m));
+        if let Some(clip) = self.clip
+            && !(clip.is_finite() && clip > 0.0)
+        {
+            return fail(format!("clip must be a positive finite threshold, found {clip}"));
+        }
+        if self.mode != Mode::Lstm && (self.peepholes || self.input_forget) {
+            return fail(format!("peepholes and input_forget are only supported by LSTM, found {}", self.mode));
+        }
+        if self.mode != Mode::Gru && !self.linear_before_reset {
+            return fail(format!("linear_before_reset=false is only supported by GRU, found {}", self.mode));
+        }
+        let k = self.mode.activation_count();
+        let len = self.activations.len();
+        if len != 0 && len != k && len != k * self.directions() {
+            return fail(format!(
+                "{} takes {k} activations per direction, so {k}{} of them, found {len}",
+                self.mode,
+                if self.bidirectional { format!(" or {}", 2 * k) } else { String::new() }
+            ));
+        }
+        self.activations.iter().try_for_each(|a| a.validate())
     }
 
     /// The configuration as the JSON of a model file's `config` metadata.

@@ -9,7 +9,10 @@ pub use lone_cell::{CellCache, CellGrads};
 
 use rand::Rng;
 
-use crate::cells::{GruCell, GruCellConfig, LstmCell, LstmCellConfig, Nonlinearity, RnnCell, RnnCellConfig};
+use crate::cells::{
+    GRU_ACTIVATIONS, GruCell, GruCellConfig, LSTM_ACTIVATIONS, LstmCell, LstmCellConfig, Nonlinearity, RnnCell,
+    RnnCellConfig,
+};
 use crate::driver::Cell;
 use crate::driver::{InitialStates, InputGrad, Sequences, Stack, StackOutput, StackTrace};
 use crate::error::{Error, Result};
@@ -99,18 +102,39 @@ impl Recurrent {
         let d = config.directions();
         let inputs: Vec<usize> =
             (0..config.num_layers).flat_map(|l| std::iter::repeat_n(config.layer_input_size(l), d)).collect();
-        let (hidden_size, bias, proj_size) = (config.hidden_size, config.bias, config.proj_size);
+        let (hidden_size, bias, clip) = (config.hidden_size, config.bias, config.clip);
+        let activations = |direction: usize| config.direction_activations(direction);
         let cells = match config.mode {
-            Mode::Lstm => Cells::Lstm(build_stack(&inputs, d, |input_size| {
-                LstmCell::zeros(LstmCellConfig { input_size, hidden_size, bias, proj_size })
+            Mode::Lstm => Cells::Lstm(build_stack(&inputs, d, |input_size, direction| {
+                LstmCell::zeros(LstmCellConfig {
+                    bias,
+                    proj_size: config.proj_size,
+                    activations: activations(direction).map_or(LSTM_ACTIVATIONS, |a| [a[0], a[1], a[2]]),
+                    clip,
+                    peepholes: config.peepholes,
+                    input_forget: config.input_forget,
+                    ..LstmCellConfig::new(input_size, hidden_size)
+                })
             })?),
-            Mode::Gru => Cells::Gru(build_stack(&inputs, d, |input_size| {
-                GruCell::zeros(GruCellConfig { input_size, hidden_size, bias })
+            Mode::Gru => Cells::Gru(build_stack(&inputs, d, |input_size, direction| {
+                GruCell::zeros(GruCellConfig {
+                    bias,
+                    activations: activations(direction).map_or(GRU_ACTIVATIONS, |a| [a[0], a[1]]),
+                    clip,
+                    linear_before_reset: config.linear_before_reset,
+                    ..GruCellConfig::new(input_size, hidden_size)
+                })
             })?),
             Mode::RnnTanh | Mode::RnnRelu => {
                 let nonlinearity = if config.mode == Mode::RnnRelu { Nonlinearity::Relu } else { Nonlinearity::Tanh };
-                Cells::Rnn(build_stack(&inputs, d, |input_size| {
-                    RnnCell::zeros(RnnCellConfig { input_size, hidden_size, bias, nonlinearity })
+                Cells::Rnn(build_stack(&inputs, d, |input_size, direction| {
+                    RnnCell::zeros(RnnCellConfig {
+                        bias,
+                        nonlinearity,
+                        activation: activations(direction).map(|a| a[0]),
+                        clip,
+                        ..RnnCellConfig::new(input_size, hidden_size)
+                    })
                 })?)
             }
         };
@@ -427,8 +451,14 @@ impl Recurrent {
 }
 
 /// One cell per entry of `inputs` (the input size of each layer and direction), stacked.
-fn build_stack<C: Cell>(inputs: &[usize], directions: usize, make: impl Fn(usize) -> Result<C>) -> Result<Stack<C>> {
-    Ok(Stack::new(inputs.iter().map(|&i| make(i)).collect::<Result<_>>()?, directions))
+/// The cells of a stack, layer by layer and direction by direction, each made by `make(input_size, direction)`.
+fn build_stack<C: Cell>(
+    inputs: &[usize],
+    directions: usize,
+    make: impl Fn(usize, usize) -> Result<C>,
+) -> Result<Stack<C>> {
+    let cells = inputs.iter().enumerate().map(|(k, &i)| make(i, k % directions)).collect::<Result<_>>()?;
+    Ok(Stack::new(cells, directions))
 }
 
 /// What [`Recurrent::forward_train`] keeps for [`Recurrent::backward`]: every step's states and gate
