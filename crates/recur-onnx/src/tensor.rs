@@ -101,3 +101,6 @@ fn element_of(tensor: &TensorProto, accepted: &[Element], expected: &'static str
         _ => Err(Error::DataType { tensor: name.to_owned(), expected, found: data_type_name(code) }),
     }
 }
+
+#[cfg(test)]
+mod tests;
