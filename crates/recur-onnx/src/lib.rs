@@ -8,6 +8,9 @@
 //! expected and what was found, never a panic, and a tensor's declared dimensions are checked against the bytes
 //! actually present before anything of the declared size is allocated.
 
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
 pub mod decode;
 pub mod error;
 pub mod proto;

@@ -22,7 +22,10 @@ fn main() -> ExitCode {
 }
 
 fn generate() -> Result<PathBuf, String> {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .map_err(|e| format!("finding the repository root: {e}"))?;
     let crate_dir = repo.join("crates/recur-onnx");
     let proto_dir = crate_dir.join("proto");
     let out_dir = crate_dir.join("src/proto");
