@@ -1,0 +1,91 @@
+//! The error type of recur-onnx: every way an ONNX file can fail to read, naming what was expected and what was
+//! found.
+
+/// Result alias used throughout recur-onnx.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong when reading an ONNX model or tensor.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The bytes are not a valid protobuf encoding of the expected message.
+    #[error("not a valid {message}: {source}")]
+    Decode {
+        /// The protobuf message that was expected (`ModelProto`, `TensorProto`).
+        message: &'static str,
+        /// What the protobuf decoder found wrong.
+        source: prost::DecodeError,
+    },
+    /// A tensor's dimension is negative.
+    #[error("tensor `{tensor}`: dimension {index} is {found}; expected a size of 0 or more")]
+    NegativeDimension {
+        /// The tensor's name (empty when the file gives none).
+        tensor: String,
+        /// Which dimension, outermost first.
+        index: usize,
+        /// The dimension found.
+        found: i64,
+    },
+    /// A tensor's dimensions multiply (with its element size) to more bytes than memory can address.
+    #[error(
+        "tensor `{tensor}`: dimensions {dims:?} of {element_bytes}-byte elements exceed the address space; \
+         expected a size that fits in memory"
+    )]
+    DimensionsOverflow {
+        /// The tensor's name (empty when the file gives none).
+        tensor: String,
+        /// The dimensions found.
+        dims: Vec<i64>,
+        /// The size of one element in bytes.
+        element_bytes: usize,
+    },
+    /// A tensor holds a different amount of data than its dimensions declare.
+    #[error("tensor `{tensor}` of shape {shape:?}: expected {expected} {unit} in `{field}`, found {found}")]
+    DataLength {
+        /// The tensor's name (empty when the file gives none).
+        tensor: String,
+        /// The declared shape.
+        shape: Vec<usize>,
+        /// The field holding the data (`raw_data`, `float_data`, …).
+        field: &'static str,
+        /// What is counted: `bytes` for `raw_data`, `values` for the typed fields.
+        unit: &'static str,
+        /// The amount the shape requires.
+        expected: usize,
+        /// The amount present.
+        found: usize,
+    },
+    /// A tensor's element type is not one this conversion reads.
+    #[error("tensor `{tensor}` has data type {found}; expected {expected}")]
+    DataType {
+        /// The tensor's name (empty when the file gives none).
+        tensor: String,
+        /// The data types the conversion accepts, in words.
+        expected: &'static str,
+        /// The data type found: ONNX's name for it, or its number when it has none.
+        found: String,
+    },
+    /// A tensor keeps its data in a file beside the model, which is not read.
+    #[error("tensor `{tensor}` keeps its data in an external file; expected the data inside the model")]
+    ExternalData {
+        /// The tensor's name (empty when the file gives none).
+        tensor: String,
+    },
+    /// A tensor has data both in `raw_data` and in a typed field, so which one holds it is ambiguous.
+    #[error("tensor `{tensor}` has data in both `raw_data` and `{field}`; expected one of them")]
+    ConflictingData {
+        /// The tensor's name (empty when the file gives none).
+        tensor: String,
+        /// The typed field that also holds data.
+        field: &'static str,
+    },
+    /// A tensor is one segment of a larger tensor, which is not read.
+    #[error("tensor `{tensor}` is a segment of a larger tensor; expected a whole tensor")]
+    Segmented {
+        /// The tensor's name (empty when the file gives none).
+        tensor: String,
+    },
+    /// recur refused the converted tensor.
+    #[error(transparent)]
+    Recur(#[from] recur::Error),
+}

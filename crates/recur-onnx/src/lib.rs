@@ -1,0 +1,21 @@
+//! ONNX files for recur.
+//!
+//! This crate reads ONNX models (`.onnx`, a serialized `ModelProto`) and tensors (`.pb`, a serialized
+//! `TensorProto`, as in ONNX's node tests) and turns tensors into [`recur::Tensor`]s. The protobuf types are in
+//! [`proto`]; they are generated once from ONNX's `onnx.proto` and committed.
+//!
+//! Everything read from a file is checked before it is trusted: a malformed file is an [`Error`] naming what was
+//! expected and what was found, never a panic, and a tensor's declared dimensions are checked against the bytes
+//! actually present before anything of the declared size is allocated.
+
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod decode;
+pub mod error;
+pub mod proto;
+pub mod tensor;
+
+pub use decode::{read_model, read_tensor};
+pub use error::{Error, Result};
+pub use tensor::{IntegerTensor, to_f32_tensor, to_integer_tensor};
