@@ -1,6 +1,8 @@
 //! The error type of recur-onnx: every way an ONNX file can fail to read, naming what was expected and what was
 //! found.
 
+use crate::attributes::NodeLabel;
+
 /// Result alias used throughout recur-onnx.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -84,6 +86,49 @@ pub enum Error {
     Segmented {
         /// The tensor's name (empty when the file gives none).
         tensor: String,
+    },
+    /// A node's attribute is of the wrong type or out of the range recur supports.
+    #[error("node {node}: attribute `{attribute}`: expected {expected}, found {found}")]
+    Attribute {
+        /// The node.
+        node: Box<NodeLabel>,
+        /// The attribute's name.
+        attribute: String,
+        /// What the operator allows.
+        expected: String,
+        /// What the file holds.
+        found: String,
+    },
+    /// A node's input has another shape than the operator requires.
+    #[error("node {node}: input `{input}`: expected shape {expected}, found {found:?}")]
+    InputShape {
+        /// The node.
+        node: Box<NodeLabel>,
+        /// The input's role (`W`, `sequence_lens`, …) and name.
+        input: String,
+        /// The shape required, in words (`[1, 4·hidden_size, input_size]`).
+        expected: String,
+        /// The shape found.
+        found: Vec<usize>,
+    },
+    /// A node needs an input whose value is not known: it is neither an initializer, a constant nor a value
+    /// given by the caller.
+    #[error("node {node}: input `{input}` has no value; expected {expected}")]
+    MissingInput {
+        /// The node.
+        node: Box<NodeLabel>,
+        /// The input's role and name.
+        input: String,
+        /// Where its value should come from.
+        expected: String,
+    },
+    /// A node or a graph recur cannot import, and why.
+    #[error("node {node}: {reason}")]
+    Unsupported {
+        /// The node.
+        node: Box<NodeLabel>,
+        /// What recur does not support, and what it does.
+        reason: String,
     },
     /// recur refused the converted tensor.
     #[error(transparent)]

@@ -11,11 +11,16 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod attributes;
 pub mod decode;
 pub mod error;
+pub mod op;
 pub mod proto;
+pub mod recurrent;
 pub mod tensor;
 
 pub use decode::{read_model, read_tensor};
 pub use error::{Error, Result};
+pub use op::{OpInputs, OpOutputs, RecurrentOp};
+pub use recurrent::{Direction, RecurrentNode};
 pub use tensor::{IntegerTensor, to_f32_tensor, to_integer_tensor};
