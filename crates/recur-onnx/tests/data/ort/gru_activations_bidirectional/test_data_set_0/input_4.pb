@@ -1,0 +1,1 @@
+B	initial_hJ0wP¿&ÉD>MëX¿ØJ:¾ªe¿Iðh¿«aG¾wU¿ŽK¿qÃ?–M½X€D¿

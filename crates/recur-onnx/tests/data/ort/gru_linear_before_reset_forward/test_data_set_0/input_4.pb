@@ -1,0 +1,1 @@
+B	initial_hJJ*ฝF๒EพEิพ…ชฟวA%ฟKeO?

@@ -1,0 +1,1 @@
+B	initial_hJ$XÕS?£ H¿KB?Zkk¿æêK?%ü‘>±t?€1s>JP¿
