@@ -60,5 +60,5 @@ fn onnx_node_tests_pass() {
 
 #[test]
 fn onnxruntime_cases_pass() {
-    run_set("ort", 0);
+    run_set("ort", 40);
 }
