@@ -31,6 +31,38 @@ fn message<T: std::fmt::Debug>(r: recur::Result<T>) -> String {
     r.unwrap_err().to_string()
 }
 
+/// A layer with ONNX's options saves and loads with them (the file's `config` carries what tensors cannot tell),
+/// and a file without `config` still shows its peepholes.
+#[test]
+fn onnx_options_survive_a_model_file() {
+    use recur::cells::Activation;
+    let config = RecurrentConfig::lstm(3, 4)
+        .num_layers(2)
+        .bidirectional(true)
+        .peepholes(true)
+        .clip(1.5)
+        .activations(vec![Activation::Sigmoid, Activation::Softsign, Activation::Tanh]);
+    let layer = Recurrent::with_seed(config.clone(), 3).unwrap();
+    let path = tmp("onnx-options.safetensors");
+    layer.save(&path).unwrap();
+    let loaded = Recurrent::load(&path, &LoadOptions::default()).unwrap();
+    assert_eq!(loaded.config(), &config);
+    assert_eq!(loaded, layer);
+    let inferred = load_map(state_dict_map(&layer), &LoadOptions::default()).unwrap();
+    assert!(inferred.config().peepholes);
+
+    // Peepholes declared over a file without them, or the other way round, name the field.
+    let mut map = state_dict_map(&layer);
+    map.remove("weight_peephole_l0");
+    let metadata = HashMap::from([("config".to_string(), config.to_json())]);
+    let err = message(Recurrent::from_tensor_file(&TensorFile { tensors: map, metadata }, &LoadOptions::default()));
+    assert!(err.contains("peepholes") && err.contains("weight_peephole_l0"), "{err}");
+    let mut map = state_dict_map(&layer);
+    map.insert("weight_peephole_l1".into(), Tensor::zeros([3, 5]));
+    let err = message(load_map(map, &LoadOptions::default()));
+    assert!(err.contains("weight_peephole_l1"), "{err}");
+}
+
 #[test]
 fn missing_tensor_is_named() {
     let mut map = state_dict_map(&lstm());

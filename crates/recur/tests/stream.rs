@@ -21,9 +21,31 @@ fn assert_close(got: &[f32], want: &[f32], what: &str) {
     }
 }
 
-/// Every configuration the parity test runs: each mode with 1–3 layers, with and without bias, and the LSTM also
-/// with a projection.
+/// Every configuration the parity test runs: each mode with 1–3 layers, with and without bias, the LSTM also
+/// with a projection, and each mode with ONNX's options.
 fn configs() -> Vec<RecurrentConfig> {
+    let mut out = onnx_configs();
+    out.extend(pytorch_configs());
+    out
+}
+
+/// Each mode with ONNX's options beyond PyTorch's, 2 layers.
+fn onnx_configs() -> Vec<RecurrentConfig> {
+    use recur::cells::Activation::*;
+    vec![
+        RecurrentConfig::lstm(4, 5).num_layers(2).peepholes(true).input_forget(true).clip(0.7).activations(vec![
+            HardSigmoid { alpha: 0.2, beta: 0.5 },
+            Softsign,
+            Elu { alpha: 1.0 },
+        ]),
+        RecurrentConfig::gru(4, 5).num_layers(2).linear_before_reset(false).clip(0.8),
+        RecurrentConfig::gru(4, 5).linear_before_reset(false).activations(vec![Sigmoid, Softplus]),
+        RecurrentConfig::rnn(4, 5).num_layers(2).clip(0.5).activations(vec![LeakyRelu { alpha: 0.1 }]),
+    ]
+}
+
+/// PyTorch's configurations.
+fn pytorch_configs() -> Vec<RecurrentConfig> {
     let mut out = Vec::new();
     for mode in MODES {
         for layers in 1..=3 {

@@ -67,6 +67,25 @@ fn two_cores_give_the_numbers_of_one() {
     });
 }
 
+/// Peepholes are per unit: each core's cell gets its units' share, and ONNX's other options travel along.
+#[test]
+fn onnx_options_on_two_cores_give_the_numbers_of_one() {
+    use recur::cells::Activation;
+    let worker = worker();
+    two_threads(|| {
+        let config = RecurrentConfig::lstm(64, 128).num_layers(2).peepholes(true).clip(0.8).activations(vec![
+            Activation::Sigmoid,
+            Activation::Softsign,
+            Activation::Tanh,
+        ]);
+        let model = Recurrent::with_seed(config, 4).unwrap();
+        let mut two = with_worker(&model, 2, &worker);
+        let mut one = StreamState::new(&model, 2).unwrap();
+        same_steps(&model, &mut two, &mut one, 10, "peephole LSTM");
+        assert!(two.on_two_cores());
+    });
+}
+
 #[test]
 fn a_parked_worker_changes_nothing() {
     two_threads(|| {
@@ -89,6 +108,8 @@ fn small_projected_or_workerless_stacks_stay_on_one_core() {
         (RecurrentConfig::lstm(8, 16), Some(&worker), "small"),
         (RecurrentConfig::lstm(64, 128).num_layers(2).proj_size(64), Some(&worker), "projected"),
         (RecurrentConfig::lstm(64, 128).num_layers(2), None, "no worker"),
+        // `W_hn (r ⊙ h)` mixes every unit's reset gate.
+        (RecurrentConfig::gru(64, 128).num_layers(2).linear_before_reset(false), Some(&worker), "GRU, reset first"),
     ];
     for (config, worker, what) in cases {
         let model = Recurrent::with_seed(config, 1).unwrap();

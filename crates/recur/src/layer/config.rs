@@ -388,6 +388,52 @@ mod tests {
     }
 
     #[test]
+    fn onnx_options_round_trip_and_are_absent_from_json_when_default() {
+        let config =
+            RecurrentConfig::lstm(3, 5).bidirectional(true).clip(2.5).peepholes(true).input_forget(true).activations(
+                vec![
+                    Activation::HardSigmoid { alpha: 0.1, beta: 0.6 },
+                    Activation::Tanh,
+                    Activation::Softsign,
+                    Activation::Sigmoid,
+                    Activation::Elu { alpha: 0.5 },
+                    Activation::Tanh,
+                ],
+            );
+        let json = config.to_json();
+        assert!(json.contains(r#"{"name":"HardSigmoid","alpha":0.1,"beta":0.6}"#), "{json}");
+        assert_eq!(RecurrentConfig::from_json(&json).unwrap(), config);
+        assert_eq!(config.direction_activations(1).unwrap()[1], Activation::Elu { alpha: 0.5 });
+        let gru = RecurrentConfig::gru(3, 5).linear_before_reset(false);
+        assert!(gru.to_json().contains(r#""linear_before_reset":false"#));
+        assert_eq!(RecurrentConfig::from_json(&gru.to_json()).unwrap(), gru);
+        let plain = RecurrentConfig::gru(3, 5).to_json();
+        for key in ["clip", "activations", "peepholes", "input_forget", "linear_before_reset"] {
+            assert!(!plain.contains(key), "{plain} has {key}");
+        }
+    }
+
+    #[test]
+    fn onnx_options_are_checked() {
+        let cases = [
+            (RecurrentConfig::gru(2, 3).peepholes(true), "only supported by LSTM"),
+            (RecurrentConfig::rnn(2, 3).input_forget(true), "only supported by LSTM"),
+            (RecurrentConfig::lstm(2, 3).linear_before_reset(false), "only supported by GRU"),
+            (RecurrentConfig::lstm(2, 3).clip(0.0), "positive finite"),
+            (RecurrentConfig::gru(2, 3).activations(vec![Activation::Tanh]), "takes 2 activations per direction, so 2"),
+            (
+                RecurrentConfig::rnn(2, 3).bidirectional(true).activations(vec![Activation::Tanh; 3]),
+                "so 1 or 2 of them, found 3",
+            ),
+            (RecurrentConfig::rnn(2, 3).activations(vec![Activation::Elu { alpha: f32::NAN }]), "finite parameters"),
+        ];
+        for (config, needle) in cases {
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains(needle), "{err} should mention {needle}");
+        }
+    }
+
+    #[test]
     fn missing_fields_take_pytorch_defaults() {
         let config = RecurrentConfig::from_json(r#"{"mode":"GRU","input_size":2,"hidden_size":3}"#).unwrap();
         assert_eq!(config, RecurrentConfig::gru(2, 3));
