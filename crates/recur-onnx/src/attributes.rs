@@ -93,6 +93,11 @@ impl<'a> Attributes<'a> {
         }
     }
 
+    /// A tensor attribute.
+    pub fn tensor(&self, name: &str) -> Result<Option<&'a crate::proto::TensorProto>> {
+        Ok(self.find(name, AttributeType::Tensor)?.and_then(|a| a.t.as_ref()))
+    }
+
     /// A list of floats (empty when absent).
     pub fn floats(&self, name: &str) -> Result<Vec<f32>> {
         Ok(self.find(name, AttributeType::Floats)?.map(|a| a.floats.clone()).unwrap_or_default())

@@ -14,6 +14,7 @@
 pub mod attributes;
 pub mod decode;
 pub mod error;
+pub mod import;
 pub mod op;
 pub mod proto;
 pub mod recurrent;
@@ -21,6 +22,7 @@ pub mod tensor;
 
 pub use decode::{read_model, read_tensor};
 pub use error::{Error, Result};
+pub use import::{Imported, ImportedModel, InputValue, OutputRole, Signature, import_model};
 pub use op::{OpInputs, OpOutputs, RecurrentOp};
 pub use recurrent::{Direction, RecurrentNode};
 pub use tensor::{IntegerTensor, to_f32_tensor, to_integer_tensor};

@@ -22,11 +22,20 @@ pub struct Case {
 }
 
 impl Case {
+    /// The case in `folder` with its first data set.
     pub fn read(folder: &Path) -> Case {
+        Self::read_set(folder, 0).expect("a case has test_data_set_0")
+    }
+
+    /// The case in `folder` with data set `set`, if it has one.
+    pub fn read_set(folder: &Path, set: usize) -> Option<Case> {
         let name = folder.file_name().unwrap().to_string_lossy().into_owned();
         let model = read_model(&fs::read(folder.join("model.onnx")).unwrap()).unwrap();
         let graph = model.graph.as_ref().unwrap();
-        let data = folder.join("test_data_set_0");
+        let data = folder.join(format!("test_data_set_{set}"));
+        if !data.is_dir() {
+            return None;
+        }
         let read = |prefix: &str, k: usize| {
             let path = data.join(format!("{prefix}_{k}.pb"));
             path.exists().then(|| read_tensor(&fs::read(&path).unwrap()).unwrap())
@@ -44,7 +53,25 @@ impl Case {
             .enumerate()
             .filter_map(|(k, v)| read("output", k).map(|t| (v.name().to_owned(), t)))
             .collect();
-        Case { name, model, inputs, outputs }
+        Some(Case { name, model, inputs, outputs })
+    }
+
+    /// The inputs as an imported model takes them.
+    pub fn input_values(&self) -> HashMap<String, recur_onnx::InputValue> {
+        self.inputs
+            .iter()
+            .map(|(name, t)| {
+                let value = match to_f32_tensor(t) {
+                    Ok(f) => recur_onnx::InputValue::Float(f),
+                    Err(_) => {
+                        let ints = to_integer_tensor(t).unwrap();
+                        let shape = ints.shape().to_vec();
+                        recur_onnx::InputValue::Int(ints.into_data(), shape)
+                    }
+                };
+                (name.clone(), value)
+            })
+            .collect()
     }
 
     /// Every float input and initializer, by name.
