@@ -50,6 +50,8 @@ enum Command {
     Generate(commands::generate::GenerateArgs),
     /// Translate one input with a sequence-to-sequence model (reverse, sort, add, dates), greedily or by beam search.
     Translate(commands::translate::TranslateArgs),
+    /// Turn an ONNX model (LSTM, GRU or RNN layers, with an embedding and a linear head) into a recur model file.
+    Import(commands::import::ImportArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +76,7 @@ fn main() -> ExitCode {
         Command::Gradflow(args) => commands::gradflow::run(&args),
         Command::Generate(args) => commands::generate::run(&args),
         Command::Translate(args) => commands::translate::run(&args),
+        Command::Import(args) => commands::import::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -18,7 +18,7 @@ impl NodeLabel {
     /// The label of `node`.
     pub fn of(node: &NodeProto) -> Self {
         let name = match node.name() {
-            "" => node.output.first().map_or("(unnamed)", String::as_str),
+            "" => node.output.iter().find(|o| !o.is_empty()).map_or("(unnamed)", String::as_str),
             name => name,
         };
         NodeLabel { name: name.to_owned(), op: node.op_type().to_owned() }

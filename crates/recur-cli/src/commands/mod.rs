@@ -7,6 +7,7 @@ pub mod eval;
 pub mod forward;
 pub mod generate;
 pub mod gradflow;
+pub mod import;
 pub mod info;
 pub mod train;
 pub mod translate;
