@@ -34,6 +34,15 @@ pub struct BenchArgs {
     /// Seconds of timing per case, after warm-up.
     #[arg(long, default_value_t = 1.0)]
     seconds: f64,
+    /// Time this ONNX file instead of the named cases: imported, over a whole sequence and per streaming step.
+    #[arg(long, value_name = "FILE")]
+    onnx: Option<std::path::PathBuf>,
+    /// With `--onnx`: sequences in the batch.
+    #[arg(long, default_value_t = 1, requires = "onnx")]
+    batch: usize,
+    /// With `--onnx`: steps of the whole-sequence run.
+    #[arg(long, default_value_t = 100, requires = "onnx")]
+    steps: usize,
 }
 
 /// What one case does per timed repetition.
@@ -194,7 +203,7 @@ fn seq2seq_flops(c: &Seq2SeqConfig, batch: &TranslateBatch) -> f64 {
 }
 
 /// Runs `f` for at least `budget` (and at least 5 times) after 2 warm-up runs; returns the median.
-fn median_time(budget: Duration, mut f: impl FnMut() -> recur::Result<()>) -> recur::Result<Duration> {
+pub(super) fn median_time(budget: Duration, mut f: impl FnMut() -> recur::Result<()>) -> recur::Result<Duration> {
     f()?;
     f()?;
     let mut times = Vec::new();
@@ -209,7 +218,7 @@ fn median_time(budget: Duration, mut f: impl FnMut() -> recur::Result<()>) -> re
 }
 
 /// recur bench's input: `x[k] = sin(0.37 k)` over the flattened shape.
-fn input(len: usize) -> Vec<f32> {
+pub(super) fn input(len: usize) -> Vec<f32> {
     (0..len).map(|k| ((k as f32) * 0.37).sin()).collect()
 }
 
@@ -340,6 +349,15 @@ pub fn run(args: &BenchArgs) -> CommandResult {
         return Err(format!("--seconds must be a positive number, found {}", args.seconds).into());
     }
     let budget = Duration::from_secs_f64(args.seconds);
+    if let Some(file) = &args.onnx {
+        if args.batch == 0 || args.steps == 0 {
+            return Err(
+                format!("--batch and --steps must be at least 1, found {} and {}", args.batch, args.steps).into()
+            );
+        }
+        let bench = super::bench_onnx::OnnxBench { batch: args.batch, steps: args.steps, budget, json: args.json };
+        return super::bench_onnx::run(file, bench);
+    }
     let selected: Vec<Case> =
         cases().into_iter().filter(|c| args.case.as_deref().is_none_or(|s| c.name.contains(s))).collect();
     if selected.is_empty() {

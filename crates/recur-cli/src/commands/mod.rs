@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod bench_onnx;
 pub mod demo;
 pub mod demo_attention;
 pub mod eval;
