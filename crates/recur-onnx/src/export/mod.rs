@@ -11,12 +11,38 @@
 //! | outputs | `output (time, batch, D·H)` (batch-first: `(batch, time, D·H)`), `h_n`, `c_n (L·D, batch, H)` | `predictions (rows, outputs)` as [`SequenceModel::forward`] returns them, `h_n`, `c_n` |
 //!
 //! `time` and `batch` are `dim_param`s, so one file serves any batch size and length; `rows` is `batch` for the
-//! `last` and `mean` readouts and `time·batch` (in the input's order) for `every_step`. Each recurrent layer is
-//! one `LSTM`, `GRU` or `RNN` node (see the `layers` module's diagram for the nodes between layers, and the
-//! `head` module's for the readouts); the weights are initializers named `W_l{k}`, `R_l{k}`, `B_l{k}`, `P_l{k}`
-//! (under `rnn.` in a sequence model, beside `embedding.weight`, `head.weight` and `head.bias`). A batch-first
-//! model transposes its input and output rather than setting `layout = 1`, which onnxruntime's CPU kernels
-//! refuse.
+//! `last` and `mean` readouts and `time·batch` (in the input's order) for `every_step`.
+//!
+//! # The graph
+//!
+//! Everything between the input and the head is time-major. The weights are initializers named `W_l{k}`,
+//! `R_l{k}`, `B_l{k}` and `P_l{k}` (under `rnn.` in a sequence model, beside `embedding.weight`, `head.weight`
+//! and `head.bias` in PyTorch's layouts).
+//!
+//! ```text
+//! input     batch-first: Transpose(perm [1, 0, 2]) (token ids: [1, 0]); never layout = 1, which onnxruntime's
+//!           CPU kernels refuse
+//! tokens    Gather(embedding.weight, ids, axis 0)
+//! layer k   LSTM/GRU/RNN(x, W_lk, R_lk, B_lk or "", sequence_lens or "", h0_k or "", c0_k or "", P_lk)
+//!             hidden_size; direction forward or bidirectional; activations (+ every activation_alpha and
+//!             activation_beta, in order, for the functions that take them) only when not ONNX's defaults (a ReLU
+//!             RNN writes ["Relu"] per direction); clip; input_forget = 1 when set; GRU: linear_before_reset 0 or 1
+//!           h0_k, c0_k: Slice(h0, starts [k·D], ends [(k+1)·D], axes [0]), or h0 itself for one layer
+//!           Y ─ Transpose(perm [0, 2, 1, 3]) ─ Reshape([0, 0, -1]) ─ (T, B, D·H): the next layer's x
+//! h_n, c_n  Concat(Y_h of every layer, axis 0), Concat(Y_c …)
+//! output    the last layer's (T, B, D·H), Transpose(perm [1, 0, 2]) when batch-first
+//! head      every_step: [Transpose(perm [1, 0, 2]) when batch-first] ─ Reshape([-1, F])
+//!           last: Slice(starts [-1], ends [i64::MAX], axes [0]) ─ Reshape([-1, F])
+//!             with sequence_lens: GatherElements(out, Expand(Reshape(Cast(lens, INT64) − 1, [1, -1, 1]),
+//!             [1, 1, F]), axis 0) ─ Reshape([-1, F])
+//!           mean: ReduceMean(axes [0], keepdims 0) (axes as an input from opset 18)
+//!             with sequence_lens: ReduceSum(out ⊙ Cast(Less(Range(0, T, 1) as a column, lens as a row)),
+//!             axes [0], keepdims 0) / Cast(lens, FLOAT) as a column
+//!           then Gemm(rows, head.weight, head.bias, transB = 1) → predictions
+//! ```
+//!
+//! Gates are in ONNX's order (LSTM i, o, f, c; GRU z, r, h; peepholes i, o, f) and `B` is `[bias_ih, bias_hh]`
+//! per direction (omitted without bias); [`crate::RecurrentNode`] reads such a node back.
 //!
 //! Not expressible, and refused with [`Error::ExportUnsupported`]: an LSTM with `proj_size > 0` and the
 //! `attention` readout.
