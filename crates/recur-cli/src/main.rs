@@ -39,6 +39,8 @@ enum Command {
     Train(commands::train::TrainArgs),
     /// Score a trained model on a task's evaluation data.
     Eval(commands::eval::EvalArgs),
+    /// Write a model (a run directory's, or a layer's file) as an ONNX file that ONNX Runtime serves as it is.
+    Export(commands::export::ExportArgs),
     /// Show a model file's configuration, tensors, shapes and sizes.
     Info(commands::info::InfoArgs),
     /// Train an RNN, an LSTM and a GRU on the adding problem at several lengths (`demo attention`: an
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => commands::bench::run(&args),
         Command::Train(args) => commands::train::run(&args),
         Command::Eval(args) => commands::eval::run(&args),
+        Command::Export(args) => commands::export::run(&args),
         Command::Info(args) => commands::info::run(&args),
         Command::Demo(args) => commands::demo::run(&args),
         Command::Gradflow(args) => commands::gradflow::run(&args),

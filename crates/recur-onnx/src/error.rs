@@ -1,12 +1,12 @@
-//! The error type of recur-onnx: every way an ONNX file can fail to read, naming what was expected and what was
-//! found.
+//! The error type of recur-onnx: every way an ONNX file can fail to read or a model to be written, naming what
+//! was expected and what was found.
 
 use crate::attributes::NodeLabel;
 
 /// Result alias used throughout recur-onnx.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Everything that can go wrong when reading an ONNX model or tensor.
+/// Everything that can go wrong when reading an ONNX model or tensor, or writing a model as ONNX.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -128,6 +128,12 @@ pub enum Error {
         /// The node.
         node: Box<NodeLabel>,
         /// What recur does not support, and what it does.
+        reason: String,
+    },
+    /// A model or an option recur cannot write as ONNX, and why.
+    #[error("cannot export to ONNX: {reason}")]
+    ExportUnsupported {
+        /// What ONNX's operators cannot express, or the option out of range, and what is supported.
         reason: String,
     },
     /// recur refused the converted tensor.

@@ -1,7 +1,8 @@
 //! ONNX files for recur.
 //!
 //! This crate reads ONNX models (`.onnx`, a serialized `ModelProto`) and tensors (`.pb`, a serialized
-//! `TensorProto`, as in ONNX's node tests) and turns tensors into [`recur::Tensor`]s. The protobuf types are in
+//! `TensorProto`, as in ONNX's node tests) and turns tensors into [`recur::Tensor`]s; it also writes recur's
+//! layers and sequence models as ONNX graphs that onnxruntime runs ([`export`]). The protobuf types are in
 //! [`proto`]; they are generated once from ONNX's `onnx.proto` and committed.
 //!
 //! Everything read from a file is checked before it is trusted: a malformed file is an [`Error`] naming what was
@@ -14,6 +15,7 @@
 pub mod attributes;
 pub mod decode;
 pub mod error;
+pub mod export;
 pub mod import;
 pub mod op;
 pub mod proto;
@@ -22,6 +24,7 @@ pub mod tensor;
 
 pub use decode::{read_model, read_tensor};
 pub use error::{Error, Result};
+pub use export::{ExportOptions, export_recurrent, export_sequence_model, model_bytes};
 pub use import::{Imported, ImportedModel, InputValue, OutputRole, Signature, import_model};
 pub use op::{OpInputs, OpOutputs, RecurrentOp};
 pub use recurrent::{Direction, RecurrentNode};

@@ -81,7 +81,7 @@ pub struct RecurrentNode {
 
 /// ONNX's gate order in the rows of `W`, `R` and `B` for each of recur's gate blocks: recur's block `k` is
 /// ONNX's block `order[k]`.
-fn gate_order(mode: Mode) -> &'static [usize] {
+pub(crate) fn gate_order(mode: Mode) -> &'static [usize] {
     match mode {
         // recur (i, f, g, o) from ONNX (i, o, f, c).
         Mode::Lstm => &[0, 2, 3, 1],
@@ -90,6 +90,21 @@ fn gate_order(mode: Mode) -> &'static [usize] {
         Mode::RnnTanh | Mode::RnnRelu => &[0],
     }
 }
+
+/// The inverse of [`gate_order`]: ONNX's block `j` is recur's block `inverse[j]`, so
+/// `reorder(recur_rows, &inverse_gate_order(mode), block)` gives ONNX's rows.
+pub(crate) fn inverse_gate_order(mode: Mode) -> Vec<usize> {
+    let order = gate_order(mode);
+    let mut inverse = vec![0; order.len()];
+    for (recur_block, &onnx_block) in order.iter().enumerate() {
+        inverse[onnx_block] = recur_block;
+    }
+    inverse
+}
+
+/// The LSTM peepholes' blocks: ONNX's `P` is (i, o, f) and recur's `weight_peephole` (i, f, o), so the same swap of
+/// the last two blocks turns either into the other.
+pub(crate) const PEEPHOLE_ORDER: [usize; 3] = [0, 2, 1];
 
 /// The attributes each operator may carry; any other is refused rather than ignored.
 fn is_known_attribute(mode: Mode, name: &str) -> bool {
@@ -319,7 +334,7 @@ impl Weights {
             if let Some(p) = &self.p {
                 // ONNX's (i, o, f) to recur's (i, f, o).
                 let values = &p.data()[d * 3 * h..(d + 1) * 3 * h];
-                let data = reorder(values, &[0, 2, 1], h);
+                let data = reorder(values, &PEEPHOLE_ORDER, h);
                 params.push((format!("weight_peephole{suffix}"), known_tensor(vec![3, h], data)));
             }
         }
@@ -353,5 +368,12 @@ mod tests {
         let onnx: Vec<f32> = (0..4).map(|k| k as f32).collect();
         assert_eq!(reorder(&onnx, gate_order(Mode::Lstm), 1), [0.0, 2.0, 3.0, 1.0]);
         assert_eq!(reorder(&onnx[..3], gate_order(Mode::Gru), 1), [1.0, 0.0, 2.0]);
+        for mode in [Mode::Lstm, Mode::Gru, Mode::RnnTanh] {
+            let values: Vec<f32> = (0..mode.gates()).map(|k| k as f32).collect();
+            let recur_order = reorder(&values, gate_order(mode), 1);
+            assert_eq!(reorder(&recur_order, &inverse_gate_order(mode), 1), values, "{mode}");
+        }
+        // recur's (i, f, g, o) written as ONNX's (i, o, f, c).
+        assert_eq!(inverse_gate_order(Mode::Lstm), [0, 3, 1, 2]);
     }
 }

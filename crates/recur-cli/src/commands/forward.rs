@@ -52,19 +52,26 @@ pub struct ForwardArgs {
 
 /// The `--nonlinearity` values.
 #[derive(Clone, Copy, Debug, ValueEnum)]
-enum NonlinearityArg {
+pub enum NonlinearityArg {
     Tanh,
     Relu,
+}
+
+impl NonlinearityArg {
+    /// The library's value.
+    pub fn nonlinearity(self) -> Nonlinearity {
+        match self {
+            NonlinearityArg::Tanh => Nonlinearity::Tanh,
+            NonlinearityArg::Relu => Nonlinearity::Relu,
+        }
+    }
 }
 
 /// Runs `recur forward`.
 pub fn run(args: &ForwardArgs) -> CommandResult {
     let options = LoadOptions {
         batch_first: args.batch_first.then_some(true),
-        nonlinearity: args.nonlinearity.map(|n| match n {
-            NonlinearityArg::Tanh => Nonlinearity::Tanh,
-            NonlinearityArg::Relu => Nonlinearity::Relu,
-        }),
+        nonlinearity: args.nonlinearity.map(NonlinearityArg::nonlinearity),
     };
     let mut model = Recurrent::load(&args.model, &options)?;
     let input = read_npy(&args.input)?;

@@ -5,6 +5,7 @@ pub mod bench_onnx;
 pub mod demo;
 pub mod demo_attention;
 pub mod eval;
+pub mod export;
 pub mod forward;
 pub mod generate;
 pub mod gradflow;

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod export;
+
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
