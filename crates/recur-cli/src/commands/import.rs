@@ -56,7 +56,7 @@ pub fn run(args: &ImportArgs) -> CommandResult {
                 OutputRole::OnnxY => "ONNX's Y",
                 OutputRole::FinalH => "h_n",
                 OutputRole::FinalC => "c_n",
-                OutputRole::Predictions => "predictions",
+                OutputRole::Predictions | OutputRole::PredictionRows => "predictions",
             };
             format!("`{name}` ({what})")
         })

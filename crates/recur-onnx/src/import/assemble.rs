@@ -53,9 +53,13 @@ pub(crate) fn assemble(graph: &GraphProto, walk: Walk) -> Result<Imported> {
                     OutputRole::FinalH
                 }
             }
-            Some(Value::Flow(Flow::Head { readout, weight, bias })) if head.is_none() => {
+            Some(Value::Flow(Flow::Head { readout, weight, bias, rows })) if head.is_none() => {
                 head = Some((*readout, weight.clone(), bias.clone()));
-                OutputRole::Predictions
+                if *rows && matches!(readout, Readout::EveryStep(_)) {
+                    OutputRole::PredictionRows
+                } else {
+                    OutputRole::Predictions
+                }
             }
             _ => {
                 return Err(graph_error(format!(

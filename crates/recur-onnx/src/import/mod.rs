@@ -52,6 +52,9 @@ pub enum OutputRole {
     FinalC,
     /// The head's predictions: `(T, B, O)` or `(B, T, O)` on every step, `(B, O)` for the last or mean step.
     Predictions,
+    /// The head's predictions as rows, `(rows, O)`, as [`SequenceModel::forward`] returns them (what
+    /// `recur export` writes).
+    PredictionRows,
 }
 
 /// The graph's inputs and outputs as the model reads and writes them.

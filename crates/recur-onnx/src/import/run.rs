@@ -109,6 +109,11 @@ impl Imported {
                 OutputRole::FinalH => out.h_n.clone(),
                 OutputRole::FinalC => out.c_n.clone().ok_or_else(|| input_error(name, "an LSTM", "another cell"))?,
                 OutputRole::Predictions => predictions.clone().ok_or_else(|| input_error(name, "a head", "none"))?,
+                OutputRole::PredictionRows => {
+                    let p = predictions.clone().ok_or_else(|| input_error(name, "a head", "none"))?;
+                    let outputs = *p.shape().last().expect("predictions have a shape");
+                    known_tensor(vec![p.len() / outputs.max(1), outputs], p.into_data())
+                }
             };
             result.insert(name.clone(), value);
         }

@@ -55,10 +55,20 @@ pub(crate) enum Axes {
 pub(crate) enum Flow {
     /// A float graph input not yet known to be the sequence or states.
     Input(String),
-    /// The token ids input.
+    /// An integer graph input: token ids, until a layer reads it as `sequence_lens`.
     Tokens(String),
-    /// The `sequence_lens` input (or a cast of it).
+    /// The token ids, transposed time-major from a batch-first input.
+    TimeMajorTokens(String),
+    /// The `sequence_lens` input.
     Lengths(String),
+    /// Values computed from the lengths (and shapes): the indices of the last steps, a mask of the valid ones.
+    LengthsExpr,
+    /// The last layer's time-major output times a mask of valid steps.
+    Masked,
+    /// The sum over time of the masked output, `(B, F)`.
+    SumStep,
+    /// The last layer's output as rows of features, `(T·B, F)` in the order of `axes`.
+    Rows { axes: Axes },
     /// A sequence of features: the model's input (`layer` none) or the output of layer `layer`.
     Sequence { axes: Axes, layer: Option<usize> },
     /// `Y` of layer `layer`, `(T, D, B, H)`; `transposed`: `(T, B, D, H)`.
@@ -75,9 +85,10 @@ pub(crate) enum Flow {
     /// The mean over time of the last layer's output, `(B, F)`.
     MeanStep,
     /// A linear head's product before its bias: `x Wᵀ` with `weight` `(outputs, F)`.
-    HeadProduct { readout: Readout, weight: Tensor },
-    /// A linear head's output.
-    Head { readout: Readout, weight: Tensor, bias: Tensor },
+    HeadProduct { readout: Readout, weight: Tensor, rows: bool },
+    /// A linear head's output: `rows` when the predictions are `(rows, outputs)` as recur returns them, else
+    /// shaped as the readout's input.
+    Head { readout: Readout, weight: Tensor, bias: Tensor, rows: bool },
 }
 
 /// Which steps a head reads.

@@ -118,6 +118,9 @@ impl Walk {
             )))
         };
         let one = |v: Value| Ok(vec![v]);
+        let is_lengths = |v: &Value| matches!(v, Value::Flow(Flow::Lengths(_) | Flow::LengthsExpr));
+        let lengths_arithmetic = inputs.iter().flatten().any(is_lengths)
+            && inputs.iter().flatten().all(|v| is_lengths(v) || matches!(v, Value::Shape | Value::Const(_)));
         match node.op_type() {
             "LSTM" | "GRU" | "RNN" => self.layer(node, label, inputs),
             "Constant" => one(Value::Const(constant_node(&attributes, label)?)),
@@ -126,6 +129,27 @@ impl Walk {
                 None => unsupported("no input"),
             },
             "Shape" | "Size" => one(Value::Shape),
+            "Cast" | "Sub" | "Add" | "Mul" | "Div" | "Reshape" | "Expand" | "Unsqueeze" | "Squeeze" | "Less"
+            | "Greater" | "Range" | "Concat"
+                if lengths_arithmetic =>
+            {
+                one(Value::Flow(Flow::LengthsExpr))
+            }
+            "GatherElements" => match (input(0), input(1)) {
+                (
+                    Some(Value::Flow(Flow::Sequence { axes: Axes::TimeMajor, layer })),
+                    Some(Value::Flow(Flow::LengthsExpr)),
+                ) if self.is_last_layer(layer) && attributes.int("axis")?.unwrap_or(0) == 0 => {
+                    one(Value::Flow(Flow::LastStep { kept_axis: Some(0) }))
+                }
+                _ => unsupported("a GatherElements other than of each sequence's last step"),
+            },
+            "ReduceSum" => match input(0) {
+                Some(Value::Flow(Flow::Masked)) if !attributes.flag("keepdims", true)? => {
+                    one(Value::Flow(Flow::SumStep))
+                }
+                _ => unsupported("a ReduceSum other than of the masked output over time (keepdims 0)"),
+            },
             "Cast" => match input(0) {
                 Some(Value::Flow(f @ (Flow::Tokens(_) | Flow::Lengths(_)))) => one(Value::Flow(f)),
                 Some(Value::Const(Const::Float(t))) => one(Value::Const(Const::Float(t))),
@@ -146,6 +170,14 @@ impl Walk {
                 (Some(Value::Flow(Flow::LayerY { layer, transposed: true })), Some(Value::Shape | Value::Const(_))) => {
                     one(Value::Flow(Flow::Sequence { axes: Axes::TimeMajor, layer: Some(layer) }))
                 }
+                (Some(Value::Flow(Flow::Sequence { axes, layer })), Some(Value::Const(target)))
+                    if self.is_last_layer(layer) && target.ints().is_some_and(|t| t.len() == 2 && t[0] == -1) =>
+                {
+                    one(Value::Flow(Flow::Rows { axes }))
+                }
+                (Some(Value::Flow(Flow::LastStep { .. })), Some(Value::Const(_) | Value::Shape)) => {
+                    one(Value::Flow(Flow::LastStep { kept_axis: None }))
+                }
                 (Some(Value::Shape | Value::Const(Const::Int(_))), _) => one(Value::Shape),
                 _ => unsupported("a Reshape other than the merge of a layer's directions"),
             },
@@ -160,6 +192,19 @@ impl Walk {
                 _ => unsupported("an Expand of anything but zeros"),
             },
             "Add" if all_shapes => one(Value::Shape),
+            "Mul" => match (input(0), input(1)) {
+                (
+                    Some(Value::Flow(Flow::Sequence { axes: Axes::TimeMajor, layer })),
+                    Some(Value::Flow(Flow::LengthsExpr)),
+                ) if self.is_last_layer(layer) => one(Value::Flow(Flow::Masked)),
+                _ => unsupported("a Mul other than the output by a mask of valid steps"),
+            },
+            "Div" => match (input(0), input(1)) {
+                (Some(Value::Flow(Flow::SumStep)), Some(Value::Flow(Flow::LengthsExpr))) => {
+                    one(Value::Flow(Flow::MeanStep))
+                }
+                _ => unsupported("a Div other than a sum over valid steps by the lengths"),
+            },
             "Add" => self.add(label, inputs),
             "MatMul" => self.matmul(label, inputs),
             "Gemm" => self.gemm(label, &attributes, inputs),
@@ -298,12 +343,20 @@ impl Walk {
         let data = inputs.first().cloned().flatten();
         let indices = inputs.get(1).cloned().flatten();
         match (data, indices) {
-            (Some(Value::Const(Const::Float(weight))), Some(Value::Flow(Flow::Tokens(ids)))) if axis == 0 => {
+            (
+                Some(Value::Const(Const::Float(weight))),
+                Some(Value::Flow(ids @ (Flow::Tokens(_) | Flow::TimeMajorTokens(_)))),
+            ) if axis == 0 => {
                 if weight.shape().len() != 2 || self.embedding.is_some() {
                     return Err(label.unsupported("an embedding must be one 2-D table"));
                 }
-                self.embedding = Some((weight, ids));
-                Ok(vec![Value::Flow(Flow::Sequence { axes: Axes::AsGiven, layer: None })])
+                let (axes, name) = match ids {
+                    Flow::TimeMajorTokens(name) => (Axes::TimeMajor, name),
+                    Flow::Tokens(name) => (Axes::AsGiven, name),
+                    _ => unreachable!("matched above"),
+                };
+                self.embedding = Some((weight, name));
+                Ok(vec![Value::Flow(Flow::Sequence { axes, layer: None })])
             }
             (Some(Value::Flow(Flow::Sequence { axes, layer })), Some(Value::Const(index)))
                 if self.is_last_layer(layer) && index.scalar() == Some(-1) && self.time_axis(axes) == Some(axis) =>
@@ -392,6 +445,10 @@ impl Walk {
             Some(Value::Flow(Flow::LayerY { layer, transposed: false })) if perm == [0, 2, 1, 3] => {
                 Flow::LayerY { layer, transposed: true }
             }
+            Some(Value::Flow(Flow::Tokens(ids))) if perm == [1, 0] => {
+                self.set_batch_first(true, label)?;
+                Flow::TimeMajorTokens(ids)
+            }
             _ => {
                 return Err(label.unsupported(format!(
                     "a Transpose (perm {perm:?}) other than of the batch-first input, the last output, or a layer's \
@@ -427,17 +484,12 @@ impl Walk {
     }
 
     fn matmul(&mut self, label: &NodeLabel, inputs: &[Option<Value>]) -> Result<Vec<Value>> {
-        let readout = match inputs.first().cloned().flatten() {
-            Some(Value::Flow(Flow::Sequence { axes, layer })) if self.is_last_layer(layer) && axes != Axes::AsGiven => {
-                Readout::EveryStep(axes)
-            }
-            Some(Value::Flow(Flow::LastStep { kept_axis: None })) => Readout::Last,
-            Some(Value::Flow(Flow::MeanStep)) => Readout::Mean,
-            _ => return Err(label.unsupported("a MatMul other than a linear head on the output")),
+        let Some((readout, rows)) = self.head_input(inputs.first().cloned().flatten()) else {
+            return Err(label.unsupported("a MatMul other than a linear head on the output"));
         };
         match inputs.get(1).cloned().flatten() {
             Some(Value::Const(Const::Float(w))) if w.shape().len() == 2 => {
-                Ok(vec![Value::Flow(Flow::HeadProduct { readout, weight: transposed(&w) })])
+                Ok(vec![Value::Flow(Flow::HeadProduct { readout, weight: transposed(&w), rows })])
             }
             _ => Err(label.unsupported("a linear head whose weight is not a constant matrix")),
         }
@@ -445,19 +497,22 @@ impl Walk {
 
     fn add(&mut self, label: &NodeLabel, inputs: &[Option<Value>]) -> Result<Vec<Value>> {
         match (inputs.first().cloned().flatten(), inputs.get(1).cloned().flatten()) {
-            (Some(Value::Flow(Flow::HeadProduct { readout, weight })), Some(Value::Const(Const::Float(bias))))
-            | (Some(Value::Const(Const::Float(bias))), Some(Value::Flow(Flow::HeadProduct { readout, weight }))) => {
-                Ok(vec![Value::Flow(Flow::Head { readout, weight, bias })])
-            }
+            (
+                Some(Value::Flow(Flow::HeadProduct { readout, weight, rows })),
+                Some(Value::Const(Const::Float(bias))),
+            )
+            | (
+                Some(Value::Const(Const::Float(bias))),
+                Some(Value::Flow(Flow::HeadProduct { readout, weight, rows })),
+            ) => Ok(vec![Value::Flow(Flow::Head { readout, weight, bias, rows })]),
             _ => Err(label.unsupported("an Add other than a linear head's bias or of shapes")),
         }
     }
 
     fn gemm(&mut self, label: &NodeLabel, attributes: &Attributes<'_>, inputs: &[Option<Value>]) -> Result<Vec<Value>> {
-        let readout = match inputs.first().cloned().flatten() {
-            Some(Value::Flow(Flow::LastStep { kept_axis: None })) => Readout::Last,
-            Some(Value::Flow(Flow::MeanStep)) => Readout::Mean,
-            _ => return Err(label.unsupported("a Gemm other than a linear head on the last or mean step")),
+        let (readout, rows) = match self.head_input(inputs.first().cloned().flatten()) {
+            Some((readout, rows)) if rows || !matches!(readout, Readout::EveryStep(_)) => (readout, rows),
+            _ => return Err(label.unsupported("a Gemm other than a linear head on rows of the output")),
         };
         let plain = attributes.float("alpha")?.unwrap_or(1.0) == 1.0
             && attributes.float("beta")?.unwrap_or(1.0) == 1.0
@@ -476,7 +531,20 @@ impl Walk {
             None => Tensor::zeros([weight.shape()[0]]),
             Some(_) => return Err(label.unsupported("a Gemm whose bias is not a constant")),
         };
-        Ok(vec![Value::Flow(Flow::Head { readout, weight, bias })])
+        Ok(vec![Value::Flow(Flow::Head { readout, weight, bias, rows })])
+    }
+
+    /// What a linear head on `input` reads, and whether its predictions are rows `(rows, outputs)`.
+    fn head_input(&self, input: Option<Value>) -> Option<(Readout, bool)> {
+        match input? {
+            Value::Flow(Flow::Sequence { axes, layer }) if self.is_last_layer(layer) && axes != Axes::AsGiven => {
+                Some((Readout::EveryStep(axes), false))
+            }
+            Value::Flow(Flow::Rows { axes }) => Some((Readout::EveryStep(axes), true)),
+            Value::Flow(Flow::LastStep { kept_axis: None }) => Some((Readout::Last, false)),
+            Value::Flow(Flow::MeanStep) => Some((Readout::Mean, false)),
+            _ => None,
+        }
     }
 }
 
