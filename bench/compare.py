@@ -5,6 +5,7 @@ Run from anywhere (the venv lives outside the repo; see bench/requirements.txt):
     ~/.cache/recur-venv/bin/python bench/compare.py                 # every case
     ~/.cache/recur-venv/bin/python bench/compare.py --case stream   # cases whose name contains "stream"
     ~/.cache/recur-venv/bin/python bench/compare.py --markdown --json-out /tmp/compare.json
+    ~/.cache/recur-venv/bin/python bench/compare.py --onnx model.onnx --batch 1 --steps 100   # one ONNX file
 
 In one run, on one machine, one case at a time and never two engines at once, it times:
 
@@ -819,6 +820,14 @@ def parse_args(argv):
         help="torch.onnx.export's exporter (default torchscript: it maps all three layers to ONNX's fused "
         "RNN/LSTM/GRU operators; dynamo unrolls nn.RNN into per-step operators)",
     )
+    parser.add_argument(
+        "--onnx",
+        type=Path,
+        help="instead of the cases: time this ONNX file in ONNX Runtime and in recur (imported), whole sequence and "
+        "per streaming step (see bench/onnx_file.py)",
+    )
+    parser.add_argument("--batch", type=int, default=1, help="with --onnx: sequences in the batch")
+    parser.add_argument("--steps", type=int, default=100, help="with --onnx: steps of the whole-sequence run")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: a memory-measurement child process
     args = parser.parse_args(argv)
     if not (args.seconds > 0 and math.isfinite(args.seconds)):
@@ -830,6 +839,12 @@ def main(argv=None):
     args = parse_args(argv)
     if args.child is not None:
         return torch_child(args.child, args.seconds)
+    if args.onnx is not None:
+        import onnx_file
+
+        recur = args.recur or build_recur()
+        onnx_file.compare(args.onnx, recur, args.batch, args.steps, args.seconds, median_time, ort_session, cpu_model())
+        return
     torch.set_num_threads(THREADS)
     cases = [c for c in all_cases() if args.case in c.name]
     if not cases:
