@@ -67,11 +67,23 @@ pub enum Error {
         /// The data type found: ONNX's name for it, or its number when it has none.
         found: String,
     },
-    /// A tensor keeps its data in a file beside the model, which is not read.
-    #[error("tensor `{tensor}` keeps its data in an external file; expected the data inside the model")]
+    /// A tensor keeps its data in a file beside the model, and the model was given as bytes (read it with
+    /// [`import_model_file`](crate::import_model_file), which reads such files).
+    #[error(
+        "tensor `{tensor}` keeps its data in an external file; expected the data inside the model (import the model \
+         from its path to read the file beside it)"
+    )]
     ExternalData {
         /// The tensor's name (empty when the file gives none).
         tensor: String,
+    },
+    /// A tensor's external data cannot be read.
+    #[error("tensor `{tensor}`: external data: {reason}")]
+    ExternalFile {
+        /// The tensor's name.
+        tensor: String,
+        /// What is wrong: the entry, the path, the range.
+        reason: String,
     },
     /// A tensor has data both in `raw_data` and in a typed field, so which one holds it is ambiguous.
     #[error("tensor `{tensor}` has data in both `raw_data` and `{field}`; expected one of them")]

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use recur::{StreamState, Tensor};
-use recur_onnx::{ImportedModel, InputValue, OutputRole, import_model};
+use recur_onnx::{ImportedModel, InputValue, OutputRole, import_model_file};
 
 use super::CommandResult;
 use super::bench::{input, median_time};
@@ -27,8 +27,7 @@ pub struct OnnxBench {
 /// Imports `file`, describes its signature (what `bench/compare.py` needs to feed ONNX Runtime the same inputs)
 /// and times it.
 pub fn run(file: &Path, bench: OnnxBench) -> CommandResult {
-    let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let imported = import_model(&bytes).map_err(|e| format!("{}: {e}", file.display()))?;
+    let imported = import_model_file(file).map_err(|e| format!("{}: {e}", file.display()))?;
     let config = imported.recurrent().config().clone();
     let sig = &imported.signature;
     let (b, t, i) = (bench.batch, bench.steps, config.input_size);

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use recur_onnx::{ImportedModel, OutputRole, import_model};
+use recur_onnx::{ImportedModel, OutputRole, import_model_file};
 
 use super::CommandResult;
 
@@ -20,8 +20,7 @@ pub struct ImportArgs {
 
 /// Runs `recur import`.
 pub fn run(args: &ImportArgs) -> CommandResult {
-    let bytes = std::fs::read(&args.onnx).map_err(|e| format!("{}: {e}", args.onnx.display()))?;
-    let imported = import_model(&bytes).map_err(|e| format!("{}: {e}", args.onnx.display()))?;
+    let imported = import_model_file(&args.onnx).map_err(|e| format!("{}: {e}", args.onnx.display()))?;
     let config = imported.recurrent().config();
     let stack = format!(
         "{} × {} layer{}{}, input {}, hidden {}",

@@ -100,9 +100,27 @@ impl Imported {
     }
 }
 
-/// Imports an ONNX model from the bytes of a `.onnx` file (see the [module documentation](self)).
+/// Imports an ONNX model from the bytes of a `.onnx` file (see the [module documentation](self)). A model whose
+/// weights are kept in files beside it is an [`Error::ExternalData`]: use [`import_model_file`].
 pub fn import_model(bytes: &[u8]) -> Result<Imported> {
-    let model = read_model(bytes)?;
+    import_decoded(read_model(bytes)?)
+}
+
+/// Imports the ONNX model at `path`, with the weights it keeps in files beside it (`torch.onnx.export` writes
+/// them so by default; see [`load_external_data`](crate::external::load_external_data)).
+pub fn import_model_file(path: impl AsRef<std::path::Path>) -> Result<Imported> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|e| Error::ExternalFile {
+        tensor: String::new(),
+        reason: format!("cannot read the model {}: {e}", path.display()),
+    })?;
+    let mut model = read_model(&bytes)?;
+    let folder = path.parent().unwrap_or(std::path::Path::new("."));
+    crate::external::load_external_data(&mut model, folder)?;
+    import_decoded(model)
+}
+
+fn import_decoded(model: crate::proto::ModelProto) -> Result<Imported> {
     let graph = model.graph.as_ref().ok_or_else(|| Error::Unsupported {
         node: Box::new(crate::attributes::NodeLabel { name: "(graph)".into(), op: "ModelProto".into() }),
         reason: "the model has no graph".into(),
