@@ -131,6 +131,13 @@ pub struct TrainOptions {
     /// LSTM: initial value of the forget gate's bias (0 keeps PyTorch's uniform init).
     #[arg(long)]
     pub forget_bias: Option<f32>,
+    /// LSTM: peephole connections from the cell state to the gates (ONNX's `P`).
+    #[arg(long)]
+    pub peepholes: bool,
+    /// GRU: the reset gate multiplies `h` before the recurrent product (the original GRU, ONNX's
+    /// `linear_before_reset = 0`, Keras's `reset_after=False`) rather than after it (PyTorch's).
+    #[arg(long)]
+    pub reset_before: bool,
     /// The decoder's attention over the encoder's outputs (sequence-to-sequence tasks only; default additive).
     #[arg(long, value_enum)]
     pub attention: Option<AttentionArg>,
@@ -175,6 +182,12 @@ pub struct Settings {
     pub log_every: u64,
     /// LSTM forget-gate bias at initialisation (0: PyTorch's init).
     pub forget_bias: f32,
+    /// LSTM peepholes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub peepholes: bool,
+    /// GRU with the reset gate before the recurrent product.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reset_before: bool,
     /// The decoder's attention, for a sequence-to-sequence task (`None` for the others).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attention: Option<AttentionArg>,
@@ -213,6 +226,8 @@ impl Settings {
             eval_every: o.eval_every.unwrap_or(d.eval_every),
             log_every: o.log_every.unwrap_or(10),
             forget_bias: o.forget_bias.unwrap_or(if model == ModelKind::Lstm { d.forget_bias } else { 0.0 }),
+            peepholes: o.peepholes,
+            reset_before: o.reset_before,
             attention: match o.attention {
                 _ if !name.is_seq2seq() => None,
                 Some(a) => Some(a),
@@ -256,6 +271,12 @@ impl Settings {
         if self.forget_bias != 0.0 && self.model != ModelKind::Lstm {
             return Err(format!("--forget-bias is an LSTM option, found --model {}", self.model.as_str()));
         }
+        if self.peepholes && self.model != ModelKind::Lstm {
+            return Err(format!("--peepholes is an LSTM option, found --model {}", self.model.as_str()));
+        }
+        if self.reset_before && self.model != ModelKind::Gru {
+            return Err(format!("--reset-before is a GRU option, found --model {}", self.model.as_str()));
+        }
         if self.task.name.is_seq2seq() {
             let task = self.task.name.as_str();
             let unsupported = [
@@ -263,6 +284,8 @@ impl Settings {
                 ("--proj-size", self.proj_size != 0),
                 ("--dropout", self.dropout != 0.0),
                 ("--forget-bias", self.forget_bias != 0.0),
+                ("--peepholes", self.peepholes),
+                ("--reset-before", self.reset_before),
             ];
             if let Some((name, _)) = unsupported.iter().find(|(_, set)| *set) {
                 return Err(format!("{name} is not available for the sequence-to-sequence task {task}"));
@@ -282,6 +305,8 @@ impl Settings {
             .bidirectional(self.bidirectional)
             .dropout(self.dropout)
             .proj_size(self.proj_size)
+            .peepholes(self.peepholes)
+            .linear_before_reset(!self.reset_before)
             .batch_first(shape.batch_first);
         if self.forget_bias != 0.0 {
             recurrent = recurrent.forget_bias(self.forget_bias);

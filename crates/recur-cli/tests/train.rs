@@ -121,6 +121,26 @@ fn ctrl_c_saves_a_checkpoint_and_the_resumed_run_matches() {
     assert_eq!(records(&dir), records(&whole));
 }
 
+/// ONNX's cell options train from the command line, and the model file carries them.
+#[test]
+fn a_peephole_lstm_and_a_reset_before_gru_train() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, extra, tensor, key) in [
+        ("peepholes", ["--model", "lstm", "--peepholes"], Some("rnn.weight_peephole_l0"), "\"peepholes\":true"),
+        ("reset", ["--model", "gru", "--reset-before"], None, "\"linear_before_reset\":false"),
+    ] {
+        let dir = tmp.path().join(name);
+        ok(train(&dir, 20, &extra));
+        let file = TensorFile::read(dir.join("model.safetensors")).unwrap();
+        assert!(file.metadata["model"].contains(key), "{name}: {}", file.metadata["model"]);
+        if let Some(tensor) = tensor {
+            assert_eq!(file.tensors[tensor].shape(), [3, 6]);
+        }
+        let last = records(&dir).pop().unwrap();
+        assert!(last["eval_mse"].as_f64().unwrap().is_finite(), "{name}: {last}");
+    }
+}
+
 #[test]
 fn bad_options_and_files_are_one_line_errors() {
     let tmp = tempfile::tempdir().unwrap();
@@ -130,6 +150,8 @@ fn bad_options_and_files_are_one_line_errors() {
     fails_with(train(&dir, 10, &["--lr=-1"]), "--lr");
     fails_with(train(&dir, 10, &["--tbptt", "4"]), "--tbptt");
     fails_with(train(&dir, 10, &["--model", "gru", "--forget-bias", "1"]), "--forget-bias");
+    fails_with(train(&dir, 10, &["--model", "gru", "--peepholes"]), "--peepholes is an LSTM option");
+    fails_with(train(&dir, 10, &["--model", "lstm", "--reset-before"]), "--reset-before is a GRU option");
     fails_with(recur(&["train", "--resume", tmp.path().join("none").to_str().unwrap()]), "run.json");
     fails_with(recur(&["eval", "--model", tmp.path().join("none.safetensors").to_str().unwrap()]), "none.safetensors");
     fails_with(recur(&["info", tmp.path().join("none.safetensors").to_str().unwrap()]), "none.safetensors");
