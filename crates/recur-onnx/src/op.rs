@@ -182,20 +182,25 @@ impl Geometry {
 
     /// recur's output (`(T, B, D·H)` or `(B, T, D·H)`) as ONNX's `Y` (`(T, D, B, H)` or `(B, T, D, H)`).
     fn y_from_output(&self, output: Tensor, d: usize, hidden: usize) -> Tensor {
-        let (steps, batch) = (self.steps, self.batch);
         if self.batch_first {
-            return known_tensor(vec![batch, steps, d, hidden], output.into_data());
+            return known_tensor(vec![self.batch, self.steps, d, hidden], output.into_data());
         }
-        let data = output.data();
-        let mut y = Vec::with_capacity(data.len());
-        for t in 0..steps {
-            for dir in 0..d {
-                for b in 0..batch {
-                    let at = (t * batch + b) * d * hidden + dir * hidden;
-                    y.extend_from_slice(&data[at..at + hidden]);
-                }
+        time_major_y(&output, d, hidden)
+    }
+}
+
+/// A time-major output `(T, B, D·H)` as ONNX's `Y`, `(T, D, B, H)`: the directions moved before the batch.
+pub(crate) fn time_major_y(output: &Tensor, d: usize, hidden: usize) -> Tensor {
+    let [steps, batch, _] = output.shape()[..] else { unreachable!("a time-major output is rank 3") };
+    let data = output.data();
+    let mut y = Vec::with_capacity(data.len());
+    for t in 0..steps {
+        for dir in 0..d {
+            for b in 0..batch {
+                let at = (t * batch + b) * d * hidden + dir * hidden;
+                y.extend_from_slice(&data[at..at + hidden]);
             }
         }
-        known_tensor(vec![steps, d, batch, hidden], y)
     }
+    known_tensor(vec![steps, d, batch, hidden], y)
 }

@@ -8,6 +8,7 @@ use recur::{RecurrentOutput, SequenceInput, Tensor};
 
 use super::{Imported, ImportedModel, OutputRole};
 use crate::error::{Error, Result};
+use crate::op::time_major_y;
 use crate::recurrent::known_tensor;
 
 /// A value for a graph input.
@@ -105,7 +106,7 @@ impl Imported {
         for (name, role) in &self.signature.outputs {
             let value = match role {
                 OutputRole::Output => out.output.clone(),
-                OutputRole::OnnxY => onnx_y(&out.output, config.directions(), config.output_size()),
+                OutputRole::OnnxY => time_major_y(&out.output, config.directions(), config.output_size()),
                 OutputRole::FinalH => out.h_n.clone(),
                 OutputRole::FinalC => out.c_n.clone().ok_or_else(|| input_error(name, "an LSTM", "another cell"))?,
                 OutputRole::Predictions => predictions.clone().ok_or_else(|| input_error(name, "a head", "none"))?,
@@ -119,22 +120,6 @@ impl Imported {
         }
         Ok(result)
     }
-}
-
-/// A time-major `(T, B, D·H)` output as ONNX's `Y`, `(T, D, B, H)`.
-fn onnx_y(output: &Tensor, d: usize, hidden: usize) -> Tensor {
-    let [steps, batch, _] = output.shape()[..] else { unreachable!("a time-major output is rank 3") };
-    let data = output.data();
-    let mut y = Vec::with_capacity(data.len());
-    for t in 0..steps {
-        for dir in 0..d {
-            for b in 0..batch {
-                let at = (t * batch + b) * d * hidden + dir * hidden;
-                y.extend_from_slice(&data[at..at + hidden]);
-            }
-        }
-    }
-    known_tensor(vec![steps, d, batch, hidden], y)
 }
 
 fn input_error(name: &str, expected: &str, found: &str) -> Error {

@@ -408,10 +408,7 @@ impl Walk {
         attributes: &Attributes<'_>,
         inputs: &[Option<Value>],
     ) -> Result<Vec<Value>> {
-        let axes = match inputs.get(1).cloned().flatten() {
-            Some(Value::Const(c)) => c.ints().unwrap_or_default(),
-            _ => attributes.ints("axes")?,
-        };
+        let axes = axes(attributes, inputs)?;
         match inputs.first().cloned().flatten() {
             Some(Value::Shape | Value::Const(Const::Int(_))) => Ok(vec![Value::Shape]),
             Some(Value::Flow(Flow::LayerY { layer, transposed: false }))
@@ -465,10 +462,7 @@ impl Walk {
         attributes: &Attributes<'_>,
         inputs: &[Option<Value>],
     ) -> Result<Vec<Value>> {
-        let axes = match inputs.get(1).cloned().flatten() {
-            Some(Value::Const(c)) => c.ints().unwrap_or_default(),
-            _ => attributes.ints("axes")?,
-        };
+        let axes = axes(attributes, inputs)?;
         let keep = attributes.flag("keepdims", true)?;
         match inputs.first().cloned().flatten() {
             Some(Value::Flow(Flow::Sequence { axes: seq_axes, layer }))
@@ -545,6 +539,14 @@ impl Walk {
             Value::Flow(Flow::MeanStep) => Some((Readout::Mean, false)),
             _ => None,
         }
+    }
+}
+
+/// The `axes` of a Squeeze or a reduction: its second input from opset 13 (18 for reductions), an attribute before.
+fn axes(attributes: &Attributes<'_>, inputs: &[Option<Value>]) -> Result<Vec<i64>> {
+    match inputs.get(1).cloned().flatten() {
+        Some(Value::Const(c)) => Ok(c.ints().unwrap_or_default()),
+        _ => attributes.ints("axes"),
     }
 }
 
