@@ -16,7 +16,7 @@
 //! | a linear head on the last step / the mean | `Gather(−1)` or `Slice` + `Squeeze`, or `ReduceMean`, then `Gemm` or `MatMul` + `Add` |
 //! | anything | `Identity`, `Dropout` (inference) |
 //!
-//! Anything else is an [`Error::Unsupported`](crate::Error::Unsupported) naming the node and its operator.
+//! Anything else is an [`Error::Unsupported`] naming the node and its operator.
 
 mod assemble;
 mod run;
