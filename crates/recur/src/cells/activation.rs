@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::blocks::{BLOCK, lanes};
 use crate::error::{Error, Result};
 use crate::kernels::Real;
 
@@ -262,21 +263,67 @@ fn real<T: Real>(x: f32) -> T {
     <T as Real>::from_f32(x)
 }
 
-/// ONNX's `clip`: every pre-activation is clamped to `[−clip, clip]` before its activation, when set.
+/// `f` on every lane of a block. The variant is matched once a block, so that each arm is a loop over the lanes
+/// that the compiler vectorises (a match inside the loop would keep it scalar).
 #[inline(always)]
-pub(crate) fn clipped<T: Real>(x: T, clip: Option<T>) -> T {
-    match clip {
-        Some(c) => x.max(-c).min(c),
-        None => x,
+pub(crate) fn activate<T: Real>(f: Activation, x: &[T; BLOCK]) -> [T; BLOCK] {
+    let (zero, one) = (T::zero(), T::one());
+    match f {
+        Activation::Sigmoid => lanes(|l| x[l].sigmoid()),
+        Activation::Tanh => lanes(|l| x[l].act_tanh()),
+        Activation::Relu => lanes(|l| x[l].max(zero)),
+        Activation::HardSigmoid { alpha, beta } => {
+            let (a, b) = (real::<T>(alpha), real::<T>(beta));
+            lanes(|l| (a * x[l] + b).max(zero).min(one))
+        }
+        Activation::Affine { alpha, beta } => {
+            let (a, b) = (real::<T>(alpha), real::<T>(beta));
+            lanes(|l| a * x[l] + b)
+        }
+        Activation::ScaledTanh { alpha, beta } => {
+            let (a, b) = (real::<T>(alpha), real::<T>(beta));
+            lanes(|l| a * (b * x[l]).act_tanh())
+        }
+        Activation::Softsign => lanes(|l| x[l] / (one + x[l].abs())),
+        // The rest branch or call libm per value: serve them one lane at a time.
+        other => lanes(|l| other.apply(x[l])),
     }
 }
 
-/// `f′` at a pre-activation `x` that went through [`clipped`]: 0 where the clip cut it off.
+/// `f′` on every lane of a block of pre-activations that went through [`clip_block`]: 0 where the clip cut them.
 #[inline(always)]
-pub(crate) fn clipped_derivative<T: Real>(f: Activation, x: T, clip: Option<T>) -> T {
+pub(crate) fn derivative_block<T: Real>(f: Activation, x: &[T; BLOCK], clip: Option<T>) -> [T; BLOCK] {
+    let one = T::one();
+    let d = match f {
+        Activation::Sigmoid => lanes(|l| {
+            let s = x[l].sigmoid();
+            s * (one - s)
+        }),
+        Activation::Tanh => lanes(|l| {
+            let t = x[l].act_tanh();
+            one - t * t
+        }),
+        Activation::ScaledTanh { alpha, beta } => {
+            let (a, b) = (real::<T>(alpha), real::<T>(beta));
+            lanes(|l| {
+                let t = (b * x[l]).act_tanh();
+                a * b * (one - t * t)
+            })
+        }
+        other => lanes(|l| other.derivative(x[l])),
+    };
     match clip {
-        Some(c) if x > c || x < -c => T::zero(),
-        _ => f.derivative(x),
+        Some(c) => lanes(|l| if x[l] > c || x[l] < -c { T::zero() } else { d[l] }),
+        None => d,
+    }
+}
+
+/// Every lane of a block clamped to `[−clip, clip]`, when set.
+#[inline(always)]
+pub(crate) fn clip_block<T: Real>(x: &[T; BLOCK], clip: Option<T>) -> [T; BLOCK] {
+    match clip {
+        Some(c) => lanes(|l| x[l].max(-c).min(c)),
+        None => *x,
     }
 }
 
@@ -357,12 +404,20 @@ mod tests {
     }
 
     #[test]
-    fn clip_cuts_values_and_their_gradient() {
-        assert_eq!(clipped(3.0, Some(2.0)), 2.0);
-        assert_eq!(clipped(-3.0, Some(2.0)), -2.0);
-        assert_eq!(clipped(3.0, None), 3.0);
-        assert_eq!(clipped_derivative(Activation::Affine { alpha: 1.0, beta: 0.0 }, 3.0, Some(2.0)), 0.0);
-        assert_eq!(clipped_derivative(Activation::Affine { alpha: 1.0, beta: 0.0 }, 1.0, Some(2.0)), 1.0);
+    fn blocks_match_the_function_lane_by_lane_and_clip_cuts_values_and_gradients() {
+        let x: [f64; BLOCK] = std::array::from_fn(|l| -3.1 + 0.4 * l as f64);
+        for f in all() {
+            let (y, d) = (activate(f, &x), derivative_block(f, &x, None));
+            for l in 0..BLOCK {
+                assert!((y[l] - f.apply(x[l])).abs() < 1e-12, "{f} at {}", x[l]);
+                assert!((d[l] - f.derivative(x[l])).abs() < 1e-12, "{f}′ at {}", x[l]);
+            }
+        }
+        let clipped = clip_block(&x, Some(2.0));
+        assert_eq!((clipped[0], clipped[BLOCK - 1], clipped[5]), (-2.0, 2.0, x[5]));
+        let affine = Activation::Affine { alpha: 1.0, beta: 0.0 };
+        let d = derivative_block(affine, &x, Some(2.0));
+        assert_eq!((d[0], d[5], d[BLOCK - 1]), (0.0, 1.0, 0.0));
         assert!(check_clip(Some(0.0)).is_err() && check_clip(Some(f32::INFINITY)).is_err());
         assert!(check_clip(Some(1.0)).is_ok() && check_clip(None).is_ok());
     }

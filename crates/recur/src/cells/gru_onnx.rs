@@ -13,13 +13,15 @@
 //! that product itself (the driver's recurrent product still covers all three gates; its `n` block goes unused),
 //! and its weight gradient `∂W_hn = Σ ∂a_n ⊗ s` is accumulated after the time loop from the cache.
 //!
-//! These passes are plain loops: they serve imported models and experiments, while PyTorch's configuration keeps
-//! the vectorised passes of [`gru`](super::gru).
+//! The passes run in blocks of units like PyTorch's (see [`blocks`](super::blocks)), each activation matched once
+//! a block.
 
-use super::activation::{Activation, clipped, clipped_derivative};
+use super::activation::{Activation, activate, clip_block, derivative_block};
+use super::blocks::{BLOCK, InBlocks, UnitBlocks, lanes, load, store};
 use crate::driver::{CellWeights, ExtraGradInputs, GateBackward, GatePass};
 use crate::kernels::Real;
 use crate::kernels::gemm::{MatMut, MatRef, gemm};
+use crate::kernels::simd;
 
 /// A GRU cell's ONNX options, when any differs from PyTorch's.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -38,47 +40,22 @@ impl<T: Real> GruOnnx<T> {
     /// The forward gate pass.
     pub fn forward(&self, weights: &CellWeights<T>, pass: GatePass<'_, T>) {
         let n = weights.hidden_size();
-        let width = CACHE_SLOTS * n;
-        let [f, g] = self.activations;
-        let clip = self.clip;
         let GatePass { batch, gx, gh, h_prev, h_next, cache, .. } = pass;
-        if !self.linear_before_reset {
-            // `s = r ⊙ h` into the cache, then `W_hn s` into `h_next`, which the last loop overwrites.
-            for b in 0..batch {
-                for j in 0..n {
-                    let (g3, k) = (b * 3 * n + j, b * width + j);
-                    let r = f.apply(clipped(gx[g3] + gh[g3], clip));
-                    cache[k + 4 * n] = r * h_prev[b * n + j];
-                }
-            }
-            let s = MatRef::strided(&cache[4 * n..], batch, n, width, 1);
-            gemm(s, recurrent_n(weights).t(), T::zero(), MatMut::new(&mut *h_next, batch, n));
-        }
         // Inference with `linear_before_reset` keeps no cache (the cell's `inference_cache_width` is 0).
-        let keep = !cache.is_empty();
+        let cache = if cache.is_empty() { None } else { Some(cache) };
         let b_hn = weights.bias_hh().map(|b| &b[2 * n..]);
-        for b in 0..batch {
-            for j in 0..n {
-                let (g3, u, k) = (b * 3 * n + j, b * n + j, b * width + j);
-                let (a_r, a_z) = (gx[g3] + gh[g3], gx[n + g3] + gh[n + g3]);
-                let r = f.apply(clipped(a_r, clip));
-                let z = f.apply(clipped(a_z, clip));
-                let (recurrent, a_n) = if self.linear_before_reset {
-                    let hn = gh[2 * n + g3];
-                    (hn, gx[2 * n + g3] + r * hn)
-                } else {
-                    let q = h_next[u] + b_hn.map_or(T::zero(), |bias| bias[j]);
-                    (q, gx[2 * n + g3] + q)
-                };
-                let new = g.apply(clipped(a_n, clip));
-                h_next[u] = (T::one() - z) * new + z * h_prev[u];
-                if keep {
-                    for (slot, v) in [a_r, a_z, a_n, recurrent].into_iter().enumerate() {
-                        cache[k + slot * n] = v;
-                    }
-                }
-            }
+        let mut rows =
+            ForwardRows { options: *self, hidden: n, gx, gh, h_prev, h_next, cache, b_hn, stage: Stage::Whole };
+        if !self.linear_before_reset {
+            // `s = r ⊙ h` into the cache, then `W_hn s` into `h_next`, which the second stage overwrites.
+            rows.stage = Stage::ResetGate;
+            simd::vectorised::<T, _>(InBlocks(&mut rows));
+            let cache = rows.cache.as_deref().expect("a GRU resetting first always keeps a cache");
+            let s = MatRef::strided(&cache[4 * n..], batch, n, CACHE_SLOTS * n, 1);
+            gemm(s, recurrent_n(weights).t(), T::zero(), MatMut::new(&mut *rows.h_next, batch, n));
+            rows.stage = Stage::AfterProduct;
         }
+        simd::vectorised::<T, _>(InBlocks(&mut rows));
     }
 
     /// The backward gate pass: with `∂n = ∂h' ⊙ (1 − z)`, `∂z = ∂h' ⊙ (h − n)`, `∂a = ∂(f or g)(a) ⊙ f′(a)` (0
@@ -90,50 +67,42 @@ impl<T: Real> GruOnnx<T> {
     /// ```
     pub fn backward(&self, weights: &CellWeights<T>, pass: GateBackward<'_, T>) {
         let n = weights.hidden_size();
-        let width = CACHE_SLOTS * n;
-        let [f, g] = self.activations;
-        let (clip, one) = (self.clip, T::one());
         let GateBackward { batch, cache, h_prev, dh, dgx, dgh, dh_prev, scratch, .. } = pass;
-        let r_of = |k: usize| f.apply(clipped(cache[k], clip));
-        for b in 0..batch {
-            for j in 0..n {
-                let (g3, u, k) = (b * 3 * n + j, b * n + j, b * width + j);
-                let (a_z, a_n, recurrent) = (cache[k + n], cache[k + 2 * n], cache[k + 3 * n]);
-                let z = f.apply(clipped(a_z, clip));
-                let new = g.apply(clipped(a_n, clip));
-                let da_n = dh[u] * (one - z) * clipped_derivative(g, a_n, clip);
-                let da_z = dh[u] * (h_prev[u] - new) * clipped_derivative(f, a_z, clip);
-                dh_prev[u] = dh[u] * z;
-                dgx[n + g3] = da_z;
-                dgx[2 * n + g3] = da_n;
-                dgh[n + g3] = da_z;
-                if self.linear_before_reset {
-                    let a_r = cache[k];
-                    let da_r = da_n * recurrent * clipped_derivative(f, a_r, clip);
-                    dgx[g3] = da_r;
-                    dgh[g3] = da_r;
-                    dgh[2 * n + g3] = da_n * r_of(k);
-                } else {
-                    dgh[2 * n + g3] = T::zero();
-                }
-            }
-        }
+        let mut rows = BackwardRows {
+            options: *self,
+            hidden: n,
+            cache,
+            h_prev,
+            dh,
+            dgx,
+            dgh,
+            dh_prev,
+            ds: &[],
+            stage: Stage::Whole,
+        };
         if self.linear_before_reset {
+            simd::vectorised::<T, _>(InBlocks(&mut rows));
             return;
         }
+        rows.stage = Stage::ResetGate;
+        simd::vectorised::<T, _>(InBlocks(&mut rows));
         // `∂s = ∂a_n W_hn` for every row, into the scratch.
+        let BackwardRows { dgx, dgh, dh_prev, .. } = rows;
         let da_n = MatRef::strided(&dgx[2 * n..], batch, n, 3 * n, 1);
         gemm(da_n, recurrent_n(weights), T::zero(), MatMut::new(&mut *scratch, batch, n));
-        for b in 0..batch {
-            for j in 0..n {
-                let (g3, u, k) = (b * 3 * n + j, b * n + j, b * width + j);
-                let ds = scratch[u];
-                dh_prev[u] += ds * r_of(k);
-                let da_r = ds * h_prev[u] * clipped_derivative(f, cache[k], clip);
-                dgx[g3] = da_r;
-                dgh[g3] = da_r;
-            }
-        }
+        let mut rows = BackwardRows {
+            options: *self,
+            hidden: n,
+            cache,
+            h_prev,
+            dh,
+            dgx,
+            dgh,
+            dh_prev,
+            ds: scratch,
+            stage: Stage::AfterProduct,
+        };
+        simd::vectorised::<T, _>(InBlocks(&mut rows));
     }
 
     /// Without `linear_before_reset`: `∂W_hn += Σ_rows ∂a_n ⊗ s` and `∂b_hn += Σ_rows ∂a_n`, which the driver's
@@ -152,6 +121,132 @@ impl<T: Real> GruOnnx<T> {
             for row in inputs.dgx.chunks_exact(3 * n) {
                 grad_bias[2 * n..].iter_mut().zip(&row[2 * n..]).for_each(|(g, &d)| *g += d);
             }
+        }
+    }
+}
+
+/// Which part of a pass a walk over the blocks does. With `linear_before_reset` one walk does all; without, the
+/// walk stops where the product by `W_hn` must see every unit (of `s = r ⊙ h` forward, of `∂a_n` backward) and a
+/// second walk finishes after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    Whole,
+    ResetGate,
+    AfterProduct,
+}
+
+/// The forward pass in blocks of units.
+struct ForwardRows<'a, T> {
+    options: GruOnnx<T>,
+    hidden: usize,
+    gx: &'a [T],
+    gh: &'a [T],
+    h_prev: &'a [T],
+    h_next: &'a mut [T],
+    cache: Option<&'a mut [T]>,
+    b_hn: Option<&'a [T]>,
+    stage: Stage,
+}
+
+impl<T: Real> UnitBlocks for &mut ForwardRows<'_, T> {
+    fn shape(&self) -> (usize, usize) {
+        (self.h_next.len() / self.hidden, self.hidden)
+    }
+
+    #[inline(always)]
+    fn block(&mut self, row: usize, j: usize, w: usize) {
+        let n = self.hidden;
+        let GruOnnx { activations: [f, g], clip, .. } = self.options;
+        let (g3, u, k) = (row * 3 * n + j, row * n + j, row * CACHE_SLOTS * n + j);
+        let pre = |gate: usize| {
+            let (x, r) = (load(self.gx, gate * n + g3, w), load(self.gh, gate * n + g3, w));
+            lanes(|l| x[l] + r[l])
+        };
+        let h_prev = load(self.h_prev, u, w);
+        let a_r = pre(0);
+        let r = activate(f, &clip_block(&a_r, clip));
+        if self.stage == Stage::ResetGate {
+            let cache = self.cache.as_deref_mut().expect("a GRU resetting first always keeps a cache");
+            store(cache, k + 4 * n, w, &lanes(|l| r[l] * h_prev[l]));
+            return;
+        }
+        let a_z = pre(1);
+        let z = activate(f, &clip_block(&a_z, clip));
+        let x_n = load(self.gx, 2 * n + g3, w);
+        let (recurrent, a_n) = if self.stage == Stage::Whole {
+            let hn = load(self.gh, 2 * n + g3, w);
+            (hn, lanes(|l| x_n[l] + r[l] * hn[l]))
+        } else {
+            let product = load(self.h_next, u, w);
+            let bias = self.b_hn.map_or([T::zero(); BLOCK], |b| load(b, j, w));
+            let q = lanes(|l| product[l] + bias[l]);
+            (q, lanes(|l| x_n[l] + q[l]))
+        };
+        let new = activate(g, &clip_block(&a_n, clip));
+        store(self.h_next, u, w, &lanes(|l| (T::one() - z[l]) * new[l] + z[l] * h_prev[l]));
+        if let Some(cache) = self.cache.as_deref_mut() {
+            for (slot, v) in [a_r, a_z, a_n, recurrent].iter().enumerate() {
+                store(cache, k + slot * n, w, v);
+            }
+        }
+    }
+}
+
+/// The backward pass in blocks of units.
+struct BackwardRows<'a, T> {
+    options: GruOnnx<T>,
+    hidden: usize,
+    cache: &'a [T],
+    h_prev: &'a [T],
+    dh: &'a [T],
+    dgx: &'a mut [T],
+    dgh: &'a mut [T],
+    dh_prev: &'a mut [T],
+    /// `∂s` of every row, in the stage after the product.
+    ds: &'a [T],
+    stage: Stage,
+}
+
+impl<T: Real> UnitBlocks for &mut BackwardRows<'_, T> {
+    fn shape(&self) -> (usize, usize) {
+        (self.dh.len() / self.hidden, self.hidden)
+    }
+
+    #[inline(always)]
+    fn block(&mut self, row: usize, j: usize, w: usize) {
+        let n = self.hidden;
+        let GruOnnx { activations: [f, g], clip, .. } = self.options;
+        let (g3, u, k) = (row * 3 * n + j, row * n + j, row * CACHE_SLOTS * n + j);
+        let (a_r, h_prev) = (load(self.cache, k, w), load(self.h_prev, u, w));
+        let r = activate(f, &clip_block(&a_r, clip));
+        let df_r = derivative_block(f, &a_r, clip);
+        if self.stage == Stage::AfterProduct {
+            let (ds, dh_direct) = (load(self.ds, u, w), load(self.dh_prev, u, w));
+            store(self.dh_prev, u, w, &lanes(|l| dh_direct[l] + ds[l] * r[l]));
+            let da_r = lanes(|l| ds[l] * h_prev[l] * df_r[l]);
+            store(self.dgx, g3, w, &da_r);
+            store(self.dgh, g3, w, &da_r);
+            return;
+        }
+        let (a_z, a_n) = (load(self.cache, k + n, w), load(self.cache, k + 2 * n, w));
+        let dh = load(self.dh, u, w);
+        let z = activate(f, &clip_block(&a_z, clip));
+        let new = activate(g, &clip_block(&a_n, clip));
+        let (dg_n, df_z) = (derivative_block(g, &a_n, clip), derivative_block(f, &a_z, clip));
+        let da_n = lanes(|l| dh[l] * (T::one() - z[l]) * dg_n[l]);
+        let da_z = lanes(|l| dh[l] * (h_prev[l] - new[l]) * df_z[l]);
+        store(self.dh_prev, u, w, &lanes(|l| dh[l] * z[l]));
+        store(self.dgx, n + g3, w, &da_z);
+        store(self.dgh, n + g3, w, &da_z);
+        store(self.dgx, 2 * n + g3, w, &da_n);
+        if self.stage == Stage::Whole {
+            let hn = load(self.cache, k + 3 * n, w);
+            let da_r = lanes(|l| da_n[l] * hn[l] * df_r[l]);
+            store(self.dgx, g3, w, &da_r);
+            store(self.dgh, g3, w, &da_r);
+            store(self.dgh, 2 * n + g3, w, &lanes(|l| da_n[l] * r[l]));
+        } else {
+            store(self.dgh, 2 * n + g3, w, &[T::zero(); BLOCK]);
         }
     }
 }

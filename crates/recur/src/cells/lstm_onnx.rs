@@ -12,13 +12,14 @@
 //!
 //! As onnxruntime does, `clip` bounds the gates' pre-activations and not `c'` before `h`. The cache keeps the
 //! pre-activations, so that the backward takes any activation's derivative at its input; with peepholes, also `c`
-//! and `c'`, from which their gradients are summed after the time loop. These passes are plain loops: they serve
-//! imported models and experiments, while PyTorch's configuration keeps the vectorised passes of
-//! [`lstm`](super::lstm).
+//! and `c'`, from which their gradients are summed after the time loop. The passes run in blocks of units like
+//! PyTorch's (see [`blocks`](super::blocks)), each activation matched once a block.
 
-use super::activation::{Activation, clipped, clipped_derivative};
+use super::activation::{Activation, activate, clip_block, derivative_block};
+use super::blocks::{BLOCK, InBlocks, UnitBlocks, lanes, load, store};
 use crate::driver::{ExtraGradInputs, GateBackward, GatePass};
 use crate::kernels::Real;
+use crate::kernels::simd;
 
 /// An LSTM cell's ONNX options, when any differs from PyTorch's.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -42,41 +43,11 @@ impl<T: Real> LstmOnnx<T> {
     /// The forward gate pass over `pass.batch` rows of `hidden` units; `h_next` receives `m` unless the cell
     /// projects it (`project`), and the cache is kept when it is not empty.
     pub fn forward(&self, hidden: usize, peephole: Option<&[T]>, pass: GatePass<'_, T>, project: bool) {
-        let n = hidden;
-        let width = cache_slots(peephole.is_some()) * n;
-        let [f, g, h] = self.activations;
-        let (clip, one) = (self.clip, T::one());
-        let GatePass { batch, gx, gh, c_prev, h_next, c_next, cache, .. } = pass;
-        let keep = !cache.is_empty();
-        let p = |gate: usize, j: usize| peephole.map_or(T::zero(), |p| p[gate * n + j]);
-        for b in 0..batch {
-            for j in 0..n {
-                let (g4, u, k) = (b * 4 * n + j, b * n + j, b * width + j);
-                let pre = |gate: usize| gx[gate * n + g4] + gh[gate * n + g4];
-                let c = c_prev[u];
-                let a_i = pre(0) + p(0, j) * c;
-                let a_f = pre(1) + p(1, j) * c;
-                let a_g = pre(2);
-                let i = f.apply(clipped(a_i, clip));
-                let forget = if self.input_forget { one - i } else { f.apply(clipped(a_f, clip)) };
-                let c_new = forget * c + i * g.apply(clipped(a_g, clip));
-                let a_o = pre(3) + p(2, j) * c_new;
-                let m = f.apply(clipped(a_o, clip)) * h.apply(c_new);
-                c_next[u] = c_new;
-                if !project {
-                    h_next[u] = m;
-                }
-                if keep {
-                    for (slot, v) in [a_i, a_f, a_g, a_o, m].into_iter().enumerate() {
-                        cache[k + slot * n] = v;
-                    }
-                    if peephole.is_some() {
-                        cache[k + 5 * n] = c;
-                        cache[k + 6 * n] = c_new;
-                    }
-                }
-            }
-        }
+        let GatePass { gx, gh, c_prev, h_next, c_next, cache, .. } = pass;
+        let cache = if cache.is_empty() { None } else { Some(cache) };
+        let h_next = if project { None } else { Some(h_next) };
+        let rows = ForwardRows { options: *self, hidden, peephole, gx, gh, c_prev, c_next, cache, h_next };
+        simd::vectorised::<T, _>(InBlocks(rows));
     }
 
     /// The backward gate pass, from `∂m` (`dm`, per row) and `∂L/∂c'`:
@@ -92,36 +63,138 @@ impl<T: Real> LstmOnnx<T> {
     ///
     /// where every `f′`, `g′` is 0 where the clip cut its input.
     pub fn backward(&self, hidden: usize, peephole: Option<&[T]>, pass: GateBackward<'_, T>, dm: &[T]) {
-        let n = hidden;
-        let width = cache_slots(peephole.is_some()) * n;
-        let [f, g, h] = self.activations;
-        let (clip, one, zero) = (self.clip, T::one(), T::zero());
-        let GateBackward { batch, cache, c_prev, c_next, dc, dgx, dc_prev, .. } = pass;
-        let p = |gate: usize, j: usize| peephole.map_or(zero, |p| p[gate * n + j]);
-        for b in 0..batch {
-            for j in 0..n {
-                let (g4, u, k) = (b * 4 * n + j, b * n + j, b * width + j);
-                let (a_i, a_f, a_g, a_o) = (cache[k], cache[k + n], cache[k + 2 * n], cache[k + 3 * n]);
-                let (c, c_new) = (c_prev[u], c_next[u]);
-                let i = f.apply(clipped(a_i, clip));
-                let forget = if self.input_forget { one - i } else { f.apply(clipped(a_f, clip)) };
-                let cand = g.apply(clipped(a_g, clip));
-                let o = f.apply(clipped(a_o, clip));
-                let da_o = dm[u] * h.apply(c_new) * clipped_derivative(f, a_o, clip);
-                let dc_new = dc[u] + dm[u] * o * h.derivative(c_new) + da_o * p(2, j);
-                let (di, df) = (dc_new * cand, dc_new * c);
-                let (da_i, da_f) = if self.input_forget {
-                    ((di - df) * clipped_derivative(f, a_i, clip), zero)
-                } else {
-                    (di * clipped_derivative(f, a_i, clip), df * clipped_derivative(f, a_f, clip))
-                };
-                let da_g = dc_new * i * clipped_derivative(g, a_g, clip);
-                for (gate, v) in [da_i, da_f, da_g, da_o].into_iter().enumerate() {
-                    dgx[gate * n + g4] = v;
-                }
-                dc_prev[u] = dc_new * forget + da_i * p(0, j) + da_f * p(1, j);
+        let GateBackward { cache, c_prev, c_next, dc, dgx, dc_prev, .. } = pass;
+        let rows = BackwardRows { options: *self, hidden, peephole, cache, dm, dc, c_prev, c_next, dgx, dc_prev };
+        simd::vectorised::<T, _>(InBlocks(rows));
+    }
+}
+
+/// A block of the peepholes of gate `gate` (0: i, 1: f, 2: o), zeros without them.
+#[inline(always)]
+fn peephole_block<T: Real>(peephole: Option<&[T]>, gate: usize, n: usize, j: usize, w: usize) -> [T; BLOCK] {
+    match peephole {
+        Some(p) => load(p, gate * n + j, w),
+        None => [T::zero(); BLOCK],
+    }
+}
+
+/// The forward pass in blocks of units.
+struct ForwardRows<'a, T> {
+    options: LstmOnnx<T>,
+    hidden: usize,
+    peephole: Option<&'a [T]>,
+    gx: &'a [T],
+    gh: &'a [T],
+    c_prev: &'a [T],
+    c_next: &'a mut [T],
+    cache: Option<&'a mut [T]>,
+    /// Receives `m`, without a projection.
+    h_next: Option<&'a mut [T]>,
+}
+
+impl<T: Real> UnitBlocks for ForwardRows<'_, T> {
+    fn shape(&self) -> (usize, usize) {
+        (self.c_next.len() / self.hidden, self.hidden)
+    }
+
+    #[inline(always)]
+    fn block(&mut self, row: usize, j: usize, w: usize) {
+        let n = self.hidden;
+        let LstmOnnx { activations: [f, g, h], clip, input_forget } = self.options;
+        let width = cache_slots(self.peephole.is_some()) * n;
+        let (g4, u, k) = (row * 4 * n + j, row * n + j, row * width + j);
+        let pre = |gate: usize| {
+            let (x, r) = (load(self.gx, gate * n + g4, w), load(self.gh, gate * n + g4, w));
+            lanes(|l| x[l] + r[l])
+        };
+        let c = load(self.c_prev, u, w);
+        let (p_i, p_f, p_o) = (
+            peephole_block(self.peephole, 0, n, j, w),
+            peephole_block(self.peephole, 1, n, j, w),
+            peephole_block(self.peephole, 2, n, j, w),
+        );
+        let (x_i, x_f, a_g, x_o) = (pre(0), pre(1), pre(2), pre(3));
+        let a_i = lanes(|l| x_i[l] + p_i[l] * c[l]);
+        let a_f = lanes(|l| x_f[l] + p_f[l] * c[l]);
+        let i = activate(f, &clip_block(&a_i, clip));
+        let forget = if input_forget { lanes(|l| T::one() - i[l]) } else { activate(f, &clip_block(&a_f, clip)) };
+        let cand = activate(g, &clip_block(&a_g, clip));
+        let c_new = lanes(|l| forget[l] * c[l] + i[l] * cand[l]);
+        let a_o = lanes(|l| x_o[l] + p_o[l] * c_new[l]);
+        let o = activate(f, &clip_block(&a_o, clip));
+        let out = activate(h, &c_new);
+        let m = lanes(|l| o[l] * out[l]);
+        store(self.c_next, u, w, &c_new);
+        if let Some(h_next) = self.h_next.as_deref_mut() {
+            store(h_next, u, w, &m);
+        }
+        if let Some(cache) = self.cache.as_deref_mut() {
+            for (slot, v) in [a_i, a_f, a_g, a_o, m].iter().enumerate() {
+                store(cache, k + slot * n, w, v);
+            }
+            if self.peephole.is_some() {
+                store(cache, k + 5 * n, w, &c);
+                store(cache, k + 6 * n, w, &c_new);
             }
         }
+    }
+}
+
+/// The backward pass in blocks of units.
+struct BackwardRows<'a, T> {
+    options: LstmOnnx<T>,
+    hidden: usize,
+    peephole: Option<&'a [T]>,
+    cache: &'a [T],
+    dm: &'a [T],
+    dc: &'a [T],
+    c_prev: &'a [T],
+    c_next: &'a [T],
+    dgx: &'a mut [T],
+    dc_prev: &'a mut [T],
+}
+
+impl<T: Real> UnitBlocks for BackwardRows<'_, T> {
+    fn shape(&self) -> (usize, usize) {
+        (self.dc_prev.len() / self.hidden, self.hidden)
+    }
+
+    #[inline(always)]
+    fn block(&mut self, row: usize, j: usize, w: usize) {
+        let n = self.hidden;
+        let LstmOnnx { activations: [f, g, h], clip, input_forget } = self.options;
+        let one = T::one();
+        let width = cache_slots(self.peephole.is_some()) * n;
+        let (g4, u, k) = (row * 4 * n + j, row * n + j, row * width + j);
+        let (a_i, a_f) = (load(self.cache, k, w), load(self.cache, k + n, w));
+        let (a_g, a_o) = (load(self.cache, k + 2 * n, w), load(self.cache, k + 3 * n, w));
+        let (c, c_new, dm, dc) =
+            (load(self.c_prev, u, w), load(self.c_next, u, w), load(self.dm, u, w), load(self.dc, u, w));
+        let (p_i, p_f, p_o) = (
+            peephole_block(self.peephole, 0, n, j, w),
+            peephole_block(self.peephole, 1, n, j, w),
+            peephole_block(self.peephole, 2, n, j, w),
+        );
+        let i = activate(f, &clip_block(&a_i, clip));
+        let forget = if input_forget { lanes(|l| one - i[l]) } else { activate(f, &clip_block(&a_f, clip)) };
+        let cand = activate(g, &clip_block(&a_g, clip));
+        let o = activate(f, &clip_block(&a_o, clip));
+        let out = activate(h, &c_new);
+        let (df_i, df_f) = (derivative_block(f, &a_i, clip), derivative_block(f, &a_f, clip));
+        let (dg_g, df_o) = (derivative_block(g, &a_g, clip), derivative_block(f, &a_o, clip));
+        let dh_c = derivative_block(h, &c_new, None);
+        let da_o = lanes(|l| dm[l] * out[l] * df_o[l]);
+        let dc_new = lanes(|l| dc[l] + dm[l] * o[l] * dh_c[l] + da_o[l] * p_o[l]);
+        let (da_i, da_f) = if input_forget {
+            (lanes(|l| (dc_new[l] * cand[l] - dc_new[l] * c[l]) * df_i[l]), [T::zero(); BLOCK])
+        } else {
+            (lanes(|l| dc_new[l] * cand[l] * df_i[l]), lanes(|l| dc_new[l] * c[l] * df_f[l]))
+        };
+        let da_g = lanes(|l| dc_new[l] * i[l] * dg_g[l]);
+        for (gate, v) in [da_i, da_f, da_g, da_o].iter().enumerate() {
+            store(self.dgx, gate * n + g4, w, v);
+        }
+        store(self.dc_prev, u, w, &lanes(|l| dc_new[l] * forget[l] + da_i[l] * p_i[l] + da_f[l] * p_f[l]));
     }
 }
 

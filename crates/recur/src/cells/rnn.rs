@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use rand::Rng;
 
-use super::activation::{Activation, check_clip, clipped, clipped_derivative};
+use super::activation::{Activation, activate, check_clip, clip_block, derivative_block};
 use super::blocks::{InBlocks, UnitBlocks, lanes, load, store};
 use crate::driver::{Cell, CellWeights, GateBackward, GatePass};
 use crate::error::{Error, Result};
@@ -184,16 +184,9 @@ impl<T: Real> Cell for RnnCell<T> {
 
     fn forward_gates(&self, pass: GatePass<'_, T>) {
         if let Some(onnx) = self.onnx {
-            let mut cache = if pass.cache.is_empty() { None } else { Some(&mut *pass.cache) };
-            let (gx, gh) = (pass.gx, pass.gh);
-            for (j, h) in pass.h_next.iter_mut().enumerate() {
-                let a = gx[j] + gh[j];
-                if let Some(cache) = cache.as_deref_mut() {
-                    cache[j] = a;
-                }
-                *h = onnx.activation.apply(clipped(a, onnx.clip));
-            }
-            return;
+            let cache = if pass.cache.is_empty() { None } else { Some(&mut *pass.cache) };
+            let rows = OnnxRows { onnx, pre: [pass.gx, pass.gh], out: &mut *pass.h_next, cache, backward: false };
+            return simd::vectorised::<T, _>(InBlocks(rows));
         }
         let relu = self.nonlinearity == Nonlinearity::Relu;
         simd::vectorised::<T, _>(InBlocks(Rows {
@@ -209,10 +202,8 @@ impl<T: Real> Cell for RnnCell<T> {
     fn backward_gates(&self, pass: GateBackward<'_, T>) {
         pass.dh_prev.fill(T::zero());
         if let Some(onnx) = self.onnx {
-            for ((d, &dh), &a) in pass.dgx.iter_mut().zip(pass.dh).zip(pass.cache) {
-                *d = dh * clipped_derivative(onnx.activation, a, onnx.clip);
-            }
-            return;
+            let rows = OnnxRows { onnx, pre: [pass.dh, pass.cache], out: &mut *pass.dgx, cache: None, backward: true };
+            return simd::vectorised::<T, _>(InBlocks(rows));
         }
         let relu = self.nonlinearity == Nonlinearity::Relu;
         simd::vectorised::<T, _>(InBlocks(Rows {
@@ -250,6 +241,40 @@ impl<T: Real> UnitBlocks for Rows<'_, T> {
             (true, true) => lanes(|l| if b[l] > zero { a[l] } else { zero }),
         };
         store(self.out, j, w, &out);
+    }
+}
+
+/// The RNN's gate pass with ONNX's options, a block of values at a time: forward, `h' = f(clip(a))` with
+/// `a = gx + gh` from `pre = [gx, gh]`, `a` kept in the cache; backward, `∂a = ∂h ⊙ f′(a)` (0 where clipped) from
+/// `pre = [∂h, a]`.
+struct OnnxRows<'a, T> {
+    onnx: RnnOnnx<T>,
+    pre: [&'a [T]; 2],
+    out: &'a mut [T],
+    cache: Option<&'a mut [T]>,
+    backward: bool,
+}
+
+impl<T: Real> UnitBlocks for OnnxRows<'_, T> {
+    /// One row of every value: the math is element by element.
+    fn shape(&self) -> (usize, usize) {
+        (1, self.out.len())
+    }
+
+    #[inline(always)]
+    fn block(&mut self, _row: usize, j: usize, w: usize) {
+        let (a, b) = (load(self.pre[0], j, w), load(self.pre[1], j, w));
+        let RnnOnnx { activation, clip } = self.onnx;
+        if self.backward {
+            let d = derivative_block(activation, &b, clip);
+            store(self.out, j, w, &lanes(|l| a[l] * d[l]));
+            return;
+        }
+        let pre = lanes(|l| a[l] + b[l]);
+        if let Some(cache) = self.cache.as_deref_mut() {
+            store(cache, j, w, &pre);
+        }
+        store(self.out, j, w, &activate(activation, &clip_block(&pre, clip)));
     }
 }
 
