@@ -1,9 +1,25 @@
-//! ONNX files for recur.
+//! ONNX files for recur: recurrent models in and out.
 //!
-//! This crate reads ONNX models (`.onnx`, a serialized `ModelProto`) and tensors (`.pb`, a serialized
-//! `TensorProto`, as in ONNX's node tests) and turns tensors into [`recur::Tensor`]s; it also writes recur's
-//! layers and sequence models as ONNX graphs that onnxruntime runs ([`export`]). The protobuf types are in
-//! [`proto`]; they are generated once from ONNX's `onnx.proto` and committed.
+//! - [`import`]: an ONNX graph (LSTM, GRU or RNN nodes with the ops exporters put around them: reshapes, state
+//!   slices, an embedding, a linear head) becomes a recur [`Recurrent`](recur::Recurrent) or
+//!   [`SequenceModel`](recur::SequenceModel), run on the graph's own input and output names
+//!   ([`import_model_file`], which also reads weights kept beside the model, or [`import_model`] from bytes).
+//! - [`export`]: recur's layers and sequence models as ONNX graphs that ONNX Runtime serves, with dynamic batch and
+//!   time axes ([`export_recurrent`], [`export_sequence_model`]).
+//! - [`RecurrentOp`]: one LSTM, GRU or RNN node run alone with ONNX's shapes, any `direction` and `layout` (what
+//!   ONNX's node tests check).
+//!
+//! ONNX's options beyond PyTorch's (activations, `clip`, peepholes, `input_forget`, `linear_before_reset`) are
+//! options of recur's own cells, so an imported model trains and streams like any other. The protobuf types are in
+//! [`proto`], generated once from ONNX's `onnx.proto` and committed.
+//!
+//! ```no_run
+//! let imported = recur_onnx::import_model_file("lstm.onnx")?;   // from torch.onnx.export
+//! imported.save("lstm.safetensors")?;                           // a recur model file
+//! let graph = recur_onnx::export_recurrent(imported.recurrent(), &Default::default())?;
+//! std::fs::write("lstm-recur.onnx", recur_onnx::model_bytes(&graph)).unwrap();
+//! # Ok::<(), recur_onnx::Error>(())
+//! ```
 //!
 //! Everything read from a file is checked before it is trusted: a malformed file is an [`Error`] naming what was
 //! expected and what was found, never a panic, and a tensor's declared dimensions are checked against the bytes
