@@ -69,12 +69,12 @@ impl<T: Real> LstmOnnx<T> {
     }
 }
 
-/// A block of the peepholes of gate `gate` (0: i, 1: f, 2: o), zeros without them.
+/// A block of the peepholes `p_i`, `p_f`, `p_o` of units `j..j + w`, zeros without them.
 #[inline(always)]
-fn peephole_block<T: Real>(peephole: Option<&[T]>, gate: usize, n: usize, j: usize, w: usize) -> [T; BLOCK] {
+fn peephole_blocks<T: Real>(peephole: Option<&[T]>, n: usize, j: usize, w: usize) -> [[T; BLOCK]; 3] {
     match peephole {
-        Some(p) => load(p, gate * n + j, w),
-        None => [T::zero(); BLOCK],
+        Some(p) => [load(p, j, w), load(p, n + j, w), load(p, 2 * n + j, w)],
+        None => [[T::zero(); BLOCK]; 3],
     }
 }
 
@@ -108,11 +108,7 @@ impl<T: Real> UnitBlocks for ForwardRows<'_, T> {
             lanes(|l| x[l] + r[l])
         };
         let c = load(self.c_prev, u, w);
-        let (p_i, p_f, p_o) = (
-            peephole_block(self.peephole, 0, n, j, w),
-            peephole_block(self.peephole, 1, n, j, w),
-            peephole_block(self.peephole, 2, n, j, w),
-        );
+        let [p_i, p_f, p_o] = peephole_blocks(self.peephole, n, j, w);
         let (x_i, x_f, a_g, x_o) = (pre(0), pre(1), pre(2), pre(3));
         let a_i = lanes(|l| x_i[l] + p_i[l] * c[l]);
         let a_f = lanes(|l| x_f[l] + p_f[l] * c[l]);
@@ -170,11 +166,7 @@ impl<T: Real> UnitBlocks for BackwardRows<'_, T> {
         let (a_g, a_o) = (load(self.cache, k + 2 * n, w), load(self.cache, k + 3 * n, w));
         let (c, c_new, dm, dc) =
             (load(self.c_prev, u, w), load(self.c_next, u, w), load(self.dm, u, w), load(self.dc, u, w));
-        let (p_i, p_f, p_o) = (
-            peephole_block(self.peephole, 0, n, j, w),
-            peephole_block(self.peephole, 1, n, j, w),
-            peephole_block(self.peephole, 2, n, j, w),
-        );
+        let [p_i, p_f, p_o] = peephole_blocks(self.peephole, n, j, w);
         let i = activate(f, &clip_block(&a_i, clip));
         let forget = if input_forget { lanes(|l| one - i[l]) } else { activate(f, &clip_block(&a_f, clip)) };
         let cand = activate(g, &clip_block(&a_g, clip));
