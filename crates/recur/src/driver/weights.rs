@@ -41,6 +41,10 @@ struct Packed<T> {
     input: OnceLock<PackedMatrix<T>>,
     forward: OnceLock<PackedMatrix<T>>,
     backward: OnceLock<PackedMatrix<T>>,
+    /// One gate's block of `W_hh` for a cell that applies it to something else than `h_{t−1}` (see
+    /// [`CellWeights::packed_gate_forward`]), with that gate's number: `W_hh,gᵀ` forward, `W_hh,g` backward.
+    gate_forward: OnceLock<(usize, PackedMatrix<T>)>,
+    gate_backward: OnceLock<(usize, PackedMatrix<T>)>,
 }
 
 /// The value in `cell`, made by `make` if there is none yet. `make` runs before the cell's lock is taken: packing
@@ -66,6 +70,8 @@ impl<T> Default for Packed<T> {
             input: OnceLock::new(),
             forward: OnceLock::new(),
             backward: OnceLock::new(),
+            gate_forward: OnceLock::new(),
+            gate_backward: OnceLock::new(),
         }
     }
 }
@@ -238,6 +244,41 @@ impl<T: Real> CellWeights<T> {
         made_once(&self.packed.backward, || {
             PackedMatrix::from_rows(self.weight_hh.value(), self.width(), self.recurrent_size)
         })
+    }
+
+    /// The block of gate `gate` of `weight_hh` (its rows `gate·H .. (gate+1)·H`), transposed and packed for
+    /// [`packed_product`], on first use after the weights changed: for a cell that applies that block to
+    /// something else than `h_{t−1}` in its gate pass (the GRU without `linear_before_reset` multiplies `r ⊙ h`
+    /// by `W_hn`), so that a step's product does not repack it. A cell asks for one gate only.
+    ///
+    /// # Panics
+    /// When asked for another gate than the first call (a caller bug).
+    pub(crate) fn packed_gate_forward(&self, gate: usize) -> &PackedMatrix<T> {
+        let (packed_gate, packed) = made_once(&self.packed.gate_forward, || {
+            let (rows, cols) = (self.hidden_size, self.recurrent_size);
+            (gate, PackedMatrix::from_transposed(self.gate_hh(gate), rows, cols))
+        });
+        assert_eq!(*packed_gate, gate, "packed_gate_forward: one gate per weights");
+        packed
+    }
+
+    /// The same block as [`Self::packed_gate_forward`], untransposed: for its backward product `dg · W_hh,g`.
+    ///
+    /// # Panics
+    /// When asked for another gate than the first call (a caller bug).
+    pub(crate) fn packed_gate_backward(&self, gate: usize) -> &PackedMatrix<T> {
+        let (packed_gate, packed) = made_once(&self.packed.gate_backward, || {
+            let (rows, cols) = (self.hidden_size, self.recurrent_size);
+            (gate, PackedMatrix::from_rows(self.gate_hh(gate), rows, cols))
+        });
+        assert_eq!(*packed_gate, gate, "packed_gate_backward: one gate per weights");
+        packed
+    }
+
+    /// Rows `gate·H .. (gate+1)·H` of `weight_hh`.
+    fn gate_hh(&self, gate: usize) -> &[T] {
+        let block = self.hidden_size * self.recurrent_size;
+        &self.weight_hh.value()[gate * block..(gate + 1) * block]
     }
 
     /// `gh ← h Wₕₕᵀ + b_hh` for `rows` rows of `h` (`rows × H_out`), from `w_hh_t` = [`Self::packed_forward`].
