@@ -10,8 +10,8 @@
 //! ```
 //!
 //! Without `linear_before_reset`, `W_hn` multiplies `s = r ⊙ h`, which only the gate pass knows: the pass makes
-//! that product itself (the driver's recurrent product still covers all three gates; its `n` block goes unused),
-//! through recur's packed kernel with `W_hn` packed once per weights version by `CellWeights` (forward and
+//! that product itself (the driver's recurrent product covers the `r` and `z` blocks alone, see
+//! `Cell::recurrent_gates`), through recur's packed kernel with `W_hn` packed once per weights version by `CellWeights` (forward and
 //! backward), and its weight gradient `∂W_hn = Σ ∂a_n ⊗ s` is accumulated after the time loop from the cache.
 //!
 //! The passes run in blocks of units like PyTorch's (see [`blocks`](super::blocks)), each activation matched once

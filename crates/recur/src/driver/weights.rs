@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::kernels::Real;
 use crate::kernels::gemm::{MatMut, MatRef, broadcast_rows, gemm};
-use crate::kernels::packed::{PackedMatrix, Start, has_vector_tile_kernel, packed_product, packed_product_on_threads};
+use crate::kernels::packed::{
+    PackedMatrix, Start, has_vector_tile_kernel, packed_product, packed_product_leading, packed_product_on_threads,
+};
 use crate::kernels::rowvec::{RowPanels, row_times};
 use crate::params::{Param, ParamMut, ParamRef, Parameter, init_uniform};
 
@@ -281,16 +283,34 @@ impl<T: Real> CellWeights<T> {
         &self.weight_hh.value()[gate * block..(gate + 1) * block]
     }
 
-    /// `gh ← h Wₕₕᵀ + b_hh` for `rows` rows of `h` (`rows × H_out`), from `w_hh_t` = [`Self::packed_forward`].
-    pub(crate) fn recurrent_projection(&self, w_hh_t: &PackedMatrix<T>, h: &[T], rows: usize, gh: &mut [T]) {
-        let start = self.bias_hh.as_ref().map_or(Start::Zero, |b| Start::Bias(b.value()));
-        packed_product(h, self.recurrent_size, rows, w_hh_t, start, gh, self.width());
+    /// `gh ← h Wₕₕᵀ + b_hh` for `rows` rows of `h` (`rows × H_out`), from `w_hh_t` = [`Self::packed_forward`],
+    /// for the first `gates` gates alone (the columns of the others are left as they were).
+    pub(crate) fn recurrent_projection(
+        &self,
+        w_hh_t: &PackedMatrix<T>,
+        h: &[T],
+        rows: usize,
+        gh: &mut [T],
+        gates: usize,
+    ) {
+        let n = gates * self.hidden_size;
+        let start = self.bias_hh.as_ref().map_or(Start::Zero, |b| Start::Bias(&b.value()[..n]));
+        let rs = self.recurrent_size;
+        packed_product_leading(h, rs, rows, (w_hh_t, rs, n), start, gh, self.width());
     }
 
     /// `dh ← dh + dgh · W_hh` for `rows` rows: the gradient a step passes to the previous hidden state, from
-    /// `w_hh` = [`Self::packed_backward`].
-    pub(crate) fn recurrent_backward(&self, w_hh: &PackedMatrix<T>, dgh: &[T], rows: usize, dh: &mut [T]) {
-        packed_product(dgh, self.width(), rows, w_hh, Start::Accumulate, dh, self.recurrent_size);
+    /// `w_hh` = [`Self::packed_backward`], through the first `gates` gates alone (`dgh` of the others is zero).
+    pub(crate) fn recurrent_backward(
+        &self,
+        w_hh: &PackedMatrix<T>,
+        dgh: &[T],
+        rows: usize,
+        dh: &mut [T],
+        gates: usize,
+    ) {
+        let (k, rs) = (gates * self.hidden_size, self.recurrent_size);
+        packed_product_leading(dgh, self.width(), rows, (w_hh, k, rs), Start::Accumulate, dh, rs);
     }
 
     /// `dx ← dgx · W_ih` for `rows` rows: the gradient of the layer input.
