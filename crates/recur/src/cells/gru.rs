@@ -161,6 +161,14 @@ impl<T: Real> Cell for GruCell<T> {
         }
     }
 
+    fn recurrent_gates(&self) -> usize {
+        match self.onnx {
+            // `gh_n` goes unused: the gate pass multiplies `r ⊙ h` by `W_hn` itself.
+            Some(onnx) if !onnx.linear_before_reset => 2,
+            _ => 3,
+        }
+    }
+
     /// Without `linear_before_reset`, `∂(r ⊙ h)` per row.
     fn scratch_width(&self) -> usize {
         match self.onnx {

@@ -10,8 +10,9 @@
 //! ```
 //!
 //! Without `linear_before_reset`, `W_hn` multiplies `s = r ⊙ h`, which only the gate pass knows: the pass makes
-//! that product itself (the driver's recurrent product still covers all three gates; its `n` block goes unused),
-//! and its weight gradient `∂W_hn = Σ ∂a_n ⊗ s` is accumulated after the time loop from the cache.
+//! that product itself (the driver's recurrent product covers the `r` and `z` blocks alone, see
+//! `Cell::recurrent_gates`), through recur's packed kernel with `W_hn` packed once per weights version by `CellWeights` (forward and
+//! backward), and its weight gradient `∂W_hn = Σ ∂a_n ⊗ s` is accumulated after the time loop from the cache.
 //!
 //! The passes run in blocks of units like PyTorch's (see [`blocks`](super::blocks)), each activation matched once
 //! a block.
@@ -21,6 +22,7 @@ use super::blocks::{BLOCK, InBlocks, UnitBlocks, lanes, load, store};
 use crate::driver::{CellWeights, ExtraGradInputs, GateBackward, GatePass};
 use crate::kernels::Real;
 use crate::kernels::gemm::{MatMut, MatRef, gemm};
+use crate::kernels::packed::{Start, packed_product};
 use crate::kernels::simd;
 
 /// A GRU cell's ONNX options, when any differs from PyTorch's.
@@ -51,8 +53,8 @@ impl<T: Real> GruOnnx<T> {
             rows.stage = Stage::ResetGate;
             simd::vectorised::<T, _>(InBlocks(&mut rows));
             let cache = rows.cache.as_deref().expect("a GRU resetting first always keeps a cache");
-            let s = MatRef::strided(&cache[4 * n..], batch, n, CACHE_SLOTS * n, 1);
-            gemm(s, recurrent_n(weights).t(), T::zero(), MatMut::new(&mut *rows.h_next, batch, n));
+            let w_hn_t = weights.packed_gate_forward(GATE_N);
+            packed_product(&cache[4 * n..], CACHE_SLOTS * n, batch, w_hn_t, Start::Zero, rows.h_next, n);
             rows.stage = Stage::AfterProduct;
         }
         simd::vectorised::<T, _>(InBlocks(&mut rows));
@@ -88,8 +90,8 @@ impl<T: Real> GruOnnx<T> {
         simd::vectorised::<T, _>(InBlocks(&mut rows));
         // `∂s = ∂a_n W_hn` for every row, into the scratch.
         let BackwardRows { dgx, dgh, dh_prev, .. } = rows;
-        let da_n = MatRef::strided(&dgx[2 * n..], batch, n, 3 * n, 1);
-        gemm(da_n, recurrent_n(weights), T::zero(), MatMut::new(&mut *scratch, batch, n));
+        let w_hn = weights.packed_gate_backward(GATE_N);
+        packed_product(&dgx[2 * n..], 3 * n, batch, w_hn, Start::Zero, scratch, n);
         let mut rows = BackwardRows {
             options: *self,
             hidden: n,
@@ -251,8 +253,5 @@ impl<T: Real> UnitBlocks for &mut BackwardRows<'_, T> {
     }
 }
 
-/// `W_hn`, the candidate's block of `weight_hh`, `H × H`.
-fn recurrent_n<T: Real>(weights: &CellWeights<T>) -> MatRef<'_, T> {
-    let n = weights.hidden_size();
-    MatRef::new(&weights.weight_hh()[2 * n * n..3 * n * n], n, n)
-}
+/// The candidate's gate in `weight_hh`: `W_hn` is its block.
+const GATE_N: usize = 2;

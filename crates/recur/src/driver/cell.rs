@@ -108,6 +108,14 @@ pub trait Cell: Clone + Send + Sync {
         self.cache_width()
     }
 
+    /// Gate blocks of `gh`, from the first, that [`Cell::forward_gates`] reads: the per-step recurrent product
+    /// covers these alone, and the gate pass must leave the gradient of the others zero. Fewer than
+    /// [`Cell::GATES`] where a cell applies a gate's block of `weight_hh` to something else than `h_{t−1}` itself
+    /// (the GRU's `W_hn (r ⊙ h)` without `linear_before_reset`), in the last gates.
+    fn recurrent_gates(&self) -> usize {
+        Self::GATES
+    }
+
     /// Values per batch row of scratch that [`Cell::backward_gates`] needs.
     fn scratch_width(&self) -> usize {
         0

@@ -98,7 +98,7 @@ impl<'a, T: Real> ForwardRows<'a, T> {
     }
 
     fn run<C: Cell<Real = T>>(self, cell: &C, w_hh_t: &PackedMatrix<T>) {
-        cell.weights().recurrent_projection(w_hh_t, self.h_prev, self.batch, self.gh);
+        cell.weights().recurrent_projection(w_hh_t, self.h_prev, self.batch, self.gh, cell.recurrent_gates());
         cell.forward_gates(GatePass {
             batch: self.batch,
             gx: self.gx,
@@ -220,7 +220,7 @@ fn backward_rows<C: Cell>(cell: &C, w_hh: &PackedMatrix<C::Real>, pass: GateBack
         prepared,
     });
     let dg_recurrent = if C::SEPARATE_RECURRENT_GRAD { &*dgh } else { &*dgx };
-    cell.weights().recurrent_backward(w_hh, dg_recurrent, batch, dh_prev);
+    cell.weights().recurrent_backward(w_hh, dg_recurrent, batch, dh_prev, cell.recurrent_gates());
 }
 
 /// The backward of one step for the rows of `pass`, split in two halves on two threads when worth it.

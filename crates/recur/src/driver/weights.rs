@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::kernels::Real;
 use crate::kernels::gemm::{MatMut, MatRef, broadcast_rows, gemm};
-use crate::kernels::packed::{PackedMatrix, Start, has_vector_tile_kernel, packed_product, packed_product_on_threads};
+use crate::kernels::packed::{
+    PackedMatrix, Start, has_vector_tile_kernel, packed_product, packed_product_leading, packed_product_on_threads,
+};
 use crate::kernels::rowvec::{RowPanels, row_times};
 use crate::params::{Param, ParamMut, ParamRef, Parameter, init_uniform};
 
@@ -41,6 +43,10 @@ struct Packed<T> {
     input: OnceLock<PackedMatrix<T>>,
     forward: OnceLock<PackedMatrix<T>>,
     backward: OnceLock<PackedMatrix<T>>,
+    /// One gate's block of `W_hh` for a cell that applies it to something else than `h_{t−1}` (see
+    /// [`CellWeights::packed_gate_forward`]), with that gate's number: `W_hh,gᵀ` forward, `W_hh,g` backward.
+    gate_forward: OnceLock<(usize, PackedMatrix<T>)>,
+    gate_backward: OnceLock<(usize, PackedMatrix<T>)>,
 }
 
 /// The value in `cell`, made by `make` if there is none yet. `make` runs before the cell's lock is taken: packing
@@ -66,6 +72,8 @@ impl<T> Default for Packed<T> {
             input: OnceLock::new(),
             forward: OnceLock::new(),
             backward: OnceLock::new(),
+            gate_forward: OnceLock::new(),
+            gate_backward: OnceLock::new(),
         }
     }
 }
@@ -240,16 +248,69 @@ impl<T: Real> CellWeights<T> {
         })
     }
 
-    /// `gh ← h Wₕₕᵀ + b_hh` for `rows` rows of `h` (`rows × H_out`), from `w_hh_t` = [`Self::packed_forward`].
-    pub(crate) fn recurrent_projection(&self, w_hh_t: &PackedMatrix<T>, h: &[T], rows: usize, gh: &mut [T]) {
-        let start = self.bias_hh.as_ref().map_or(Start::Zero, |b| Start::Bias(b.value()));
-        packed_product(h, self.recurrent_size, rows, w_hh_t, start, gh, self.width());
+    /// The block of gate `gate` of `weight_hh` (its rows `gate·H .. (gate+1)·H`), transposed and packed for
+    /// [`packed_product`], on first use after the weights changed: for a cell that applies that block to
+    /// something else than `h_{t−1}` in its gate pass (the GRU without `linear_before_reset` multiplies `r ⊙ h`
+    /// by `W_hn`), so that a step's product does not repack it. A cell asks for one gate only.
+    ///
+    /// # Panics
+    /// When asked for another gate than the first call (a caller bug).
+    pub(crate) fn packed_gate_forward(&self, gate: usize) -> &PackedMatrix<T> {
+        let (packed_gate, packed) = made_once(&self.packed.gate_forward, || {
+            let (rows, cols) = (self.hidden_size, self.recurrent_size);
+            (gate, PackedMatrix::from_transposed(self.gate_hh(gate), rows, cols))
+        });
+        assert_eq!(*packed_gate, gate, "packed_gate_forward: one gate per weights");
+        packed
+    }
+
+    /// The same block as [`Self::packed_gate_forward`], untransposed: for its backward product `dg · W_hh,g`.
+    ///
+    /// # Panics
+    /// When asked for another gate than the first call (a caller bug).
+    pub(crate) fn packed_gate_backward(&self, gate: usize) -> &PackedMatrix<T> {
+        let (packed_gate, packed) = made_once(&self.packed.gate_backward, || {
+            let (rows, cols) = (self.hidden_size, self.recurrent_size);
+            (gate, PackedMatrix::from_rows(self.gate_hh(gate), rows, cols))
+        });
+        assert_eq!(*packed_gate, gate, "packed_gate_backward: one gate per weights");
+        packed
+    }
+
+    /// Rows `gate·H .. (gate+1)·H` of `weight_hh`.
+    fn gate_hh(&self, gate: usize) -> &[T] {
+        let block = self.hidden_size * self.recurrent_size;
+        &self.weight_hh.value()[gate * block..(gate + 1) * block]
+    }
+
+    /// `gh ← h Wₕₕᵀ + b_hh` for `rows` rows of `h` (`rows × H_out`), from `w_hh_t` = [`Self::packed_forward`],
+    /// for the first `gates` gates alone (the columns of the others are left as they were).
+    pub(crate) fn recurrent_projection(
+        &self,
+        w_hh_t: &PackedMatrix<T>,
+        h: &[T],
+        rows: usize,
+        gh: &mut [T],
+        gates: usize,
+    ) {
+        let n = gates * self.hidden_size;
+        let start = self.bias_hh.as_ref().map_or(Start::Zero, |b| Start::Bias(&b.value()[..n]));
+        let rs = self.recurrent_size;
+        packed_product_leading(h, rs, rows, (w_hh_t, rs, n), start, gh, self.width());
     }
 
     /// `dh ← dh + dgh · W_hh` for `rows` rows: the gradient a step passes to the previous hidden state, from
-    /// `w_hh` = [`Self::packed_backward`].
-    pub(crate) fn recurrent_backward(&self, w_hh: &PackedMatrix<T>, dgh: &[T], rows: usize, dh: &mut [T]) {
-        packed_product(dgh, self.width(), rows, w_hh, Start::Accumulate, dh, self.recurrent_size);
+    /// `w_hh` = [`Self::packed_backward`], through the first `gates` gates alone (`dgh` of the others is zero).
+    pub(crate) fn recurrent_backward(
+        &self,
+        w_hh: &PackedMatrix<T>,
+        dgh: &[T],
+        rows: usize,
+        dh: &mut [T],
+        gates: usize,
+    ) {
+        let (k, rs) = (gates * self.hidden_size, self.recurrent_size);
+        packed_product_leading(dgh, self.width(), rows, (w_hh, k, rs), Start::Accumulate, dh, rs);
     }
 
     /// `dx ← dgx · W_ih` for `rows` rows: the gradient of the layer input.

@@ -197,7 +197,25 @@ pub fn packed_product<T: Real>(
     c: &mut [T],
     ldc: usize,
 ) {
-    product_with(tile_kernel::<T>(), (a, lda), m, b, start, (c, ldc));
+    product_with(tile_kernel::<T>(), (a, lda), m, (b, b.k, b.n), start, (c, ldc));
+}
+
+/// [`packed_product`] with the leading `k` rows and `n` columns of `B` alone: `C ← start + A·B[..k][..n]`, for
+/// `A` of `k` columns and `C` of `n` (the rest of `B` is not read).
+///
+/// # Panics
+/// As [`packed_product`], and when `k` or `n` exceeds `B`'s (caller bugs, never user input).
+pub fn packed_product_leading<T: Real>(
+    a: &[T],
+    lda: usize,
+    m: usize,
+    (b, k, n): (&PackedMatrix<T>, usize, usize),
+    start: Start<'_, T>,
+    c: &mut [T],
+    ldc: usize,
+) {
+    assert!(k <= b.k && n <= b.n, "packed_product_leading: more of B than it has");
+    product_with(tile_kernel::<T>(), (a, lda), m, (b, k, n), start, (c, ldc));
 }
 
 /// [`packed_product`] through a given kernel.
@@ -205,11 +223,10 @@ fn product_with<T: Real>(
     kernel: TileKernel<T>,
     (a, lda): (&[T], usize),
     m: usize,
-    b: &PackedMatrix<T>,
+    (b, k, n): (&PackedMatrix<T>, usize, usize),
     start: Start<'_, T>,
     (c, ldc): (&mut [T], usize),
 ) {
-    let (k, n) = (b.k, b.n);
     if m == 0 || n == 0 {
         return;
     }
@@ -221,7 +238,7 @@ fn product_with<T: Real>(
     // Blocks of KC rows of B, each a read-modify-write of C, walked inside each group of panels so that its
     // columns of `C` stay in cache from one block to the next. KC = 256 holds a whole `K = 256` in one block (one
     // core: 89–93 GFLOP/s against 84–86 with 128, on a loop-of-FMAs peak of 94; see docs/performance.md).
-    panels_times_rows(kernel, (a, lda), 0..m, b, start, (c, ldc));
+    panels_times_rows(kernel, (a, lda), 0..m, (b, k, n), start, (c, ldc));
 }
 
 /// [`packed_product`] with the rows of `A` and `C` cut in two halves run on two threads, when there are enough
@@ -259,12 +276,12 @@ fn panels_times_rows<T: Real>(
     kernel: TileKernel<T>,
     (a, lda): (&[T], usize),
     rows: Range<usize>,
-    b: &PackedMatrix<T>,
+    (b, k, n): (&PackedMatrix<T>, usize, usize),
     start: Start<'_, T>,
     (c, ldc): (&mut [T], usize),
 ) {
-    let (k, n) = (b.k, b.n);
-    let stride = k * NR;
+    // Panels are `b.k` rows long whatever part of them is read.
+    let stride = b.k * NR;
     let a = &a[rows.start * lda..];
     let blocks = || (0..k).step_by(KC).map(move |k0| k0..(k0 + KC).min(k));
     let full = n / NR;
@@ -472,17 +489,44 @@ mod tests {
                 let packed = PackedMatrix::from_rows(&b, k, n);
                 let at = format!("{name} ({m},{k},{n})");
                 let mut c = vec![f32::NAN; m * n];
-                product_with(kernel, (&a, k), m, &packed, Start::Zero, (&mut c, n));
+                product_with(kernel, (&a, k), m, (&packed, k, n), Start::Zero, (&mut c, n));
                 for (i, (&got, &w)) in c.iter().zip(&want).enumerate() {
                     assert!(close(got, w, k), "{at} zero start [{i}]: {got} vs {w}");
                 }
-                product_with(kernel, (&a, k), m, &packed, Start::Accumulate, (&mut c, n));
+                product_with(kernel, (&a, k), m, (&packed, k, n), Start::Accumulate, (&mut c, n));
                 for (&got, &w) in c.iter().zip(&want) {
                     assert!(close(got, 2.0 * w, k), "{at} accumulate: {got} vs {}", 2.0 * w);
                 }
-                product_with(kernel, (&a, k), m, &packed, Start::Bias(&bias), (&mut c, n));
+                product_with(kernel, (&a, k), m, (&packed, k, n), Start::Bias(&bias), (&mut c, n));
                 for (i, (&got, &w)) in c.iter().zip(&want).enumerate() {
                     assert!(close(got, w + bias[i % n] as f64, k), "{at} bias: {got}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_leading_part_of_b_is_the_product_with_that_part_alone() {
+        // Parts ending inside a panel and on its edge, within one block of `K` and past it.
+        for (name, kernel) in kernels_on_this_cpu() {
+            for &(m, (k, n), (k_part, n_part)) in &[
+                (7, (48, 3 * NR), (40, 2 * NR)),
+                (13, (KC + 20, 5 * NR + 3), (KC + 1, 2 * NR + 5)),
+                (1, (30, 40), (30, 17)),
+            ] {
+                let (a, b) = (values(m * k, 21), values(k * n, 22));
+                let part: Vec<f32> = (0..k_part).flat_map(|row| b[row * n..row * n + n_part].to_vec()).collect();
+                let packed = PackedMatrix::from_rows(&b, k, n);
+                let mut c = vec![f32::NAN; m * n_part];
+                product_with(kernel, (&a, k), m, (&packed, k_part, n_part), Start::Zero, (&mut c, n_part));
+                let mut rows_of_a = vec![0.0; m * k_part];
+                rows_of_a
+                    .chunks_exact_mut(k_part)
+                    .zip(a.chunks_exact(k))
+                    .for_each(|(r, s)| r.copy_from_slice(&s[..k_part]));
+                let want = reference(&rows_of_a, &part, m, k_part, n_part);
+                for (i, (&got, &w)) in c.iter().zip(&want).enumerate() {
+                    assert!(close(got, w, k_part), "{name} ({m},{k_part},{n_part}) [{i}]: {got} vs {w}");
                 }
             }
         }
