@@ -166,8 +166,8 @@ impl<T: Real> UnitBlocks for &mut ForwardRows<'_, T> {
         };
         let h_prev = load(self.h_prev, u, w);
         let a_r = pre(0);
-        let r = activate(f, &clip_block(&a_r, clip));
         if self.stage == Stage::ResetGate {
+            let r = activate(f, &clip_block(&a_r, clip));
             let cache = self.cache.as_deref_mut().expect("a GRU resetting first always keeps a cache");
             store(cache, k + 4 * n, w, &lanes(|l| r[l] * h_prev[l]));
             return;
@@ -175,7 +175,9 @@ impl<T: Real> UnitBlocks for &mut ForwardRows<'_, T> {
         let a_z = pre(1);
         let z = activate(f, &clip_block(&a_z, clip));
         let x_n = load(self.gx, 2 * n + g3, w);
+        // After the product, `r` is already in it.
         let (recurrent, a_n) = if self.stage == Stage::Whole {
+            let r = activate(f, &clip_block(&a_r, clip));
             let hn = load(self.gh, 2 * n + g3, w);
             (hn, lanes(|l| x_n[l] + r[l] * hn[l]))
         } else {
@@ -220,9 +222,9 @@ impl<T: Real> UnitBlocks for &mut BackwardRows<'_, T> {
         let GruOnnx { activations: [f, g], clip, .. } = self.options;
         let (g3, u, k) = (row * 3 * n + j, row * n + j, row * CACHE_SLOTS * n + j);
         let (a_r, h_prev) = (load(self.cache, k, w), load(self.h_prev, u, w));
-        let r = activate(f, &clip_block(&a_r, clip));
-        let df_r = derivative_block(f, &a_r, clip);
         if self.stage == Stage::AfterProduct {
+            let r = activate(f, &clip_block(&a_r, clip));
+            let df_r = derivative_block(f, &a_r, clip);
             let (ds, dh_direct) = (load(self.ds, u, w), load(self.dh_prev, u, w));
             store(self.dh_prev, u, w, &lanes(|l| dh_direct[l] + ds[l] * r[l]));
             let da_r = lanes(|l| ds[l] * h_prev[l] * df_r[l]);
@@ -241,7 +243,10 @@ impl<T: Real> UnitBlocks for &mut BackwardRows<'_, T> {
         store(self.dgx, n + g3, w, &da_z);
         store(self.dgh, n + g3, w, &da_z);
         store(self.dgx, 2 * n + g3, w, &da_n);
+        // Resetting first, `∂a_r` waits for `∂s`, after the product.
         if self.stage == Stage::Whole {
+            let r = activate(f, &clip_block(&a_r, clip));
+            let df_r = derivative_block(f, &a_r, clip);
             let hn = load(self.cache, k + 3 * n, w);
             let da_r = lanes(|l| da_n[l] * hn[l] * df_r[l]);
             store(self.dgx, g3, w, &da_r);
