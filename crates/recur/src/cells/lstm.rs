@@ -311,9 +311,10 @@ impl<T: Real> Cell for LstmCell<T> {
     fn accumulate_extra_grads(&mut self, inputs: ExtraGradInputs<'_, T>) {
         let hidden = self.weights.hidden_size();
         let proj = self.weights.recurrent_size();
-        let rows = inputs.dh.len() / proj;
-        let m = cached_m(inputs.cache, rows, hidden, self.cache_width());
+        let width = self.cache_width();
         if let Some(w_hr) = &mut self.weight_hr {
+            let rows = inputs.dh.len() / proj;
+            let m = cached_m(inputs.cache, rows, hidden, width);
             let dh = MatRef::new(inputs.dh, rows, proj);
             gemm(dh.t(), m, T::one(), MatMut::new(w_hr.grad_mut(), proj, hidden));
         }

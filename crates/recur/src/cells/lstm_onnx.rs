@@ -172,7 +172,7 @@ impl<T: Real> UnitBlocks for BackwardRows<'_, T> {
         let cand = activate(g, &clip_block(&a_g, clip));
         let o = activate(f, &clip_block(&a_o, clip));
         let out = activate(h, &c_new);
-        let (df_i, df_f) = (derivative_block(f, &a_i, clip), derivative_block(f, &a_f, clip));
+        let df_i = derivative_block(f, &a_i, clip);
         let (dg_g, df_o) = (derivative_block(g, &a_g, clip), derivative_block(f, &a_o, clip));
         let dh_c = derivative_block(h, &c_new, None);
         let da_o = lanes(|l| dm[l] * out[l] * df_o[l]);
@@ -180,6 +180,7 @@ impl<T: Real> UnitBlocks for BackwardRows<'_, T> {
         let (da_i, da_f) = if input_forget {
             (lanes(|l| (dc_new[l] * cand[l] - dc_new[l] * c[l]) * df_i[l]), [T::zero(); BLOCK])
         } else {
+            let df_f = derivative_block(f, &a_f, clip);
             (lanes(|l| dc_new[l] * cand[l] * df_i[l]), lanes(|l| dc_new[l] * c[l] * df_f[l]))
         };
         let da_g = lanes(|l| dc_new[l] * i[l] * dg_g[l]);
