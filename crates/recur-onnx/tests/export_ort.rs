@@ -7,36 +7,17 @@
 
 mod common;
 
-use std::fs;
 use std::path::Path;
 use std::process::Command;
 
 use common::export::cases;
-use prost::Message;
-use recur_onnx::model_bytes;
-
-/// `(steps, batch, seed)` of each data set.
-const DATA_SETS: [(usize, usize, u64); 2] = [(5, 3, 1), (2, 4, 2)];
 
 #[test]
 fn exported_models_pass_onnx_checker_and_match_recur_in_onnxruntime() {
     let dir = tempfile::tempdir().unwrap();
     let cases = cases();
     for case in &cases {
-        let folder = dir.path().join(&case.name);
-        fs::create_dir_all(&folder).unwrap();
-        let model = case.export().unwrap_or_else(|e| panic!("{}: {e}", case.name));
-        fs::write(folder.join("model.onnx"), model_bytes(&model)).unwrap();
-        for (k, &(steps, batch, seed)) in DATA_SETS.iter().enumerate() {
-            let data = folder.join(format!("test_data_set_{k}"));
-            fs::create_dir_all(&data).unwrap();
-            let (inputs, outputs) = case.data(steps, batch, seed);
-            for (prefix, tensors) in [("input", inputs), ("output", outputs)] {
-                for (n, tensor) in tensors.iter().enumerate() {
-                    fs::write(data.join(format!("{prefix}_{n}.pb")), tensor.encode_to_vec()).unwrap();
-                }
-            }
-        }
+        case.write_folder(dir.path());
     }
     let Some(python) = std::env::var_os("RECUR_ONNX_PYTHON") else {
         eprintln!(

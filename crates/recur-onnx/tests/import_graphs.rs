@@ -65,27 +65,8 @@ fn failures(folders: &[std::path::PathBuf], skip: impl Fn(&str) -> bool) -> Vec<
 /// gave, at two batch sizes and lengths through the same file.
 #[test]
 fn recurs_own_exports_import_and_give_the_same_outputs() {
-    use prost::Message;
     let dir = tempfile::tempdir().unwrap();
-    let cases = common::export::cases();
-    let mut folders = Vec::new();
-    for case in &cases {
-        let folder = dir.path().join(&case.name);
-        std::fs::create_dir_all(&folder).unwrap();
-        let model = case.export().unwrap();
-        std::fs::write(folder.join("model.onnx"), recur_onnx::model_bytes(&model)).unwrap();
-        for (k, (steps, batch, seed)) in [(5, 3, 1), (2, 4, 2)].into_iter().enumerate() {
-            let data = folder.join(format!("test_data_set_{k}"));
-            std::fs::create_dir_all(&data).unwrap();
-            let (inputs, outputs) = case.data(steps, batch, seed);
-            for (prefix, tensors) in [("input", inputs), ("output", outputs)] {
-                for (n, tensor) in tensors.iter().enumerate() {
-                    std::fs::write(data.join(format!("{prefix}_{n}.pb")), tensor.encode_to_vec()).unwrap();
-                }
-            }
-        }
-        folders.push(folder);
-    }
+    let folders: Vec<_> = common::export::cases().iter().map(|case| case.write_folder(dir.path())).collect();
     let failures = failures(&folders, |_| false);
     assert!(failures.is_empty(), "{} of {} fail:\n{}", failures.len(), folders.len(), failures.join("\n"));
 }

@@ -33,7 +33,32 @@ pub fn lengths(steps: usize, batch: usize) -> Vec<usize> {
     (0..batch).map(|b| steps - (2 * b) % steps).collect()
 }
 
+/// `(steps, batch, seed)` of each data set written for a case: two sizes through the same file, so that its batch
+/// and time axes are shown to be dynamic.
+pub const DATA_SETS: [(usize, usize, u64); 2] = [(5, 3, 1), (2, 4, 2)];
+
 impl ExportCase {
+    /// Writes the exported model and, for every one of [`DATA_SETS`], its inputs and recur's outputs in ONNX's
+    /// node-test layout, into `dir/<name>/`; returns that folder.
+    pub fn write_folder(&self, dir: &std::path::Path) -> std::path::PathBuf {
+        use prost::Message;
+        let folder = dir.join(&self.name);
+        std::fs::create_dir_all(&folder).unwrap();
+        let model = self.export().unwrap_or_else(|e| panic!("{}: {e}", self.name));
+        std::fs::write(folder.join("model.onnx"), recur_onnx::model_bytes(&model)).unwrap();
+        for (k, &(steps, batch, seed)) in DATA_SETS.iter().enumerate() {
+            let data = folder.join(format!("test_data_set_{k}"));
+            std::fs::create_dir_all(&data).unwrap();
+            let (inputs, outputs) = self.data(steps, batch, seed);
+            for (prefix, tensors) in [("input", inputs), ("output", outputs)] {
+                for (n, tensor) in tensors.iter().enumerate() {
+                    std::fs::write(data.join(format!("{prefix}_{n}.pb")), tensor.encode_to_vec()).unwrap();
+                }
+            }
+        }
+        folder
+    }
+
     pub fn layer(name: &str, config: RecurrentConfig, options: ExportOptions) -> Self {
         let model = Exported::Layer(Recurrent::with_seed(config, name.len() as u64).unwrap());
         ExportCase { name: name.into(), model, options }
