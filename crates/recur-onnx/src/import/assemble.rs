@@ -9,17 +9,9 @@ use recur::{LoadOptions, ReadoutName, Recurrent, RecurrentConfig, SequenceModel,
 
 use super::value::{Axes, Flow, Readout, Value};
 use super::walk::{Layer, StateSource, Walk};
-use super::{Imported, ImportedModel, OutputRole, Signature};
-use crate::attributes::NodeLabel;
+use super::{Imported, ImportedModel, OutputRole, Signature, graph_error};
 use crate::error::{Error, Result};
 use crate::proto::GraphProto;
-
-fn graph_error(reason: impl Into<String>) -> Error {
-    Error::Unsupported {
-        node: Box::new(NodeLabel { name: "(graph)".into(), op: "GraphProto".into() }),
-        reason: reason.into(),
-    }
-}
 
 /// Builds the model the walk found.
 pub(crate) fn assemble(graph: &GraphProto, walk: Walk) -> Result<Imported> {

@@ -121,18 +121,20 @@ pub fn import_model_file(path: impl AsRef<std::path::Path>) -> Result<Imported> 
 }
 
 fn import_decoded(model: crate::proto::ModelProto) -> Result<Imported> {
-    let graph = model.graph.as_ref().ok_or_else(|| Error::Unsupported {
-        node: Box::new(crate::attributes::NodeLabel { name: "(graph)".into(), op: "ModelProto".into() }),
-        reason: "the model has no graph".into(),
-    })?;
+    let graph = model.graph.as_ref().ok_or_else(|| graph_error("the model has no graph"))?;
     if let Some(opset) = model.opset_import.iter().find(|o| matches!(o.domain(), "" | "ai.onnx"))
         && opset.version() < 7
     {
-        return Err(Error::Unsupported {
-            node: Box::new(crate::attributes::NodeLabel { name: "(graph)".into(), op: "ModelProto".into() }),
-            reason: format!("opset {}; recur reads opset 7 and later", opset.version()),
-        });
+        return Err(graph_error(format!("opset {}; recur reads opset 7 and later", opset.version())));
     }
     let walk = walk::walk(graph)?;
     assemble::assemble(graph, walk)
+}
+
+/// An [`Error::Unsupported`] about the model as a whole rather than one node.
+fn graph_error(reason: impl Into<String>) -> Error {
+    Error::Unsupported {
+        node: Box::new(crate::attributes::NodeLabel { name: "(graph)".into(), op: "ModelProto".into() }),
+        reason: reason.into(),
+    }
 }
