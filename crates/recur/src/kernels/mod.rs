@@ -9,6 +9,7 @@
 pub mod activation;
 pub mod gemm;
 pub mod packed;
+pub mod quant;
 mod real;
 pub mod rowvec;
 pub mod simd;
