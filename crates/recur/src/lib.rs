@@ -35,6 +35,7 @@
 //! | `nn.MultiheadAttention`; Bahdanau's and Luong's attention of a decoder over an encoder | [`attention`] |
 //! | an attentional encoder–decoder: teacher-forced training, greedy and beam-search decoding | [`seq2seq::Seq2Seq`] |
 //! | a training loop with truncated BPTT and exact checkpoints | [`train::Trainer`] |
+//! | weights in bf16, f16 or int8 for inference, computed from as stored | [`Recurrent::quantize`], [`SequenceModel::quantize`], [`Scheme`] |
 //!
 //! Every failure caused by input (a shape, a file, a configuration) is an [`Error`] naming what was expected and
 //! what was found; recur does not panic on user input. Work runs on the calling thread, except where a call's
@@ -66,6 +67,7 @@ pub mod train;
 pub use cells::{GruCell, GruCellConfig, LstmCell, LstmCellConfig, Nonlinearity, RnnCell, RnnCellConfig};
 pub use error::{Error, Result};
 pub use kernels::Real;
+pub use kernels::quant::{Int8Scale, Scheme, StoredMatrix, StoredValues};
 pub use layer::{
     CellCache, CellGrads, Mode, Recurrent, RecurrentCache, RecurrentConfig, RecurrentGrads, RecurrentOutput,
 };
@@ -93,7 +95,7 @@ pub mod internals {
 
     /// The products recur's layers run, for the step-product bench.
     pub mod kernels {
-        pub use crate::kernels::{gemm, packed};
+        pub use crate::kernels::{gemm, packed, quant};
     }
 }
 

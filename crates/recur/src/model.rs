@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::attention::{AttentionPooling, PoolingCache};
 use crate::error::{Error, Result};
+use crate::kernels::quant::{Scheme, StoredMatrix};
 use crate::layer::{Recurrent, RecurrentCache, RecurrentConfig, RecurrentOutput};
-use crate::model_file::{self, TensorFile};
+use crate::model_file::{self, TensorFile, TensorShapes};
 use crate::nn::{Embedding, Head, HeadCache, Layout, Readout, SequenceShape};
 use crate::params::{Module, Param, ParamMut, ParamRef, Trainable, prefixed};
 use crate::tensor::Tensor;
@@ -266,10 +267,66 @@ impl SequenceModel {
         Ok(())
     }
 
-    /// Saves the parameters (PyTorch names) with the configuration as JSON in the `config` metadata.
+    /// Saves the parameters (PyTorch names) with the configuration as JSON in the `config` metadata; the weight
+    /// matrices of a quantized model as they are stored (see [`model_file`]).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let json = serde_json::to_string(&self.config).expect("a configuration always serialises");
-        TensorFile::write(path, &self.state_dict(), &HashMap::from([("model".to_string(), json)]))
+        let metadata = HashMap::from([("model".to_string(), json)]);
+        TensorFile::write_with_stored(path, &self.state_dict(), &self.stored_weights(), &metadata)
+    }
+
+    /// How the weight matrices are stored: `None` for `f32`.
+    pub fn scheme(&self) -> Option<Scheme> {
+        self.rnn.scheme().or(self.head.linear().scheme())
+    }
+
+    /// The same model with its weight matrices stored in `scheme`: the embedding (int8: a scale per token), every
+    /// `weight_ih` and `weight_hh`, and the head's weight; biases (and an attention readout's pooling) stay `f32`.
+    /// See [`Recurrent::quantize`] for what it refuses.
+    pub fn quantize(&self, scheme: Scheme) -> Result<SequenceModel> {
+        let mut out = self.clone();
+        out.rnn = self.rnn.quantize(scheme).map_err(|e| prefix_error(e, "rnn"))?;
+        if let Some(e) = &mut out.embedding {
+            let m = e.quantize_weight(scheme, "embedding.weight")?;
+            e.set_stored(m);
+        }
+        let m = self.head.linear().quantize_weight(scheme, "head.weight")?;
+        out.head.linear_mut().set_stored(m);
+        Ok(out)
+    }
+
+    /// The stored weight matrices under their names in the model's `state_dict` (`rnn.weight_ih_l0`, …).
+    pub fn stored_weights(&self) -> Vec<(String, &StoredMatrix)> {
+        let mut all: Vec<(String, &StoredMatrix)> = Vec::new();
+        if let Some(m) = self.embedding.as_ref().and_then(Embedding::stored) {
+            all.push(("embedding.weight".into(), m));
+        }
+        all.extend(self.rnn.stored_weights().into_iter().map(|(name, m)| (format!("rnn.{name}"), m)));
+        if let Some(m) = self.head.linear().stored() {
+            all.push(("head.weight".into(), m));
+        }
+        all
+    }
+
+    /// Takes this model's stored matrices out of `stored`.
+    fn take_stored_weights(&mut self, stored: &mut HashMap<String, StoredMatrix>) -> Result<()> {
+        if let (Some(e), Some(m)) = (&mut self.embedding, stored.remove("embedding.weight")) {
+            e.set_stored(m);
+        }
+        let mut rnn: HashMap<String, StoredMatrix> = stored
+            .keys()
+            .filter(|name| name.starts_with("rnn."))
+            .cloned()
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|name| (name["rnn.".len()..].to_string(), stored.remove(&name).expect("listed")))
+            .collect();
+        self.rnn.take_stored_weights(&mut rnn)?;
+        stored.extend(rnn.into_iter().map(|(name, m)| (format!("rnn.{name}"), m)));
+        if let Some(m) = stored.remove("head.weight") {
+            self.head.linear_mut().set_stored(m);
+        }
+        Ok(())
     }
 
     /// Loads a model written by [`SequenceModel::save`].
@@ -288,22 +345,34 @@ impl SequenceModel {
             file.metadata.get("model").ok_or_else(|| Error::config("no `model` configuration in the metadata"))?;
         let config: SequenceModelConfig = serde_json::from_str(json)
             .map_err(|e| Error::config(format!("cannot parse the model configuration: {e}")))?;
-        check_declared_sizes(&config, &file.tensors)?;
+        check_declared_sizes(&config, file)?;
         // The values drawn here are all overwritten by the file's.
         let mut model = SequenceModel::new(config, &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0))?;
+        let mut stored = file.stored.clone();
+        model.take_stored_weights(&mut stored)?;
+        model_file::refuse_leftover_stored(&stored)?;
         model.load_state_dict(&file.tensors)?;
         Ok(model)
+    }
+}
+
+/// `e` with its message placed in the recurrent layer (`rnn.`), whose own errors name its tensors without the
+/// model's prefix.
+fn prefix_error(e: Error, prefix: &str) -> Error {
+    match e {
+        Error::Config(msg) => Error::Config(format!("{prefix}: {msg}")),
+        other => other,
     }
 }
 
 /// Checks the sizes a sequence model's configuration declares against a file's tensors before a model of them is
 /// allocated (see [`model_file::check_declared_sizes`]): the recurrent layer's (under `rnn.`), the vocabulary
 /// (`embedding.weight`) and the outputs (`head.weight`, `head.bias`).
-fn check_declared_sizes(config: &SequenceModelConfig, tensors: &HashMap<String, Tensor>) -> Result<()> {
+fn check_declared_sizes(config: &SequenceModelConfig, tensors: &impl TensorShapes) -> Result<()> {
     let r = &config.recurrent;
     model_file::check_declared_sizes(r, "rnn.", "recurrent.", tensors)?;
     let input = Some(("recurrent.input_size", r.input_size));
-    match (config.vocab, tensors.contains_key("embedding.weight")) {
+    match (config.vocab, tensors.shape_of("embedding.weight").is_some()) {
         (Some(vocab), true) => model_file::check_shape(
             tensors,
             "embedding.weight",

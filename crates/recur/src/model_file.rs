@@ -4,6 +4,12 @@
 //! A file saved from PyTorch with `safetensors.torch.save_file(lstm.state_dict(), "m.safetensors")` has no
 //! metadata: recur then infers the configuration from the tensors' names and shapes, and takes what they cannot
 //! tell (`batch_first`, the vanilla RNN's nonlinearity) from [`LoadOptions`].
+//!
+//! A **quantized** file (see [`Recurrent::quantize`]) names its [`Scheme`] in the `quantization` metadata key
+//! (`bf16`, `f16`, `int8` or `int8-tensor`) and holds each weight matrix in that format under its usual name:
+//! `BF16` or `F16`, or for int8 an `I8` tensor `W` with its `F32` scales beside it as `W_scale` (one per row,
+//! shape `[rows]`, or one, shape `[1]`; the name follows the `weight_scale` convention of compressed-tensors).
+//! Biases and every other parameter stay `F32`.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -13,12 +19,19 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
 use crate::cells::Nonlinearity;
 use crate::error::{Error, Result};
+use crate::kernels::quant::{Int8Scale, Scheme, StoredMatrix, StoredValues};
 use crate::layer::{Mode, Recurrent, RecurrentConfig};
 use crate::params::Module;
 use crate::tensor::Tensor;
 
 /// The metadata key that holds a layer's configuration as JSON.
 pub const CONFIG_KEY: &str = "config";
+
+/// The metadata key that names the [`Scheme`] of a quantized file's weight matrices.
+pub const QUANTIZATION_KEY: &str = "quantization";
+
+/// The suffix of the tensor that holds an int8 weight's scales: `weight_ih_l0_scale`.
+pub const SCALE_SUFFIX: &str = "_scale";
 
 /// What a caller supplies when a model file's metadata does not say it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -29,13 +42,35 @@ pub struct LoadOptions {
     pub nonlinearity: Option<Nonlinearity>,
 }
 
-/// The tensors (converted to `f32`) and string metadata of a safetensors file.
+/// The tensors (converted to `f32`) and string metadata of a safetensors file, and the weight matrices of a
+/// quantized file as they are stored.
 #[derive(Clone, Debug, Default)]
 pub struct TensorFile {
-    /// Every tensor, by name.
+    /// Every tensor read as `f32`, by name.
     pub tensors: HashMap<String, Tensor>,
     /// The `__metadata__` of the header (empty when absent).
     pub metadata: HashMap<String, String>,
+    /// A quantized file's weight matrices in its scheme (their int8 scales folded in), by name.
+    pub stored: HashMap<String, StoredMatrix>,
+}
+
+/// Where the declared-size checks look up a tensor's shape: a map of tensors, or a whole file (whose stored
+/// matrices count too).
+pub trait TensorShapes {
+    /// The shape of tensor `name`, if there is one.
+    fn shape_of(&self, name: &str) -> Option<Vec<usize>>;
+}
+
+impl TensorShapes for HashMap<String, Tensor> {
+    fn shape_of(&self, name: &str) -> Option<Vec<usize>> {
+        self.get(name).map(|t| t.shape().to_vec())
+    }
+}
+
+impl TensorShapes for TensorFile {
+    fn shape_of(&self, name: &str) -> Option<Vec<usize>> {
+        self.tensors.shape_of(name).or_else(|| self.stored.get(name).map(|m| vec![m.rows(), m.cols()]))
+    }
 }
 
 impl TensorFile {
@@ -54,12 +89,76 @@ impl TensorFile {
         let (_, header) =
             SafeTensors::read_metadata(bytes).map_err(|e| format(format!("not a valid safetensors file: {e}")))?;
         let metadata = header.metadata().clone().unwrap_or_default();
+        let scheme = match metadata.get(QUANTIZATION_KEY) {
+            None => None,
+            Some(name) => Some(Scheme::parse(name).ok_or_else(|| {
+                let known: Vec<&str> = Scheme::ALL.iter().map(|s| s.name()).collect();
+                format(format!("unknown quantization scheme {name:?} in the metadata (known: {})", known.join(", ")))
+            })?),
+        };
         let mut tensors = HashMap::new();
+        let mut raw = Vec::new();
         for (name, view) in parsed.tensors() {
+            if scheme.is_some_and(|s| view.dtype() == stored_dtype(s)) {
+                raw.push((name, view));
+                continue;
+            }
             let data = to_f32(&name, &view)?;
             tensors.insert(name, Tensor::from_parts(view.shape().to_vec(), data));
         }
-        Ok(TensorFile { tensors, metadata })
+        let mut stored = HashMap::new();
+        if let Some(scheme) = scheme {
+            for (name, view) in raw {
+                let matrix = read_stored(&name, &view, scheme, &mut tensors).map_err(format)?;
+                stored.insert(name, matrix);
+            }
+        }
+        Ok(TensorFile { tensors, metadata, stored })
+    }
+
+    /// [`TensorFile::write`] with weight matrices stored in fewer bits beside the `f32` tensors, all in one scheme,
+    /// which the `quantization` metadata key then names (see the [module documentation](self)).
+    pub fn write_with_stored(
+        path: impl AsRef<Path>,
+        tensors: &[(String, Tensor)],
+        stored: &[(String, &StoredMatrix)],
+        metadata: &HashMap<String, String>,
+    ) -> Result<()> {
+        let path = path.as_ref();
+        let format = |reason: String| Error::Format { path: path.into(), reason };
+        let mut metadata = metadata.clone();
+        match stored_scheme_of_all(stored) {
+            Some(scheme) => drop(metadata.insert(QUANTIZATION_KEY.into(), scheme.name().into())),
+            None if stored.is_empty() => {}
+            None => {
+                let schemes: Vec<&str> = stored.iter().map(|(_, m)| m.scheme().name()).collect();
+                return Err(format(format!("a file holds one scheme, found {schemes:?}")));
+            }
+        }
+        let mut entries: Vec<(String, Dtype, Vec<u8>, Vec<usize>)> = tensors
+            .iter()
+            .map(|(name, t)| (name.clone(), Dtype::F32, le_bytes(t.data()), t.shape().to_vec()))
+            .collect();
+        for (name, m) in stored {
+            let shape = vec![m.rows(), m.cols()];
+            match m.values() {
+                StoredValues::Bf16(v) => entries.push((name.clone(), Dtype::BF16, u16_bytes(v), shape)),
+                StoredValues::F16(v) => entries.push((name.clone(), Dtype::F16, u16_bytes(v), shape)),
+                StoredValues::Int8 { values, scales } => {
+                    entries.push((name.clone(), Dtype::I8, values.iter().map(|&q| q as u8).collect(), shape));
+                    let scale_name = format!("{name}{SCALE_SUFFIX}");
+                    entries.push((scale_name, Dtype::F32, le_bytes(scales), vec![scales.len()]));
+                }
+            }
+        }
+        let views = entries
+            .iter()
+            .map(|(name, dtype, data, shape)| TensorView::new(*dtype, shape.clone(), data).map(|v| (name.as_str(), v)))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| format(format!("cannot build tensor: {e}")))?;
+        let meta = (!metadata.is_empty()).then_some(metadata);
+        let serialized = safetensors::serialize(views, meta).map_err(|e| format(format!("cannot serialise: {e}")))?;
+        write_atomically(path, &serialized)
     }
 
     /// Writes `tensors` as `f32` with `metadata`, atomically: into a temporary file beside `path`, synced, then
@@ -69,22 +168,7 @@ impl TensorFile {
         tensors: &[(String, Tensor)],
         metadata: &HashMap<String, String>,
     ) -> Result<()> {
-        let path = path.as_ref();
-        let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
-            .iter()
-            .map(|(name, t)| {
-                (name.clone(), t.data().iter().flat_map(|v| v.to_le_bytes()).collect(), t.shape().to_vec())
-            })
-            .collect();
-        let views = bytes
-            .iter()
-            .map(|(name, data, shape)| TensorView::new(Dtype::F32, shape.clone(), data).map(|v| (name.as_str(), v)))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| Error::Format { path: path.into(), reason: format!("cannot build tensor: {e}") })?;
-        let meta = (!metadata.is_empty()).then(|| metadata.clone());
-        let serialized = safetensors::serialize(views, meta)
-            .map_err(|e| Error::Format { path: path.into(), reason: format!("cannot serialise: {e}") })?;
-        write_atomically(path, &serialized)
+        Self::write_with_stored(path, tensors, &[], metadata)
     }
 }
 
@@ -99,6 +183,82 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     file.sync_all().map_err(io)?;
     drop(file);
     std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// The one scheme of every matrix in `stored`, when they agree: per-row and per-tensor int8 agree when the only
+/// per-tensor ones have one row (where the two are the same).
+fn stored_scheme_of_all(stored: &[(String, &StoredMatrix)]) -> Option<Scheme> {
+    let row = Scheme::Int8(Int8Scale::Row);
+    let schemes: Vec<Scheme> = stored.iter().map(|(_, m)| m.scheme()).collect();
+    let first = *schemes.first()?;
+    if schemes.iter().all(|&s| s == first) {
+        return Some(first);
+    }
+    let one_row = |(_, m): &&(String, &StoredMatrix)| m.rows() == 1;
+    stored.iter().filter(|(_, m)| m.scheme() != row).all(|e| one_row(&e)).then_some(row)
+}
+
+/// `values` as little-endian bytes.
+fn le_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn u16_bytes(values: &[u16]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// The safetensors dtype a scheme stores its weights in.
+fn stored_dtype(scheme: Scheme) -> Dtype {
+    match scheme {
+        Scheme::Bf16 => Dtype::BF16,
+        Scheme::F16 => Dtype::F16,
+        Scheme::Int8(_) => Dtype::I8,
+    }
+}
+
+/// A weight matrix of a quantized file, with (int8) its scales, which are taken out of `tensors`. The error is
+/// the reason, naming the tensor.
+fn read_stored(
+    name: &str,
+    view: &TensorView<'_>,
+    scheme: Scheme,
+    tensors: &mut HashMap<String, Tensor>,
+) -> std::result::Result<StoredMatrix, String> {
+    let &[rows, cols] = view.shape() else {
+        return Err(format!(
+            "tensor `{name}` is stored as {scheme} with shape {:?}, but only 2-D weight matrices are quantized",
+            view.shape()
+        ));
+    };
+    let data = view.data();
+    let halves = || data.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])).collect();
+    let values = match scheme {
+        Scheme::Bf16 => StoredValues::Bf16(halves()),
+        Scheme::F16 => StoredValues::F16(halves()),
+        Scheme::Int8(per) => {
+            let scale_name = format!("{name}{SCALE_SUFFIX}");
+            let scales = tensors
+                .remove(&scale_name)
+                .ok_or_else(|| format!("the int8 tensor `{name}` has no scale tensor `{scale_name}`"))?;
+            let want = if per == Int8Scale::Row { rows } else { 1 };
+            if scales.shape() != [want] {
+                return Err(format!(
+                    "tensor `{scale_name}`: expected shape [{want}] ({} of {scheme}), found {:?}",
+                    if per == Int8Scale::Row { "one scale per row" } else { "one scale" },
+                    scales.shape()
+                ));
+            }
+            if let Some((i, v)) = scales.data().iter().enumerate().find(|(_, v)| !v.is_finite() || **v < 0.0) {
+                return Err(format!("tensor `{scale_name}`: scale {i} is {v}; scales are finite and ≥ 0"));
+            }
+            let values = data.iter().map(|&b| b as i8).collect::<Vec<_>>();
+            if let Some(i) = values.iter().position(|&q| q == i8::MIN) {
+                return Err(format!("tensor `{name}`: value {i} is −128; symmetric int8 holds −127..=127"));
+            }
+            StoredValues::Int8 { values, scales: scales.data().to_vec() }
+        }
+    };
+    Ok(StoredMatrix::from_values(rows, cols, values))
 }
 
 /// Converts a tensor's little-endian bytes to `f32`.
@@ -135,11 +295,15 @@ impl Recurrent {
     pub fn from_tensor_file(file: &TensorFile, options: &LoadOptions) -> Result<Self> {
         let config = match file.metadata.get(CONFIG_KEY) {
             Some(json) => apply_options(RecurrentConfig::from_json(json)?, options)?,
-            None => infer_config(&file.tensors, options)?,
+            None if file.stored.is_empty() => infer_config(&file.tensors, options)?,
+            None => return Err(Error::config("a quantized file needs the `config` metadata recur writes")),
         };
         // Before anything of the declared sizes is allocated.
-        check_declared_sizes(&config, "", "", &file.tensors)?;
+        check_declared_sizes(&config, "", "", file)?;
         let mut layer = Recurrent::zeros(config)?;
+        let mut stored = file.stored.clone();
+        layer.take_stored_weights(&mut stored)?;
+        refuse_leftover_stored(&stored)?;
         layer.load_state_dict(&file.tensors)?;
         Ok(layer)
     }
@@ -148,7 +312,21 @@ impl Recurrent {
     /// PyTorch's `load_state_dict(safetensors.torch.load_file(path))` and [`Recurrent::load`] both read it.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let metadata = HashMap::from([(CONFIG_KEY.to_string(), self.config().to_json())]);
-        TensorFile::write(path, &self.state_dict(), &metadata)
+        TensorFile::write_with_stored(path, &self.state_dict(), &self.stored_weights(), &metadata)
+    }
+}
+
+/// Fails on a stored matrix no part of the model took: a tensor that must stay `f32` (a bias, a peephole) or one
+/// the model does not have.
+pub(crate) fn refuse_leftover_stored(stored: &HashMap<String, StoredMatrix>) -> Result<()> {
+    let mut names: Vec<&String> = stored.keys().collect();
+    names.sort();
+    match names.first() {
+        None => Ok(()),
+        Some(name) => Err(Error::config(format!(
+            "tensor `{name}` is stored as {}, but it is not a weight matrix recur quantizes: it must be F32",
+            stored[*name].scheme()
+        ))),
     }
 }
 
@@ -255,7 +433,7 @@ pub fn check_declared_sizes(
     config: &RecurrentConfig,
     prefix: &str,
     field_prefix: &str,
-    tensors: &HashMap<String, Tensor>,
+    tensors: &impl TensorShapes,
 ) -> Result<()> {
     config.validate()?;
     let field = |name: &str| format!("{field_prefix}{name}");
@@ -270,7 +448,7 @@ pub fn check_declared_sizes(
 
     // Which tensors exist tells the number of layers and the flags; the layers counted are bounded by the
     // number of tensors, so that nothing below loops over a declared count the file does not back.
-    let layers = (0..).take_while(|&k| tensors.contains_key(&name("weight_ih", k, false))).count();
+    let layers = (0..).take_while(|&k| tensors.shape_of(&name("weight_ih", k, false)).is_some()).count();
     if layers != config.num_layers {
         let found = match layers {
             0 => format!("the file has no tensor `{}`", name("weight_ih", 0, false)),
@@ -284,7 +462,7 @@ pub fn check_declared_sizes(
         return Err(mismatch("num_layers", &config.num_layers, found));
     }
     let presence = |flag: &str, declared: bool, tensor: String| {
-        if tensors.contains_key(&tensor) == declared {
+        if tensors.shape_of(&tensor).is_some() == declared {
             Ok(())
         } else {
             let has = if declared { "has no" } else { "has a" };
@@ -296,7 +474,7 @@ pub fn check_declared_sizes(
     presence("peepholes", config.peepholes, name("weight_peephole", 0, false))?;
     if config.mode == Mode::Lstm {
         let projected = config.proj_size > 0;
-        if tensors.contains_key(&name("weight_hr", 0, false)) != projected {
+        if tensors.shape_of(&name("weight_hr", 0, false)).is_some() != projected {
             let has = if projected { "has no" } else { "has a" };
             return Err(mismatch(
                 "proj_size",
@@ -351,16 +529,16 @@ pub fn check_declared_sizes(
 /// [`Error::DeclaredSize`] naming that field (or `mode`, when the rows are another cell's gates × hidden), any
 /// other a [`Error::TensorShape`].
 pub(crate) fn check_shape(
-    tensors: &HashMap<String, Tensor>,
+    tensors: &impl TensorShapes,
     name: &str,
     dims: &[Dim<'_>],
     config: &RecurrentConfig,
 ) -> Result<()> {
     let expected: Vec<usize> = dims.iter().map(|&(size, _)| size).collect();
-    let Some(tensor) = tensors.get(name) else {
+    let Some(found) = tensors.shape_of(name) else {
         return Err(Error::MissingTensor { name: name.into(), expected });
     };
-    let found = tensor.shape();
+    let found = found.as_slice();
     if found == expected.as_slice() {
         return Ok(());
     }

@@ -90,6 +90,22 @@ impl<T: Real> Parameter<T> {
     }
 }
 
+/// Refuses to store the weight `name` in `scheme` when it holds a value that is not finite, or (f16) is out of
+/// range: the error names the tensor and the value.
+pub(crate) fn check_storable(name: &str, w: &[f32], scheme: crate::kernels::quant::Scheme) -> Result<()> {
+    match crate::kernels::quant::unstorable(w, scheme) {
+        Some(why) => Err(Error::config(format!("cannot store {name} as {scheme}: {why}"))),
+        None => Ok(()),
+    }
+}
+
+/// The error of a backward pass or training step through weights stored in fewer bits.
+pub(crate) fn inference_only(scheme: crate::kernels::quant::Scheme) -> Error {
+    Error::config(format!(
+        "the weights are stored as {scheme}, for inference only: train the f32 model, then quantize it"
+    ))
+}
+
 /// A trainable parameter with its gradient, as an optimizer sees it: PyTorch's `param` and `param.grad`.
 #[derive(Debug)]
 pub struct Param<'a, T = f32> {

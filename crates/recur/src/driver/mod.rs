@@ -17,7 +17,7 @@ pub use cell::{Cell, ExtraGradInputs, GateBackward, GatePass};
 pub use row_groups::{ParallelRuns, parallel_runs};
 pub(crate) use split::on_pool;
 pub use weights::CellWeights;
-pub(crate) use weights::{WeightGradInputs, transpose};
+pub(crate) use weights::{ForwardPanels, WeightGradInputs, transpose};
 
 use std::borrow::Cow;
 

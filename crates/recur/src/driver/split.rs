@@ -5,7 +5,7 @@
 //! the weights. A step of the seed case (`B32 H256` LSTM) takes about 170 µs on one core, and a hand-off to a
 //! spinning Rayon worker a few µs; steps below [`PARALLEL_STEP_WORK`] stay on one thread.
 
-use super::{Cell, GateBackward, GatePass};
+use super::{Cell, ForwardPanels, GateBackward, GatePass};
 use crate::kernels::Real;
 use crate::kernels::packed::PackedMatrix;
 
@@ -97,7 +97,7 @@ impl<'a, T: Real> ForwardRows<'a, T> {
         )
     }
 
-    fn run<C: Cell<Real = T>>(self, cell: &C, w_hh_t: &PackedMatrix<T>) {
+    fn run<C: Cell<Real = T>>(self, cell: &C, w_hh_t: ForwardPanels<'_, T>) {
         cell.weights().recurrent_projection(w_hh_t, self.h_prev, self.batch, self.gh, cell.recurrent_gates());
         cell.forward_gates(GatePass {
             batch: self.batch,
@@ -115,7 +115,7 @@ impl<'a, T: Real> ForwardRows<'a, T> {
 /// `gh ← h_{t−1} W_hhᵀ + b_hh`, then the cell's gate pass, for the rows of `step`.
 pub(crate) fn forward_step<C: Cell>(
     cell: &C,
-    w_hh_t: &PackedMatrix<C::Real>,
+    w_hh_t: ForwardPanels<'_, C::Real>,
     step: ForwardRows<'_, C::Real>,
     w: RowWidths,
 ) {

@@ -7,13 +7,15 @@ use rand::Rng;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::error::{Error, Result};
 use crate::kernels::Real;
 use crate::kernels::gemm::{MatMut, MatRef, broadcast_rows, gemm};
 use crate::kernels::packed::{
     PackedMatrix, Start, has_vector_tile_kernel, packed_product, packed_product_leading, packed_product_on_threads,
 };
+use crate::kernels::quant::{Scheme, StoredMatrix, StoredPanels};
 use crate::kernels::rowvec::{RowPanels, row_times};
-use crate::params::{Param, ParamMut, ParamRef, Parameter, init_uniform};
+use crate::params::{Param, ParamMut, ParamRef, Parameter, check_storable, init_uniform};
 
 /// `weight_ih (G·H, I)`, `weight_hh (G·H, H_out)` and the optional `bias_ih`, `bias_hh (G·H)` of one cell, where
 /// `G` is the number of gates, `H` the hidden size and `H_out` the size of the fed-back state.
@@ -27,7 +29,26 @@ pub struct CellWeights<T: Real = f32> {
     weight_hh: Parameter<T>,
     bias_ih: Option<Parameter<T>>,
     bias_hh: Option<Parameter<T>>,
+    /// `weight_ih` and `weight_hh` stored in fewer bits, for inference: when set, the two parameters above are
+    /// empty and every product reads these (see [`crate::kernels::quant`]).
+    stored: Option<StoredPair>,
     packed: Packed<T>,
+}
+
+/// `weight_ih` and `weight_hh` in a [`Scheme`].
+#[derive(Clone, Debug, PartialEq)]
+struct StoredPair {
+    ih: StoredMatrix,
+    hh: StoredMatrix,
+}
+
+/// The recurrent weights as a time loop reads them, from [`CellWeights::packed_forward`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum ForwardPanels<'a, T> {
+    /// `W_hhᵀ` in `T`, packed for the tile kernel.
+    Full(&'a PackedMatrix<T>),
+    /// `W_hh` stored in fewer bits.
+    Stored(&'a StoredPanels),
 }
 
 /// The weights laid out for the kernels, each built on first use and dropped whenever the weights may change:
@@ -47,6 +68,8 @@ struct Packed<T> {
     /// [`CellWeights::packed_gate_forward`]), with that gate's number: `W_hh,gᵀ` forward, `W_hh,g` backward.
     gate_forward: OnceLock<(usize, PackedMatrix<T>)>,
     gate_backward: OnceLock<(usize, PackedMatrix<T>)>,
+    /// `W_ih` and `W_hh` stored in fewer bits, laid out for their products.
+    stored: OnceLock<(StoredPanels, StoredPanels)>,
 }
 
 /// The value in `cell`, made by `make` if there is none yet. `make` runs before the cell's lock is taken: packing
@@ -74,6 +97,7 @@ impl<T> Default for Packed<T> {
             backward: OnceLock::new(),
             gate_forward: OnceLock::new(),
             gate_backward: OnceLock::new(),
+            stored: OnceLock::new(),
         }
     }
 }
@@ -116,8 +140,69 @@ impl<T: Real> CellWeights<T> {
             weight_hh: Parameter::zeros(rows * recurrent_size),
             bias_ih: bias.then(|| Parameter::zeros(rows)),
             bias_hh: bias.then(|| Parameter::zeros(rows)),
+            stored: None,
             packed: Packed::default(),
         }
+    }
+
+    /// How `weight_ih` and `weight_hh` are stored, when not in `T`.
+    pub fn scheme(&self) -> Option<Scheme> {
+        self.stored.as_ref().map(|s| s.ih.scheme())
+    }
+
+    /// `weight_ih` and `weight_hh` as stored, when stored in fewer bits.
+    pub fn stored(&self) -> Option<(&StoredMatrix, &StoredMatrix)> {
+        self.stored.as_ref().map(|s| (&s.ih, &s.hh))
+    }
+
+    /// Bytes of `weight_ih` and `weight_hh` as they are held.
+    pub fn weight_bytes(&self) -> usize {
+        match &self.stored {
+            Some(s) => s.ih.bytes() + s.hh.bytes(),
+            None => (self.weight_ih.value().len() + self.weight_hh.value().len()) * size_of::<T>(),
+        }
+    }
+
+    /// Replaces `weight_ih` and `weight_hh` by matrices stored in fewer bits (read from a file, or made by
+    /// [`CellWeights::quantize`]); the biases stay as they are.
+    ///
+    /// # Panics
+    /// When a matrix's shape is not the weight's (a caller bug: `model_file` checks shapes with the tensor's name).
+    pub(crate) fn set_stored(&mut self, ih: StoredMatrix, hh: StoredMatrix) {
+        let rows = self.width();
+        assert_eq!((ih.rows(), ih.cols()), (rows, self.input_size), "set_stored: weight_ih shape");
+        assert_eq!((hh.rows(), hh.cols()), (rows, self.recurrent_size), "set_stored: weight_hh shape");
+        self.weight_ih = Parameter::zeros(0);
+        self.weight_hh = Parameter::zeros(0);
+        self.stored = Some(StoredPair { ih, hh });
+        self.packed = Packed::default();
+    }
+
+    /// `weight_ih` and `weight_hh` (named with `suffix`) as matrices in `scheme`. Fails, naming the tensor, when a
+    /// weight is not finite, or is out of f16's range for [`Scheme::F16`].
+    pub(crate) fn quantize(&self, scheme: Scheme, suffix: &str) -> Result<(StoredMatrix, StoredMatrix)> {
+        let rows = self.width();
+        let store = |name: &str, w: &[T], cols: usize| -> Result<StoredMatrix> {
+            let w: Vec<f32> = w.iter().map(|v| Real::to_f32(*v)).collect();
+            check_storable(&format!("{name}{suffix}"), &w, scheme)?;
+            Ok(StoredMatrix::quantize(&w, rows, cols, scheme))
+        };
+        match &self.stored {
+            Some(_) => Err(Error::config(format!(
+                "weight_ih{suffix} is already stored as {}: quantize the f32 model",
+                self.scheme().map_or("", Scheme::name)
+            ))),
+            None => Ok((
+                store("weight_ih", self.weight_ih.value(), self.input_size)?,
+                store("weight_hh", self.weight_hh.value(), self.recurrent_size)?,
+            )),
+        }
+    }
+
+    /// The stored matrices laid out for their products, on first use.
+    fn stored_panels(&self) -> Option<&(StoredPanels, StoredPanels)> {
+        let stored = self.stored.as_ref()?;
+        Some(made_once(&self.packed.stored, || (StoredPanels::new(&stored.ih), StoredPanels::new(&stored.hh))))
     }
 
     /// Size of the input `x_t`.
@@ -162,7 +247,8 @@ impl<T: Real> CellWeights<T> {
         (self.weight_hh.grad_mut(), self.bias_hh.as_mut().map(Parameter::grad_mut))
     }
 
-    fn width(&self) -> usize {
+    /// `G·H`: rows of both weights.
+    pub(crate) fn width(&self) -> usize {
         self.gates * self.hidden_size
     }
 
@@ -172,7 +258,21 @@ impl<T: Real> CellWeights<T> {
     /// `B32 H256` LSTM forward 8% slower (alternating runs, 22.3 against 20.5 ms).
     pub(crate) fn input_projection(&self, x: &[T], rows: usize, gx: &mut [T], on_threads: bool) {
         let bias = self.bias_ih.as_ref().map(Parameter::value);
-        if has_vector_tile_kernel::<T>() {
+        if let Some((panels, _)) = self.stored_panels() {
+            let width = self.width();
+            let (x, gx, bias) = as_f32(x, gx, bias);
+            let half = rows / 2;
+            if on_threads && half > 0 {
+                let (x0, x1) = x.split_at(half * self.input_size);
+                let (y0, y1) = gx.split_at_mut(half * width);
+                rayon::join(
+                    || panels.product(x0, half, bias, y0, width, width),
+                    || panels.product(x1, rows - half, bias, y1, width, width),
+                );
+            } else {
+                panels.product(x, rows, bias, gx, width, width);
+            }
+        } else if has_vector_tile_kernel::<T>() {
             // With `W_ihᵀ` packed once per pass, recur's kernel beats the gemm crate on these products (which
             // repacks the weights on every call), and it starts from the bias in registers rather than after a
             // pass that copies the bias into every row (the 2-layer `B32 H256` LSTM forward 5% faster; the
@@ -214,12 +314,17 @@ impl<T: Real> CellWeights<T> {
         let hidden = self.hidden_size;
         let rows = |p: &Parameter<T>, width: usize| {
             let v = p.value();
+            if v.is_empty() {
+                // A weight stored in fewer bits (picked below).
+                return Parameter::zeros(0);
+            }
             let picked: Vec<T> = (0..self.gates)
                 .flat_map(|g| units.clone().map(move |u| g * hidden + u))
                 .flat_map(|row| v[row * width..(row + 1) * width].iter().copied())
                 .collect();
             Parameter::from_values(picked)
         };
+        let picked: Vec<usize> = (0..self.gates).flat_map(|g| units.clone().map(move |u| g * hidden + u)).collect();
         CellWeights {
             input_size: self.input_size,
             hidden_size: units.len(),
@@ -229,20 +334,31 @@ impl<T: Real> CellWeights<T> {
             weight_hh: rows(&self.weight_hh, self.recurrent_size),
             bias_ih: self.bias_ih.as_ref().map(|b| rows(b, 1)),
             bias_hh: self.bias_hh.as_ref().map(|b| rows(b, 1)),
+            stored: self
+                .stored
+                .as_ref()
+                .map(|s| StoredPair { ih: s.ih.pick_rows(&picked), hh: s.hh.pick_rows(&picked) }),
             packed: Packed::default(),
         }
     }
 
     /// `W_hhᵀ` in panels for [`Self::recurrent_projection`], packed on first use after the weights changed: a
     /// time loop asks for it once, before its first step.
-    pub(crate) fn packed_forward(&self) -> &PackedMatrix<T> {
-        made_once(&self.packed.forward, || {
+    pub(crate) fn packed_forward(&self) -> ForwardPanels<'_, T> {
+        if let Some((_, hh)) = self.stored_panels() {
+            return ForwardPanels::Stored(hh);
+        }
+        ForwardPanels::Full(made_once(&self.packed.forward, || {
             PackedMatrix::from_transposed(self.weight_hh.value(), self.width(), self.recurrent_size)
-        })
+        }))
     }
 
     /// `W_hh` in panels for [`Self::recurrent_backward`], packed on first use after the weights changed.
+    ///
+    /// # Panics
+    /// For weights stored in fewer bits, which are for inference only (the layer refuses a backward pass first).
     pub(crate) fn packed_backward(&self) -> &PackedMatrix<T> {
+        assert!(self.stored.is_none(), "a backward pass through weights stored as {:?}", self.scheme());
         made_once(&self.packed.backward, || {
             PackedMatrix::from_rows(self.weight_hh.value(), self.width(), self.recurrent_size)
         })
@@ -287,16 +403,25 @@ impl<T: Real> CellWeights<T> {
     /// for the first `gates` gates alone (the columns of the others are left as they were).
     pub(crate) fn recurrent_projection(
         &self,
-        w_hh_t: &PackedMatrix<T>,
+        w_hh_t: ForwardPanels<'_, T>,
         h: &[T],
         rows: usize,
         gh: &mut [T],
         gates: usize,
     ) {
         let n = gates * self.hidden_size;
-        let start = self.bias_hh.as_ref().map_or(Start::Zero, |b| Start::Bias(&b.value()[..n]));
+        let bias = self.bias_hh.as_ref().map(|b| &b.value()[..n]);
         let rs = self.recurrent_size;
-        packed_product_leading(h, rs, rows, (w_hh_t, rs, n), start, gh, self.width());
+        match w_hh_t {
+            ForwardPanels::Full(w_hh_t) => {
+                let start = bias.map_or(Start::Zero, Start::Bias);
+                packed_product_leading(h, rs, rows, (w_hh_t, rs, n), start, gh, self.width());
+            }
+            ForwardPanels::Stored(panels) => {
+                let (h, gh, bias) = as_f32(&h[..rows * rs], gh, bias);
+                panels.product(h, rows, bias, gh, self.width(), n);
+            }
+        }
     }
 
     /// `dh ← dh + dgh · W_hh` for `rows` rows: the gradient a step passes to the previous hidden state, from
@@ -370,6 +495,10 @@ impl<T: Real> CellWeights<T> {
             (format!("weight_ih{suffix}"), vec![rows, self.input_size], &self.weight_ih),
             (format!("weight_hh{suffix}"), vec![rows, self.recurrent_size], &self.weight_hh),
         ];
+        if self.stored.is_some() {
+            // Not parameters in `T`: see `CellWeights::stored`.
+            out.clear();
+        }
         if let (Some(bi), Some(bh)) = (&self.bias_ih, &self.bias_hh) {
             out.push((format!("bias_ih{suffix}"), vec![rows], bi));
             out.push((format!("bias_hh{suffix}"), vec![rows], bh));
@@ -385,6 +514,9 @@ impl<T: Real> CellWeights<T> {
             (format!("weight_ih{suffix}"), vec![rows, self.input_size], &mut self.weight_ih),
             (format!("weight_hh{suffix}"), vec![rows, self.recurrent_size], &mut self.weight_hh),
         ];
+        if self.stored.is_some() {
+            out.clear();
+        }
         if let (Some(bi), Some(bh)) = (&mut self.bias_ih, &mut self.bias_hh) {
             out.push((format!("bias_ih{suffix}"), vec![rows], bi));
             out.push((format!("bias_hh{suffix}"), vec![rows], bh));
@@ -392,20 +524,42 @@ impl<T: Real> CellWeights<T> {
         out
     }
 
-    /// The same weights in another precision, without gradients.
+    /// The same weights in another precision, without gradients. Weights stored in fewer bits become the values
+    /// they stand for.
     pub fn cast<U: Real>(&self) -> CellWeights<U> {
+        let (weight_ih, weight_hh) = match &self.stored {
+            Some(s) => (
+                Parameter::<f32>::from_values(s.ih.dequantize()).cast(),
+                Parameter::<f32>::from_values(s.hh.dequantize()).cast(),
+            ),
+            None => (self.weight_ih.cast(), self.weight_hh.cast()),
+        };
         CellWeights {
             input_size: self.input_size,
             hidden_size: self.hidden_size,
             recurrent_size: self.recurrent_size,
             gates: self.gates,
-            weight_ih: self.weight_ih.cast(),
-            weight_hh: self.weight_hh.cast(),
+            weight_ih,
+            weight_hh,
             bias_ih: self.bias_ih.as_ref().map(Parameter::cast),
             bias_hh: self.bias_hh.as_ref().map(Parameter::cast),
+            stored: None,
             packed: Packed::default(),
         }
     }
+}
+
+/// `x`, `y` and `bias` as `f32`, for the products of stored weights.
+///
+/// # Panics
+/// When `T` is not `f32`: stored weights are `CellWeights<f32>` only (`cast` to `f64` dequantizes them).
+fn as_f32<'a, T: Real>(
+    x: &'a [T],
+    y: &'a mut [T],
+    bias: Option<&'a [T]>,
+) -> (&'a [f32], &'a mut [f32], Option<&'a [f32]>) {
+    let f32_only = "weights stored in fewer bits compute in f32";
+    (T::as_f32(x).expect(f32_only), T::as_f32_mut(y).expect(f32_only), bias.map(|b| T::as_f32(b).expect(f32_only)))
 }
 
 impl CellWeights<f32> {
@@ -421,11 +575,19 @@ impl CellWeights<f32> {
 
     /// `gx ← W_ih x + b_ih` for one row `x`, through the one-row kernel (see [`crate::kernels::rowvec`]).
     pub(crate) fn input_projection_row(&self, x: &[f32], gx: &mut [f32]) {
+        if let Some((panels, _)) = self.stored_panels() {
+            let bias = self.bias_ih.as_ref().map(Parameter::value);
+            return panels.product(x, 1, bias, gx, gx.len(), gx.len());
+        }
         row_times(x, &self.row_packed().0, self.bias_ih.as_ref().map(Parameter::value), gx);
     }
 
     /// `gh ← W_hh h + b_hh` for one row `h`, through the one-row kernel.
     pub(crate) fn recurrent_projection_row(&self, h: &[f32], gh: &mut [f32]) {
+        if let Some((_, panels)) = self.stored_panels() {
+            let bias = self.bias_hh.as_ref().map(Parameter::value);
+            return panels.product(h, 1, bias, gh, gh.len(), gh.len());
+        }
         row_times(h, &self.row_packed().1, self.bias_hh.as_ref().map(Parameter::value), gh);
     }
 

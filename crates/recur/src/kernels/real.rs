@@ -44,9 +44,22 @@ pub trait Real:
     fn act_tanh(self) -> Self;
     /// `eˣ`, the softmax's: the gates' vectorisable polynomial for `f32`, libm's for `f64`.
     fn act_exp(self) -> Self;
+    /// `s` itself when `Self` is `f32`: the kernels that read weights stored in fewer bits
+    /// ([`super::quant`]) compute in `f32` only.
+    fn as_f32(s: &[Self]) -> Option<&[f32]>;
+    /// [`Real::as_f32`], mutably.
+    fn as_f32_mut(s: &mut [Self]) -> Option<&mut [f32]>;
 }
 
 impl Real for f32 {
+    fn as_f32(s: &[Self]) -> Option<&[f32]> {
+        Some(s)
+    }
+
+    fn as_f32_mut(s: &mut [Self]) -> Option<&mut [f32]> {
+        Some(s)
+    }
+
     fn from_f32(x: f32) -> Self {
         x
     }
@@ -81,6 +94,14 @@ impl Real for f32 {
 
 /// The reference type: libm's functions, exact to the last bit that finite differences need.
 impl Real for f64 {
+    fn as_f32(_: &[Self]) -> Option<&[f32]> {
+        None
+    }
+
+    fn as_f32_mut(_: &mut [Self]) -> Option<&mut [f32]> {
+        None
+    }
+
     fn from_f32(x: f32) -> Self {
         x as f64
     }

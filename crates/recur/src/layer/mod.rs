@@ -3,6 +3,7 @@
 
 mod config;
 mod lone_cell;
+mod stored;
 
 pub use config::{Mode, RecurrentConfig};
 pub use lone_cell::{CellCache, CellGrads};
@@ -241,6 +242,7 @@ impl Recurrent {
         c0: Option<&Tensor>,
         rng: &mut impl Rng,
     ) -> Result<(RecurrentOutput, RecurrentCache)> {
+        self.check_trainable()?;
         let (geometry, x) = self.prepare(input, h0, c0)?;
         if let Some(lengths) = lengths {
             check_lengths(lengths, &geometry)?;
@@ -303,6 +305,7 @@ impl Recurrent {
         if cache.config != self.config {
             return Err(Error::config("backward: the cache comes from a layer with another configuration"));
         }
+        self.check_trainable()?;
         let Geometry { steps, batch, unbatched } = cache.geometry;
         let (width, states) = (self.config.directions() * self.config.output_size(), self.states());
         let time_major = self.config.batch_first && !unbatched;

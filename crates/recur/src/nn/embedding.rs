@@ -7,6 +7,7 @@ use rand::Rng;
 use super::check_len;
 use crate::error::{Error, Result};
 use crate::kernels::Real;
+use crate::kernels::quant::{Scheme, StoredMatrix};
 use crate::params::{Module, Param, ParamMut, ParamRef, Trainable};
 
 /// A table of `num_embeddings` vectors of size `embedding_dim`, PyTorch's
@@ -23,6 +24,8 @@ pub struct Embedding<T: Real = f32> {
     padding_idx: Option<usize>,
     weight: Vec<T>,
     weight_grad: Vec<T>,
+    /// `W` stored in fewer bits, for inference: when set, `weight` and `weight_grad` are empty.
+    stored: Option<StoredMatrix>,
 }
 
 impl<T: Real> Embedding<T> {
@@ -71,7 +74,30 @@ impl<T: Real> Embedding<T> {
             padding_idx,
             weight: vec![T::zero(); len],
             weight_grad: vec![T::zero(); len],
+            stored: None,
         })
+    }
+
+    /// How `W` is stored, when not in `T`.
+    pub fn scheme(&self) -> Option<Scheme> {
+        self.stored.as_ref().map(StoredMatrix::scheme)
+    }
+
+    /// `W` as stored, when stored in fewer bits ([`Embedding::weight`] is then empty).
+    pub fn stored(&self) -> Option<&StoredMatrix> {
+        self.stored.as_ref()
+    }
+
+    /// Replaces `W` by a matrix stored in fewer bits; a lookup then reads its row as `f32`. The table is then
+    /// for inference: [`Embedding::backward`] fails.
+    ///
+    /// # Panics
+    /// When the matrix's shape is not `W`'s (a caller bug: files are checked with the tensor's name first).
+    pub(crate) fn set_stored(&mut self, m: StoredMatrix) {
+        assert_eq!((m.rows(), m.cols()), (self.num_embeddings, self.embedding_dim), "Embedding::set_stored: shape");
+        self.weight = Vec::new();
+        self.weight_grad = Vec::new();
+        self.stored = Some(m);
     }
 
     /// Number of rows (the vocabulary size).
@@ -132,7 +158,11 @@ impl<T: Real> Embedding<T> {
             return indices.iter().try_for_each(|&i| self.resolve(i).map(drop));
         }
         for (&i, out) in indices.iter().zip(y.chunks_exact_mut(self.embedding_dim)) {
-            out.copy_from_slice(self.row(self.resolve(i)?));
+            let k = self.resolve(i)?;
+            match &self.stored {
+                Some(m) => m.row_into(k, T::as_f32_mut(out).expect("a stored table is read in f32")),
+                None => out.copy_from_slice(self.row(k)),
+            }
         }
         Ok(())
     }
@@ -147,6 +177,9 @@ impl<T: Real> Embedding<T> {
     where
         I: Copy + Display + TryInto<usize>,
     {
+        if let Some(scheme) = self.scheme() {
+            return Err(crate::params::inference_only(scheme));
+        }
         let dim = self.embedding_dim;
         check_len("output gradient", dy.len(), indices.len(), dim)?;
         // Validate every index first: a bad one late in the batch must not leave half the gradient added.
@@ -202,32 +235,40 @@ fn fill_standard_normal<T: Real>(out: &mut [T], rng: &mut impl Rng) {
     }
 }
 
+impl Embedding<f32> {
+    /// `W` (named `name`) as a matrix in `scheme` (int8: one scale per row, per token). Fails, naming the tensor,
+    /// when a value is not finite or (f16) out of range.
+    pub(crate) fn quantize_weight(&self, scheme: Scheme, name: &str) -> Result<StoredMatrix> {
+        if let Some(s) = self.scheme() {
+            return Err(Error::config(format!("{name} is already stored as {s}: quantize the f32 model")));
+        }
+        crate::params::check_storable(name, &self.weight, scheme)?;
+        Ok(StoredMatrix::quantize(&self.weight, self.num_embeddings, self.embedding_dim, scheme))
+    }
+}
+
 impl Module for Embedding<f32> {
+    /// `weight`, unless it is stored in fewer bits (see [`Embedding::stored`]).
     fn named_params(&self) -> Vec<ParamRef<'_>> {
-        vec![ParamRef {
-            name: "weight".into(),
-            shape: vec![self.num_embeddings, self.embedding_dim],
-            data: &self.weight,
-        }]
+        let shape = vec![self.num_embeddings, self.embedding_dim];
+        let params = vec![ParamRef { name: "weight".into(), shape, data: &self.weight }];
+        if self.stored.is_some() { Vec::new() } else { params }
     }
 
     fn named_params_mut(&mut self) -> Vec<ParamMut<'_>> {
-        vec![ParamMut {
-            name: "weight".into(),
-            shape: vec![self.num_embeddings, self.embedding_dim],
-            data: &mut self.weight,
-        }]
+        let shape = vec![self.num_embeddings, self.embedding_dim];
+        let stored = self.stored.is_some();
+        let params = vec![ParamMut { name: "weight".into(), shape, data: &mut self.weight }];
+        if stored { Vec::new() } else { params }
     }
 }
 
 impl Trainable for Embedding<f32> {
     fn parameters(&mut self) -> Vec<Param<'_>> {
-        vec![Param {
-            name: "weight".into(),
-            shape: vec![self.num_embeddings, self.embedding_dim],
-            value: &mut self.weight,
-            grad: &mut self.weight_grad,
-        }]
+        let shape = vec![self.num_embeddings, self.embedding_dim];
+        let stored = self.stored.is_some();
+        let params = vec![Param { name: "weight".into(), shape, value: &mut self.weight, grad: &mut self.weight_grad }];
+        if stored { Vec::new() } else { params }
     }
 }
 

@@ -6,6 +6,7 @@ use super::check_len;
 use crate::error::{Error, Result};
 use crate::kernels::Real;
 use crate::kernels::gemm::{MatMut, MatRef, broadcast_rows, gemm};
+use crate::kernels::quant::{Scheme, StoredMatrix, StoredWeight};
 use crate::params::{Module, Param, ParamMut, ParamRef, Trainable};
 use crate::tensor::Tensor;
 
@@ -24,6 +25,8 @@ pub struct Linear<T: Real = f32> {
     bias: Option<Vec<T>>,
     weight_grad: Vec<T>,
     bias_grad: Option<Vec<T>>,
+    /// `W` stored in fewer bits, for inference: when set, `weight` and `weight_grad` are empty.
+    stored: Option<StoredWeight>,
 }
 
 impl<T: Real> Linear<T> {
@@ -59,7 +62,30 @@ impl<T: Real> Linear<T> {
             bias: bias.then(|| vec![T::zero(); out_features]),
             weight_grad: vec![T::zero(); len],
             bias_grad: bias.then(|| vec![T::zero(); out_features]),
+            stored: None,
         })
+    }
+
+    /// How `W` is stored, when not in `T`.
+    pub fn scheme(&self) -> Option<Scheme> {
+        self.stored.as_ref().map(|s| s.matrix().scheme())
+    }
+
+    /// `W` as stored, when stored in fewer bits ([`Linear::weight`] is then empty).
+    pub fn stored(&self) -> Option<&StoredMatrix> {
+        self.stored.as_ref().map(StoredWeight::matrix)
+    }
+
+    /// Replaces `W` by a matrix stored in fewer bits; the bias stays as it is. The layer is then for inference:
+    /// [`Linear::backward`] fails.
+    ///
+    /// # Panics
+    /// When the matrix's shape is not `W`'s (a caller bug: files are checked with the tensor's name first).
+    pub(crate) fn set_stored(&mut self, m: StoredMatrix) {
+        assert_eq!((m.rows(), m.cols()), (self.out_features, self.in_features), "Linear::set_stored: shape");
+        self.weight = Vec::new();
+        self.weight_grad = Vec::new();
+        self.stored = Some(StoredWeight::new(m));
     }
 
     /// Size of each input row.
@@ -126,6 +152,12 @@ impl<T: Real> Linear<T> {
     pub fn forward_into(&self, x: &[T], rows: usize, y: &mut [T]) -> Result<()> {
         check_len("input", x.len(), rows, self.in_features)?;
         check_len("output", y.len(), rows, self.out_features)?;
+        if let Some(stored) = &self.stored {
+            let f32_only = "a stored weight computes in f32";
+            let bias = self.bias.as_deref().map(|b| T::as_f32(b).expect(f32_only));
+            stored.product(T::as_f32(x).expect(f32_only), rows, bias, T::as_f32_mut(y).expect(f32_only));
+            return Ok(());
+        }
         // The bias goes in first so that the product adds onto it (β = 1) instead of a second pass.
         broadcast_rows(y, self.bias.as_deref(), self.out_features);
         gemm(
@@ -152,8 +184,11 @@ impl<T: Real> Linear<T> {
     /// [`Linear::backward`] writing `∂L/∂x` into a caller's buffer (`rows × in_features`), or skipping it when
     /// `dx` is `None` (a first layer, whose input needs no gradient).
     ///
-    /// Nothing is accumulated when a shape is wrong.
+    /// Nothing is accumulated when a shape is wrong, or when `W` is stored in fewer bits (for inference only).
     pub fn backward_into(&mut self, x: &[T], dy: &[T], rows: usize, dx: Option<&mut [T]>) -> Result<()> {
+        if let Some(scheme) = self.scheme() {
+            return Err(crate::params::inference_only(scheme));
+        }
         let (i, o) = (self.in_features, self.out_features);
         check_len("input", x.len(), rows, i)?;
         check_len("output gradient", dy.len(), rows, o)?;
@@ -177,6 +212,16 @@ impl<T: Real> Linear<T> {
 }
 
 impl Linear<f32> {
+    /// `W` (named `name`) as a matrix in `scheme`. Fails, naming the tensor, when a weight is not finite or (f16)
+    /// out of range.
+    pub(crate) fn quantize_weight(&self, scheme: Scheme, name: &str) -> Result<StoredMatrix> {
+        if let Some(s) = self.scheme() {
+            return Err(Error::config(format!("{name} is already stored as {s}: quantize the f32 model")));
+        }
+        crate::params::check_storable(name, &self.weight, scheme)?;
+        Ok(StoredMatrix::quantize(&self.weight, self.out_features, self.in_features, scheme))
+    }
+
     /// `y = x Wᵀ + b` on a tensor of shape `(*, in_features)`, giving `(*, out_features)`, as PyTorch broadcasts
     /// over any leading dimensions.
     pub fn forward_tensor(&self, x: &Tensor) -> Result<Tensor> {
@@ -200,6 +245,8 @@ impl Module for Linear<f32> {
             shape: vec![self.out_features, self.in_features],
             data: &self.weight,
         }];
+        // A stored `W` is not an f32 parameter (see `Linear::stored`).
+        params.retain(|_| self.stored.is_none());
         if let Some(b) = &self.bias {
             params.push(ParamRef { name: "bias".into(), shape: vec![self.out_features], data: b });
         }
@@ -207,11 +254,13 @@ impl Module for Linear<f32> {
     }
 
     fn named_params_mut(&mut self) -> Vec<ParamMut<'_>> {
+        let stored = self.stored.is_some();
         let mut params = vec![ParamMut {
             name: "weight".into(),
             shape: vec![self.out_features, self.in_features],
             data: &mut self.weight,
         }];
+        params.retain(|_| !stored);
         if let Some(b) = &mut self.bias {
             params.push(ParamMut { name: "bias".into(), shape: vec![self.out_features], data: b });
         }
@@ -221,12 +270,14 @@ impl Module for Linear<f32> {
 
 impl Trainable for Linear<f32> {
     fn parameters(&mut self) -> Vec<Param<'_>> {
+        let stored = self.stored.is_some();
         let mut params = vec![Param {
             name: "weight".into(),
             shape: vec![self.out_features, self.in_features],
             value: &mut self.weight,
             grad: &mut self.weight_grad,
         }];
+        params.retain(|_| !stored);
         if let (Some(b), Some(g)) = (&mut self.bias, &mut self.bias_grad) {
             params.push(Param { name: "bias".into(), shape: vec![self.out_features], value: b, grad: g });
         }

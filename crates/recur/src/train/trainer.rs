@@ -297,8 +297,11 @@ impl Trainer {
             .filter(|(k, _)| k.starts_with("embedding.") || k.starts_with("rnn.") || k.starts_with("head."))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let model =
-            SequenceModel::from_tensor_file(&TensorFile { tensors: model_tensors, metadata: file.metadata.clone() })?;
+        let model = SequenceModel::from_tensor_file(&TensorFile {
+            tensors: model_tensors,
+            metadata: file.metadata.clone(),
+            stored: HashMap::new(),
+        })?;
         let mut trainer = Trainer::new(model, config)?;
         let params = trainer.model.parameters();
         trainer.optimizer.load_state(&params, &file.tensors, &file.metadata)?;

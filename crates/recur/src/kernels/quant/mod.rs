@@ -235,6 +235,59 @@ impl StoredMatrix {
     }
 }
 
+/// A [`StoredMatrix`] with its [`StoredPanels`], laid out on first use: a layer's weight stored in fewer bits. Clones
+/// start without the panels and comparisons ignore them.
+#[derive(Debug)]
+pub struct StoredWeight {
+    matrix: StoredMatrix,
+    panels: std::sync::OnceLock<StoredPanels>,
+}
+
+impl StoredWeight {
+    /// The weight `matrix`.
+    pub fn new(matrix: StoredMatrix) -> Self {
+        StoredWeight { matrix, panels: std::sync::OnceLock::new() }
+    }
+
+    /// The stored matrix.
+    pub fn matrix(&self) -> &StoredMatrix {
+        &self.matrix
+    }
+
+    /// `y ← b + x·Wᵀ` for `rows` rows of `x`, each `y` row `W.rows()` values (see [`StoredPanels::product`]).
+    pub fn product(&self, x: &[f32], rows: usize, bias: Option<&[f32]>, y: &mut [f32]) {
+        let n = self.matrix.rows;
+        self.panels.get_or_init(|| StoredPanels::new(&self.matrix)).product(x, rows, bias, y, n, n);
+    }
+}
+
+impl Clone for StoredWeight {
+    fn clone(&self) -> Self {
+        StoredWeight::new(self.matrix.clone())
+    }
+}
+
+impl PartialEq for StoredWeight {
+    fn eq(&self, other: &Self) -> bool {
+        self.matrix == other.matrix
+    }
+}
+
+/// Why `w` cannot be stored in `scheme`, if it cannot: a value that is not finite, or (f16) one past f16's
+/// ±65504.
+pub fn unstorable(w: &[f32], scheme: Scheme) -> Option<String> {
+    if let Some((i, v)) = w.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Some(format!("its value {i} is {v}"));
+    }
+    let max = f32::from(half::f16::MAX);
+    if scheme == Scheme::F16
+        && let Some((i, v)) = w.iter().enumerate().find(|(_, v)| v.abs() > max)
+    {
+        return Some(format!("its value {i} is {v}, past f16's ±65504"));
+    }
+    None
+}
+
 /// `round(v / s)` in `[−127, 127]`, ties to even; 0 when the scale is 0 (an all-zero group).
 fn quantize_value(v: f32, s: f32) -> i8 {
     if s == 0.0 {
