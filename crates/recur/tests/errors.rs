@@ -24,7 +24,7 @@ fn state_dict_map(layer: &Recurrent) -> HashMap<String, Tensor> {
 }
 
 fn load_map(tensors: HashMap<String, Tensor>, options: &LoadOptions) -> recur::Result<Recurrent> {
-    Recurrent::from_tensor_file(&TensorFile { tensors, metadata: HashMap::new() }, options)
+    Recurrent::from_tensor_file(&TensorFile { tensors, ..Default::default() }, options)
 }
 
 fn message<T: std::fmt::Debug>(r: recur::Result<T>) -> String {
@@ -55,7 +55,10 @@ fn onnx_options_survive_a_model_file() {
     let mut map = state_dict_map(&layer);
     map.remove("weight_peephole_l0");
     let metadata = HashMap::from([("config".to_string(), config.to_json())]);
-    let err = message(Recurrent::from_tensor_file(&TensorFile { tensors: map, metadata }, &LoadOptions::default()));
+    let err = message(Recurrent::from_tensor_file(
+        &TensorFile { tensors: map, metadata, ..Default::default() },
+        &LoadOptions::default(),
+    ));
     assert!(err.contains("peepholes") && err.contains("weight_peephole_l0"), "{err}");
     let mut map = state_dict_map(&layer);
     map.insert("weight_peephole_l1".into(), Tensor::zeros([3, 5]));
@@ -135,7 +138,11 @@ fn bad_config_metadata_is_an_error() {
         ),
         (r#"{"mode":"GRU","input_size":3,"hidden_size":4,"proj_size":2}"#, "only supported by LSTM"),
     ] {
-        let file = TensorFile { tensors: tensors.clone(), metadata: HashMap::from([("config".into(), json.into())]) };
+        let file = TensorFile {
+            tensors: tensors.clone(),
+            metadata: HashMap::from([("config".into(), json.into())]),
+            ..Default::default()
+        };
         let err = message(Recurrent::from_tensor_file(&file, &LoadOptions::default()));
         assert!(err.contains(needle), "{json}: {err}");
     }
@@ -335,6 +342,7 @@ fn declared_sizes_of_a_sequence_model_are_checked_against_its_tensors() {
         SequenceModel::from_tensor_file(&TensorFile {
             tensors: tensors.clone(),
             metadata: HashMap::from([("model".to_string(), json)]),
+            ..Default::default()
         })
     };
     assert_eq!(load(&config).unwrap(), model);

@@ -84,7 +84,7 @@ pub(crate) fn assemble(graph: &GraphProto, walk: Walk) -> Result<Imported> {
         (None, None) => {
             let metadata = HashMap::from([(CONFIG_KEY.to_string(), config.to_json())]);
             ImportedModel::Layer(Recurrent::from_tensor_file(
-                &TensorFile { tensors, metadata },
+                &TensorFile { tensors, metadata, ..Default::default() },
                 &LoadOptions::default(),
             )?)
         }
@@ -115,6 +115,7 @@ pub(crate) fn assemble(graph: &GraphProto, walk: Walk) -> Result<Imported> {
             ImportedModel::Sequence(Box::new(SequenceModel::from_tensor_file(&TensorFile {
                 tensors: prefixed,
                 metadata,
+                ..Default::default()
             })?))
         }
     };
