@@ -43,6 +43,8 @@ enum Command {
     Export(commands::export::ExportArgs),
     /// Show a model file's configuration, tensors, shapes and sizes.
     Info(commands::info::InfoArgs),
+    /// Store a model's weight matrices in bf16, f16 or int8: a smaller file that computes from them as stored.
+    Quantize(commands::quantize::QuantizeArgs),
     /// Train an RNN, an LSTM and a GRU on the adding problem at several lengths (`demo attention`: an
     /// encoder-decoder without and with attention); table and plots.
     Demo(commands::demo::DemoArgs),
@@ -75,6 +77,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => commands::eval::run(&args),
         Command::Export(args) => commands::export::run(&args),
         Command::Info(args) => commands::info::run(&args),
+        Command::Quantize(args) => commands::quantize::run(&args),
         Command::Demo(args) => commands::demo::run(&args),
         Command::Gradflow(args) => commands::gradflow::run(&args),
         Command::Generate(args) => commands::generate::run(&args),

@@ -40,3 +40,18 @@ impl ModelKind {
         }
     }
 }
+
+/// `LSTM, 2 layers, bidirectional, batch-first`.
+pub fn describe(config: &recur::RecurrentConfig) -> String {
+    let mut out = format!("{}, {} → {}", config.mode, config.input_size, config.hidden_size);
+    if config.num_layers > 1 {
+        out.push_str(&format!(", {} layers", config.num_layers));
+    }
+    if config.bidirectional {
+        out.push_str(", bidirectional");
+    }
+    if config.batch_first {
+        out.push_str(", batch-first");
+    }
+    out
+}

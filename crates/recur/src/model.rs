@@ -117,6 +117,16 @@ impl SequenceModel {
         &self.config
     }
 
+    /// The embedding, for a model of tokens.
+    pub fn embedding(&self) -> Option<&Embedding> {
+        self.embedding.as_ref()
+    }
+
+    /// The head.
+    pub fn head(&self) -> &Head {
+        &self.head
+    }
+
     /// The recurrent layer.
     pub fn recurrent(&self) -> &Recurrent {
         &self.rnn

@@ -17,6 +17,7 @@ use recur_tasks::TokenVocab;
 
 use super::CommandResult;
 use super::forward::NonlinearityArg;
+use crate::model_kind::describe;
 use crate::modelfile;
 
 /// Arguments of `recur export`.
@@ -88,21 +89,6 @@ pub fn run(args: &ExportArgs) -> CommandResult {
     println!("  inputs:  {}", signature(&graph.input));
     println!("  outputs: {}", signature(&graph.output));
     Ok(())
-}
-
-/// `LSTM, 2 layers, bidirectional, batch-first`.
-fn describe(config: &recur::RecurrentConfig) -> String {
-    let mut out = format!("{}, {} → {}", config.mode, config.input_size, config.hidden_size);
-    if config.num_layers > 1 {
-        out.push_str(&format!(", {} layers", config.num_layers));
-    }
-    if config.bidirectional {
-        out.push_str(", bidirectional");
-    }
-    if config.batch_first {
-        out.push_str(", batch-first");
-    }
-    out
 }
 
 /// `input float (time, batch, 3), h0 float (2, batch, 4)`.

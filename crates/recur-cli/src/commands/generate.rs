@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use recur::{Module, ReadoutName, StreamState};
+use recur::{ReadoutName, StreamState};
 use recur_tasks::Vocabulary;
 
 use super::CommandResult;
@@ -59,12 +59,9 @@ pub fn run(args: &GenerateArgs) -> CommandResult {
         );
     }
     let prime = vocab.encode(&args.prime).map_err(|e| format!("--prime: {e}"))?;
-    let params: std::collections::HashMap<String, Vec<f32>> =
-        model.named_params().into_iter().map(|p| (p.name, p.data.to_vec())).collect();
-    let embedding = &params["embedding.weight"];
-    let (weight, bias) = (&params["head.weight"], params.get("head.bias"));
-    let dim = config.recurrent.input_size;
-    let features = weight.len() / vocab.len();
+    let embedding = model.embedding().expect("a model with a vocabulary has an embedding");
+    let head = model.head().linear();
+    let mut x = vec![0.0f32; config.recurrent.input_size];
     let rnn = model.recurrent();
     let mut stream = StreamState::new(rnn, 1)?;
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
@@ -73,13 +70,10 @@ pub fn run(args: &GenerateArgs) -> CommandResult {
     let start = if prime.is_empty() { vec![vocab.id('\n').unwrap_or(0)] } else { prime };
     write!(out, "{}", args.prime)?;
     let mut logits = vec![0.0f32; vocab.len()];
-    let feed = |id: usize, stream: &mut StreamState, logits: &mut [f32]| -> recur::Result<()> {
-        let h = stream.step(rnn, &embedding[id * dim..(id + 1) * dim])?;
-        for (c, l) in logits.iter_mut().enumerate() {
-            let row = &weight[c * features..(c + 1) * features];
-            *l = bias.map_or(0.0, |b| b[c]) + row.iter().zip(h).map(|(w, x)| w * x).sum::<f32>();
-        }
-        Ok(())
+    // The embedding and head read their weights as the file stores them (f32, or quantized by `recur quantize`).
+    let mut feed = |id: usize, stream: &mut StreamState, logits: &mut [f32]| -> recur::Result<()> {
+        embedding.forward_into(&[id], &mut x)?;
+        head.forward_into(stream.step(rnn, &x)?, 1, logits)
     };
     for &id in &start {
         feed(id, &mut stream, &mut logits)?;

@@ -39,17 +39,27 @@ pub fn run(args: &InfoArgs) -> CommandResult {
             _ => println!("{key}: {value}"),
         }
     }
-    let mut names: Vec<&String> = file.tensors.keys().collect();
+    let mut names: Vec<&String> = file.tensors.keys().chain(file.stored.keys()).collect();
     names.sort();
     let width = names.iter().map(|n| n.len()).max().unwrap_or(0);
-    let mut total = 0usize;
+    let (mut values, mut held) = (0usize, 0usize);
     println!("tensors:");
     for name in names {
-        let t = &file.tensors[name];
-        total += t.len();
-        println!("  {name:<width$}  {:<16} {:>10}", format!("{:?}", t.shape()), t.len());
+        let (shape, len, format, bytes) = match (file.tensors.get(name), file.stored.get(name)) {
+            (Some(t), _) => (t.shape().to_vec(), t.len(), "f32".to_string(), 4 * t.len()),
+            (None, Some(m)) => (vec![m.rows(), m.cols()], m.rows() * m.cols(), m.scheme().to_string(), m.bytes()),
+            (None, None) => unreachable!("listed from the two maps"),
+        };
+        values += len;
+        held += bytes;
+        println!("  {name:<width$}  {:<16} {:>10}  {format}", format!("{shape:?}"), len);
     }
-    println!("{total} values ({} as f32)", size(4 * total as u64));
+    if file.stored.is_empty() {
+        println!("{values} values ({} as f32)", size(4 * values as u64));
+    } else {
+        let f32_size = size(4 * values as u64);
+        println!("{values} values ({} as stored, with their scales; {f32_size} as f32)", size(held as u64));
+    }
     Ok(())
 }
 

@@ -11,6 +11,7 @@ pub mod generate;
 pub mod gradflow;
 pub mod import;
 pub mod info;
+pub mod quantize;
 pub mod train;
 pub mod translate;
 
