@@ -14,7 +14,9 @@ use recur::attention::{
 };
 use recur::optim::{Adam, AdamConfig, Optimizer};
 use recur::seq2seq::{Seq2Seq, Seq2SeqBatch, Seq2SeqConfig};
-use recur::{CrossEntropyLoss, Mode, Recurrent, RecurrentConfig, StepWorker, StreamState, Tensor, Trainable};
+use recur::{
+    CrossEntropyLoss, Int8Scale, Mode, Recurrent, RecurrentConfig, Scheme, StepWorker, StreamState, Tensor, Trainable,
+};
 use recur_tasks::{TranslateBatch, TranslateTask};
 
 use super::CommandResult;
@@ -28,7 +30,7 @@ pub struct BenchArgs {
     /// Threads for the matrix products (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
-    /// Run only the cases whose name contains this.
+    /// Run only the case of this exact name, or else the cases whose name contains this.
     #[arg(long)]
     case: Option<String>,
     /// Seconds of timing per case, after warm-up.
@@ -68,6 +70,8 @@ enum Model {
 struct Case {
     name: String,
     model: Model,
+    /// How a recurrent layer's weights are stored (`None`: f32).
+    scheme: Option<Scheme>,
     batch: usize,
     steps: usize,
     work: Work,
@@ -81,21 +85,34 @@ fn cases() -> Vec<Case> {
             let config = RecurrentConfig::new(mode, 128, 256).num_layers(2).batch_first(true).bidirectional(bi);
             for (work, verb) in [(Work::Forward, "fwd"), (Work::Train, "train")] {
                 let name = format!("{label} {verb} B32 T50 I128 H256 L2");
-                out.push(Case { name, model: Model::Recurrent(config.clone()), batch: 32, steps: 50, work });
+                let model = Model::Recurrent(config.clone());
+                out.push(Case { name, model, scheme: None, batch: 32, steps: 50, work });
             }
         }
+    }
+    // The quantized forms of the whole-sequence LSTM case: inference only.
+    for scheme in QUANTIZED {
+        let config = RecurrentConfig::lstm(128, 256).num_layers(2).batch_first(true);
+        let name = format!("lstm fwd B32 T50 I128 H256 L2 {scheme}");
+        let model = Model::Recurrent(config);
+        out.push(Case { name, model, scheme: Some(scheme), batch: 32, steps: 50, work: Work::Forward });
     }
     for (kind, mode) in [("lstm", Mode::Lstm), ("gru", Mode::Gru)] {
         for (input, hidden, layers) in [(32, 64, 1), (64, 128, 2), (128, 256, 2)] {
             let config = RecurrentConfig::new(mode, input, hidden).num_layers(layers);
-            let name = format!("{kind} stream B1 I{input} H{hidden} L{layers} per-step");
-            out.push(Case { name, model: Model::Recurrent(config), batch: 1, steps: 1, work: Work::Stream });
+            for scheme in std::iter::once(None).chain(QUANTIZED.map(Some)) {
+                let form = scheme.map_or(String::new(), |s| format!(" {s}"));
+                let name = format!("{kind} stream B1 I{input} H{hidden} L{layers} per-step{form}");
+                let model = Model::Recurrent(config.clone());
+                out.push(Case { name, model, scheme, batch: 1, steps: 1, work: Work::Stream });
+            }
         }
     }
     let config = RecurrentConfig::lstm(256, 512).batch_first(true);
     out.push(Case {
         name: "lstm fwd B64 T200 I256 H512 L1".into(),
         model: Model::Recurrent(config),
+        scheme: None,
         batch: 64,
         steps: 200,
         work: Work::Forward,
@@ -103,7 +120,7 @@ fn cases() -> Vec<Case> {
     let mha = MultiheadAttentionConfig::new(256, 8).batch_first(true);
     for (work, verb) in [(Work::Forward, "fwd"), (Work::Train, "train")] {
         let name = format!("mha {verb} B32 T50 E256 H8");
-        out.push(Case { name, model: Model::Attention(mha), batch: 32, steps: 50, work });
+        out.push(Case { name, model: Model::Attention(mha), scheme: None, batch: 32, steps: 50, work });
     }
     let task = TranslateTask::Reverse;
     let seq2seq = Seq2SeqConfig {
@@ -119,12 +136,16 @@ fn cases() -> Vec<Case> {
     out.push(Case {
         name: "seq2seq train B64 S20 H128 additive".into(),
         model: Model::Seq2Seq(seq2seq),
+        scheme: None,
         batch: 64,
         steps: 20,
         work: Work::Train,
     });
     out
 }
+
+/// The stored forms the quantized cases time.
+const QUANTIZED: [Scheme; 2] = [Scheme::Int8(Int8Scale::Row), Scheme::Bf16];
 
 /// The source lengths of the encoder–decoder cases: sequence `k` of the batch has `1 + (7k mod S)` letters, so
 /// that every length from 1 to `S` occurs (as evenly as the batch allows) and the longest is `S` when 7 and `S`
@@ -301,6 +322,9 @@ fn run_seq2seq(case: &Case, config: &Seq2SeqConfig, budget: Duration) -> recur::
 
 fn run_recurrent(case: &Case, config: &RecurrentConfig, budget: Duration) -> recur::Result<(Duration, f64)> {
     let mut layer = Recurrent::with_seed(config.clone(), 0)?;
+    if let Some(scheme) = case.scheme {
+        layer = layer.quantize(scheme)?;
+    }
     let (b, t, i) = (case.batch, case.steps, config.input_size);
     let x = Tensor::new([b, t, i], input(b * t * i))?;
     let flops = forward_flops(config, b, t);
@@ -358,8 +382,11 @@ pub fn run(args: &BenchArgs) -> CommandResult {
         let bench = super::bench_onnx::OnnxBench { batch: args.batch, steps: args.steps, budget, json: args.json };
         return super::bench_onnx::run(file, bench);
     }
+    // A case's exact name selects it alone (not also its quantized forms, whose names extend it).
+    let filter = args.case.as_deref().unwrap_or("");
+    let exact = cases().iter().any(|c| c.name == filter);
     let selected: Vec<Case> =
-        cases().into_iter().filter(|c| args.case.as_deref().is_none_or(|s| c.name.contains(s))).collect();
+        cases().into_iter().filter(|c| if exact { c.name == filter } else { c.name.contains(filter) }).collect();
     if selected.is_empty() {
         return Err(format!("no case name contains {:?}", args.case.as_deref().unwrap_or("")).into());
     }
@@ -393,6 +420,10 @@ mod tests {
             "mha fwd B32 T50 E256 H8",
             "mha train B32 T50 E256 H8",
             "seq2seq train B64 S20 H128 additive",
+            "lstm stream B1 I128 H256 L2 per-step int8",
+            "lstm stream B1 I128 H256 L2 per-step bf16",
+            "lstm fwd B32 T50 I128 H256 L2 int8",
+            "lstm fwd B32 T50 I128 H256 L2 bf16",
         ] {
             assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
         }

@@ -40,7 +40,7 @@ const SPLIT_MIN_UNITS: usize = 32;
 /// (whether its cells can be split, [`SplitStep::new`] finds out).
 pub(crate) fn worth_splitting<C: Cell<Real = f32>>(stack: &Stack<C>) -> bool {
     let cells = stack.cells();
-    let bytes: usize = cells.iter().map(|c| (c.weights().weight_ih().len() + c.weights().weight_hh().len()) * 4).sum();
+    let bytes: usize = cells.iter().map(|c| c.weights().weight_bytes()).sum();
     let hidden = cells[0].weights().hidden_size();
     bytes >= SPLIT_MIN_BYTES && hidden >= SPLIT_MIN_UNITS
 }
