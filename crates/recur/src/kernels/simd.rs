@@ -65,6 +65,7 @@ pub fn detected() -> SimdLevel {
 /// on an Intel Xeon it made `lstm stream B1 I128 H256 L2` 19–24% faster, while on an AMD EPYC (Zen 4), whose
 /// hardware prefetcher already keeps a sequential stream of loads fed, the step ran ×0.82 without it. (The tile
 /// kernel keeps its prefetch on both; docs/performance.md has the figures.)
+#[cfg(target_arch = "x86_64")]
 pub fn software_prefetch() -> bool {
     static PREFETCH: OnceLock<bool> = OnceLock::new();
     *PREFETCH.get_or_init(|| match std::env::var("RECUR_PREFETCH").as_deref() {
@@ -75,16 +76,12 @@ pub fn software_prefetch() -> bool {
 }
 
 /// Whether the CPU's vendor string is Intel's.
+#[cfg(target_arch = "x86_64")]
 fn cpu_is_intel() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // Leaf 0 of `cpuid`: the vendor string, in `ebx`, `edx`, `ecx`.
-        let id = std::arch::x86_64::__cpuid(0);
-        let vendor: Vec<u8> = [id.ebx, id.edx, id.ecx].iter().flat_map(|r| r.to_le_bytes()).collect();
-        vendor == b"GenuineIntel"
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+    // Leaf 0 of `cpuid`: the vendor string, in `ebx`, `edx`, `ecx`.
+    let id = std::arch::x86_64::__cpuid(0);
+    let vendor: Vec<u8> = [id.ebx, id.edx, id.ecx].iter().flat_map(|r| r.to_le_bytes()).collect();
+    vendor == b"GenuineIntel"
 }
 
 /// Element-wise work written once, in plain generic Rust, and compiled for every level: [`run_vectorised`]

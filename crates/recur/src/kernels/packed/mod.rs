@@ -390,6 +390,7 @@ pub fn has_vector_tile_kernel<T: Real>() -> bool {
 }
 
 /// Every `f32` kernel this CPU can run, whatever `RECUR_SIMD` says, with its name: for tests that compare them.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
 pub fn kernels_on_this_cpu() -> Vec<(&'static str, TileKernel<f32>)> {
     let mut out = vec![("portable", TileKernel::portable())];
     #[cfg(target_arch = "x86_64")]
