@@ -25,6 +25,22 @@ impl Recurrent {
     ///
     /// Fails, naming the tensor, when a weight is not finite (or, for f16, past ±65504); and for the options whose
     /// extra weight products read `f32` weights (an LSTM's `proj_size`, a GRU without `linear_before_reset`).
+    ///
+    /// ```
+    /// use recur::{Int8Scale, Recurrent, RecurrentConfig, Scheme, StreamState, Tensor};
+    ///
+    /// let lstm = Recurrent::with_seed(RecurrentConfig::lstm(8, 64).num_layers(2), 0)?;
+    /// let small = lstm.quantize(Scheme::Int8(Int8Scale::Row))?; // a quarter of the bytes
+    /// let x = Tensor::new([5, 1, 8], (0..40).map(|i| (i as f32 * 0.3).sin()).collect())?;
+    /// let (want, got) = (lstm.forward(&x, None, None)?, small.forward(&x, None, None)?);
+    /// let error = want.output.data().iter().zip(got.output.data()).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    /// assert!(error < 0.05);
+    ///
+    /// let mut stream = StreamState::new(&small, 1)?; // streams compute from the int8 weights too
+    /// let h = stream.step(&small, &[0.5; 8])?;
+    /// assert_eq!(h.len(), 64);
+    /// # Ok::<(), recur::Error>(())
+    /// ```
     pub fn quantize(&self, scheme: Scheme) -> Result<Recurrent> {
         check_quantizable(self)?;
         let mut out = self.clone();
