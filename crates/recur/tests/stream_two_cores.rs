@@ -202,3 +202,23 @@ fn states_start_no_threads() {
     let after = threads_of_this_process();
     assert!(after < before + 10, "{before} threads before, {after} after stepping 100 states");
 }
+
+#[test]
+fn quantized_weights_split_across_two_cores_give_the_numbers_of_one() {
+    use recur::{Int8Scale, Scheme};
+    let worker = worker();
+    two_threads(|| {
+        // Large enough to split in every scheme (from 512 KB of stored weights).
+        let f32_model = Recurrent::with_seed(RecurrentConfig::lstm(128, 320).num_layers(2), 4).unwrap();
+        for scheme in [Scheme::Int8(Int8Scale::Row), Scheme::Int8(Int8Scale::Tensor), Scheme::Bf16, Scheme::F16] {
+            let model = f32_model.quantize(scheme).unwrap();
+            for batch in [1, 2] {
+                let what = format!("{scheme} B{batch}");
+                let mut two = with_worker(&model, batch, &worker);
+                let mut one = StreamState::new(&model, batch).unwrap();
+                same_steps(&model, &mut two, &mut one, 12, &what);
+                assert!(two.on_two_cores(), "{what}");
+            }
+        }
+    });
+}
