@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use rand::{Rng, SeedableRng};
-use recur::model_file::TensorFile;
+use recur::model_file::{CONFIG_KEY, TensorFile};
 use recur::{Int8Scale, LoadOptions, Module, Recurrent, Scheme, SequenceInput, SequenceModel, Tensor};
 use recur_tasks::TokenVocab;
 
@@ -77,12 +77,11 @@ pub fn run(args: &QuantizeArgs) -> CommandResult {
     } else {
         let layer = Recurrent::from_tensor_file(&file, &LoadOptions::default()).map_err(in_file)?;
         let quantized = layer.quantize(scheme).map_err(in_file)?;
-        TensorFile::write_with_stored(
-            &args.output,
-            &quantized.state_dict(),
-            &quantized.stored_weights(),
-            &file.metadata,
-        )?;
+        // A layer saved by PyTorch has no configuration; a quantized file must say it (nothing is inferred from
+        // stored tensors).
+        let mut metadata = file.metadata.clone();
+        metadata.insert(CONFIG_KEY.into(), layer.config().to_json());
+        TensorFile::write_with_stored(&args.output, &quantized.state_dict(), &quantized.stored_weights(), &metadata)?;
         (describe(layer.config()), layer_error(&layer, &quantized)?)
     };
     let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
