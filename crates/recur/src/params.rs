@@ -90,13 +90,22 @@ impl<T: Real> Parameter<T> {
     }
 }
 
-/// Refuses to store the weight `name` in `scheme` when it holds a value that is not finite, or (f16) is out of
-/// range: the error names the tensor and the value.
-pub(crate) fn check_storable(name: &str, w: &[f32], scheme: crate::kernels::quant::Scheme) -> Result<()> {
-    match crate::kernels::quant::unstorable(w, scheme) {
-        Some(why) => Err(Error::config(format!("cannot store {name} as {scheme}: {why}"))),
-        None => Ok(()),
+/// The weight `name`, row-major `rows × cols`, stored in `scheme`. Fails, naming the tensor, when it is stored
+/// already (`stored_as`: quantize the f32 model), or holds a value that is not finite or (f16) out of range.
+pub(crate) fn store_weight(
+    name: &str,
+    w: &[f32],
+    (rows, cols): (usize, usize),
+    scheme: crate::kernels::quant::Scheme,
+    stored_as: Option<crate::kernels::quant::Scheme>,
+) -> Result<crate::kernels::quant::StoredMatrix> {
+    if let Some(s) = stored_as {
+        return Err(Error::config(format!("{name} is already stored as {s}: quantize the f32 model")));
     }
+    if let Some(why) = crate::kernels::quant::unstorable(w, scheme) {
+        return Err(Error::config(format!("cannot store {name} as {scheme}: {why}")));
+    }
+    Ok(crate::kernels::quant::StoredMatrix::quantize(w, rows, cols, scheme))
 }
 
 /// The error of a backward pass or training step through weights stored in fewer bits.

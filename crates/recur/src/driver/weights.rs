@@ -7,7 +7,7 @@ use rand::Rng;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::kernels::Real;
 use crate::kernels::gemm::{MatMut, MatRef, broadcast_rows, gemm};
 use crate::kernels::packed::{
@@ -15,7 +15,7 @@ use crate::kernels::packed::{
 };
 use crate::kernels::quant::{Scheme, StoredMatrix, StoredPanels};
 use crate::kernels::rowvec::{RowPanels, row_times};
-use crate::params::{Param, ParamMut, ParamRef, Parameter, check_storable, init_uniform};
+use crate::params::{Param, ParamMut, ParamRef, Parameter, init_uniform, store_weight};
 
 /// `weight_ih (G·H, I)`, `weight_hh (G·H, H_out)` and the optional `bias_ih`, `bias_hh (G·H)` of one cell, where
 /// `G` is the number of gates, `H` the hidden size and `H_out` the size of the fed-back state.
@@ -182,21 +182,14 @@ impl<T: Real> CellWeights<T> {
     /// weight is not finite, or is out of f16's range for [`Scheme::F16`].
     pub(crate) fn quantize(&self, scheme: Scheme, suffix: &str) -> Result<(StoredMatrix, StoredMatrix)> {
         let rows = self.width();
-        let store = |name: &str, w: &[T], cols: usize| -> Result<StoredMatrix> {
-            let w: Vec<f32> = w.iter().map(|v| Real::to_f32(*v)).collect();
-            check_storable(&format!("{name}{suffix}"), &w, scheme)?;
-            Ok(StoredMatrix::quantize(&w, rows, cols, scheme))
+        let store = |name: &str, w: &Parameter<T>, cols: usize| {
+            let w: Vec<f32> = w.value().iter().map(|&v| Real::to_f32(v)).collect();
+            store_weight(&format!("{name}{suffix}"), &w, (rows, cols), scheme, self.scheme())
         };
-        match &self.stored {
-            Some(_) => Err(Error::config(format!(
-                "weight_ih{suffix} is already stored as {}: quantize the f32 model",
-                self.scheme().map_or("", Scheme::name)
-            ))),
-            None => Ok((
-                store("weight_ih", self.weight_ih.value(), self.input_size)?,
-                store("weight_hh", self.weight_hh.value(), self.recurrent_size)?,
-            )),
-        }
+        Ok((
+            store("weight_ih", &self.weight_ih, self.input_size)?,
+            store("weight_hh", &self.weight_hh, self.recurrent_size)?,
+        ))
     }
 
     /// The stored matrices laid out for their products, on first use.

@@ -239,11 +239,8 @@ impl Embedding<f32> {
     /// `W` (named `name`) as a matrix in `scheme` (int8: one scale per row, per token). Fails, naming the tensor,
     /// when a value is not finite or (f16) out of range.
     pub(crate) fn quantize_weight(&self, scheme: Scheme, name: &str) -> Result<StoredMatrix> {
-        if let Some(s) = self.scheme() {
-            return Err(Error::config(format!("{name} is already stored as {s}: quantize the f32 model")));
-        }
-        crate::params::check_storable(name, &self.weight, scheme)?;
-        Ok(StoredMatrix::quantize(&self.weight, self.num_embeddings, self.embedding_dim, scheme))
+        let shape = (self.num_embeddings, self.embedding_dim);
+        crate::params::store_weight(name, &self.weight, shape, scheme, self.scheme())
     }
 }
 

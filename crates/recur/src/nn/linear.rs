@@ -215,11 +215,8 @@ impl Linear<f32> {
     /// `W` (named `name`) as a matrix in `scheme`. Fails, naming the tensor, when a weight is not finite or (f16)
     /// out of range.
     pub(crate) fn quantize_weight(&self, scheme: Scheme, name: &str) -> Result<StoredMatrix> {
-        if let Some(s) = self.scheme() {
-            return Err(Error::config(format!("{name} is already stored as {s}: quantize the f32 model")));
-        }
-        crate::params::check_storable(name, &self.weight, scheme)?;
-        Ok(StoredMatrix::quantize(&self.weight, self.out_features, self.in_features, scheme))
+        let shape = (self.out_features, self.in_features);
+        crate::params::store_weight(name, &self.weight, shape, scheme, self.scheme())
     }
 
     /// `y = x Wᵀ + b` on a tensor of shape `(*, in_features)`, giving `(*, out_features)`, as PyTorch broadcasts
