@@ -4,6 +4,7 @@ Run from anywhere (the venv lives outside the repo; see bench/requirements.txt):
 
     ~/.cache/recur-venv/bin/python bench/compare.py                 # every case
     ~/.cache/recur-venv/bin/python bench/compare.py --case stream   # cases whose name contains "stream"
+    ~/.cache/recur-venv/bin/python bench/compare.py --case int8     # the int8 cases beside the peers' int8
     ~/.cache/recur-venv/bin/python bench/compare.py --markdown --json-out /tmp/compare.json
     ~/.cache/recur-venv/bin/python bench/compare.py --onnx model.onnx --batch 1 --steps 100   # one ONNX file
 
@@ -26,6 +27,14 @@ In one run, on one machine, one case at a time and never two engines at once, it
   the CPU execution provider with 2 intra-op threads; for streaming, a one-step model `(x, h[, c]) -> (y, h[, c])`
   whose state outputs are fed back as the next step's inputs. The attention and encoder-decoder cases are not run
   in ONNX Runtime.
+* The quantized cases (names ending in int8 or bf16; `--case int8`, `--case bf16`): recur's weights stored in int8
+  or bf16, beside each peer's own quantized path on the same layer, threads, input and timing (stream cases feed
+  the states back per step). PyTorch: `torch.ao.quantization.quantize_dynamic` with dtype=torch.qint8 for int8 and
+  dtype=torch.float16 for bf16 (PyTorch has no bf16 dynamic path for LSTM or GRU on the CPU; the table marks those
+  times "(f16)"). ONNX Runtime: `onnxruntime.quantization.quantize_dynamic` (QInt8 weights) of the f32 export for
+  int8, used only if no f32 LSTM/GRU/RNN operator remains (LSTM becomes DynamicQuantizeLSTM; GRU stays f32, so
+  its int8 cells are — with a note); no bf16 (ONNX Runtime has no bf16 CPU kernel for these operators). A second
+  table gives each engine's f32 and quantized file sizes and the max |quantized - f32| of each engine's outputs.
 * the machine's f32 GEMM peak: a 2048x2048 by 2048x2048 product (torch and numpy, 2 threads; the faster counts).
 * recur: `recur bench --json --threads 2 --seconds S --case NAME`, one process per case.
 
@@ -63,6 +72,7 @@ import datetime  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
+import re  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -84,6 +94,7 @@ STREAM_BATCH = 1000  # steps per timed repetition of a stream case, as in recur 
 GEMM_N = 2048
 GNU_TIME = "/usr/bin/time"  # measures a child's peak memory (Debian/Ubuntu package `time`)
 NO_CASE = "(memory baseline: no case)"  # a --case filter no recur case name contains
+QUANTIZED = ("int8", "bf16")  # recur bench's quantized forms, as its case names end
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -106,6 +117,7 @@ class Case:
     work: str  # "fwd", "train" or "stream"
     heads: int = 0  # mha only
     vocab: int = 0  # seq2seq only: source and target tokens
+    scheme: str = ""  # how recur stores the weights: "" (f32), "int8" or "bf16" (inference cases only)
 
     @property
     def directions(self):
@@ -121,10 +133,14 @@ def all_cases():
             for work in ("fwd", "train"):
                 name = f"{label} {work} B32 T50 I128 H256 L2"
                 cases.append(Case(name, kind, 128, 256, 2, bi, True, 32, 50, work))
+    for scheme in QUANTIZED:  # the quantized forms of the whole-sequence LSTM case: inference only
+        name = f"lstm fwd B32 T50 I128 H256 L2 {scheme}"
+        cases.append(Case(name, "lstm", 128, 256, 2, False, True, 32, 50, "fwd", scheme=scheme))
     for kind in ("lstm", "gru"):
         for i, h, layers in ((32, 64, 1), (64, 128, 2), (128, 256, 2)):
-            name = f"{kind} stream B1 I{i} H{h} L{layers} per-step"
-            cases.append(Case(name, kind, i, h, layers, False, False, 1, 1, "stream"))
+            for scheme in ("", *QUANTIZED):
+                name = f"{kind} stream B1 I{i} H{h} L{layers} per-step" + (f" {scheme}" if scheme else "")
+                cases.append(Case(name, kind, i, h, layers, False, False, 1, 1, "stream", scheme=scheme))
     cases.append(Case("lstm fwd B64 T200 I256 H512 L1", "lstm", 256, 512, 1, False, True, 64, 200, "fwd"))
     for work in ("fwd", "train"):
         cases.append(Case(f"mha {work} B32 T50 E256 H8", "mha", 256, 256, 1, False, True, 32, 50, work, heads=8))
@@ -135,8 +151,9 @@ def all_cases():
 
 
 def runs_in_onnx(case):
-    """Whether ONNX Runtime runs the case: the recurrent layers' inference only."""
-    return case.kind in GATES and case.work != "train"
+    """Whether ONNX Runtime runs the case: the recurrent layers' inference only, in f32 or int8 (it has no bf16 CPU
+    kernel for its LSTM, GRU or RNN operators)."""
+    return case.kind in GATES and case.work != "train" and case.scheme != "bf16"
 
 
 def forward_flops(case):
@@ -320,6 +337,8 @@ def torch_step(case):
     x = torch.from_numpy(case_input(case))
     if case.kind == "mha":
         return mha_step(case, module, x)
+    if case.scheme:
+        module = torch_quantized(module.eval(), case.scheme)
     if case.work == "fwd":
         module.eval()
 
@@ -391,6 +410,58 @@ def seq2seq_step(case, model):
 def time_torch(case, budget):
     """Median seconds of one unit of `case` in PyTorch."""
     return time_case(case, torch_step(case), budget)
+
+
+# PyTorch's dynamic quantization of the quantized cases: int8 weights for int8; for bf16, float16 weights, since
+# PyTorch has no bf16 dynamic path for its LSTM and GRU on the CPU.
+TORCH_DTYPES = {"int8": torch.qint8, "bf16": torch.float16}
+
+
+def torch_quantized(layer, scheme):
+    """A copy of an LSTM or GRU layer under `torch.ao.quantization.quantize_dynamic`: int8 weights (one scale per
+    tensor) with activations quantized per tensor on the fly, or float16 weights (see TORCH_DTYPES)."""
+    holder = torch.nn.Module()
+    holder.layer = layer  # quantize_dynamic replaces a model's submodules, never the model itself
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notice
+        quantized = torch.ao.quantization.quantize_dynamic(
+            holder, {torch.nn.LSTM, torch.nn.GRU}, dtype=TORCH_DTYPES[scheme]
+        ).layer
+    if type(quantized) is type(layer):
+        raise RuntimeError(f"quantize_dynamic left {type(layer).__name__} unquantized")
+    return quantized
+
+
+def output_tensors(output):
+    """A layer's output and final state(s) as one list: [y, h] or [y, h, c]."""
+    y, state = output
+    return [y, *(state if isinstance(state, tuple) else (state,))]
+
+
+def max_abs_diff(want, got):
+    """Largest absolute difference over pairs of arrays."""
+    return max(float(np.abs(np.asarray(g, dtype=np.float32) - np.asarray(w, dtype=np.float32)).max())
+               for w, g in zip(want, got))
+
+
+def torch_quantized_facts(case, workdir):
+    """PyTorch's quantized layer against its f32 layer: the largest |quantized - f32| of the output and final
+    states on the case's timing input (from a zero state), and the sizes of both state_dicts saved by torch.save."""
+    layer = make_module(case).eval()
+    quantized = torch_quantized(layer, case.scheme)
+    x = torch.from_numpy(case_input(case))
+    with torch.no_grad():
+        want, got = output_tensors(layer(x)), output_tensors(quantized(x))
+    sizes = []
+    for name, module in (("f32", layer), ("quantized", quantized)):
+        path = Path(workdir) / f"torch-{name}.pt"
+        torch.save(module.state_dict(), path)
+        sizes.append(path.stat().st_size)
+    return {
+        "torch_quantized_max_abs_diff": max_abs_diff([t.numpy() for t in want], [t.numpy() for t in got]),
+        "torch_f32_bytes": sizes[0],
+        "torch_quantized_bytes": sizes[1],
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -494,14 +565,55 @@ def ort_step(case, session):
 
 
 def time_onnx(case, budget, workdir, exporter):
-    """(median seconds, max |ORT - PyTorch|) of one unit of an inference case in ONNX Runtime."""
+    """(median seconds, facts) of one unit of an inference case in ONNX Runtime. The facts of an f32 case: the
+    max |ORT - PyTorch| of the export; of an int8 case, see quantize_onnx."""
     path = Path(workdir) / (case.name.replace(" ", "_") + ".onnx")
     wrapper = export_onnx(case, path, exporter)
-    session = ort_session(path)
-    error = check_export(case, session, wrapper)
+    if case.scheme:
+        path, facts = quantize_onnx(case, path)
+        session = ort_session(path)
+    else:
+        session = ort_session(path)
+        facts = {"onnx_max_abs_diff": check_export(case, session, wrapper)}
     seconds = time_case(case, ort_step(case, session), budget)
     del session  # its threads must not spin while the next engine runs
-    return seconds, error
+    return seconds, facts
+
+
+class Unquantized(Exception):
+    """ONNX Runtime's quantizer left the recurrent operators in f32: timing the file would time f32."""
+
+
+RECURRENT_OPS = ("LSTM", "GRU", "RNN")
+
+
+def quantize_onnx(case, path):
+    """ONNX Runtime's dynamic int8 quantization (`quantize_dynamic`, QInt8 weights) of the exported f32 model at
+    `path`. Returns the quantized file's path and its facts: the operator types, both files' sizes, and the largest
+    |quantized - f32| of ONNX Runtime's outputs on the case's timing input. Raises Unquantized if an f32 recurrent
+    operator remains (ONNX Runtime quantizes LSTM into DynamicQuantizeLSTM, but has no quantized GRU or RNN)."""
+    import logging
+
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantized = path.with_suffix(".int8.onnx")
+    logging.getLogger().setLevel(logging.ERROR)  # its advice to run pre-processing first (for convolutions)
+    quantize_dynamic(str(path), str(quantized), weight_type=QuantType.QInt8)
+    ops = sorted({node.op_type for node in onnx.load(str(quantized)).graph.node})
+    left = [op for op in ops if op in RECURRENT_OPS]
+    if left:
+        raise Unquantized(f"quantize_dynamic left {', '.join(left)} in f32 (no quantized {left[0]} operator)")
+    inputs, _ = onnx_names(case)
+    feed = dict(zip(inputs, [case_input(case)] + (list(zero_state(case)) if case.work == "stream" else [])))
+    want = ort_session(path).run(None, feed)
+    got = ort_session(quantized).run(None, feed)
+    return quantized, {
+        "onnx_ops": ops,
+        "onnx_quantized_max_abs_diff": max_abs_diff(want, got),
+        "onnx_f32_bytes": path.stat().st_size,
+        "onnx_quantized_bytes": quantized.stat().st_size,
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -535,6 +647,58 @@ def time_recur(recur, case, seconds):
             value = row["us"] * 1e-6 if "us" in row else row["ms"] * 1e-3
             return value, row.get("gflops")
     raise RuntimeError(f"recur bench printed no line for {case.name!r}: {out.stdout!r}")
+
+
+def write_safetensors(tensors, path):
+    """Writes named f32 tensors as a safetensors file (an 8-byte header length, a JSON header, the raw data)."""
+    header, data, offset = {}, [], 0
+    for name, tensor in tensors.items():
+        raw = tensor.detach().contiguous().numpy().astype("<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(tensor.shape), "data_offsets": [offset, offset + len(raw)]}
+        data.append(raw)
+        offset += len(raw)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    path.write_bytes(len(text).to_bytes(8, "little") + text + b"".join(data))
+
+
+def read_safetensors(path):
+    """The f32 tensors of a safetensors file, as numpy arrays by name."""
+    raw = path.read_bytes()
+    size = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + size])
+    data = raw[8 + size :]
+    return {
+        name: np.frombuffer(data[t["data_offsets"][0] : t["data_offsets"][1]], dtype="<f4").reshape(t["shape"])
+        for name, t in header.items()
+        if name != "__metadata__"
+    }
+
+
+def recur_quantized_facts(recur, case, workdir):
+    """recur's quantized file against its f32 file: the case's PyTorch layer saved as a layer file and `recur quantize
+    --to SCHEME` of it; both sizes, and the largest |quantized - f32| of `recur forward`'s output and final states
+    on the case's timing input from a zero state (sequence-first, as the files' configuration says; a stream case
+    as a stream)."""
+    work = Path(workdir)
+    f32, quantized = work / "recur-f32.safetensors", work / f"recur-{case.scheme}.safetensors"
+    write_safetensors(make_module(case).state_dict(), f32)
+    command = [str(recur), "quantize", str(f32), "--output", str(quantized), "--to", case.scheme]
+    subprocess.run(command, check=True, capture_output=True, text=True)
+    x = work / "recur-input.npy"
+    np.save(x, np.ascontiguousarray(case_input(case).transpose(1, 0, 2)))  # (B, T, I) -> (T, B, I)
+    outputs = []
+    for model in (f32, quantized):
+        out = work / "recur-output.safetensors"
+        command = [str(recur), "forward", "--model", str(model), "--input", str(x), "--output", str(out)]
+        subprocess.run(command + (["--stream"] if case.work == "stream" else []), check=True, capture_output=True)
+        tensors = read_safetensors(out)
+        outputs.append([tensors[name] for name in sorted(tensors)])
+    return {
+        "recur_f32_bytes": f32.stat().st_size,
+        "recur_quantized_bytes": quantized.stat().st_size,
+        "recur_quantized_max_abs_diff": max_abs_diff(*outputs),
+    }
 
 
 def recur_version(recur):
@@ -689,13 +853,22 @@ def measure_case(case, args, recur, workdir):
     each engine's median over the rounds (and every round's time, under `rounds`)."""
     row = {"case": case.name, "unit": "us" if case.work == "stream" else "ms", "flops": case_flops(case)}
     rounds = {"torch": [], "onnx": [], "recur": []}
+    if case.scheme:
+        row["scheme"] = case.scheme
+        row.update(torch_quantized_facts(case, workdir))
+        row.update(recur_quantized_facts(recur, case, workdir))
+        if not runs_in_onnx(case):
+            row["onnx_note"] = "ONNX Runtime has no bf16 CPU kernel for its LSTM, GRU or RNN operators"
     for _ in range(args.rounds):
         rounds["torch"].append(time_torch(case, args.seconds))
         pause()
-        if runs_in_onnx(case) and "onnx_error" not in row:
+        if runs_in_onnx(case) and "onnx_error" not in row and "onnx_note" not in row:
             try:
-                seconds, row["onnx_max_abs_diff"] = time_onnx(case, args.seconds, workdir, args.exporter)
+                seconds, facts = time_onnx(case, args.seconds, workdir, args.exporter)
+                row.update(facts)
                 rounds["onnx"].append(seconds)
+            except Unquantized as note:  # reported beside the table, not timed
+                row["onnx_note"] = str(note)
             except Exception as error:  # an export or runtime failure is reported, not fatal
                 row["onnx_error"] = f"{type(error).__name__}: {error}"
             pause()
@@ -707,6 +880,10 @@ def measure_case(case, args, recur, workdir):
             row[f"{engine}_s"] = statistics.median(times)
             row[f"{engine}_gflops"] = row["flops"] / row[f"{engine}_s"] / 1e9
     row["rounds"] = {engine: times for engine, times in rounds.items() if times}
+    if case.scheme:
+        diffs = (row.get(f"{e}_quantized_max_abs_diff") for e in ("recur", "torch", "onnx"))
+        print("  max |quantized - f32|: recur %s, PyTorch %s, ONNX Runtime %s" % tuple(map(format_diff, diffs)),
+              file=sys.stderr, flush=True)
     return row
 
 
@@ -730,8 +907,20 @@ def format_time(seconds, unit):
     return f"{text} {'µs' if unit == 'us' else 'ms'}"
 
 
+def format_diff(value):
+    """A max |Δ| in two significant figures, or — when not measured."""
+    return "—" if value is None else f"{value:.1e}"
+
+
+def format_bytes(size):
+    """A file size in KiB, three significant figures."""
+    kib = size / 1024
+    return f"{kib:.3g} KiB" if kib < 1000 else f"{kib:.0f} KiB"
+
+
 def table_rows(results, peak):
-    """The table's header and cells, as strings."""
+    """The table's header and cells, as strings. A bf16 row's PyTorch time is marked (f16): its float16 dynamic
+    quantization stands in."""
     header = ["case", "PyTorch", "ONNX Runtime", "recur", "recur ÷ fastest", "recur GFLOP/s (of peak)"]
     rows = []
     for r in results:
@@ -740,7 +929,7 @@ def table_rows(results, peak):
         rows.append(
             [
                 r["case"],
-                format_time(r["torch_s"], unit),
+                format_time(r["torch_s"], unit) + (" (f16)" if r.get("scheme") == "bf16" else ""),
                 format_time(r.get("onnx_s"), unit),
                 format_time(r["recur_s"], unit),
                 f"{r['recur_s'] / fastest_peer(r):.2f}",
@@ -759,6 +948,50 @@ def memory_rows(results):
         if "memory" in r
     ]
     return header, rows
+
+
+def quantized_rows(results):
+    """The quantized cases' table: each engine's f32 and quantized file sizes (recur: safetensors; PyTorch: the
+    state_dict saved by torch.save; ONNX Runtime: the .onnx file) and each engine's max |quantized - f32|."""
+    header = [
+        "case",
+        "recur file f32 → quantized",
+        "PyTorch state_dict f32 → quantized",
+        "ONNX Runtime .onnx f32 → quantized",
+        "max abs Δ recur",
+        "max abs Δ PyTorch",
+        "max abs Δ ONNX Runtime",
+    ]
+
+    def sizes(r, engine):
+        f32, quantized = r.get(f"{engine}_f32_bytes"), r.get(f"{engine}_quantized_bytes")
+        if f32 is None or quantized is None:
+            return "—"
+        return f"{format_bytes(f32)} → {format_bytes(quantized)} ({100 * quantized / f32:.0f}%)"
+
+    rows = [
+        [
+            r["case"],
+            *(sizes(r, engine) for engine in ("recur", "torch", "onnx")),
+            *(format_diff(r.get(f"{engine}_quantized_max_abs_diff")) for engine in ("recur", "torch", "onnx")),
+        ]
+        for r in results
+        if "scheme" in r
+    ]
+    return header, rows
+
+
+QUANTIZED_NOTE = """\
+Quantized rows: recur's weight matrices stored in int8 (symmetric, one scale per output row; activations quantized
+per row on the fly) or bf16. PyTorch: `torch.ao.quantization.quantize_dynamic` of the same layer, dtype=torch.qint8
+for int8 (symmetric, one scale per tensor; activations quantized per tensor on the fly) and dtype=torch.float16 for
+bf16, marked (f16): PyTorch has no bf16 dynamic path for LSTM or GRU on the CPU. ONNX Runtime (int8 only):
+`onnxruntime.quantization.quantize_dynamic(weight_type=QuantType.QInt8)` of the f32 export (LSTM becomes
+DynamicQuantizeLSTM); it has no quantized GRU, and no bf16 CPU kernel for LSTM or GRU, so those cells are —. File
+sizes: recur's layer safetensors before and after `recur quantize`; PyTorch's state_dict saved by torch.save (its
+float16 layer's file is as large as the f32 one); ONNX Runtime's .onnx before and after its quantize_dynamic. Max abs
+Δ: the largest |quantized - f32| of each engine's output and final states against its own f32 model's, on the timed
+input from a zero state (recur: `recur forward` of both files)."""
 
 
 def render(header, rows, markdown):
@@ -793,6 +1026,15 @@ def report(summary, markdown):
     if rows:
         print()
         print(render(header, rows, markdown))
+    header, rows = quantized_rows(summary["results"])
+    if rows:
+        print()
+        print(render(header, rows, markdown))
+        print()
+        print(QUANTIZED_NOTE)
+        for r in summary["results"]:
+            if "onnx_note" in r:
+                print(f"* ONNX Runtime, {r['case']}: {r['onnx_note']}.")
     for r in summary["results"]:
         if "onnx_error" in r:
             print(f"\nONNX Runtime failed on {r['case']}: {r['onnx_error']}", file=sys.stderr)
