@@ -858,7 +858,7 @@ def measure_case(case, args, recur, workdir):
         row.update(torch_quantized_facts(case, workdir))
         row.update(recur_quantized_facts(recur, case, workdir))
         if not runs_in_onnx(case):
-            row["onnx_note"] = "ONNX Runtime has no bf16 CPU kernel for its LSTM, GRU or RNN operators"
+            row["onnx_note"] = "no bf16 CPU kernel for its LSTM, GRU or RNN operators"
     for _ in range(args.rounds):
         rounds["torch"].append(time_torch(case, args.seconds))
         pause()
