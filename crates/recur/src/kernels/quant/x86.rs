@@ -201,21 +201,21 @@ pub(super) unsafe fn int8_row_vnni(
     let groups = q.len() / QUAD;
     // Flip the bytes once for the whole row, and back at the end: the buffer is the caller's.
     q.iter_mut().for_each(|v| *v ^= i8::MIN);
-    let quad = |g: usize| i32::from_le_bytes([q[4 * g], q[4 * g + 1], q[4 * g + 2], q[4 * g + 3]].map(|b| b as u8));
+    let row: &[i8] = q;
+    // A group of the row as the 32-bit lane `vpdpbusd` takes: four bytes, the first lowest.
+    let quad = |bytes: &[i8]| i32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]].map(|b| b as u8));
     for (p, y_panel) in y.chunks_mut(PANEL).enumerate() {
         let panel = &panels[p * groups * GROUP..(p + 1) * groups * GROUP];
         let mut even = [_mm512_setzero_si512(); 4];
         let mut odd = [_mm512_setzero_si512(); 4];
-        let mut pairs = panel.chunks_exact(2 * GROUP);
-        for (g, pair) in pairs.by_ref().enumerate() {
-            let (xe, xo) = (_mm512_set1_epi32(quad(2 * g)), _mm512_set1_epi32(quad(2 * g + 1)));
+        let (mut pairs, mut x_pairs) = (panel.chunks_exact(2 * GROUP), row.chunks_exact(2 * QUAD));
+        for (pair, x_pair) in pairs.by_ref().zip(x_pairs.by_ref()) {
+            let (xe, xo) = (_mm512_set1_epi32(quad(&x_pair[..QUAD])), _mm512_set1_epi32(quad(&x_pair[QUAD..])));
             for c in 0..4 {
                 // SAFETY: `pair` holds 2·GROUP = 512 bytes, and these read the 64 from `64c` and `256 + 64c`.
                 let (we, wo) = unsafe {
-                    (
-                        _mm512_loadu_si512(pair.as_ptr().add(64 * c).cast()),
-                        _mm512_loadu_si512(pair.as_ptr().add(GROUP + 64 * c).cast()),
-                    )
+                    let at = pair.as_ptr().add(64 * c);
+                    (_mm512_loadu_si512(at.cast()), _mm512_loadu_si512(at.add(GROUP).cast()))
                 };
                 even[c] = _mm512_dpbusd_epi32(even[c], xe, we);
                 odd[c] = _mm512_dpbusd_epi32(odd[c], xo, wo);
@@ -223,7 +223,7 @@ pub(super) unsafe fn int8_row_vnni(
         }
         let last = pairs.remainder();
         if !last.is_empty() {
-            let xe = _mm512_set1_epi32(quad(groups - 1));
+            let xe = _mm512_set1_epi32(quad(x_pairs.remainder()));
             for (c, even) in even.iter_mut().enumerate() {
                 // SAFETY: `last` holds GROUP = 256 bytes, and this reads the 64 from `64c`.
                 let we = unsafe { _mm512_loadu_si512(last.as_ptr().add(64 * c).cast()) };
