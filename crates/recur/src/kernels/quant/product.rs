@@ -33,8 +33,9 @@ pub(super) const GROUP: usize = QUAD * PANEL;
 /// A [`StoredMatrix`] `A` (`n × k`) laid out as `W = Aᵀ` (`k × n`) in panels of [`PANEL`] columns, columns past `n`
 /// zero:
 ///
-/// - bf16 and f16: panel `p` holds `W[k][p·PANEL + j]` at `p·k·PANEL + k·PANEL + j` (a row of a panel is one
-///   contiguous run of 64 values, widened 16 or 8 at a time);
+/// - f16: panel `p` holds `W[k][p·PANEL + j]` at `p·k·PANEL + k·PANEL + j` (a row of a panel is one contiguous
+///   run of 64 values, widened 16 or 8 at a time);
+/// - bf16: the same, but for the order of the columns within a row of a panel ([`bf16_position`]);
 /// - int8: `k` is padded with zeros to `K = 4·⌈k/4⌉`, and panel `p` holds `W[4g + t][p·PANEL + j]` at
 ///   `p·K·PANEL + g·4·PANEL + 4j + t`: the four values of `k` that one 32-bit lane of a VNNI multiply-add takes,
 ///   for 64 columns in a row, so one 64-byte load feeds 16 columns.
@@ -64,7 +65,7 @@ enum Panels {
 pub(super) enum Path {
     /// Plain Rust.
     Portable,
-    /// AVX2 and FMA, with F16C for the half formats.
+    /// AVX2 and FMA, with F16C for f16.
     #[cfg(target_arch = "x86_64")]
     Avx2,
     /// AVX-512F and FMA, with AVX-512 VNNI for int8.
@@ -77,7 +78,16 @@ impl StoredPanels {
     pub fn new(a: &StoredMatrix) -> Self {
         let (n, k) = (a.rows(), a.cols());
         let panels = match a.values() {
-            StoredValues::Bf16(v) => Panels::Bf16(column_panels(k, n, PANEL, |row, col| v[col * k + row])),
+            StoredValues::Bf16(v) => {
+                let mut laid = vec![0u16; n.div_ceil(PANEL) * k * PANEL];
+                for col in 0..n {
+                    let at = col / PANEL * k * PANEL + bf16_position(col % PANEL);
+                    for (row, &w) in v[col * k..(col + 1) * k].iter().enumerate() {
+                        laid[at + row * PANEL] = w;
+                    }
+                }
+                Panels::Bf16(laid)
+            }
             StoredValues::F16(v) => Panels::F16(column_panels(k, n, PANEL, |row, col| v[col * k + row])),
             StoredValues::Int8 { values, scales } => {
                 let (groups, width) = (k.div_ceil(QUAD), n.div_ceil(PANEL) * PANEL);
@@ -152,7 +162,9 @@ impl StoredPanels {
             use std::arch::is_x86_feature_detected as has;
             match path {
                 Path::Portable => true,
-                Path::Avx2 => detected() >= SimdLevel::Avx2 && has!("f16c"),
+                Path::Avx2 => {
+                    detected() >= SimdLevel::Avx2 && (!matches!(self.panels, Panels::F16(_)) || has!("f16c"))
+                }
                 Path::Avx512 => {
                     detected() >= SimdLevel::Avx512
                         && (!matches!(self.panels, Panels::Int8 { .. }) || has!("avx512vnni"))
@@ -192,14 +204,26 @@ impl StoredPanels {
                 for r in 0..rows {
                     let (x_row, y_row) = (&x[rows_of(r)], &mut y[r * y_stride..r * y_stride + columns]);
                     match path {
-                        Path::Portable if f16 => widened_row(x_row, p, super::f16_to_f32, bias, y_row),
-                        Path::Portable => widened_row(x_row, p, super::bf16_to_f32, bias, y_row),
-                        // SAFETY: the CPU has AVX-512F and FMA (asserted above), all the function needs.
+                        Path::Portable if f16 => widened_row(x_row, p, super::f16_to_f32, |j| j, bias, y_row),
+                        Path::Portable => widened_row(x_row, p, super::bf16_to_f32, bf16_position, bias, y_row),
+                        // SAFETY: the CPU has AVX-512F and FMA (asserted above), all the functions need.
                         #[cfg(target_arch = "x86_64")]
-                        Path::Avx512 => unsafe { super::x86::widened_row_avx512(f16, x_row, p, bias, y_row) },
-                        // SAFETY: the CPU has AVX2, FMA and F16C (asserted above), all the function needs.
+                        Path::Avx512 => unsafe {
+                            if f16 {
+                                super::x86::f16_row_avx512(x_row, p, bias, y_row)
+                            } else {
+                                super::x86::bf16_row_avx512(x_row, p, bias, y_row)
+                            }
+                        },
+                        // SAFETY: the CPU has AVX2, FMA and F16C (asserted above), all the functions need.
                         #[cfg(target_arch = "x86_64")]
-                        Path::Avx2 => unsafe { super::x86::widened_row_avx2(f16, x_row, p, bias, y_row) },
+                        Path::Avx2 => unsafe {
+                            if f16 {
+                                super::x86::f16_row_avx2(x_row, p, bias, y_row)
+                            } else {
+                                super::x86::bf16_row_avx2(x_row, p, bias, y_row)
+                            }
+                        },
                     }
                 }
             }
@@ -237,21 +261,40 @@ impl StoredPanels {
     }
 }
 
-/// One row of a bf16 or f16 product: `y_j = b_j + Σ_k x_k·widen(w_kj)`, in `k` order.
-fn widened_row(x: &[f32], panels: &[u16], widen: impl Fn(u16) -> f32, bias: Option<&[f32]>, y: &mut [f32]) {
+/// Where column `j` of a panel sits in a row of a bf16 panel: in each run of 32 columns, columns `j` and `j + 16`
+/// share the 32-bit word `j` (`j` in its low half), so that a vector path widens 16 columns with one shift left
+/// and the next 16 with one mask, where a plain layout would take a conversion and a shift for every 16.
+pub(super) fn bf16_position(j: usize) -> usize {
+    j / 32 * 32 + j % 16 * 2 + j % 32 / 16
+}
+
+/// One row of a bf16 or f16 product: `y_j = b_j + Σ_k x_k·widen(w_kj)`, in `k` order, with column `j` of a panel
+/// at `position(j)` of each of its rows.
+fn widened_row(
+    x: &[f32],
+    panels: &[u16],
+    widen: impl Fn(u16) -> f32,
+    position: impl Fn(usize) -> usize,
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+) {
     let k = x.len();
     for (p, y_panel) in y.chunks_mut(PANEL).enumerate() {
         let panel = &panels[p * k * PANEL..(p + 1) * k * PANEL];
         let mut acc = [0.0f32; PANEL];
         if let Some(b) = bias {
-            acc[..y_panel.len()].copy_from_slice(&b[p * PANEL..p * PANEL + y_panel.len()]);
+            for (j, &b) in b[p * PANEL..p * PANEL + y_panel.len()].iter().enumerate() {
+                acc[position(j)] = b;
+            }
         }
         for (&xk, row) in x.iter().zip(panel.chunks_exact(PANEL)) {
             for (a, &w) in acc.iter_mut().zip(row) {
                 *a = xk.mul_add(widen(w), *a);
             }
         }
-        y_panel.copy_from_slice(&acc[..y_panel.len()]);
+        for (j, out) in y_panel.iter_mut().enumerate() {
+            *out = acc[position(j)];
+        }
     }
 }
 

@@ -13,14 +13,13 @@ fn lanes16(len: usize, c: usize) -> __mmask16 {
     ((1u32 << lanes) - 1) as __mmask16
 }
 
-/// One row of a bf16 (`f16` false) or f16 product, `y_j = b_j + Σ_k x_k·w_kj` in `k` order, a panel's 64 sums in
-/// four registers: each weight widened in the register (bf16: zero-extended and shifted into the upper half;
-/// f16: `vcvtph2ps`), both exact.
+/// One row of an f16 product, `y_j = b_j + Σ_k x_k·w_kj` in `k` order, a panel's 64 sums in four registers and
+/// each weight widened exactly in a register (`vcvtph2ps`).
 ///
 /// # Safety
 /// The CPU must have AVX-512F and FMA.
 #[target_feature(enable = "avx512f,fma")]
-pub(super) unsafe fn widened_row_avx512(f16: bool, x: &[f32], panels: &[u16], bias: Option<&[f32]>, y: &mut [f32]) {
+pub(super) unsafe fn f16_row_avx512(x: &[f32], panels: &[u16], bias: Option<&[f32]>, y: &mut [f32]) {
     let k = x.len();
     for (p, y_panel) in y.chunks_mut(PANEL).enumerate() {
         let panel = &panels[p * k * PANEL..(p + 1) * k * PANEL];
@@ -42,12 +41,7 @@ pub(super) unsafe fn widened_row_avx512(f16: bool, x: &[f32], panels: &[u16], bi
             for (c, acc) in acc.iter_mut().enumerate() {
                 // SAFETY: `row` holds PANEL = 64 values, and this reads the 16 from `16c`.
                 let h = unsafe { _mm256_loadu_si256(row.as_ptr().add(16 * c).cast()) };
-                let w = if f16 {
-                    _mm512_cvtph_ps(h)
-                } else {
-                    _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h)))
-                };
-                *acc = _mm512_fmadd_ps(xv, w, *acc);
+                *acc = _mm512_fmadd_ps(xv, _mm512_cvtph_ps(h), *acc);
             }
         }
         for (c, acc) in acc.into_iter().enumerate() {
@@ -60,12 +54,12 @@ pub(super) unsafe fn widened_row_avx512(f16: bool, x: &[f32], panels: &[u16], bi
     }
 }
 
-/// [`widened_row_avx512`] in eight 8-lane registers.
+/// [`f16_row_avx512`] in eight 8-lane registers.
 ///
 /// # Safety
 /// The CPU must have AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn widened_row_avx2(f16: bool, x: &[f32], panels: &[u16], bias: Option<&[f32]>, y: &mut [f32]) {
+pub(super) unsafe fn f16_row_avx2(x: &[f32], panels: &[u16], bias: Option<&[f32]>, y: &mut [f32]) {
     let k = x.len();
     for (p, y_panel) in y.chunks_mut(PANEL).enumerate() {
         let panel = &panels[p * k * PANEL..(p + 1) * k * PANEL];
@@ -81,12 +75,93 @@ pub(super) unsafe fn widened_row_avx2(f16: bool, x: &[f32], panels: &[u16], bias
             for (c, acc) in acc.iter_mut().enumerate() {
                 // SAFETY: `row` holds PANEL = 64 values, and this reads the 8 from `8c`.
                 let h = unsafe { _mm_loadu_si128(row.as_ptr().add(8 * c).cast()) };
-                let w = if f16 {
-                    _mm256_cvtph_ps(h)
-                } else {
-                    _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(h)))
-                };
-                *acc = _mm256_fmadd_ps(xv, w, *acc);
+                *acc = _mm256_fmadd_ps(xv, _mm256_cvtph_ps(h), *acc);
+            }
+        }
+        let mut out = [0.0f32; PANEL];
+        for (c, acc) in acc.into_iter().enumerate() {
+            // SAFETY: `out` holds PANEL = 64 values, and this writes the 8 from `8c`.
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(8 * c), acc) };
+        }
+        y_panel.copy_from_slice(&out[..cols]);
+    }
+}
+
+/// One row of a bf16 product, `y_j = b_j + Σ_k x_k·w_kj` in `k` order, a panel's 64 sums in four registers. In
+/// the panels' order of columns ([`super::product::bf16_position`]) each 64-byte load holds 32 columns, two to a
+/// 32-bit lane: a shift left by 16 widens the first 16 exactly, and clearing the low halves the next 16.
+///
+/// # Safety
+/// The CPU must have AVX-512F and FMA.
+#[target_feature(enable = "avx512f,fma")]
+pub(super) unsafe fn bf16_row_avx512(x: &[f32], panels: &[u16], bias: Option<&[f32]>, y: &mut [f32]) {
+    let k = x.len();
+    let upper = _mm512_set1_epi32(0xffff_0000_u32 as i32);
+    for (p, y_panel) in y.chunks_mut(PANEL).enumerate() {
+        let panel = &panels[p * k * PANEL..(p + 1) * k * PANEL];
+        let cols = y_panel.len();
+        let mut acc = [_mm512_setzero_ps(); 4];
+        if let Some(b) = bias {
+            let b = &b[p * PANEL..p * PANEL + cols];
+            for (c, acc) in acc.iter_mut().enumerate() {
+                let lanes = lanes16(cols, c);
+                if lanes != 0 {
+                    // SAFETY: lanes are set only for columns `16c + i < cols = b.len()`, so `16c` is within `b`,
+                    // and a masked load reads only the lanes set.
+                    *acc = unsafe { _mm512_maskz_loadu_ps(lanes, b.as_ptr().add(16 * c)) };
+                }
+            }
+        }
+        for (&xk, row) in x.iter().zip(panel.chunks_exact(PANEL)) {
+            let xv = _mm512_set1_ps(xk);
+            for half in 0..2 {
+                // SAFETY: `row` holds PANEL = 64 values, and this reads the 32 from `32·half`.
+                let w = unsafe { _mm512_loadu_si512(row.as_ptr().add(32 * half).cast()) };
+                let low = _mm512_castsi512_ps(_mm512_slli_epi32::<16>(w));
+                let high = _mm512_castsi512_ps(_mm512_and_si512(w, upper));
+                acc[2 * half] = _mm512_fmadd_ps(xv, low, acc[2 * half]);
+                acc[2 * half + 1] = _mm512_fmadd_ps(xv, high, acc[2 * half + 1]);
+            }
+        }
+        for (c, acc) in acc.into_iter().enumerate() {
+            let lanes = lanes16(cols, c);
+            if lanes != 0 {
+                // SAFETY: as for the bias, with `y_panel` of `cols` values.
+                unsafe { _mm512_mask_storeu_ps(y_panel.as_mut_ptr().add(16 * c), lanes, acc) };
+            }
+        }
+    }
+}
+
+/// [`bf16_row_avx512`] in eight 8-lane registers: a 32-byte load holds 8 columns and the 8 that are 16 further.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn bf16_row_avx2(x: &[f32], panels: &[u16], bias: Option<&[f32]>, y: &mut [f32]) {
+    let k = x.len();
+    let upper = _mm256_set1_epi32(0xffff_0000_u32 as i32);
+    for (p, y_panel) in y.chunks_mut(PANEL).enumerate() {
+        let panel = &panels[p * k * PANEL..(p + 1) * k * PANEL];
+        let cols = y_panel.len();
+        let mut start = [0.0f32; PANEL];
+        if let Some(b) = bias {
+            start[..cols].copy_from_slice(&b[p * PANEL..p * PANEL + cols]);
+        }
+        // SAFETY: `start` holds PANEL = 64 values, and this reads the 8 from `8c`.
+        let mut acc: [__m256; 8] = std::array::from_fn(|c| unsafe { _mm256_loadu_ps(start.as_ptr().add(8 * c)) });
+        for (&xk, row) in x.iter().zip(panel.chunks_exact(PANEL)) {
+            let xv = _mm256_set1_ps(xk);
+            for half in 0..2 {
+                for c in 0..2 {
+                    // SAFETY: `row` holds PANEL = 64 values, and this reads the 16 from `32·half + 16c`.
+                    let w = unsafe { _mm256_loadu_si256(row.as_ptr().add(32 * half + 16 * c).cast()) };
+                    let low = _mm256_castsi256_ps(_mm256_slli_epi32::<16>(w));
+                    let high = _mm256_castsi256_ps(_mm256_and_si256(w, upper));
+                    // Columns `32·half + 8c + i` and those 16 further.
+                    acc[4 * half + c] = _mm256_fmadd_ps(xv, low, acc[4 * half + c]);
+                    acc[4 * half + 2 + c] = _mm256_fmadd_ps(xv, high, acc[4 * half + 2 + c]);
+                }
             }
         }
         let mut out = [0.0f32; PANEL];
