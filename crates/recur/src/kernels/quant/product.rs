@@ -162,9 +162,7 @@ impl StoredPanels {
             use std::arch::is_x86_feature_detected as has;
             match path {
                 Path::Portable => true,
-                Path::Avx2 => {
-                    detected() >= SimdLevel::Avx2 && (!matches!(self.panels, Panels::F16(_)) || has!("f16c"))
-                }
+                Path::Avx2 => detected() >= SimdLevel::Avx2 && (!matches!(self.panels, Panels::F16(_)) || has!("f16c")),
                 Path::Avx512 => {
                     detected() >= SimdLevel::Avx512
                         && (!matches!(self.panels, Panels::Int8 { .. }) || has!("avx512vnni"))
