@@ -186,10 +186,9 @@ pub(super) unsafe fn bf16_row_avx2(x: &[f32], panels: &[u16], bias: Option<&[f32
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn quantize_avx512(x: &[f32], q: &mut [i8]) -> f32 {
     let mut most = _mm512_setzero_ps();
-    for (c, chunk) in x.chunks(16).enumerate() {
-        let lanes = lanes16(chunk.len(), 0);
+    for chunk in x.chunks(16) {
         // SAFETY: the lanes set are the chunk's values; a masked load reads only those.
-        let v = unsafe { _mm512_maskz_loadu_ps(lanes, x.as_ptr().add(16 * c)) };
+        let v = unsafe { _mm512_maskz_loadu_ps(lanes16(chunk.len(), 0), chunk.as_ptr()) };
         // `max` returns its second operand when either is NaN, so a NaN of `x` leaves the maximum as it was.
         most = _mm512_max_ps(_mm512_abs_ps(v), most);
     }
