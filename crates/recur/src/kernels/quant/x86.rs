@@ -309,7 +309,7 @@ pub(super) unsafe fn int8_row_vnni(
         let (scales, offsets) = (&scales[p * PANEL..(p + 1) * PANEL], &offsets[p * PANEL..(p + 1) * PANEL]);
         let bias = bias.map(|b| &b[p * PANEL..p * PANEL + cols]);
         let sxv = _mm512_set1_ps(sx);
-        for c in 0..4 {
+        for (c, sum) in sums.into_iter().enumerate() {
             let lanes = lanes16(cols, c);
             if lanes == 0 {
                 break;
@@ -318,7 +318,7 @@ pub(super) unsafe fn int8_row_vnni(
             let (s, offset) = unsafe {
                 (_mm512_loadu_ps(scales.as_ptr().add(16 * c)), _mm512_loadu_si512(offsets.as_ptr().add(16 * c).cast()))
             };
-            let sum = _mm512_sub_epi32(sums[c], offset);
+            let sum = _mm512_sub_epi32(sum, offset);
             let b = match bias {
                 // SAFETY: lanes are set only for columns `16c + i < cols = b.len()`, so `16c` is within `b`, and
                 // a masked load reads only the lanes set.
