@@ -75,7 +75,7 @@ pub fn software_prefetch() -> bool {
 }
 
 /// Whether the CPU's vendor string is Intel's.
-fn cpu_is_intel() -> bool {
+pub(crate) fn cpu_is_intel() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         // Leaf 0 of `cpuid`: the vendor string, in `ebx`, `edx`, `ecx`.

@@ -68,7 +68,8 @@ pub(super) enum Path {
     /// AVX2 and FMA, with F16C for f16.
     #[cfg(target_arch = "x86_64")]
     Avx2,
-    /// AVX-512F and FMA, with AVX-512 VNNI for int8.
+    /// AVX-512F and FMA, with AVX-512 VNNI for int8 and F16C for f16 (whose kernel is the 256-bit one but on
+    /// Intel's CPUs: [`wide_half_conversion`]).
     #[cfg(target_arch = "x86_64")]
     Avx512,
 }
@@ -163,10 +164,11 @@ impl StoredPanels {
             match path {
                 Path::Portable => true,
                 Path::Avx2 => detected() >= SimdLevel::Avx2 && (!matches!(self.panels, Panels::F16(_)) || has!("f16c")),
-                Path::Avx512 => {
-                    detected() >= SimdLevel::Avx512
-                        && (!matches!(self.panels, Panels::Int8 { .. }) || has!("avx512vnni"))
-                }
+                Path::Avx512 => match self.panels {
+                    Panels::Int8 { .. } => detected() >= SimdLevel::Avx512 && has!("avx512vnni"),
+                    Panels::F16(_) => detected() >= SimdLevel::Avx512 && has!("f16c"),
+                    Panels::Bf16(_) => detected() >= SimdLevel::Avx512,
+                },
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -207,7 +209,10 @@ impl StoredPanels {
                         // SAFETY: the CPU has AVX-512F and FMA (asserted above), all the functions need.
                         #[cfg(target_arch = "x86_64")]
                         Path::Avx512 => unsafe {
-                            if f16 {
+                            if f16 && !wide_half_conversion() {
+                                // SAFETY: an AVX-512 CPU has AVX2 and F16C too (checked by `has`).
+                                super::x86::f16_row_avx2(x_row, p, bias, y_row)
+                            } else if f16 {
                                 super::x86::f16_row_avx512(x_row, p, bias, y_row)
                             } else {
                                 super::x86::bf16_row_avx512(x_row, p, bias, y_row)
@@ -264,6 +269,15 @@ impl StoredPanels {
 /// and the next 16 with one mask, where a plain layout would take a conversion and a shift for every 16.
 pub(super) fn bf16_position(j: usize) -> usize {
     j / 32 * 32 + j % 16 * 2 + j % 32 / 16
+}
+
+/// Whether the f16 product converts 16 halves an instruction (`vcvtph2ps` to a 512-bit register) rather than 8.
+/// On an Intel CPU both widths convert one register a cycle, so the wide one converts twice as much, but on an AMD
+/// EPYC (Zen 4) the wide conversion is much slower: there the 256-bit kernel took 3.0 µs for the one-row product
+/// of `k = 128, n = 1024` and the 512-bit one 5.0 µs.
+#[cfg(target_arch = "x86_64")]
+fn wide_half_conversion() -> bool {
+    crate::kernels::simd::cpu_is_intel()
 }
 
 /// One row of a bf16 or f16 product: `y_j = b_j + Σ_k x_k·widen(w_kj)`, in `k` order, with column `j` of a panel
@@ -495,6 +509,33 @@ mod tests {
             }
         }
         eprintln!("paths checked: {checked:?}");
+    }
+
+    /// The 512-bit f16 kernel, which the dispatch leaves out on some CPUs, against the portable one.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_wide_f16_kernel_gives_the_portable_bits() {
+        use crate::kernels::simd::{SimdLevel, detected};
+        if detected() < SimdLevel::Avx512 || !std::arch::is_x86_feature_detected!("f16c") {
+            return;
+        }
+        for (k, n) in [(0, 17), (1, 1), (3, 64), (5, 65), (130, 256)] {
+            let a: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.37).sin() * 1.5).collect();
+            let x: Vec<f32> = (0..k).map(|i| (i as f32 * 0.71).cos() * 2.0).collect();
+            let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.3).sin()).collect();
+            let p = StoredPanels::new(&StoredMatrix::quantize(&a, n, k, Scheme::F16));
+            let Panels::F16(panels) = &p.panels else { unreachable!() };
+            for columns in [n, n / 2] {
+                for bias in [Some(&b[..]), None] {
+                    let mut want = vec![-7.0f32; columns];
+                    widened_row(&x, panels, super::super::f16_to_f32, |j| j, bias, &mut want);
+                    let mut got = vec![-7.0f32; columns];
+                    // SAFETY: the CPU has AVX-512F, FMA and F16C (checked above).
+                    unsafe { super::super::x86::f16_row_avx512(&x, panels, bias, &mut got) };
+                    assert_eq!(bits(&got), bits(&want), "k={k} n={n} columns={columns}");
+                }
+            }
+        }
     }
 
     #[test]
