@@ -277,7 +277,9 @@ pub(super) fn bf16_position(j: usize) -> usize {
 /// of `k = 128, n = 1024` and the 512-bit one 5.0 µs.
 #[cfg(target_arch = "x86_64")]
 fn wide_half_conversion() -> bool {
-    crate::kernels::simd::cpu_is_intel()
+    // Asked once: `cpuid` can cost microseconds, in a virtual machine more than the product itself.
+    static WIDE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *WIDE.get_or_init(crate::kernels::simd::cpu_is_intel)
 }
 
 /// One row of a bf16 or f16 product: `y_j = b_j + Σ_k x_k·widen(w_kj)`, in `k` order, with column `j` of a panel
