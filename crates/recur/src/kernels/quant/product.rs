@@ -9,11 +9,11 @@
 //!   `k` order, one fused multiply-add a term.
 //! - **int8**: the row of `x` quantized on the fly, symmetric with its own scale `s_x = max_k |x_k| / 127` and
 //!   `q_k = round(x_k / s_x)` (ties to even); then `y_j = (Σ_k q_k·w_kj)·(s_x·s_j) + b_j`, the sum exact in `i32`
-//!   (it cannot overflow below `k = 2³¹ / 127² ≈ 133 000`), then a product and a sum rounded in `f32`. This is
+//!   (it cannot overflow below `k = 2³¹ / 127² ≈ 133 000`), then converted to `f32`, multiplied and added with a rounding each. This is
 //!   PyTorch's dynamic quantization (activations quantized per call, weights ahead of time), per row of `x`.
 //!
-//! Compiled for AVX-512 or AVX2 when the CPU has them (chosen at run time, capped by
-//! [`crate::kernels::simd::level`]) and portably otherwise. Every path gives the same bits: the half formats widen
+//! Compiled for AVX-512 or AVX2 when the CPU has them (chosen at run time, capped by the environment variable
+//! `RECUR_SIMD` as recur's other kernels are) and portably otherwise. Every path gives the same bits: the half formats widen
 //! exactly and keep the order of the multiply-adds, and integer sums are exact in any order. The int8 product uses
 //! AVX-512 VNNI (`vpdpbusd`, unsigned × signed bytes, four terms a 32-bit lane) where the CPU has it, and AVX2's
 //! 16-bit multiply-adds (`vpmaddwd`, exact for bytes) otherwise.
@@ -35,7 +35,9 @@ pub(super) const GROUP: usize = QUAD * PANEL;
 ///
 /// - f16: panel `p` holds `W[k][p·PANEL + j]` at `p·k·PANEL + k·PANEL + j` (a row of a panel is one contiguous
 ///   run of 64 values, widened 16 or 8 at a time);
-/// - bf16: the same, but for the order of the columns within a row of a panel ([`bf16_position`]);
+/// - bf16: the same, but for the order of the columns within a row of a panel: in each run of 32 columns,
+///   columns `j` and `j + 16` share a 32-bit word, `j` in its low half, so that a vector path widens 16 columns
+///   with one shift and the next 16 with one mask (a plain layout takes a conversion and a shift for each 16);
 /// - int8: `k` is padded with zeros to `K = 4·⌈k/4⌉`, and panel `p` holds `W[4g + t][p·PANEL + j]` at
 ///   `p·K·PANEL + g·4·PANEL + 4j + t`: the four values of `k` that one 32-bit lane of a VNNI multiply-add takes,
 ///   for 64 columns in a row, so one 64-byte load feeds 16 columns.
@@ -265,7 +267,7 @@ impl StoredPanels {
 }
 
 /// Where column `j` of a panel sits in a row of a bf16 panel: in each run of 32 columns, columns `j` and `j + 16`
-/// share the 32-bit word `j` (`j` in its low half), so that a vector path widens 16 columns with one shift left
+/// share a 32-bit word (`j` in its low half), so that a vector path widens 16 columns with one shift left
 /// and the next 16 with one mask, where a plain layout would take a conversion and a shift for every 16.
 pub(super) fn bf16_position(j: usize) -> usize {
     j / 32 * 32 + j % 16 * 2 + j % 32 / 16
