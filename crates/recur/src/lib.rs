@@ -95,7 +95,7 @@ pub mod internals {
 
     /// The products recur's layers run, for the step-product bench.
     pub mod kernels {
-        pub use crate::kernels::{gemm, packed, quant};
+        pub use crate::kernels::{gemm, packed, quant, rowvec};
     }
 }
 

@@ -77,7 +77,7 @@ pub fn software_prefetch() -> bool {
 
 /// Whether the CPU's vendor string is Intel's.
 #[cfg(target_arch = "x86_64")]
-fn cpu_is_intel() -> bool {
+pub(crate) fn cpu_is_intel() -> bool {
     // Leaf 0 of `cpuid`: the vendor string, in `ebx`, `edx`, `ecx`.
     let id = std::arch::x86_64::__cpuid(0);
     let vendor: Vec<u8> = [id.ebx, id.edx, id.ecx].iter().flat_map(|r| r.to_le_bytes()).collect();

@@ -14,6 +14,8 @@
 //! read from a file are checked above (in `model_file`) before they reach this module.
 
 pub mod product;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 pub use product::StoredPanels;
 
