@@ -72,7 +72,6 @@ import datetime  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
-import re  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -440,8 +439,7 @@ def output_tensors(output):
 
 def max_abs_diff(want, got):
     """Largest absolute difference over pairs of arrays."""
-    return max(float(np.abs(np.asarray(g, dtype=np.float32) - np.asarray(w, dtype=np.float32)).max())
-               for w, g in zip(want, got))
+    return max(float(np.abs(np.asarray(g, np.float32) - np.asarray(w, np.float32)).max()) for w, g in zip(want, got))
 
 
 def torch_quantized_facts(case, workdir):
