@@ -4,7 +4,7 @@ Run from anywhere (the venv lives outside the repo; see bench/requirements.txt):
 
     ~/.cache/recur-venv/bin/python bench/compare.py                 # every case
     ~/.cache/recur-venv/bin/python bench/compare.py --case stream   # cases whose name contains "stream"
-    ~/.cache/recur-venv/bin/python bench/compare.py --case int8     # the int8 cases beside the peers' int8
+    ~/.cache/recur-venv/bin/python bench/compare.py --case int8     # the int8 cases and their f32 forms
     ~/.cache/recur-venv/bin/python bench/compare.py --markdown --json-out /tmp/compare.json
     ~/.cache/recur-venv/bin/python bench/compare.py --onnx model.onnx --batch 1 --steps 100   # one ONNX file
 
@@ -27,14 +27,15 @@ In one run, on one machine, one case at a time and never two engines at once, it
   the CPU execution provider with 2 intra-op threads; for streaming, a one-step model `(x, h[, c]) -> (y, h[, c])`
   whose state outputs are fed back as the next step's inputs. The attention and encoder-decoder cases are not run
   in ONNX Runtime.
-* The quantized cases (names ending in int8 or bf16; `--case int8`, `--case bf16`): recur's weights stored in int8
-  or bf16, beside each peer's own quantized path on the same layer, threads, input and timing (stream cases feed
-  the states back per step). PyTorch: `torch.ao.quantization.quantize_dynamic` with dtype=torch.qint8 for int8 and
-  dtype=torch.float16 for bf16 (PyTorch has no bf16 dynamic path for LSTM or GRU on the CPU; the table marks those
-  times "(f16)"). ONNX Runtime: `onnxruntime.quantization.quantize_dynamic` (QInt8 weights) of the f32 export for
-  int8, used only if no f32 LSTM/GRU/RNN operator remains (LSTM becomes DynamicQuantizeLSTM; GRU stays f32, so
-  its int8 cells are — with a note); no bf16 (ONNX Runtime has no bf16 CPU kernel for these operators). A second
-  table gives each engine's f32 and quantized file sizes and the max |quantized - f32| of each engine's outputs.
+* The quantized cases (names ending in int8 or bf16; `--case int8` or `--case bf16` also selects the f32 form of
+  each, whose row then stands beside it): recur's weights stored in int8 or bf16, beside each peer's own quantized
+  path on the same layer, threads, input and timing (stream cases feed the states back per step). PyTorch:
+  `torch.ao.quantization.quantize_dynamic` with dtype=torch.qint8 for int8 and dtype=torch.float16 for bf16
+  (PyTorch has no bf16 dynamic path for LSTM or GRU on the CPU; the table marks those times "(f16)"). ONNX Runtime:
+  `onnxruntime.quantization.quantize_dynamic` (QInt8 weights) of the f32 export for int8, used only if no f32
+  LSTM/GRU/RNN operator remains (LSTM becomes DynamicQuantizeLSTM; GRU stays f32, so its int8 cells are — with a
+  note); no bf16 (ONNX Runtime has no bf16 CPU kernel for these operators). A second table gives each engine's f32
+  and quantized file sizes and the max |quantized - f32| of each engine's outputs.
 * the machine's f32 GEMM peak: a 2048x2048 by 2048x2048 product (torch and numpy, 2 threads; the faster counts).
 * recur: `recur bench --json --threads 2 --seconds S --case NAME`, one process per case.
 
@@ -147,6 +148,15 @@ def all_cases():
     cases.append(Case("seq2seq train B64 S20 H128 additive", "seq2seq", 64, 128, 1, False, True, 64, 20, "train",
                       vocab=vocab))
     return cases
+
+
+def selected_cases(text):
+    """The cases whose name contains `text`, and the f32 form of each quantized one among them (its row then stands
+    beside theirs), in recur bench's order."""
+    cases = all_cases()
+    names = {c.name for c in cases if text in c.name}
+    names |= {c.name.removesuffix(f" {c.scheme}") for c in cases if c.scheme and c.name in names}
+    return [c for c in cases if c.name in names]
 
 
 def runs_in_onnx(case):
@@ -1086,7 +1096,7 @@ def main(argv=None):
         onnx_file.compare(args.onnx, recur, args.batch, args.steps, args.seconds, median_time, ort_session, cpu_model())
         return
     torch.set_num_threads(THREADS)
-    cases = [c for c in all_cases() if args.case in c.name]
+    cases = selected_cases(args.case)
     if not cases:
         sys.exit(f"no case name contains {args.case!r}")
     if not args.no_memory and any(c.work == "train" for c in cases) and not os.access(GNU_TIME, os.X_OK):
