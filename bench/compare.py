@@ -915,6 +915,11 @@ def format_time(seconds, unit):
     return f"{text} {'µs' if unit == 'us' else 'ms'}"
 
 
+def format_ratio(ratio):
+    """recur's time over the faster peer's: two decimals, or one significant figure below 0.01."""
+    return f"{ratio:.2f}" if ratio >= 0.01 else f"{ratio:.1g}"
+
+
 def format_diff(value):
     """A max |Δ| in two significant figures, or — when not measured."""
     return "—" if value is None else f"{value:.1e}"
@@ -940,7 +945,7 @@ def table_rows(results, peak):
                 format_time(r["torch_s"], unit) + (" (f16)" if r.get("scheme") == "bf16" else ""),
                 format_time(r.get("onnx_s"), unit),
                 format_time(r["recur_s"], unit),
-                f"{r['recur_s'] / fastest_peer(r):.2f}",
+                format_ratio(r["recur_s"] / fastest_peer(r)),
                 f"{gflops:.1f} ({100 * gflops / peak:.0f}%)",
             ]
         )
