@@ -76,8 +76,8 @@ def main():
         cells = []
         for s in SCHEMES:
             change = 100.0 * (scores[s] - f) / abs(f) if f else 0.0
-            cells.append(f"{scores[s]:.4f} ({change:+.2f}%)")
-        print(f"| `{task}` | `{extra}` | `{metric}` | {f:.4f} | " + " | ".join(cells) + " |")
+            cells.append(f"{scores[s]:.5g} ({change:+.2f}%)")
+        print(f"| `{task}` | `{extra}` | `{metric}` | {f:.5g} | " + " | ".join(cells) + " |")
     print()
     print("| task | model | " + " | ".join(["f32"] + SCHEMES) + " |")
     print("|---|---|" + "---|" * (1 + len(SCHEMES)))
