@@ -19,10 +19,10 @@ SCHEMES = ["bf16", "f16", "int8", "int8-tensor"]
 # (task, extra train arguments, the metric to report, lower is better)
 CASES = [
     ("charlm", ["--model", "lstm"], "eval_bpc", True),
-    ("charlm", ["--model", "gru"], "eval_bpc", True),
-    ("charlm", ["--model", "rnn", "--hidden", "256"], "eval_bpc", True),
+    ("charlm", ["--model", "gru", "--hidden", "128", "--steps", "1000"], "eval_bpc", True),
     ("mackey-glass", ["--model", "gru"], "eval_mse", True),
     ("mackey-glass", ["--model", "lstm"], "eval_mse", True),
+    ("mackey-glass", ["--model", "rnn"], "eval_mse", True),
     ("tagging", ["--model", "gru", "--bidirectional"], "eval_accuracy", False),
     ("reber", ["--model", "lstm"], "eval_strings_correct", False),
 ]
@@ -76,8 +76,8 @@ def main():
         cells = []
         for s in SCHEMES:
             change = 100.0 * (scores[s] - f) / abs(f) if f else 0.0
-            cells.append(f"{scores[s]:.4f} ({change:+.2f}%)")
-        print(f"| `{task}` | `{extra}` | `{metric}` | {f:.4f} | " + " | ".join(cells) + " |")
+            cells.append(f"{scores[s]:.5g} ({change:+.2f}%)")
+        print(f"| `{task}` | `{extra}` | `{metric}` | {f:.5g} | " + " | ".join(cells) + " |")
     print()
     print("| task | model | " + " | ".join(["f32"] + SCHEMES) + " |")
     print("|---|---|" + "---|" * (1 + len(SCHEMES)))

@@ -36,7 +36,7 @@ fn a_quantized_character_model_evaluates_and_generates() {
         assert!(said.contains(&format!("({scheme})")) && said.contains("max |Δ|"), "{said}");
         let info = ok(&["info", out]);
         assert!(info.contains(&format!("quantization: {scheme}")), "{info}");
-        assert!(info.contains(&format!("rnn.weight_hh_l0  [64, 16]")) && info.contains(" f32"), "{info}");
+        assert!(info.contains("rnn.weight_hh_l0  [64, 16]") && info.contains(" f32"), "{info}");
         let eval = ok(&["eval", "--model", out]);
         assert!(eval.contains("eval_bpc"), "{eval}");
         let generated = ok(&["generate", "--model", out, "--prime", "ab", "--length", "30", "--temperature", "0"]);

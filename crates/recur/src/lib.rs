@@ -103,3 +103,8 @@ pub mod internals {
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 struct ReadmeDoctests;
+
+/// The Rust examples of the training notes, run as doc tests like the README's.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/training.md")]
+struct TrainingDocDoctests;
