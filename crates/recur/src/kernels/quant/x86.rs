@@ -17,6 +17,24 @@ fn lanes16(len: usize, c: usize) -> __mmask16 {
     ((1u32 << lanes) - 1) as __mmask16
 }
 
+/// A panel's 64 sums in four registers, starting from its bias `b` (the panel's `cols ≤ 64` values), or zero.
+/// Callable without `unsafe` only from code built for AVX-512F itself.
+#[target_feature(enable = "avx512f")]
+fn panel_start_avx512(bias: Option<&[f32]>) -> [__m512; 4] {
+    let mut acc = [_mm512_setzero_ps(); 4];
+    if let Some(b) = bias {
+        for (c, acc) in acc.iter_mut().enumerate() {
+            let lanes = lanes16(b.len(), c);
+            if lanes != 0 {
+                // SAFETY: lanes are set only for columns `16c + i < b.len()`, so `16c` is within `b`, and a masked
+                // load reads only the lanes set.
+                *acc = unsafe { _mm512_maskz_loadu_ps(lanes, b.as_ptr().add(16 * c)) };
+            }
+        }
+    }
+    acc
+}
+
 /// One row of an f16 product, `y_j = b_j + Σ_k x_k·w_kj` in `k` order, a panel's 64 sums in four registers and
 /// each weight widened exactly in a register (`vcvtph2ps`).
 ///
@@ -28,18 +46,7 @@ pub(super) unsafe fn f16_row_avx512(x: &[f32], panels: &[u16], bias: Option<&[f3
     for (p, y_panel) in y.chunks_mut(PANEL).enumerate() {
         let panel = &panels[p * k * PANEL..(p + 1) * k * PANEL];
         let cols = y_panel.len();
-        let mut acc = [_mm512_setzero_ps(); 4];
-        if let Some(b) = bias {
-            let b = &b[p * PANEL..p * PANEL + cols];
-            for (c, acc) in acc.iter_mut().enumerate() {
-                let lanes = lanes16(cols, c);
-                if lanes != 0 {
-                    // SAFETY: lanes are set only for columns `16c + i < cols = b.len()`, so `16c` is within `b`,
-                    // and a masked load reads only the lanes set.
-                    *acc = unsafe { _mm512_maskz_loadu_ps(lanes, b.as_ptr().add(16 * c)) };
-                }
-            }
-        }
+        let mut acc = panel_start_avx512(bias.map(|b| &b[p * PANEL..p * PANEL + cols]));
         for (&xk, row) in x.iter().zip(panel.chunks_exact(PANEL)) {
             let xv = _mm512_set1_ps(xk);
             for (c, acc) in acc.iter_mut().enumerate() {
@@ -104,18 +111,7 @@ pub(super) unsafe fn bf16_row_avx512(x: &[f32], panels: &[u16], bias: Option<&[f
     for (p, y_panel) in y.chunks_mut(PANEL).enumerate() {
         let panel = &panels[p * k * PANEL..(p + 1) * k * PANEL];
         let cols = y_panel.len();
-        let mut acc = [_mm512_setzero_ps(); 4];
-        if let Some(b) = bias {
-            let b = &b[p * PANEL..p * PANEL + cols];
-            for (c, acc) in acc.iter_mut().enumerate() {
-                let lanes = lanes16(cols, c);
-                if lanes != 0 {
-                    // SAFETY: lanes are set only for columns `16c + i < cols = b.len()`, so `16c` is within `b`,
-                    // and a masked load reads only the lanes set.
-                    *acc = unsafe { _mm512_maskz_loadu_ps(lanes, b.as_ptr().add(16 * c)) };
-                }
-            }
-        }
+        let mut acc = panel_start_avx512(bias.map(|b| &b[p * PANEL..p * PANEL + cols]));
         for (&xk, row) in x.iter().zip(panel.chunks_exact(PANEL)) {
             let xv = _mm512_set1_ps(xk);
             for half in 0..2 {
