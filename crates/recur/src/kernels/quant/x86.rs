@@ -35,6 +35,41 @@ fn panel_start_avx512(bias: Option<&[f32]>) -> [__m512; 4] {
     acc
 }
 
+/// Writes a panel's 64 sums to `y` (its `cols ≤ 64` columns), the others dropped.
+#[target_feature(enable = "avx512f")]
+fn panel_store_avx512(acc: [__m512; 4], y: &mut [f32]) {
+    for (c, acc) in acc.into_iter().enumerate() {
+        let lanes = lanes16(y.len(), c);
+        if lanes != 0 {
+            // SAFETY: lanes are set only for columns `16c + i < y.len()`, so `16c` is within `y`, and a masked
+            // store writes only the lanes set.
+            unsafe { _mm512_mask_storeu_ps(y.as_mut_ptr().add(16 * c), lanes, acc) };
+        }
+    }
+}
+
+/// [`panel_start_avx512`] in eight 8-lane registers.
+#[target_feature(enable = "avx2")]
+fn panel_start_avx2(bias: Option<&[f32]>) -> [__m256; 8] {
+    let mut start = [0.0f32; PANEL];
+    if let Some(b) = bias {
+        start[..b.len()].copy_from_slice(b);
+    }
+    // SAFETY: `start` holds PANEL = 64 values, and this reads the 8 from `8c`.
+    std::array::from_fn(|c| unsafe { _mm256_loadu_ps(start.as_ptr().add(8 * c)) })
+}
+
+/// [`panel_store_avx512`] from eight 8-lane registers.
+#[target_feature(enable = "avx2")]
+fn panel_store_avx2(acc: [__m256; 8], y: &mut [f32]) {
+    let mut out = [0.0f32; PANEL];
+    for (c, acc) in acc.into_iter().enumerate() {
+        // SAFETY: `out` holds PANEL = 64 values, and this writes the 8 from `8c`.
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(8 * c), acc) };
+    }
+    y.copy_from_slice(&out[..y.len()]);
+}
+
 /// One row of an f16 product, `y_j = b_j + Σ_k x_k·w_kj` in `k` order, a panel's 64 sums in four registers and
 /// each weight widened exactly in a register (`vcvtph2ps`).
 ///
@@ -55,13 +90,7 @@ pub(super) unsafe fn f16_row_avx512(x: &[f32], panels: &[u16], bias: Option<&[f3
                 *acc = _mm512_fmadd_ps(xv, _mm512_cvtph_ps(h), *acc);
             }
         }
-        for (c, acc) in acc.into_iter().enumerate() {
-            let lanes = lanes16(cols, c);
-            if lanes != 0 {
-                // SAFETY: as for the bias, with `y_panel` of `cols` values.
-                unsafe { _mm512_mask_storeu_ps(y_panel.as_mut_ptr().add(16 * c), lanes, acc) };
-            }
-        }
+        panel_store_avx512(acc, y_panel);
     }
 }
 
@@ -75,12 +104,7 @@ pub(super) unsafe fn f16_row_avx2(x: &[f32], panels: &[u16], bias: Option<&[f32]
     for (p, y_panel) in y.chunks_mut(PANEL).enumerate() {
         let panel = &panels[p * k * PANEL..(p + 1) * k * PANEL];
         let cols = y_panel.len();
-        let mut start = [0.0f32; PANEL];
-        if let Some(b) = bias {
-            start[..cols].copy_from_slice(&b[p * PANEL..p * PANEL + cols]);
-        }
-        // SAFETY: `start` holds PANEL = 64 values, and this reads the 8 from `8c`.
-        let mut acc: [__m256; 8] = std::array::from_fn(|c| unsafe { _mm256_loadu_ps(start.as_ptr().add(8 * c)) });
+        let mut acc = panel_start_avx2(bias.map(|b| &b[p * PANEL..p * PANEL + cols]));
         for (&xk, row) in x.iter().zip(panel.chunks_exact(PANEL)) {
             let xv = _mm256_set1_ps(xk);
             for (c, acc) in acc.iter_mut().enumerate() {
@@ -89,12 +113,7 @@ pub(super) unsafe fn f16_row_avx2(x: &[f32], panels: &[u16], bias: Option<&[f32]
                 *acc = _mm256_fmadd_ps(xv, _mm256_cvtph_ps(h), *acc);
             }
         }
-        let mut out = [0.0f32; PANEL];
-        for (c, acc) in acc.into_iter().enumerate() {
-            // SAFETY: `out` holds PANEL = 64 values, and this writes the 8 from `8c`.
-            unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(8 * c), acc) };
-        }
-        y_panel.copy_from_slice(&out[..cols]);
+        panel_store_avx2(acc, y_panel);
     }
 }
 
@@ -123,13 +142,7 @@ pub(super) unsafe fn bf16_row_avx512(x: &[f32], panels: &[u16], bias: Option<&[f
                 acc[2 * half + 1] = _mm512_fmadd_ps(xv, high, acc[2 * half + 1]);
             }
         }
-        for (c, acc) in acc.into_iter().enumerate() {
-            let lanes = lanes16(cols, c);
-            if lanes != 0 {
-                // SAFETY: as for the bias, with `y_panel` of `cols` values.
-                unsafe { _mm512_mask_storeu_ps(y_panel.as_mut_ptr().add(16 * c), lanes, acc) };
-            }
-        }
+        panel_store_avx512(acc, y_panel);
     }
 }
 
@@ -144,12 +157,7 @@ pub(super) unsafe fn bf16_row_avx2(x: &[f32], panels: &[u16], bias: Option<&[f32
     for (p, y_panel) in y.chunks_mut(PANEL).enumerate() {
         let panel = &panels[p * k * PANEL..(p + 1) * k * PANEL];
         let cols = y_panel.len();
-        let mut start = [0.0f32; PANEL];
-        if let Some(b) = bias {
-            start[..cols].copy_from_slice(&b[p * PANEL..p * PANEL + cols]);
-        }
-        // SAFETY: `start` holds PANEL = 64 values, and this reads the 8 from `8c`.
-        let mut acc: [__m256; 8] = std::array::from_fn(|c| unsafe { _mm256_loadu_ps(start.as_ptr().add(8 * c)) });
+        let mut acc = panel_start_avx2(bias.map(|b| &b[p * PANEL..p * PANEL + cols]));
         for (&xk, row) in x.iter().zip(panel.chunks_exact(PANEL)) {
             let xv = _mm256_set1_ps(xk);
             for half in 0..2 {
@@ -164,12 +172,7 @@ pub(super) unsafe fn bf16_row_avx2(x: &[f32], panels: &[u16], bias: Option<&[f32
                 }
             }
         }
-        let mut out = [0.0f32; PANEL];
-        for (c, acc) in acc.into_iter().enumerate() {
-            // SAFETY: `out` holds PANEL = 64 values, and this writes the 8 from `8c`.
-            unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(8 * c), acc) };
-        }
-        y_panel.copy_from_slice(&out[..cols]);
+        panel_store_avx2(acc, y_panel);
     }
 }
 
