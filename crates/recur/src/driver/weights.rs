@@ -13,7 +13,7 @@ use crate::kernels::gemm::{MatMut, MatRef, broadcast_rows, gemm};
 use crate::kernels::packed::{
     PackedMatrix, Start, has_vector_tile_kernel, packed_product, packed_product_leading, packed_product_on_threads,
 };
-use crate::kernels::quant::{Scheme, StoredMatrix, StoredPanels};
+use crate::kernels::quant::{Scheme, StoredMatrix, StoredPanels, StoredWeight};
 use crate::kernels::rowvec::{RowPanels, row_times};
 use crate::params::{Param, ParamMut, ParamRef, Parameter, init_uniform, store_weight};
 
@@ -35,11 +35,11 @@ pub struct CellWeights<T: Real = f32> {
     packed: Packed<T>,
 }
 
-/// `weight_ih` and `weight_hh` in a [`Scheme`].
+/// `weight_ih` and `weight_hh` in a [`Scheme`], each with its panels laid out on first use.
 #[derive(Clone, Debug, PartialEq)]
 struct StoredPair {
-    ih: StoredMatrix,
-    hh: StoredMatrix,
+    ih: StoredWeight,
+    hh: StoredWeight,
 }
 
 /// The recurrent weights as a time loop reads them, from [`CellWeights::packed_forward`].
@@ -68,8 +68,6 @@ struct Packed<T> {
     /// [`CellWeights::packed_gate_forward`]), with that gate's number: `W_hh,gᵀ` forward, `W_hh,g` backward.
     gate_forward: OnceLock<(usize, PackedMatrix<T>)>,
     gate_backward: OnceLock<(usize, PackedMatrix<T>)>,
-    /// `W_ih` and `W_hh` stored in fewer bits, laid out for their products.
-    stored: OnceLock<(StoredPanels, StoredPanels)>,
 }
 
 /// The value in `cell`, made by `make` if there is none yet. `make` runs before the cell's lock is taken: packing
@@ -97,7 +95,6 @@ impl<T> Default for Packed<T> {
             backward: OnceLock::new(),
             gate_forward: OnceLock::new(),
             gate_backward: OnceLock::new(),
-            stored: OnceLock::new(),
         }
     }
 }
@@ -147,18 +144,18 @@ impl<T: Real> CellWeights<T> {
 
     /// How `weight_ih` and `weight_hh` are stored, when not in `T`.
     pub fn scheme(&self) -> Option<Scheme> {
-        self.stored.as_ref().map(|s| s.ih.scheme())
+        self.stored.as_ref().map(|s| s.ih.matrix().scheme())
     }
 
     /// `weight_ih` and `weight_hh` as stored, when stored in fewer bits.
     pub fn stored(&self) -> Option<(&StoredMatrix, &StoredMatrix)> {
-        self.stored.as_ref().map(|s| (&s.ih, &s.hh))
+        self.stored.as_ref().map(|s| (s.ih.matrix(), s.hh.matrix()))
     }
 
     /// Bytes of `weight_ih` and `weight_hh` as they are held.
     pub fn weight_bytes(&self) -> usize {
         match &self.stored {
-            Some(s) => s.ih.bytes() + s.hh.bytes(),
+            Some(s) => s.ih.matrix().bytes() + s.hh.matrix().bytes(),
             None => (self.weight_ih.value().len() + self.weight_hh.value().len()) * size_of::<T>(),
         }
     }
@@ -174,7 +171,7 @@ impl<T: Real> CellWeights<T> {
         assert_eq!((hh.rows(), hh.cols()), (rows, self.recurrent_size), "set_stored: weight_hh shape");
         self.weight_ih = Parameter::zeros(0);
         self.weight_hh = Parameter::zeros(0);
-        self.stored = Some(StoredPair { ih, hh });
+        self.stored = Some(StoredPair { ih: StoredWeight::new(ih), hh: StoredWeight::new(hh) });
         self.packed = Packed::default();
     }
 
@@ -193,9 +190,8 @@ impl<T: Real> CellWeights<T> {
     }
 
     /// The stored matrices laid out for their products, on first use.
-    fn stored_panels(&self) -> Option<&(StoredPanels, StoredPanels)> {
-        let stored = self.stored.as_ref()?;
-        Some(made_once(&self.packed.stored, || (StoredPanels::new(&stored.ih), StoredPanels::new(&stored.hh))))
+    fn stored_panels(&self) -> Option<(&StoredPanels, &StoredPanels)> {
+        self.stored.as_ref().map(|s| (s.ih.panels(), s.hh.panels()))
     }
 
     /// Size of the input `x_t`.
@@ -522,8 +518,8 @@ impl<T: Real> CellWeights<T> {
     pub fn cast<U: Real>(&self) -> CellWeights<U> {
         let (weight_ih, weight_hh) = match &self.stored {
             Some(s) => (
-                Parameter::<f32>::from_values(s.ih.dequantize()).cast(),
-                Parameter::<f32>::from_values(s.hh.dequantize()).cast(),
+                Parameter::<f32>::from_values(s.ih.matrix().dequantize()).cast(),
+                Parameter::<f32>::from_values(s.hh.matrix().dequantize()).cast(),
             ),
             None => (self.weight_ih.cast(), self.weight_hh.cast()),
         };

@@ -256,10 +256,20 @@ impl StoredWeight {
         &self.matrix
     }
 
+    /// The matrix laid out for its products, on first use.
+    pub fn panels(&self) -> &StoredPanels {
+        self.panels.get_or_init(|| StoredPanels::new(&self.matrix))
+    }
+
+    /// The weight of rows `picked` alone (see [`StoredMatrix::pick_rows`]).
+    pub fn pick_rows(&self, picked: &[usize]) -> Self {
+        StoredWeight::new(self.matrix.pick_rows(picked))
+    }
+
     /// `y ← b + x·Wᵀ` for `rows` rows of `x`, each `y` row `W.rows()` values (see [`StoredPanels::product`]).
     pub fn product(&self, x: &[f32], rows: usize, bias: Option<&[f32]>, y: &mut [f32]) {
         let n = self.matrix.rows;
-        self.panels.get_or_init(|| StoredPanels::new(&self.matrix)).product(x, rows, bias, y, n, n);
+        self.panels().product(x, rows, bias, y, n, n);
     }
 }
 
