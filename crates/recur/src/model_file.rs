@@ -127,13 +127,13 @@ impl TensorFile {
         let path = path.as_ref();
         let format = |reason: String| Error::Format { path: path.into(), reason };
         let mut metadata = metadata.clone();
-        match stored_scheme_of_all(stored) {
-            Some(scheme) => drop(metadata.insert(QUANTIZATION_KEY.into(), scheme.name().into())),
-            None if stored.is_empty() => {}
-            None => {
+        if let Some((_, first)) = stored.first() {
+            let scheme = first.scheme();
+            if stored.iter().any(|(_, m)| m.scheme() != scheme) {
                 let schemes: Vec<&str> = stored.iter().map(|(_, m)| m.scheme().name()).collect();
                 return Err(format(format!("a file holds one scheme, found {schemes:?}")));
             }
+            metadata.insert(QUANTIZATION_KEY.into(), scheme.name().into());
         }
         let mut entries: Vec<(String, Dtype, Vec<u8>, Vec<usize>)> = tensors
             .iter()
@@ -144,7 +144,7 @@ impl TensorFile {
             match m.values() {
                 StoredValues::Bf16(v) => entries.push((name.clone(), Dtype::BF16, u16_bytes(v), shape)),
                 StoredValues::F16(v) => entries.push((name.clone(), Dtype::F16, u16_bytes(v), shape)),
-                StoredValues::Int8 { values, scales } => {
+                StoredValues::Int8 { values, scales, .. } => {
                     entries.push((name.clone(), Dtype::I8, values.iter().map(|&q| q as u8).collect(), shape));
                     let scale_name = format!("{name}{SCALE_SUFFIX}");
                     entries.push((scale_name, Dtype::F32, le_bytes(scales), vec![scales.len()]));
@@ -183,19 +183,6 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     file.sync_all().map_err(io)?;
     drop(file);
     std::fs::rename(&tmp, path).map_err(io)
-}
-
-/// The one scheme of every matrix in `stored`, when they agree: per-row and per-tensor int8 agree when the only
-/// per-tensor ones have one row (where the two are the same).
-fn stored_scheme_of_all(stored: &[(String, &StoredMatrix)]) -> Option<Scheme> {
-    let row = Scheme::Int8(Int8Scale::Row);
-    let schemes: Vec<Scheme> = stored.iter().map(|(_, m)| m.scheme()).collect();
-    let first = *schemes.first()?;
-    if schemes.iter().all(|&s| s == first) {
-        return Some(first);
-    }
-    let one_row = |(_, m): &&(String, &StoredMatrix)| m.rows() == 1;
-    stored.iter().filter(|(_, m)| m.scheme() != row).all(|e| one_row(&e)).then_some(row)
 }
 
 /// `values` as little-endian bytes.
@@ -255,7 +242,7 @@ fn read_stored(
             if let Some(i) = values.iter().position(|&q| q == i8::MIN) {
                 return Err(format!("tensor `{name}`: value {i} is −128; symmetric int8 holds −127..=127"));
             }
-            StoredValues::Int8 { values, scales: scales.data().to_vec() }
+            StoredValues::Int8 { values, scales: scales.data().to_vec(), per }
         }
     };
     Ok(StoredMatrix::from_values(rows, cols, values))

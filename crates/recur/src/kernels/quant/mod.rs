@@ -88,6 +88,8 @@ pub enum StoredValues {
         values: Vec<i8>,
         /// `rows` scales ([`Int8Scale::Row`]) or one ([`Int8Scale::Tensor`]), each finite and ≥ 0.
         scales: Vec<f32>,
+        /// What one scale covers.
+        per: Int8Scale,
     },
 }
 
@@ -126,7 +128,7 @@ impl StoredMatrix {
                     let s = scales[if per == Int8Scale::Row { r } else { 0 }];
                     values.extend(row.iter().map(|&v| quantize_value(v, s)));
                 }
-                StoredValues::Int8 { values, scales }
+                StoredValues::Int8 { values, scales, per }
             }
         };
         StoredMatrix { rows, cols, values }
@@ -135,16 +137,18 @@ impl StoredMatrix {
     /// A matrix from values already stored (read from a file).
     ///
     /// # Panics
-    /// When the number of values is not `rows·cols`, or an int8 matrix has neither one scale nor one per row (a
-    /// caller bug: `model_file` checks both with the tensor's name first).
+    /// When the number of values is not `rows·cols`, or an int8 matrix has not the scales its `per` says (one per
+    /// row, or one; a caller bug: `model_file` checks both with the tensor's name first).
     pub fn from_values(rows: usize, cols: usize, values: StoredValues) -> Self {
         let (len, scales) = match &values {
             StoredValues::Bf16(v) | StoredValues::F16(v) => (v.len(), None),
-            StoredValues::Int8 { values, scales } => (values.len(), Some(scales.len())),
+            StoredValues::Int8 { values, scales, per } => {
+                (values.len(), Some((scales.len(), if *per == Int8Scale::Row { rows } else { 1 })))
+            }
         };
         assert_eq!(len, rows * cols, "StoredMatrix::from_values: matrix size");
-        if let Some(n) = scales {
-            assert!(n == rows || n == 1, "StoredMatrix::from_values: {n} scales for {rows} rows");
+        if let Some((n, want)) = scales {
+            assert_eq!(n, want, "StoredMatrix::from_values: scales for {rows} rows");
         }
         StoredMatrix { rows, cols, values }
     }
@@ -169,10 +173,7 @@ impl StoredMatrix {
         match &self.values {
             StoredValues::Bf16(_) => Scheme::Bf16,
             StoredValues::F16(_) => Scheme::F16,
-            StoredValues::Int8 { scales, .. } if scales.len() == self.rows && self.rows != 1 => {
-                Scheme::Int8(Int8Scale::Row)
-            }
-            StoredValues::Int8 { .. } => Scheme::Int8(Int8Scale::Tensor),
+            StoredValues::Int8 { per, .. } => Scheme::Int8(*per),
         }
     }
 
@@ -180,7 +181,7 @@ impl StoredMatrix {
     pub fn bytes(&self) -> usize {
         match &self.values {
             StoredValues::Bf16(v) | StoredValues::F16(v) => 2 * v.len(),
-            StoredValues::Int8 { values, scales } => values.len() + 4 * scales.len(),
+            StoredValues::Int8 { values, scales, .. } => values.len() + 4 * scales.len(),
         }
     }
 
@@ -195,8 +196,8 @@ impl StoredMatrix {
         match &self.values {
             StoredValues::Bf16(v) => out.iter_mut().zip(&v[at]).for_each(|(o, &b)| *o = bf16_to_f32(b)),
             StoredValues::F16(v) => out.iter_mut().zip(&v[at]).for_each(|(o, &b)| *o = f16_to_f32(b)),
-            StoredValues::Int8 { values, scales } => {
-                let s = scales[if scales.len() == 1 { 0 } else { r }];
+            StoredValues::Int8 { values, scales, per } => {
+                let s = scales[if *per == Int8Scale::Row { r } else { 0 }];
                 out.iter_mut().zip(&values[at]).for_each(|(o, &q)| *o = s * f32::from(q));
             }
         }
@@ -224,13 +225,13 @@ impl StoredMatrix {
         let values = match &self.values {
             StoredValues::Bf16(v) => StoredValues::Bf16(gather(v)),
             StoredValues::F16(v) => StoredValues::F16(gather(v)),
-            StoredValues::Int8 { values, scales } => StoredValues::Int8 {
+            StoredValues::Int8 { values, scales, per } => StoredValues::Int8 {
                 values: picked.iter().flat_map(|&r| values[r * cols..(r + 1) * cols].iter().copied()).collect(),
-                scales: if scales.len() == 1 && self.rows != 1 {
-                    scales.clone()
-                } else {
-                    picked.iter().map(|&r| scales[r]).collect()
+                scales: match per {
+                    Int8Scale::Row => picked.iter().map(|&r| scales[r]).collect(),
+                    Int8Scale::Tensor => scales.clone(),
                 },
+                per: *per,
             },
         };
         StoredMatrix { rows: picked.len(), cols, values }
@@ -326,7 +327,7 @@ mod tests {
     fn int8_rows_round_to_their_own_scale() {
         let a = [1.0, -0.5, 0.25, /* row 2 */ 0.0, 0.0, 0.0, /* row 3 */ -4.0, 2.0, 1.0];
         let m = StoredMatrix::quantize(&a, 3, 3, Scheme::Int8(Int8Scale::Row));
-        let StoredValues::Int8 { values, scales } = m.values() else { panic!("int8") };
+        let StoredValues::Int8 { values, scales, .. } = m.values() else { panic!("int8") };
         assert_eq!(scales, &[1.0 / 127.0, 0.0, 4.0 / 127.0]);
         assert_eq!(values, &[127, -64, 32, 0, 0, 0, -127, 64, 32]);
         let back = m.dequantize();

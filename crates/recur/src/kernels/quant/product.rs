@@ -18,7 +18,7 @@
 //! AVX-512 VNNI (`vpdpbusd`, unsigned × signed bytes, four terms a 32-bit lane) where the CPU has it, and AVX2's
 //! 16-bit multiply-adds (`vpmaddwd`, exact for bytes) otherwise.
 
-use super::{StoredMatrix, StoredValues};
+use super::{Int8Scale, StoredMatrix, StoredValues};
 use crate::kernels::packed::column_panels;
 
 /// Columns per panel.
@@ -92,7 +92,7 @@ impl StoredPanels {
                 Panels::Bf16(laid)
             }
             StoredValues::F16(v) => Panels::F16(column_panels(k, n, PANEL, |row, col| v[col * k + row])),
-            StoredValues::Int8 { values, scales } => {
+            StoredValues::Int8 { values, scales, per } => {
                 let (groups, width) = (k.div_ceil(QUAD), n.div_ceil(PANEL) * PANEL);
                 let mut laid = vec![0i8; width * groups * QUAD];
                 let mut offsets = vec![0i32; width];
@@ -106,7 +106,7 @@ impl StoredPanels {
                     offsets[col] = sum.wrapping_mul(128);
                 }
                 let scales = (0..width)
-                    .map(|j| if j < n { scales[if scales.len() == 1 { 0 } else { j }] } else { 0.0 })
+                    .map(|j| if j < n { scales[if *per == Int8Scale::Row { j } else { 0 }] } else { 0.0 })
                     .collect();
                 Panels::Int8 { values: laid, scales, offsets }
             }
