@@ -57,11 +57,12 @@ impl Sampling {
 
     /// Draws an index of `logits` (the argmax at temperature 0; the first of equal maxima).
     pub fn draw(&self, logits: &[f32], rng: &mut impl Rng) -> usize {
+        if self.temperature == 0.0 {
+            return (0..logits.len())
+                .fold(0, |best, i| if logits[i].total_cmp(&logits[best]).is_gt() { i } else { best });
+        }
         let mut order: Vec<usize> = (0..logits.len()).collect();
         order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
-        if self.temperature == 0.0 {
-            return order[0];
-        }
         order.truncate(self.top_k.unwrap_or(order.len()).max(1));
         let top = logits[order[0]];
         let weights: Vec<f64> = order.iter().map(|&i| (((logits[i] - top) / self.temperature) as f64).exp()).collect();
@@ -185,6 +186,7 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let logits = [0.0, 3.0, 1.0, 2.9];
         assert_eq!(Sampling::GREEDY.draw(&logits, &mut rng), 1);
+        assert_eq!(Sampling::GREEDY.draw(&[1.0, 4.0, 4.0, -1.0], &mut rng), 1, "the first of equal maxima");
         let top2 = Sampling::new(5.0, Some(2)).unwrap();
         for _ in 0..200 {
             assert!([1, 3].contains(&top2.draw(&logits, &mut rng)));

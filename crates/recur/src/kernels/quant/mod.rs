@@ -14,6 +14,8 @@
 //! read from a file are checked above (in `model_file`) before they reach this module.
 
 pub mod product;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod wasm;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 

@@ -74,6 +74,9 @@ pub(super) enum Path {
     /// Intel's CPUs: [`wide_half_conversion`]).
     #[cfg(target_arch = "x86_64")]
     Avx512,
+    /// WebAssembly's 128-bit vectors, for int8 (compiled in, not chosen at run time).
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    Simd128,
 }
 
 impl StoredPanels {
@@ -154,6 +157,10 @@ impl StoredPanels {
                 return Path::Avx2;
             }
         }
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        if self.has(Path::Simd128) {
+            return Path::Simd128;
+        }
         Path::Portable
     }
 
@@ -172,6 +179,10 @@ impl StoredPanels {
                     Panels::Bf16(_) => detected() >= SimdLevel::Avx512,
                 },
             }
+        }
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        if path == Path::Simd128 {
+            return matches!(self.panels, Panels::Int8 { .. });
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
@@ -208,6 +219,8 @@ impl StoredPanels {
                     match path {
                         Path::Portable if f16 => widened_row(x_row, p, super::f16_to_f32, |j| j, bias, y_row),
                         Path::Portable => widened_row(x_row, p, super::bf16_to_f32, bf16_position, bias, y_row),
+                        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+                        Path::Simd128 => unreachable!("`has` allows SIMD128 for int8 only"),
                         // SAFETY: the CPU has AVX-512F and FMA (asserted above), all the functions need.
                         #[cfg(target_arch = "x86_64")]
                         Path::Avx512 => unsafe {
@@ -242,6 +255,11 @@ impl StoredPanels {
                         Path::Portable => {
                             let sx = quantize_portable(x_row, &mut q[..k]);
                             int8_row(q, sx, values, scales, bias, y_row);
+                        }
+                        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+                        Path::Simd128 => {
+                            let sx = quantize_portable(x_row, &mut q[..k]);
+                            super::wasm::int8_row_simd128(q, sx, values, scales, bias, y_row);
                         }
                         #[cfg(target_arch = "x86_64")]
                         Path::Avx512 => {
@@ -463,7 +481,9 @@ mod tests {
     fn paths(p: &StoredPanels) -> Vec<Path> {
         #[cfg(target_arch = "x86_64")]
         let vector = [Path::Avx2, Path::Avx512];
-        #[cfg(not(target_arch = "x86_64"))]
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        let vector = [Path::Simd128];
+        #[cfg(not(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128"))))]
         let vector: [Path; 0] = [];
         std::iter::once(Path::Portable).chain(vector.into_iter().filter(|&path| p.has(path))).collect()
     }
