@@ -7,6 +7,10 @@
 //! (`k × n`: 128 or 256 inputs, `4·256` gate rows), with the weights in `f32` (the packed row kernel) and stored
 //! in bf16, f16 and int8 (which also quantizes `x` on every call): `cargo bench -p recur --bench step_product --
 //! row_product`.
+//!
+//! `rows_product` is the same product for a batch of rows, as a whole sequence runs it: the recurrent product of
+//! 16 or 32 rows a step, and an input projection of 800 rows (half of `B32 T50`, one thread's share), with the
+//! weights stored in bf16, f16 and int8: `cargo bench -p recur --bench step_product -- rows_product`.
 
 use std::hint::black_box;
 
@@ -84,5 +88,27 @@ fn row_product(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, step_product, row_product);
+fn rows_product(c: &mut Criterion) {
+    let mut group = c.benchmark_group("rows_product");
+    group.warm_up_time(std::time::Duration::from_millis(500)).measurement_time(std::time::Duration::from_secs(2));
+    for (m, k, n) in [(16, 256, 1024), (32, 256, 1024), (800, 128, 1024)] {
+        let x = values(m * k);
+        let w = values(n * k);
+        let b = values(n);
+        let mut y = vec![0.0f32; m * n];
+        group.throughput(Throughput::Elements((2 * m * k * n) as u64));
+        for scheme in [Scheme::Bf16, Scheme::F16, Scheme::Int8(Int8Scale::Row)] {
+            let panels = StoredPanels::new(&StoredMatrix::quantize(&w, n, k, scheme));
+            group.bench_function(format!("{scheme} {m}x{k}x{n}"), |bench| {
+                bench.iter(|| {
+                    panels.product(black_box(&x), m, Some(&b), &mut y, n, n);
+                    y[0]
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, step_product, row_product, rows_product);
 criterion_main!(benches);

@@ -1,7 +1,9 @@
 //! `y ← b + x·Wᵀ` for rows of `x`, with `W` a [`StoredMatrix`] laid out once in panels of [`PANEL`] columns, as
-//! [`crate::kernels::rowvec`] lays out `f32` weights. Each row of `x` is its own pass over the panels, so a row's
-//! result never depends on how many rows share the call: a stream's numbers are the same alone and in a batch,
-//! and a whole sequence gives what its steps give one at a time.
+//! [`crate::kernels::rowvec`] lays out `f32` weights. The vector kernels take rows of `x` in blocks of up to four,
+//! so that each load of the weights feeds every row of a block, but each row keeps sums of its own and
+//! gets the same arithmetic in the same order as alone: a row's result never depends on how many rows share the
+//! call, so a stream's numbers are the same alone and in a batch, and a whole sequence gives what its steps give
+//! one at a time.
 //!
 //! The arithmetic, the same on every path:
 //!
@@ -67,7 +69,7 @@ enum Panels {
 pub(super) enum Path {
     /// Plain Rust.
     Portable,
-    /// AVX2 and FMA, with F16C for f16.
+    /// AVX2, FMA and F16C.
     #[cfg(target_arch = "x86_64")]
     Avx2,
     /// AVX-512F and FMA, with AVX-512 VNNI for int8 and F16C for f16 (whose kernel is the 256-bit one but on
@@ -172,7 +174,9 @@ impl StoredPanels {
             use std::arch::is_x86_feature_detected as has;
             match path {
                 Path::Portable => true,
-                Path::Avx2 => detected() >= SimdLevel::Avx2 && (!matches!(self.panels, Panels::F16(_)) || has!("f16c")),
+                // F16C for every format: the bf16 kernel shares its body with the f16 one, which a function built
+                // without F16C could not inline (every CPU with AVX2 has F16C).
+                Path::Avx2 => detected() >= SimdLevel::Avx2 && has!("f16c"),
                 Path::Avx512 => match self.panels {
                     Panels::Int8 { .. } => detected() >= SimdLevel::Avx512 && has!("avx512vnni"),
                     Panels::F16(_) => detected() >= SimdLevel::Avx512 && has!("f16c"),
@@ -210,77 +214,194 @@ impl StoredPanels {
             assert!(b.len() >= columns, "StoredPanels::product: bias length");
         }
         assert!(self.has(path), "StoredPanels::product: {path:?} on this CPU");
-        let rows_of = |r: usize| r * k..(r + 1) * k;
+        if rows == 0 || columns == 0 {
+            return;
+        }
+        let block = Block { x, k, bias, y, y_stride, columns };
         match &self.panels {
-            Panels::Bf16(p) | Panels::F16(p) => {
+            Panels::Bf16(panels) | Panels::F16(panels) => {
                 let f16 = matches!(self.panels, Panels::F16(_));
-                for r in 0..rows {
-                    let (x_row, y_row) = (&x[rows_of(r)], &mut y[r * y_stride..r * y_stride + columns]);
-                    match path {
-                        Path::Portable if f16 => widened_row(x_row, p, super::f16_to_f32, |j| j, bias, y_row),
-                        Path::Portable => widened_row(x_row, p, super::bf16_to_f32, bf16_position, bias, y_row),
-                        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-                        Path::Simd128 => unreachable!("`has` allows SIMD128 for int8 only"),
-                        // SAFETY: the CPU has AVX-512F and FMA (asserted above), all the functions need.
-                        #[cfg(target_arch = "x86_64")]
-                        Path::Avx512 => unsafe {
-                            if f16 && !wide_half_conversion() {
-                                // SAFETY: an AVX-512 CPU has AVX2 and F16C too (checked by `has`).
-                                super::x86::f16_row_avx2(x_row, p, bias, y_row)
-                            } else if f16 {
-                                super::x86::f16_row_avx512(x_row, p, bias, y_row)
-                            } else {
-                                super::x86::bf16_row_avx512(x_row, p, bias, y_row)
-                            }
-                        },
-                        // SAFETY: the CPU has AVX2, FMA and F16C (asserted above), all the functions need.
-                        #[cfg(target_arch = "x86_64")]
-                        Path::Avx2 => unsafe {
-                            if f16 {
-                                super::x86::f16_row_avx2(x_row, p, bias, y_row)
-                            } else {
-                                super::x86::bf16_row_avx2(x_row, p, bias, y_row)
-                            }
-                        },
+                // The 256-bit f16 kernel on the AVX-512 path but where the wide conversion is fast: an AVX-512 CPU
+                // with F16C (`has` checked it) has all the 256-bit path needs.
+                #[cfg(target_arch = "x86_64")]
+                let path = if f16 && path == Path::Avx512 && !wide_half_conversion() { Path::Avx2 } else { path };
+                in_blocks(rows, block_on(path), &mut HalfProduct { block, panels, f16, path });
+            }
+            Panels::Int8 { values, scales, offsets } => QUANTIZED_ROWS.with_borrow_mut(|q| {
+                // Room for a block of rows quantized, each padded with zeros to whole groups (which meet the zero
+                // rows of the panels).
+                q.clear();
+                q.resize(BLOCK * k.div_ceil(QUAD) * QUAD, 0);
+                in_blocks(rows, block_on(path), &mut Int8Product { block, path, q, panels: values, scales, offsets });
+            }),
+        }
+    }
+}
+
+/// The most rows of `x` a kernel takes in one pass over the panels: each load of the weights feeds every row of
+/// a block. Four rows keep 16 sums in AVX-512 registers, half of them.
+const BLOCK: usize = 4;
+
+/// Rows a block of the AVX2 kernels: their sums of a part of a panel fill 8 of the 16 registers, which leaves room
+/// for the weights and the rows of `x`.
+#[cfg(target_arch = "x86_64")]
+const AVX2_BLOCK: usize = 2;
+
+/// A product over blocks of rows: [`in_blocks`] hands it `R` rows at a time.
+trait RowBlocks {
+    /// Rows `first..first + R` of the product.
+    fn rows<const R: usize>(&mut self, first: usize);
+}
+
+/// Runs `product` over `rows` rows, `block ≤ BLOCK` at a time and the rows left in one smaller block.
+fn in_blocks(rows: usize, block: usize, product: &mut impl RowBlocks) {
+    let mut first = 0;
+    while first < rows {
+        let count = block.min(rows - first);
+        match count {
+            1 => product.rows::<1>(first),
+            2 => product.rows::<2>(first),
+            3 => product.rows::<3>(first),
+            4 => product.rows::<4>(first),
+            _ => unreachable!("in_blocks: blocks of {block} rows"),
+        }
+        first += count;
+    }
+}
+
+/// Rows a block on `path`: the vector kernels read a panel's weights once a block; the portable one takes a row
+/// at a time.
+fn block_on(path: Path) -> usize {
+    match path {
+        Path::Portable => 1,
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        Path::Simd128 => 1,
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2 => AVX2_BLOCK,
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512 => BLOCK,
+    }
+}
+
+/// The operands of a product that its blocks of rows share.
+struct Block<'a> {
+    x: &'a [f32],
+    k: usize,
+    bias: Option<&'a [f32]>,
+    y: &'a mut [f32],
+    y_stride: usize,
+    columns: usize,
+}
+
+impl Block<'_> {
+    /// Rows `first..first + R` of `x`, one after another, and the `columns` values of those rows of `y`.
+    fn rows<const R: usize>(&mut self, first: usize) -> (&[f32], [&mut [f32]; R]) {
+        let x = &self.x[first * self.k..(first + R) * self.k];
+        let mut rows = self.y[first * self.y_stride..].chunks_mut(self.y_stride);
+        (x, std::array::from_fn(|_| &mut rows.next().expect("y row")[..self.columns]))
+    }
+}
+
+/// A bf16 or f16 product on `path`, which the CPU has ([`StoredPanels::product_on`] asserts it first).
+struct HalfProduct<'a> {
+    block: Block<'a>,
+    panels: &'a [u16],
+    f16: bool,
+    path: Path,
+}
+
+impl RowBlocks for HalfProduct<'_> {
+    fn rows<const R: usize>(&mut self, first: usize) {
+        let (panels, bias, k) = (self.panels, self.block.bias, self.block.k);
+        let (x, y) = self.block.rows::<R>(first);
+        match self.path {
+            Path::Portable => {
+                for (r, y) in y.into_iter().enumerate() {
+                    let x = &x[r * k..(r + 1) * k];
+                    if self.f16 {
+                        widened_row(x, panels, super::f16_to_f32, |j| j, bias, y);
+                    } else {
+                        widened_row(x, panels, super::bf16_to_f32, bf16_position, bias, y);
                     }
                 }
             }
-            Panels::Int8 { values, scales, offsets } => QUANTIZED_ROW.with_borrow_mut(|q| {
-                // The row quantized, padded with zeros to whole groups (which meet the zero rows of the panels).
-                q.clear();
-                q.resize(k.div_ceil(QUAD) * QUAD, 0);
-                for r in 0..rows {
-                    let (x_row, y_row) = (&x[rows_of(r)], &mut y[r * y_stride..r * y_stride + columns]);
-                    match path {
-                        Path::Portable => {
-                            let sx = quantize_portable(x_row, &mut q[..k]);
-                            int8_row(q, sx, values, scales, bias, y_row);
-                        }
-                        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-                        Path::Simd128 => {
-                            let sx = quantize_portable(x_row, &mut q[..k]);
-                            super::wasm::int8_row_simd128(q, sx, values, scales, bias, y_row);
-                        }
-                        #[cfg(target_arch = "x86_64")]
-                        Path::Avx512 => {
-                            // SAFETY: the CPU has AVX-512F (asserted above), all the function needs.
-                            let sx = unsafe { super::x86::quantize_avx512(x_row, &mut q[..k]) };
-                            // SAFETY: the CPU has AVX-512F and AVX-512 VNNI (asserted above), all it needs.
-                            unsafe { super::x86::int8_row_vnni(q, sx, values, scales, offsets, bias, y_row) };
-                        }
-                        #[cfg(target_arch = "x86_64")]
-                        Path::Avx2 => {
-                            // SAFETY: the CPU has AVX2 (asserted above), all the functions need.
-                            let sx = unsafe { super::x86::quantize_avx2(x_row, &mut q[..k]) };
-                            // SAFETY: as above.
-                            unsafe { super::x86::int8_row_avx2(q, sx, values, scales, bias, y_row) };
-                        }
-                    }
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            Path::Simd128 => unreachable!("`has` allows SIMD128 for int8 only"),
+            // SAFETY: the CPU has AVX2, FMA and F16C (the path says so), all the functions need.
+            #[cfg(target_arch = "x86_64")]
+            Path::Avx2 => unsafe {
+                if self.f16 {
+                    super::x86::f16_rows_avx2::<R>(x, panels, bias, y)
+                } else {
+                    super::x86::bf16_rows_avx2::<R>(x, panels, bias, y)
                 }
-                #[cfg(not(target_arch = "x86_64"))]
-                let _ = offsets; // only the VNNI path needs them
-            }),
+            },
+            // SAFETY: the CPU has AVX-512F and FMA (the path says so), all the functions need.
+            #[cfg(target_arch = "x86_64")]
+            Path::Avx512 => unsafe {
+                if self.f16 {
+                    super::x86::f16_rows_avx512::<R>(x, panels, bias, y)
+                } else {
+                    super::x86::bf16_rows_avx512::<R>(x, panels, bias, y)
+                }
+            },
         }
+    }
+}
+
+/// An int8 product on `path`, which the CPU has ([`StoredPanels::product_on`] asserts it first).
+struct Int8Product<'a> {
+    block: Block<'a>,
+    path: Path,
+    /// Room for [`BLOCK`] rows quantized, each padded with zeros to whole groups.
+    q: &'a mut [i8],
+    panels: &'a [i8],
+    scales: &'a [f32],
+    offsets: &'a [i32],
+}
+
+impl RowBlocks for Int8Product<'_> {
+    fn rows<const R: usize>(&mut self, first: usize) {
+        let (k, bias, path) = (self.block.k, self.block.bias, self.path);
+        let (panels, scales, offsets) = (self.panels, self.scales, self.offsets);
+        let padded = self.q.len() / BLOCK;
+        let q = &mut self.q[..R * padded];
+        let (x, y) = self.block.rows::<R>(first);
+        let sx: [f32; R] = std::array::from_fn(|r| {
+            let (x, q) = (&x[r * k..(r + 1) * k], &mut q[r * padded..r * padded + k]);
+            match path {
+                Path::Portable => quantize_portable(x, q),
+                #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+                Path::Simd128 => quantize_portable(x, q),
+                // SAFETY: the CPU has AVX-512F (the path says so), all the function needs.
+                #[cfg(target_arch = "x86_64")]
+                Path::Avx512 => unsafe { super::x86::quantize_avx512(x, q) },
+                // SAFETY: the CPU has AVX2 (the path says so), all the function needs.
+                #[cfg(target_arch = "x86_64")]
+                Path::Avx2 => unsafe { super::x86::quantize_avx2(x, q) },
+            }
+        });
+        match path {
+            Path::Portable => {
+                for (r, y) in y.into_iter().enumerate() {
+                    int8_row(&q[r * padded..(r + 1) * padded], sx[r], panels, scales, bias, y);
+                }
+            }
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            Path::Simd128 => {
+                for (r, y) in y.into_iter().enumerate() {
+                    super::wasm::int8_row_simd128(&q[r * padded..(r + 1) * padded], sx[r], panels, scales, bias, y);
+                }
+            }
+            // SAFETY: the CPU has AVX-512F and AVX-512 VNNI (the path says so), all the function needs.
+            #[cfg(target_arch = "x86_64")]
+            Path::Avx512 => unsafe { super::x86::int8_rows_vnni::<R>(q, sx, panels, scales, offsets, bias, y) },
+            // SAFETY: the CPU has AVX2 (the path says so), all the function needs.
+            #[cfg(target_arch = "x86_64")]
+            Path::Avx2 => unsafe { super::x86::int8_rows_avx2::<R>(q, sx, panels, scales, bias, y) },
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = offsets; // only the VNNI path needs them
     }
 }
 
@@ -414,8 +535,8 @@ pub(super) fn finish_int8(sums: &[i32; PANEL], sx: f32, scales: &[f32], bias: Op
 }
 
 thread_local! {
-    /// A row of `x` quantized, kept from one product to the next so that a step allocates nothing.
-    static QUANTIZED_ROW: std::cell::RefCell<Vec<i8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// A block of rows of `x` quantized, kept from one product to the next so that a step allocates nothing.
+    static QUANTIZED_ROWS: std::cell::RefCell<Vec<i8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 #[cfg(test)]
@@ -535,6 +656,51 @@ mod tests {
         eprintln!("paths checked: {checked:?}");
     }
 
+    #[test]
+    fn rows_in_blocks_give_each_row_its_own_bits() {
+        for (k, n) in [(0, 9), (1, 1), (5, 17), (7, 64), (130, 65), (64, 200)] {
+            let a: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.53).sin() * 1.5).collect();
+            let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.3).cos()).collect();
+            for rows in 1..=9 {
+                let mut x: Vec<f32> = (0..rows * k).map(|i| (i as f32 * 0.71).cos() * (1 + i % 3) as f32).collect();
+                // A row of zeros, a row on ties of its quantization grid and a row with a NaN among the others.
+                for (r, row) in x.chunks_mut(k.max(1)).enumerate().take(rows) {
+                    match r % 4 {
+                        1 => row.fill(0.0),
+                        2 => row.iter_mut().enumerate().for_each(|(i, v)| *v = [127.0, 0.5, -2.5, 3.5, -0.0][i % 5]),
+                        3 if r > 4 => row[0] = f32::NAN,
+                        _ => {}
+                    }
+                }
+                for scheme in Scheme::ALL {
+                    let p = StoredPanels::new(&StoredMatrix::quantize(&a, n, k, scheme));
+                    for path in paths(&p) {
+                        for (columns, stride) in [(n, n), (n, n + 3), (n / 2, n), (n.saturating_sub(1), 2 * n + 1)] {
+                            for bias in [Some(&b[..]), None] {
+                                let mut all = vec![-7.0f32; rows * stride];
+                                p.product_on(path, &x, rows, bias, &mut all, stride, columns);
+                                for r in 0..rows {
+                                    let one = |path| {
+                                        let mut one = vec![-7.0f32; stride];
+                                        p.product_on(path, &x[r * k..(r + 1) * k], 1, bias, &mut one, stride, columns);
+                                        bits(&one)
+                                    };
+                                    let want = one(path);
+                                    assert_eq!(want, one(Path::Portable), "{scheme} {path:?} k={k} n={n} alone");
+                                    assert_eq!(
+                                        bits(&all[r * stride..(r + 1) * stride]),
+                                        want,
+                                        "{scheme} {path:?} k={k} n={n} rows={rows} row {r} columns={columns}"
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// The 512-bit f16 kernel, which the dispatch leaves out on some CPUs, against the portable one.
     #[cfg(target_arch = "x86_64")]
     #[test]
@@ -549,14 +715,25 @@ mod tests {
             let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.3).sin()).collect();
             let p = StoredPanels::new(&StoredMatrix::quantize(&a, n, k, Scheme::F16));
             let Panels::F16(panels) = &p.panels else { unreachable!() };
+            // Three rows: `x`, `x` negated and `x` halved.
+            let three: Vec<f32> = [1.0, -1.0, 0.5].iter().flat_map(|&c| x.iter().map(move |v| c * v)).collect();
             for columns in [n, n / 2] {
                 for bias in [Some(&b[..]), None] {
-                    let mut want = vec![-7.0f32; columns];
-                    widened_row(&x, panels, super::super::f16_to_f32, |j| j, bias, &mut want);
+                    let mut want = vec![-7.0f32; 3 * columns];
+                    for r in 0..3 {
+                        let (x, y) = (&three[r * k..(r + 1) * k], &mut want[r * columns..(r + 1) * columns]);
+                        widened_row(x, panels, super::super::f16_to_f32, |j| j, bias, y);
+                    }
                     let mut got = vec![-7.0f32; columns];
                     // SAFETY: the CPU has AVX-512F, FMA and F16C (checked above).
-                    unsafe { super::super::x86::f16_row_avx512(&x, panels, bias, &mut got) };
-                    assert_eq!(bits(&got), bits(&want), "k={k} n={n} columns={columns}");
+                    unsafe { super::super::x86::f16_rows_avx512::<1>(&x, panels, bias, [&mut got]) };
+                    assert_eq!(bits(&got), bits(&want[..columns]), "k={k} n={n} columns={columns}");
+                    let mut got = vec![-7.0f32; 3 * columns];
+                    let (y0, rest) = got.split_at_mut(columns);
+                    let (y1, y2) = rest.split_at_mut(columns);
+                    // SAFETY: as above.
+                    unsafe { super::super::x86::f16_rows_avx512::<3>(&three, panels, bias, [y0, y1, y2]) };
+                    assert_eq!(bits(&got), bits(&want), "three rows, k={k} n={n} columns={columns}");
                 }
             }
         }

@@ -17,9 +17,33 @@ fn lanes16(len: usize, c: usize) -> __mmask16 {
     ((1u32 << lanes) - 1) as __mmask16
 }
 
+/// `[f(0), …, f(N − 1)]`: `std::array::from_fn` for the kernels, which keeps the calls of `f` in the kernel's own
+/// code. The standard library's `from_fn` is built without the vector features, so a closure it calls may stay a
+/// call, with its vectors passed through memory.
+#[inline(always)]
+fn each<T: Copy, const N: usize>(mut f: impl FnMut(usize) -> T) -> [T; N] {
+    const { assert!(N > 0) };
+    let first = f(0);
+    let mut out = [first; N];
+    for (c, out) in out.iter_mut().enumerate().skip(1) {
+        *out = f(c);
+    }
+    out
+}
+
+/// The values of `bias` at `span`, if there is a bias: a panel's or a part's share of it.
+#[inline(always)]
+fn share(bias: Option<&[f32]>, span: std::ops::Range<usize>) -> Option<&[f32]> {
+    match bias {
+        Some(b) => Some(&b[span]),
+        None => None,
+    }
+}
+
 /// A panel's 64 sums in four registers, starting from its bias `b` (the panel's `cols ≤ 64` values), or zero.
 /// Callable without `unsafe` only from code built for AVX-512F itself.
 #[target_feature(enable = "avx512f")]
+#[inline]
 fn panel_start_avx512(bias: Option<&[f32]>) -> [__m512; 4] {
     let mut acc = [_mm512_setzero_ps(); 4];
     if let Some(b) = bias {
@@ -37,6 +61,7 @@ fn panel_start_avx512(bias: Option<&[f32]>) -> [__m512; 4] {
 
 /// Writes a panel's 64 sums to `y` (its `cols ≤ 64` columns), the others dropped.
 #[target_feature(enable = "avx512f")]
+#[inline]
 fn panel_store_avx512(acc: [__m512; 4], y: &mut [f32]) {
     for (c, acc) in acc.into_iter().enumerate() {
         let lanes = lanes16(y.len(), c);
@@ -48,131 +73,199 @@ fn panel_store_avx512(acc: [__m512; 4], y: &mut [f32]) {
     }
 }
 
-/// [`panel_start_avx512`] in eight 8-lane registers.
+/// [`panel_start_avx512`] in `N` 8-lane registers: the sums of `8N ≤ 64` columns from their bias `b` (`cols ≤ 8N`
+/// values), or zero.
 #[target_feature(enable = "avx2")]
-fn panel_start_avx2(bias: Option<&[f32]>) -> [__m256; 8] {
+#[inline]
+fn part_start_avx2<const N: usize>(bias: Option<&[f32]>) -> [__m256; N] {
+    const { assert!(N <= 8) };
     let mut start = [0.0f32; PANEL];
     if let Some(b) = bias {
         start[..b.len()].copy_from_slice(b);
     }
-    // SAFETY: `start` holds PANEL = 64 values, and this reads the 8 from `8c`.
-    std::array::from_fn(|c| unsafe { _mm256_loadu_ps(start.as_ptr().add(8 * c)) })
+    // SAFETY: `start` holds PANEL = 64 ≥ 8N values, and this reads the 8 from `8c`.
+    each(|c| unsafe { _mm256_loadu_ps(start.as_ptr().add(8 * c)) })
 }
 
-/// [`panel_store_avx512`] from eight 8-lane registers.
+/// [`panel_store_avx512`] from `N` 8-lane registers: writes the sums of `8N ≤ 64` columns to `y` (its `cols ≤ 8N`
+/// columns), the others dropped.
 #[target_feature(enable = "avx2")]
-fn panel_store_avx2(acc: [__m256; 8], y: &mut [f32]) {
+#[inline]
+fn part_store_avx2<const N: usize>(acc: [__m256; N], y: &mut [f32]) {
+    const { assert!(N <= 8) };
     let mut out = [0.0f32; PANEL];
     for (c, acc) in acc.into_iter().enumerate() {
-        // SAFETY: `out` holds PANEL = 64 values, and this writes the 8 from `8c`.
+        // SAFETY: `out` holds PANEL = 64 ≥ 8N values, and this writes the 8 from `8c`.
         unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(8 * c), acc) };
     }
     y.copy_from_slice(&out[..y.len()]);
 }
 
-/// One row of an f16 product, `y_j = b_j + Σ_k x_k·w_kj` in `k` order, a panel's 64 sums in four registers and
-/// each weight widened exactly in a register (`vcvtph2ps`).
+/// `R` rows of an f16 or bf16 product, `y_j = b_j + Σ_k x_k·w_kj` in `k` order: `x` holds the `R` rows one after
+/// another and `y` their outputs, all of one length (the columns written). Each row keeps a panel's 64 sums in
+/// four registers of its own, and each row of a panel is loaded and widened (`widen`) once for all `R` rows, so
+/// a row gets the same multiply-adds in the same order as it would alone, and the weights are read once a block
+/// of rows rather than once a row. With `R = 4` the sums fill 16 of the 32 registers.
+#[target_feature(enable = "avx512f,fma")]
+fn widened_rows_avx512<const R: usize>(
+    x: &[f32],
+    panels: &[u16],
+    bias: Option<&[f32]>,
+    mut y: [&mut [f32]; R],
+    widen: impl Fn(&[u16; PANEL]) -> [__m512; 4],
+) {
+    let k = x.len() / R;
+    let xs: [&[f32]; R] = each(|r| &x[r * k..(r + 1) * k]);
+    let cols = y.first().map_or(0, |y| y.len());
+    for p in 0..cols.div_ceil(PANEL) {
+        let (panel, _) = panels[p * k * PANEL..(p + 1) * k * PANEL].as_chunks::<PANEL>();
+        let span = p * PANEL..cols.min((p + 1) * PANEL);
+        let mut acc = [panel_start_avx512(share(bias, span.clone())); R];
+        for (i, row) in (0..k).zip(panel) {
+            let w = widen(row);
+            for (acc, x) in acc.iter_mut().zip(&xs) {
+                let xv = _mm512_set1_ps(x[i]);
+                for (acc, w) in acc.iter_mut().zip(w) {
+                    *acc = _mm512_fmadd_ps(xv, w, *acc);
+                }
+            }
+        }
+        for (acc, y) in acc.into_iter().zip(&mut y) {
+            panel_store_avx512(acc, &mut y[span.clone()]);
+        }
+    }
+}
+
+/// `R` rows of an f16 product ([`widened_rows_avx512`]), each weight widened exactly in a register
+/// (`vcvtph2ps`).
 ///
 /// # Safety
 /// The CPU must have AVX-512F and FMA.
 #[target_feature(enable = "avx512f,fma")]
-pub(super) unsafe fn f16_row_avx512(x: &[f32], panels: &[u16], bias: Option<&[f32]>, y: &mut [f32]) {
-    let k = x.len();
-    for (p, y_panel) in y.chunks_mut(PANEL).enumerate() {
-        let panel = &panels[p * k * PANEL..(p + 1) * k * PANEL];
-        let cols = y_panel.len();
-        let mut acc = panel_start_avx512(bias.map(|b| &b[p * PANEL..p * PANEL + cols]));
-        for (&xk, row) in x.iter().zip(panel.chunks_exact(PANEL)) {
-            let xv = _mm512_set1_ps(xk);
-            for (c, acc) in acc.iter_mut().enumerate() {
-                // SAFETY: `row` holds PANEL = 64 values, and this reads the 16 from `16c`.
-                let h = unsafe { _mm256_loadu_si256(row.as_ptr().add(16 * c).cast()) };
-                *acc = _mm512_fmadd_ps(xv, _mm512_cvtph_ps(h), *acc);
+pub(super) unsafe fn f16_rows_avx512<const R: usize>(
+    x: &[f32],
+    panels: &[u16],
+    bias: Option<&[f32]>,
+    y: [&mut [f32]; R],
+) {
+    widened_rows_avx512(x, panels, bias, y, |row| {
+        // SAFETY: `row` holds PANEL = 64 values, and this reads the 16 from `16c`.
+        each(|c| _mm512_cvtph_ps(unsafe { _mm256_loadu_si256(row.as_ptr().add(16 * c).cast()) }))
+    })
+}
+
+/// `R` rows of a bf16 product ([`widened_rows_avx512`]). In the panels' order of columns
+/// ([`super::product::bf16_position`]) each 64-byte load holds 32 columns, two to a 32-bit lane: a shift left by
+/// 16 widens the first 16 exactly, and clearing the low halves the next 16.
+///
+/// # Safety
+/// The CPU must have AVX-512F and FMA.
+#[target_feature(enable = "avx512f,fma")]
+pub(super) unsafe fn bf16_rows_avx512<const R: usize>(
+    x: &[f32],
+    panels: &[u16],
+    bias: Option<&[f32]>,
+    y: [&mut [f32]; R],
+) {
+    let upper = _mm512_set1_epi32(0xffff_0000_u32 as i32);
+    widened_rows_avx512(x, panels, bias, y, |row| {
+        // SAFETY: `row` holds PANEL = 64 values, and this reads the 32 from `32·half`.
+        let [first, second] = each(|half| unsafe { _mm512_loadu_si512(row.as_ptr().add(32 * half).cast()) });
+        let low = |w| _mm512_castsi512_ps(_mm512_slli_epi32::<16>(w));
+        let high = |w| _mm512_castsi512_ps(_mm512_and_si512(w, upper));
+        [low(first), high(first), low(second), high(second)]
+    })
+}
+
+/// [`widened_rows_avx512`] in 8-lane registers, `8N` columns of a panel at a time: each row keeps `N` registers
+/// of sums, and `widen` gives the 32 columns of a run of a panel's row in four registers, in order. One row alone
+/// takes the whole panel (`N = 8`); several take it in halves (`N = 4`), so that their sums fit the 16 registers.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn widened_rows_avx2<const R: usize, const N: usize>(
+    x: &[f32],
+    panels: &[u16],
+    bias: Option<&[f32]>,
+    mut y: [&mut [f32]; R],
+    widen: impl Fn(&[u16; 32]) -> [__m256; 4],
+) {
+    // Parts of whole runs of 32 columns.
+    const { assert!(N == 4 || N == 8) };
+    let k = x.len() / R;
+    let xs: [&[f32]; R] = each(|r| &x[r * k..(r + 1) * k]);
+    let cols = y.first().map_or(0, |y| y.len());
+    for p in 0..cols.div_ceil(PANEL) {
+        let (panel, _) = panels[p * k * PANEL..(p + 1) * k * PANEL].as_chunks::<PANEL>();
+        for part in (p * PANEL..cols.min((p + 1) * PANEL)).step_by(8 * N) {
+            let span = part..cols.min(part + 8 * N);
+            let mut acc = [part_start_avx2::<N>(share(bias, span.clone())); R];
+            let runs = part % PANEL / 32..part % PANEL / 32 + N / 4;
+            for (i, row) in (0..k).zip(panel) {
+                // A run's weights widened and used at once, so that only four registers hold weights.
+                let xv: [__m256; R] = each(|r| _mm256_set1_ps(xs[r][i]));
+                for (run, w) in row[32 * runs.start..32 * runs.end].as_chunks().0.iter().enumerate() {
+                    let w = widen(w);
+                    for (acc, &xv) in acc.iter_mut().zip(&xv) {
+                        for (acc, w) in acc[4 * run..4 * run + 4].iter_mut().zip(w) {
+                            *acc = _mm256_fmadd_ps(xv, w, *acc);
+                        }
+                    }
+                }
+            }
+            for (acc, y) in acc.into_iter().zip(&mut y) {
+                part_store_avx2(acc, &mut y[span.clone()]);
             }
         }
-        panel_store_avx512(acc, y_panel);
     }
 }
 
-/// [`f16_row_avx512`] in eight 8-lane registers.
+/// `R` rows of an f16 product in 8-lane registers ([`widened_rows_avx2`]), each weight widened exactly
+/// (`vcvtph2ps`).
 ///
 /// # Safety
 /// The CPU must have AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn f16_row_avx2(x: &[f32], panels: &[u16], bias: Option<&[f32]>, y: &mut [f32]) {
-    let k = x.len();
-    for (p, y_panel) in y.chunks_mut(PANEL).enumerate() {
-        let panel = &panels[p * k * PANEL..(p + 1) * k * PANEL];
-        let cols = y_panel.len();
-        let mut acc = panel_start_avx2(bias.map(|b| &b[p * PANEL..p * PANEL + cols]));
-        for (&xk, row) in x.iter().zip(panel.chunks_exact(PANEL)) {
-            let xv = _mm256_set1_ps(xk);
-            for (c, acc) in acc.iter_mut().enumerate() {
-                // SAFETY: `row` holds PANEL = 64 values, and this reads the 8 from `8c`.
-                let h = unsafe { _mm_loadu_si128(row.as_ptr().add(8 * c).cast()) };
-                *acc = _mm256_fmadd_ps(xv, _mm256_cvtph_ps(h), *acc);
-            }
-        }
-        panel_store_avx2(acc, y_panel);
+pub(super) unsafe fn f16_rows_avx2<const R: usize>(
+    x: &[f32],
+    panels: &[u16],
+    bias: Option<&[f32]>,
+    y: [&mut [f32]; R],
+) {
+    let widen = |run: &[u16; 32]| {
+        // SAFETY: `run` holds 32 values, and this reads the 8 from `8c`.
+        each(|c| _mm256_cvtph_ps(unsafe { _mm_loadu_si128(run.as_ptr().add(8 * c).cast()) }))
+    };
+    if R == 1 {
+        widened_rows_avx2::<R, 8>(x, panels, bias, y, widen);
+    } else {
+        widened_rows_avx2::<R, 4>(x, panels, bias, y, widen);
     }
 }
 
-/// One row of a bf16 product, `y_j = b_j + Σ_k x_k·w_kj` in `k` order, a panel's 64 sums in four registers. In
-/// the panels' order of columns ([`super::product::bf16_position`]) each 64-byte load holds 32 columns, two to a
-/// 32-bit lane: a shift left by 16 widens the first 16 exactly, and clearing the low halves the next 16.
+/// `R` rows of a bf16 product in 8-lane registers ([`widened_rows_avx2`]): a 32-byte load holds 8 columns and the
+/// 8 that are 16 further.
 ///
 /// # Safety
-/// The CPU must have AVX-512F and FMA.
-#[target_feature(enable = "avx512f,fma")]
-pub(super) unsafe fn bf16_row_avx512(x: &[f32], panels: &[u16], bias: Option<&[f32]>, y: &mut [f32]) {
-    let k = x.len();
-    let upper = _mm512_set1_epi32(0xffff_0000_u32 as i32);
-    for (p, y_panel) in y.chunks_mut(PANEL).enumerate() {
-        let panel = &panels[p * k * PANEL..(p + 1) * k * PANEL];
-        let cols = y_panel.len();
-        let mut acc = panel_start_avx512(bias.map(|b| &b[p * PANEL..p * PANEL + cols]));
-        for (&xk, row) in x.iter().zip(panel.chunks_exact(PANEL)) {
-            let xv = _mm512_set1_ps(xk);
-            for half in 0..2 {
-                // SAFETY: `row` holds PANEL = 64 values, and this reads the 32 from `32·half`.
-                let w = unsafe { _mm512_loadu_si512(row.as_ptr().add(32 * half).cast()) };
-                let low = _mm512_castsi512_ps(_mm512_slli_epi32::<16>(w));
-                let high = _mm512_castsi512_ps(_mm512_and_si512(w, upper));
-                acc[2 * half] = _mm512_fmadd_ps(xv, low, acc[2 * half]);
-                acc[2 * half + 1] = _mm512_fmadd_ps(xv, high, acc[2 * half + 1]);
-            }
-        }
-        panel_store_avx512(acc, y_panel);
-    }
-}
-
-/// [`bf16_row_avx512`] in eight 8-lane registers: a 32-byte load holds 8 columns and the 8 that are 16 further.
-///
-/// # Safety
-/// The CPU must have AVX2 and FMA.
-#[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn bf16_row_avx2(x: &[f32], panels: &[u16], bias: Option<&[f32]>, y: &mut [f32]) {
-    let k = x.len();
+/// The CPU must have AVX2, FMA and F16C (which the kernel shares with [`f16_rows_avx2`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn bf16_rows_avx2<const R: usize>(
+    x: &[f32],
+    panels: &[u16],
+    bias: Option<&[f32]>,
+    y: [&mut [f32]; R],
+) {
     let upper = _mm256_set1_epi32(0xffff_0000_u32 as i32);
-    for (p, y_panel) in y.chunks_mut(PANEL).enumerate() {
-        let panel = &panels[p * k * PANEL..(p + 1) * k * PANEL];
-        let cols = y_panel.len();
-        let mut acc = panel_start_avx2(bias.map(|b| &b[p * PANEL..p * PANEL + cols]));
-        for (&xk, row) in x.iter().zip(panel.chunks_exact(PANEL)) {
-            let xv = _mm256_set1_ps(xk);
-            for half in 0..2 {
-                for c in 0..2 {
-                    // SAFETY: `row` holds PANEL = 64 values, and this reads the 16 from `32·half + 16c`.
-                    let w = unsafe { _mm256_loadu_si256(row.as_ptr().add(32 * half + 16 * c).cast()) };
-                    let low = _mm256_castsi256_ps(_mm256_slli_epi32::<16>(w));
-                    let high = _mm256_castsi256_ps(_mm256_and_si256(w, upper));
-                    // Columns `32·half + 8c + i` and those 16 further.
-                    acc[4 * half + c] = _mm256_fmadd_ps(xv, low, acc[4 * half + c]);
-                    acc[4 * half + 2 + c] = _mm256_fmadd_ps(xv, high, acc[4 * half + 2 + c]);
-                }
-            }
-        }
-        panel_store_avx2(acc, y_panel);
+    let widen = |run: &[u16; 32]| {
+        // SAFETY: `run` holds 32 values, and this reads the 16 from `16c`.
+        let [first, second] = each(|c| unsafe { _mm256_loadu_si256(run.as_ptr().add(16 * c).cast()) });
+        let low = |w| _mm256_castsi256_ps(_mm256_slli_epi32::<16>(w));
+        let high = |w| _mm256_castsi256_ps(_mm256_and_si256(w, upper));
+        // Columns 0–7, 8–15, 16–23 and 24–31 of the run.
+        [low(first), low(second), high(first), high(second)]
+    };
+    if R == 1 {
+        widened_rows_avx2::<R, 8>(x, panels, bias, y, widen);
+    } else {
+        widened_rows_avx2::<R, 4>(x, panels, bias, y, widen);
     }
 }
 
@@ -254,62 +347,92 @@ pub(super) unsafe fn quantize_avx2(x: &[f32], q: &mut [i8]) -> f32 {
     scale
 }
 
-/// One row of an int8 product with AVX-512 VNNI: `vpdpbusd` multiplies unsigned bytes by signed ones, so the row
+/// `R` rows of an int8 product with AVX-512 VNNI: `vpdpbusd` multiplies unsigned bytes by signed ones, so a row
 /// goes in as `q + 128` (the sign bit of each byte flipped) and each column's `128·Σ_k w_kj` (`offsets`) comes off
-/// the sums afterwards, all in wrapping `i32` arithmetic, which makes the result the exact `Σ_k q_k·w_kj`. Each
-/// panel's 64 sums are in `4·SETS` registers.
+/// the sums afterwards, all in wrapping `i32` arithmetic, which makes each row's result the exact `Σ_k q_k·w_kj`.
+/// Each row keeps a panel's 64 sums in registers of its own, and each load of a panel's weights feeds all `R`
+/// rows, so the weights are read once a block of rows rather than once a row; the sums being exact, a row's
+/// result is what it is alone.
 ///
-/// `q` is the row quantized and padded to whole groups, `sx` its scale; `scales` and `offsets` are padded to
-/// whole panels.
+/// `q` holds the `R` rows quantized, one after another, each padded to whole groups; `sx` are their scales and
+/// `y` their outputs, all of one length (the columns written); `scales` and `offsets` are padded to whole panels.
 ///
 /// # Safety
 /// The CPU must have AVX-512F and AVX-512 VNNI.
 #[target_feature(enable = "avx512f,avx512vnni")]
-pub(super) unsafe fn int8_row_vnni(
+pub(super) unsafe fn int8_rows_vnni<const R: usize>(
     q: &mut [i8],
-    sx: f32,
+    sx: [f32; R],
     panels: &[i8],
     scales: &[f32],
     offsets: &[i32],
     bias: Option<&[f32]>,
-    y: &mut [f32],
+    y: [&mut [f32]; R],
 ) {
-    let groups = q.len() / QUAD;
-    // Flip the bytes once for the whole row, and back at the end: the buffer is the caller's.
+    // Flip the bytes once for the whole block, and back at the end: the buffer is the caller's.
     q.iter_mut().for_each(|v| *v ^= i8::MIN);
-    let row: &[i8] = q;
-    // A group of the row as the 32-bit lane `vpdpbusd` takes: four bytes, the first lowest.
-    let quad = |bytes: &[i8]| i32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]].map(|b| b as u8));
-    for (p, y_panel) in y.chunks_mut(PANEL).enumerate() {
+    // One row alone has too few sums to hide the latency of the multiply-adds: it takes SETS groups at a time, each
+    // into registers of its own. Several rows have enough in flight with one set.
+    if R == 1 {
+        vnni_sums::<R, SETS>(q, sx, panels, scales, offsets, bias, y);
+    } else {
+        vnni_sums::<R, 1>(q, sx, panels, scales, offsets, bias, y);
+    }
+    q.iter_mut().for_each(|v| *v ^= i8::MIN);
+}
+
+/// [`int8_rows_vnni`] on the flipped rows, with `S` groups of `k` in flight, each into `4·R` registers of sums of
+/// its own (`S = 1` for several rows: 16 sums for 4 rows, of 32 registers).
+#[target_feature(enable = "avx512f,avx512vnni")]
+fn vnni_sums<const R: usize, const S: usize>(
+    q: &[i8],
+    sx: [f32; R],
+    panels: &[i8],
+    scales: &[f32],
+    offsets: &[i32],
+    bias: Option<&[f32]>,
+    mut y: [&mut [f32]; R],
+) {
+    let groups = q.len() / R / QUAD;
+    // Each row as the 32-bit lanes `vpdpbusd` takes: a group's four bytes, the first lowest.
+    let quads: [&[[i8; QUAD]]; R] = each(|r| &q[r * groups * QUAD..(r + 1) * groups * QUAD].as_chunks().0[..groups]);
+    let quad = |r: usize, g: usize| _mm512_set1_epi32(i32::from_le_bytes(quads[r][g].map(|b| b as u8)));
+    let cols = y.first().map_or(0, |y| y.len());
+    for p in 0..cols.div_ceil(PANEL) {
         let panel = &panels[p * groups * GROUP..(p + 1) * groups * GROUP];
-        let mut acc = [[_mm512_setzero_si512(); 4]; SETS];
-        let (mut runs, mut x_runs) = (panel.chunks_exact(SETS * GROUP), row.chunks_exact(SETS * QUAD));
-        for (run, x_run) in runs.by_ref().zip(x_runs.by_ref()) {
+        let mut acc = [[[_mm512_setzero_si512(); 4]; R]; S];
+        let mut runs = panel.chunks_exact(S * GROUP);
+        for (i, run) in runs.by_ref().enumerate() {
             for (set, acc) in acc.iter_mut().enumerate() {
-                let xv = _mm512_set1_epi32(quad(&x_run[set * QUAD..]));
-                for (c, acc) in acc.iter_mut().enumerate() {
-                    // SAFETY: `run` holds SETS·GROUP bytes, and this reads the 64 from `set·GROUP + 64c`.
-                    let w = unsafe { _mm512_loadu_si512(run.as_ptr().add(set * GROUP + 64 * c).cast()) };
+                // SAFETY: `run` holds S·GROUP bytes, and this reads the 64 from `set·GROUP + 64c`.
+                let w: [__m512i; 4] =
+                    each(|c| unsafe { _mm512_loadu_si512(run.as_ptr().add(set * GROUP + 64 * c).cast()) });
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let xv = quad(r, i * S + set);
+                    for (acc, w) in acc.iter_mut().zip(w) {
+                        *acc = _mm512_dpbusd_epi32(*acc, xv, w);
+                    }
+                }
+            }
+        }
+        let done = panel.len() / (S * GROUP) * S;
+        for (g, group) in (done..).zip(runs.remainder().chunks_exact(GROUP)) {
+            // SAFETY: `group` holds GROUP = 256 bytes, and this reads the 64 from `64c`.
+            let w: [__m512i; 4] = each(|c| unsafe { _mm512_loadu_si512(group.as_ptr().add(64 * c).cast()) });
+            for (r, acc) in acc[0].iter_mut().enumerate() {
+                let xv = quad(r, g);
+                for (acc, w) in acc.iter_mut().zip(w) {
                     *acc = _mm512_dpbusd_epi32(*acc, xv, w);
                 }
             }
         }
-        for (group, x_quad) in runs.remainder().chunks_exact(GROUP).zip(x_runs.remainder().chunks_exact(QUAD)) {
-            let xv = _mm512_set1_epi32(quad(x_quad));
-            for (c, acc) in acc[0].iter_mut().enumerate() {
-                // SAFETY: `group` holds GROUP = 256 bytes, and this reads the 64 from `64c`.
-                let w = unsafe { _mm512_loadu_si512(group.as_ptr().add(64 * c).cast()) };
-                *acc = _mm512_dpbusd_epi32(*acc, xv, w);
-            }
-        }
-        let sums: [__m512i; 4] =
-            std::array::from_fn(|c| acc[1..].iter().fold(acc[0][c], |sum, set| _mm512_add_epi32(sum, set[c])));
-        let cols = y_panel.len();
+        // `y_j = (sum_j − offset_j)·(sx·s_j) + b_j`: `finish_int8`'s arithmetic, 16 columns a register. Written out
+        // here rather than called: a call would pass the sums through memory for every panel.
+        let span = p * PANEL..cols.min((p + 1) * PANEL);
         let (scales, offsets) = (&scales[p * PANEL..(p + 1) * PANEL], &offsets[p * PANEL..(p + 1) * PANEL]);
-        let bias = bias.map(|b| &b[p * PANEL..p * PANEL + cols]);
-        let sxv = _mm512_set1_ps(sx);
-        for (c, sum) in sums.into_iter().enumerate() {
-            let lanes = lanes16(cols, c);
+        let bias = share(bias, span.clone());
+        for c in 0..4 {
+            let lanes = lanes16(span.len(), c);
             if lanes == 0 {
                 break;
             }
@@ -317,62 +440,101 @@ pub(super) unsafe fn int8_row_vnni(
             let (s, offset) = unsafe {
                 (_mm512_loadu_ps(scales.as_ptr().add(16 * c)), _mm512_loadu_si512(offsets.as_ptr().add(16 * c).cast()))
             };
-            let sum = _mm512_sub_epi32(sum, offset);
             let b = match bias {
-                // SAFETY: lanes are set only for columns `16c + i < cols = b.len()`, so `16c` is within `b`, and
-                // a masked load reads only the lanes set.
+                // SAFETY: lanes are set only for columns `16c + i < span.len() = b.len()`, so `16c` is within `b`,
+                // and a masked load reads only the lanes set.
                 Some(b) => unsafe { _mm512_maskz_loadu_ps(lanes, b.as_ptr().add(16 * c)) },
                 None => _mm512_setzero_ps(),
             };
-            let out = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(sxv, s)), b);
-            // SAFETY: as for the bias, with `y_panel` of `cols` values.
-            unsafe { _mm512_mask_storeu_ps(y_panel.as_mut_ptr().add(16 * c), lanes, out) };
+            for (r, y) in y.iter_mut().enumerate() {
+                let sum = acc[1..].iter().fold(acc[0][r][c], |sum, set| _mm512_add_epi32(sum, set[r][c]));
+                let scale = _mm512_mul_ps(_mm512_set1_ps(sx[r]), s);
+                let out = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(sum, offset)), scale), b);
+                let y = &mut y[span.clone()];
+                // SAFETY: as for the bias, with `y` of `span.len()` values.
+                unsafe { _mm512_mask_storeu_ps(y.as_mut_ptr().add(16 * c), lanes, out) };
+            }
         }
     }
-    q.iter_mut().for_each(|v| *v ^= i8::MIN);
 }
 
-/// One row of an int8 product with AVX2: the bytes widened to `i16` and multiplied in pairs into `i32`
+/// `R` rows of an int8 product with AVX2: the bytes widened to `i16` and multiplied in pairs into `i32`
 /// (`vpmaddwd`: products of bytes cannot saturate it), so each 32-bit lane holds half of a column's four terms
-/// of a group, the two halves added at the end. A panel is walked in two halves of 32 columns, whose 64 partial
-/// sums fill eight registers.
+/// of a group, the two halves added at the end. A panel is walked in parts of `4N` columns, whose partial sums
+/// fill `N` registers a row: one row alone takes halves of 32 columns (`N = 8`), several rows quarters (`N = 4`),
+/// so that their sums fit the 16 registers. Each load of the weights feeds all `R` rows, and the sums are exact,
+/// so a row's result is what it is alone.
+///
+/// `q` holds the `R` rows quantized, one after another, each padded to whole groups; `sx` are their scales and
+/// `y` their outputs, all of one length (the columns written).
 ///
 /// # Safety
 /// The CPU must have AVX2.
 #[target_feature(enable = "avx2")]
-pub(super) unsafe fn int8_row_avx2(
+pub(super) unsafe fn int8_rows_avx2<const R: usize>(
     q: &[i8],
-    sx: f32,
+    sx: [f32; R],
     panels: &[i8],
     scales: &[f32],
     bias: Option<&[f32]>,
-    y: &mut [f32],
+    y: [&mut [f32]; R],
 ) {
-    let groups = q.len() / QUAD;
-    for (p, y_panel) in y.chunks_mut(PANEL).enumerate() {
+    if R == 1 {
+        int8_parts_avx2::<R, 8>(q, sx, panels, scales, bias, y);
+    } else {
+        int8_parts_avx2::<R, 4>(q, sx, panels, scales, bias, y);
+    }
+}
+
+/// [`int8_rows_avx2`] in parts of `4N` columns.
+#[target_feature(enable = "avx2")]
+fn int8_parts_avx2<const R: usize, const N: usize>(
+    q: &[i8],
+    sx: [f32; R],
+    panels: &[i8],
+    scales: &[f32],
+    bias: Option<&[f32]>,
+    mut y: [&mut [f32]; R],
+) {
+    // Parts of whole 16-byte loads that divide a panel, their partial sums within 64 values.
+    const { assert!(N <= 8 && PANEL.is_multiple_of(4 * N)) };
+    let groups = q.len() / R / QUAD;
+    let quads: [&[[i8; QUAD]]; R] = each(|r| &q[r * groups * QUAD..(r + 1) * groups * QUAD].as_chunks().0[..groups]);
+    // A group of a row as four `i16`, repeated: what `vpmaddwd` multiplies a column's four weights by.
+    let quad =
+        |r: usize, g: usize| _mm256_cvtepi8_epi16(_mm_set1_epi32(i32::from_le_bytes(quads[r][g].map(|b| b as u8))));
+    let cols = y.first().map_or(0, |y| y.len());
+    for p in 0..cols.div_ceil(PANEL) {
         let panel = &panels[p * groups * GROUP..(p + 1) * groups * GROUP];
-        let mut sums = [0i32; PANEL];
-        for half in 0..2 {
-            let mut acc = [_mm256_setzero_si256(); 8];
-            for (quad, group) in q.chunks_exact(QUAD).zip(panel.chunks_exact(GROUP)) {
-                let quad = i32::from_le_bytes([quad[0], quad[1], quad[2], quad[3]].map(|b| b as u8));
-                let xv = _mm256_cvtepi8_epi16(_mm_set1_epi32(quad));
-                let half = &group[half * GROUP / 2..(half + 1) * GROUP / 2];
-                for (c, acc) in acc.iter_mut().enumerate() {
-                    // SAFETY: `half` holds GROUP / 2 = 128 bytes, and this reads the 16 from `16c`.
-                    let w = _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(half.as_ptr().add(16 * c).cast()) });
-                    *acc = _mm256_add_epi32(*acc, _mm256_madd_epi16(xv, w));
+        let mut sums = [[0i32; PANEL]; R];
+        for part in (0..PANEL).step_by(4 * N) {
+            let mut acc = [[_mm256_setzero_si256(); N]; R];
+            for (g, group) in (0..groups).zip(panel.chunks_exact(GROUP)) {
+                let part = &group[part * QUAD..(part + 4 * N) * QUAD];
+                // Each load of weights used at once, so that only one register holds weights.
+                let xv: [__m256i; R] = each(|r| quad(r, g));
+                for c in 0..N {
+                    // SAFETY: `part` holds 4N·QUAD = 16N bytes, and this reads the 16 from `16c`.
+                    let w = _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(part.as_ptr().add(16 * c).cast()) });
+                    for (acc, &xv) in acc.iter_mut().zip(&xv) {
+                        acc[c] = _mm256_add_epi32(acc[c], _mm256_madd_epi16(xv, w));
+                    }
                 }
             }
-            let mut partial = [0i32; 64];
-            for (c, acc) in acc.into_iter().enumerate() {
-                // SAFETY: `partial` holds 64 values, and this writes the 8 from `8c`.
-                unsafe { _mm256_storeu_si256(partial.as_mut_ptr().add(8 * c).cast(), acc) };
-            }
-            for (sum, pair) in sums[half * PANEL / 2..(half + 1) * PANEL / 2].iter_mut().zip(partial.chunks_exact(2)) {
-                *sum = pair[0].wrapping_add(pair[1]);
+            for (acc, sums) in acc.into_iter().zip(&mut sums) {
+                let mut partial = [0i32; 64];
+                for (c, acc) in acc.into_iter().enumerate() {
+                    // SAFETY: `partial` holds 64 ≥ 8N values, and this writes the 8 from `8c`.
+                    unsafe { _mm256_storeu_si256(partial.as_mut_ptr().add(8 * c).cast(), acc) };
+                }
+                for (sum, pair) in sums[part..part + 4 * N].iter_mut().zip(partial.chunks_exact(2)) {
+                    *sum = pair[0].wrapping_add(pair[1]);
+                }
             }
         }
-        finish_int8(&sums, sx, &scales[p * PANEL..(p + 1) * PANEL], bias.map(|b| &b[p * PANEL..]), y_panel);
+        let span = p * PANEL..cols.min((p + 1) * PANEL);
+        for ((sums, sx), y) in sums.iter().zip(sx).zip(&mut y) {
+            finish_int8(sums, sx, &scales[p * PANEL..(p + 1) * PANEL], share(bias, span.clone()), &mut y[span.clone()]);
+        }
     }
 }
