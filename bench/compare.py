@@ -41,7 +41,8 @@ In one run, on one machine, one case at a time and never two engines at once, it
 
 Timing copies `recur bench` (crates/recur-cli/src/commands/bench.rs): two warm-up runs, then repetitions until at
 least `--seconds` have passed and at least 5 were made; the median (the upper one of an even count) is reported. A
-stream step is timed in batches of 1000 steps and reported per step, in microseconds. GFLOP/s use recur's formula:
+stream step is timed in runs of about 1000 stream-steps and reported per step of one stream, in microseconds (a
+`B256` case steps 256 streams at once, its states fed back, and divides by 256). GFLOP/s use recur's formula:
 per layer and direction, 2 * B * T * gates * H * (I_layer + H) (gates: LSTM 4, GRU 3, RNN 1), and 3x that for a
 training step (backward is about twice the forward's products). Self-attention: 2 * B * T * (4 E^2 + 2 T E) (the
 packed input projection, the scores, the weighted sum, the output projection). The encoder-decoder: the GRUs'
@@ -90,7 +91,8 @@ GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 PAD, BOS, EOS = 0, 1, 2  # the special tokens of recur_tasks' TokenVocab; the letters a-j are 3..12
 LETTERS = 10
 MODULES = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}
-STREAM_BATCH = 1000  # steps per timed repetition of a stream case, as in recur bench
+STREAM_BATCH = 1000  # stream-steps per timed repetition of a stream case, as in recur bench
+SERVED_STREAMS = 256  # streams of the batched stream cases, as in recur bench
 GEMM_N = 2048
 GNU_TIME = "/usr/bin/time"  # measures a child's peak memory (Debian/Ubuntu package `time`)
 NO_CASE = "(memory baseline: no case)"  # a --case filter no recur case name contains
@@ -141,6 +143,9 @@ def all_cases():
             for scheme in ("", *QUANTIZED):
                 name = f"{kind} stream B1 I{i} H{h} L{layers} per-step" + (f" {scheme}" if scheme else "")
                 cases.append(Case(name, kind, i, h, layers, False, False, 1, 1, "stream", scheme=scheme))
+        for i, h, layers in ((32, 64, 1), (128, 256, 2)):  # many streams stepped together, timed per stream-step
+            name = f"{kind} stream B{SERVED_STREAMS} I{i} H{h} L{layers} per-stream-step"
+            cases.append(Case(name, kind, i, h, layers, False, False, SERVED_STREAMS, 1, "stream"))
     cases.append(Case("lstm fwd B64 T200 I256 H512 L1", "lstm", 256, 512, 1, False, True, 64, 200, "fwd"))
     for work in ("fwd", "train"):
         cases.append(Case(f"mha {work} B32 T50 E256 H8", "mha", 256, 256, 1, False, True, 32, 50, work, heads=8))
@@ -197,14 +202,18 @@ def seq2seq_flops(case):
 
 
 def case_flops(case):
-    """FLOPs of one timed unit (a forward, a training step, or one stream step), as recur bench counts them."""
+    """FLOPs of one timed unit (a forward, a training step, or one step of one stream), as recur bench counts
+    them."""
+    if case.work == "stream":
+        return forward_flops(case) / case.batch
     return 3.0 * forward_flops(case) if case.work == "train" else forward_flops(case)
 
 
 def case_input(case):
-    """recur bench's input: x[k] = sin(0.37 k) over the flattened (B, T, I), or (I,) for one stream step."""
+    """recur bench's input: x[k] = sin(0.37 k) over the flattened (B, T, I), or (B, I) for one step of B streams
+    (time-major (1, B, I) here)."""
     if case.work == "stream":
-        shape = (1, 1, case.input_size)
+        shape = (1, case.batch, case.input_size)
     else:
         shape = (case.batch, case.steps, case.input_size)
     values = np.sin(np.arange(math.prod(shape), dtype=np.float32) * np.float32(0.37))
@@ -298,8 +307,8 @@ def reverse_batch(case):
 
 
 def zero_state(case):
-    """The zero initial state of a stream case: (h,) or (h, c), each (L, 1, H)."""
-    shape = (case.layers, 1, case.hidden)
+    """The zero initial state of a stream case: (h,) or (h, c), each (L, B, H)."""
+    shape = (case.layers, case.batch, case.hidden)
     count = 2 if case.kind == "lstm" else 1
     return tuple(np.zeros(shape, dtype=np.float32) for _ in range(count))
 
@@ -323,15 +332,17 @@ def median_time(run, budget):
 
 
 def time_case(case, step, budget):
-    """Seconds per timed unit: `step()` once, or per step for a stream case (timed in batches of steps)."""
+    """Seconds per timed unit: `step()` once, or per step of one stream for a stream case (timed in runs of about
+    STREAM_BATCH stream-steps, as recur bench does)."""
     if case.work != "stream":
         return median_time(step, budget)
+    steps = -(-STREAM_BATCH // case.batch)
 
-    def batch():
-        for _ in range(STREAM_BATCH):
+    def run():
+        for _ in range(steps):
             step()
 
-    return median_time(batch, budget) / STREAM_BATCH
+    return median_time(run, budget) / (steps * case.batch)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -107,6 +107,13 @@ fn cases() -> Vec<Case> {
                 out.push(Case { name, model, scheme, batch: 1, steps: 1, work: Work::Stream });
             }
         }
+        // Many streams stepped together, as a server batching the steps of its live streams would: the time is
+        // per stream-step, to set beside the B1 case's.
+        for (input, hidden, layers) in [(32, 64, 1), (128, 256, 2)] {
+            let name = format!("{kind} stream B{SERVED_STREAMS} I{input} H{hidden} L{layers} per-stream-step");
+            let model = Model::Recurrent(RecurrentConfig::new(mode, input, hidden).num_layers(layers));
+            out.push(Case { name, model, scheme: None, batch: SERVED_STREAMS, steps: 1, work: Work::Stream });
+        }
     }
     let config = RecurrentConfig::lstm(256, 512).batch_first(true);
     out.push(Case {
@@ -143,6 +150,9 @@ fn cases() -> Vec<Case> {
     });
     out
 }
+
+/// Streams in the batched stream cases.
+const SERVED_STREAMS: usize = 256;
 
 /// The stored forms the quantized cases time.
 const QUANTIZED: [Scheme; 2] = [Scheme::Int8(Int8Scale::Row), Scheme::Bf16];
@@ -330,23 +340,24 @@ fn run_recurrent(case: &Case, config: &RecurrentConfig, budget: Duration) -> rec
     let flops = forward_flops(config, b, t);
     match case.work {
         Work::Stream => {
-            let mut stream = StreamState::new(&layer, 1)?;
+            let mut stream = StreamState::new(&layer, b)?;
             // A second core for the large stacks' steps, as a server stepping streams back to back would start.
             let worker = (rayon::current_num_threads() >= 2)
                 .then(StepWorker::start)
                 .transpose()
                 .map_err(|e| recur::Error::Io { path: "recur-step-worker".into(), source: e })?;
             stream.set_worker(worker.as_ref());
-            let x = input(i);
-            // Time batches of steps: one step is too short for the clock.
-            const STEPS: u32 = 1000;
+            let x = input(b * i);
+            // Time runs of about a thousand stream-steps: one step is too short for the clock.
+            let steps = 1000usize.div_ceil(b);
             let time = median_time(budget, || {
-                for _ in 0..STEPS {
+                for _ in 0..steps {
                     std::hint::black_box(stream.step(&layer, &x)?);
                 }
                 Ok(())
             })?;
-            Ok((time / STEPS, flops))
+            // Per stream-step: a batch's step counts once for each of its streams.
+            Ok((time / (steps * b) as u32, flops / b as f64))
         }
         Work::Forward => Ok((median_time(budget, || layer.forward(&x, None, None).map(drop))?, flops)),
         Work::Train => {
@@ -400,7 +411,7 @@ pub fn run(args: &BenchArgs) -> CommandResult {
         if args.json {
             println!("{{\"case\": \"{}\", \"{unit}\": {value:.4}, \"gflops\": {gflops:.2}}}", case.name);
         } else {
-            println!("{:<40} {value:>10.3} {unit} {gflops:>8.1} GFLOP/s", case.name);
+            println!("{:<46} {value:>10.3} {unit} {gflops:>8.1} GFLOP/s", case.name);
         }
     }
     Ok(())
@@ -424,6 +435,8 @@ mod tests {
             "lstm stream B1 I128 H256 L2 per-step bf16",
             "lstm fwd B32 T50 I128 H256 L2 int8",
             "lstm fwd B32 T50 I128 H256 L2 bf16",
+            "lstm stream B256 I32 H64 L1 per-stream-step",
+            "gru stream B256 I128 H256 L2 per-stream-step",
         ] {
             assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
         }
