@@ -14,8 +14,6 @@ use crate::tasks::TaskSpec;
 
 /// Metadata key of the task (JSON of [`TaskSpec`]).
 pub const TASK_KEY: &str = "recur.task";
-/// Metadata key of a character model's vocabulary (its characters in id order, the library's format).
-pub const VOCAB_KEY: &str = recur_tasks::Vocabulary::METADATA_KEY;
 /// A run directory's model file.
 pub const MODEL_FILE: &str = "model.safetensors";
 

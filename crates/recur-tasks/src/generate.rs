@@ -24,6 +24,8 @@
 //! # Ok::<(), recur::Error>(())
 //! ```
 
+use std::collections::HashMap;
+
 use rand::Rng;
 use recur::model_file::TensorFile;
 use recur::{Error, ReadoutName, Result, SequenceModel, StreamState};
@@ -114,11 +116,16 @@ impl TextGenerator {
     /// The generator of a model file written by `recur train --task charlm` (or quantized from one): the model,
     /// and the vocabulary under [`Vocabulary::METADATA_KEY`] in its metadata.
     pub fn from_tensor_file(file: &TensorFile) -> Result<Self> {
-        let vocab = file.metadata.get(Vocabulary::METADATA_KEY).ok_or_else(|| {
+        TextGenerator::with_metadata(SequenceModel::from_tensor_file(file)?, &file.metadata)
+    }
+
+    /// A generator over `model` with the vocabulary its file's `metadata` stores under
+    /// [`Vocabulary::METADATA_KEY`]; without one, an [`Error::Config`] says the file is not a character model.
+    pub fn with_metadata(model: SequenceModel, metadata: &HashMap<String, String>) -> Result<Self> {
+        let vocab = metadata.get(Vocabulary::METADATA_KEY).ok_or_else(|| {
             Error::Config(format!("no `{}` metadata: not a character model", Vocabulary::METADATA_KEY))
         })?;
-        let vocab = Vocabulary::from_metadata(vocab)?;
-        TextGenerator::new(SequenceModel::from_tensor_file(file)?, vocab)
+        TextGenerator::new(model, Vocabulary::from_metadata(vocab)?)
     }
 
     /// The model.

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use clap::Args;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use recur_tasks::{Sampling, TextGenerator, Vocabulary};
+use recur_tasks::{Sampling, TextGenerator};
 
 use super::CommandResult;
-use crate::modelfile::{self, VOCAB_KEY};
+use crate::modelfile;
 
 /// Arguments of `recur generate`.
 #[derive(Args, Debug)]
@@ -40,12 +40,8 @@ pub fn run(args: &GenerateArgs) -> CommandResult {
     let sampling = Sampling::new(args.temperature, args.top_k).map_err(|e| format!("--temperature, --top-k: {e}"))?;
     let loaded = modelfile::load(&args.model)?;
     let path = modelfile::model_path(&args.model);
-    let vocab = loaded
-        .metadata
-        .get(VOCAB_KEY)
-        .ok_or_else(|| format!("{}: no vocabulary in the file: not a character model", path.display()))?;
-    let vocab = Vocabulary::from_metadata(vocab).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut generator = TextGenerator::new(loaded.model, vocab).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut generator =
+        TextGenerator::with_metadata(loaded.model, &loaded.metadata).map_err(|e| format!("{}: {e}", path.display()))?;
     generator.start(&args.prime).map_err(|e| format!("--prime: {e}"))?;
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     let mut out = std::io::stdout().lock();
