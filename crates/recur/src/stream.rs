@@ -45,13 +45,14 @@
 //! ```
 
 pub mod bytes;
+mod layer_step;
 mod split;
 
-use crate::driver::Stack;
-use crate::driver::{Cell, GatePass};
+use crate::driver::{Cell, Stack};
 use crate::error::{Error, Result};
 use crate::layer::{Cells, Mode, Recurrent};
 use crate::tensor::Tensor;
+use layer_step::{StepBuffers, StepInputs, layer_step};
 use split::SplitStep;
 pub use split::StepWorker;
 
@@ -90,33 +91,32 @@ struct Sizes {
     hidden: usize,
     /// `H_out`: the projection size of a projected LSTM, else `hidden`.
     output: usize,
-    /// Values per batch row the cell caches for a backward pass; a step writes them and ignores them.
+    /// Values per batch row a cell's inference pass keeps ([`Cell::inference_cache_width`]): none, but for a
+    /// projected LSTM's `m`, which its gate pass reads back.
     cache: usize,
 }
 
-/// The buffers of one step, shared by the layers (which run one after another) and reused by every step.
+/// The buffers of one step (every stream's pre-activations), shared by the layers (which run one after another)
+/// and reused by every step.
 #[derive(Clone, Debug, Default)]
 struct Scratch {
-    gx: Vec<f32>,
-    gh: Vec<f32>,
-    cache: Vec<f32>,
+    step: StepBuffers,
     h_next: Vec<f32>,
     c_next: Vec<f32>,
     two_cores: TwoCores,
 }
 
-/// Whether steps run on two cores ([`split`]), decided at the first step after a worker is given.
+/// Whether steps can run on two cores ([`split`]), decided at the first step after a worker is given.
 #[derive(Debug, Default)]
 enum TwoCores {
     /// On the calling thread alone: no worker was given (the default).
     #[default]
     Off,
-    /// A worker was given; whether the stack is worth splitting is decided at the next step (a new or cloned
-    /// state).
+    /// A worker was given; whether the stack can be split is decided at the next step (a new or cloned state).
     Undecided(StepWorker),
-    /// On the calling thread alone: the stack is small or cannot be split, though a worker was given.
-    NotWorthIt(StepWorker),
-    /// Split, with the worker.
+    /// On the calling thread alone: the stack has too few units or cannot be split, though a worker was given.
+    Unsplittable(StepWorker),
+    /// Split, with the worker, when a step's work is worth it ([`SplitStep::worth_it`]).
     On(Box<SplitStep>),
 }
 
@@ -124,7 +124,7 @@ impl TwoCores {
     fn worker(&self) -> Option<&StepWorker> {
         match self {
             TwoCores::Off => None,
-            TwoCores::Undecided(w) | TwoCores::NotWorthIt(w) => Some(w),
+            TwoCores::Undecided(w) | TwoCores::Unsplittable(w) => Some(w),
             TwoCores::On(step) => Some(step.worker()),
         }
     }
@@ -148,9 +148,9 @@ impl Sizes {
             ));
         }
         let cache = match model.cells() {
-            Cells::Rnn(s) => first_cell(s).cache_width(),
-            Cells::Lstm(s) => first_cell(s).cache_width(),
-            Cells::Gru(s) => first_cell(s).cache_width(),
+            Cells::Rnn(s) => first_cell(s).inference_cache_width(),
+            Cells::Lstm(s) => first_cell(s).inference_cache_width(),
+            Cells::Gru(s) => first_cell(s).inference_cache_width(),
         };
         Ok(Sizes {
             mode: config.mode,
@@ -383,61 +383,42 @@ impl StreamState {
         Ok(state)
     }
 
-    /// One step of every layer, from `x` (`B × I`, already checked). The layers share the scratch buffers: a
-    /// layer's new state is swapped in, and its old one becomes the next layer's scratch.
-    ///
-    /// Each stream is a product of its own (one row), not a row of a batched product: the product kernel picks
-    /// its method, and so its rounding, by the number of rows, and a stream's numbers must not depend on how many
-    /// others share its batch. A single stream loses nothing by this; a large batch gives up the reuse of the
-    /// weights across rows that a batched product has.
+    /// One step of every layer, from `x` (`B × I`, already checked): [`layer_step`] for each. The layers share the
+    /// scratch buffers: a layer's new state is swapped in, and its old one becomes the next layer's scratch.
     fn advance<C: Cell<Real = f32> + 'static>(&mut self, stack: &Stack<C>, x: &[f32]) {
         // An empty batch has nothing to split (and nothing to compute).
         if self.batch > 0 && self.split_ready(stack) {
             return self.advance_split(x);
         }
-        let (input_size, output, cell_size) = (self.sizes.input, self.sizes.output, self.sizes.cell());
+        let (batch, input_size, output) = (self.batch, self.sizes.input, self.sizes.output);
         let s = &mut self.scratch;
         for (layer, c) in self.c.iter_mut().enumerate() {
-            let cell = stack.cell(layer, 0);
-            let weights = cell.weights();
             let (below, here) = self.h.split_at_mut(layer);
-            let (input, width) = below.last().map_or((x, input_size), |h| (h.as_slice(), output));
+            let input = below.last().map_or(&x[..batch * input_size], |h| &h[..batch * output]);
             let h = &mut here[0];
-            for b in 0..self.batch {
-                let h_prev = &h[b * output..(b + 1) * output];
-                weights.input_projection_row(&input[b * width..(b + 1) * width], &mut s.gx);
-                weights.recurrent_projection_row(h_prev, &mut s.gh);
-                cell.forward_gates(GatePass {
-                    batch: 1,
-                    gx: &s.gx,
-                    gh: &s.gh,
-                    h_prev,
-                    c_prev: &c[b * cell_size..(b + 1) * cell_size],
-                    h_next: &mut s.h_next[b * output..(b + 1) * output],
-                    c_next: &mut s.c_next[b * cell_size..(b + 1) * cell_size],
-                    cache: &mut s.cache,
-                });
-            }
+            let inputs = StepInputs { batch, input, h_prev: h, c_prev: c };
+            layer_step(stack.cell(layer, 0), inputs, (&mut s.h_next, &mut s.c_next), &mut s.step);
             std::mem::swap(h, &mut s.h_next);
             std::mem::swap(c, &mut s.c_next);
         }
     }
 
-    /// Whether this step runs on two cores: decides at the first step, and rebuilds the halves when the model's
-    /// weights changed since they were built.
+    /// Whether this step runs on two cores: decides at the first step whether the stack can be split, rebuilds
+    /// the halves when the model's weights changed since they were built, and splits a step whose work is worth
+    /// it.
     fn split_ready<C: Cell<Real = f32> + 'static>(&mut self, stack: &Stack<C>) -> bool {
         let two_cores = &mut self.scratch.two_cores;
         if let TwoCores::Undecided(worker) = two_cores {
             let worker = worker.clone();
-            *two_cores = match split::worth_splitting(stack).then(|| SplitStep::new(stack, worker.clone())).flatten() {
+            *two_cores = match split::wide_enough(stack).then(|| SplitStep::new(stack, worker.clone())).flatten() {
                 Some(step) => TwoCores::On(Box::new(step)),
-                None => TwoCores::NotWorthIt(worker),
+                None => TwoCores::Unsplittable(worker),
             };
             self.fit_scratch();
         }
-        let two_cores = &mut self.scratch.two_cores;
-        match two_cores {
-            TwoCores::On(step) => step.is_current(stack) || step.rebuild(stack),
+        let batch = self.batch;
+        match &mut self.scratch.two_cores {
+            TwoCores::On(step) => step.worth_it(batch) && (step.is_current(stack) || step.rebuild(stack)),
             _ => false,
         }
     }
@@ -460,33 +441,31 @@ impl StreamState {
         step.end_step();
     }
 
-    /// Whether steps run split in two, on two cores when they come back to back (known after the first step
-    /// with a worker; see [`StreamState::set_worker`]).
+    /// Whether steps of the current batch run split in two, on two cores when they come back to back (known
+    /// after the first step with a worker; see [`StreamState::set_worker`]).
     pub fn on_two_cores(&self) -> bool {
-        matches!(self.scratch.two_cores, TwoCores::On(_))
+        matches!(&self.scratch.two_cores, TwoCores::On(step) if step.worth_it(self.batch))
     }
 
     /// Lets this state's steps use `worker`, a second thread that runs half of each layer's units, or (`None`)
     /// keeps them on the calling thread alone, which is the default: a state never starts a thread.
     ///
-    /// With a worker, a stack large enough to pay (from 512 KB of weights and 32 hidden units, a projected LSTM
-    /// excepted) runs each step's layers in two halves, the calling thread's and the worker's, when steps come
-    /// back to back (within 0.25 ms of the worker's last step); a step that comes later, or finds the worker
+    /// With a worker, a step large enough to pay (from 512 KB of weights times streams in the batch, and 32 hidden
+    /// units, a projected LSTM excepted) runs its layers in two halves, the calling thread's and the worker's, when
+    /// steps come back to back (within 0.25 ms of the end of the worker's last step); a step that comes later, or
+    /// finds the worker
     /// parked or busy with a stream stepped on another thread, runs on the calling thread alone. The numbers are
     /// the same either way. One worker can serve any number of states (see [`StepWorker`]).
     pub fn set_worker(&mut self, worker: Option<&StepWorker>) {
         self.scratch.two_cores = worker.map_or(TwoCores::Off, |w| TwoCores::Undecided(w.clone()));
     }
 
-    /// Sizes the scratch buffers for the current batch (allocating only when the batch grew). The pre-activations
-    /// and the cache hold one stream's row: the streams are stepped one after another.
+    /// Sizes the scratch buffers for the current batch (allocating only when the batch grew).
     fn fit_scratch(&mut self) {
         let (b, s) = (self.batch, self.sizes);
         let width = s.mode.gates() * s.hidden;
         let scratch = &mut self.scratch;
-        scratch.gx.resize(width, 0.0);
-        scratch.gh.resize(width, 0.0);
-        scratch.cache.resize(s.cache, 0.0);
+        scratch.step.reserve(b, width, s.cache);
         scratch.h_next.resize(b * s.output, 0.0);
         scratch.c_next.resize(b * s.cell(), 0.0);
         if let TwoCores::On(step) = &mut scratch.two_cores {

@@ -1,6 +1,6 @@
-//! A stream step split across two cores (each layer's units in halves, the second on a [`StepWorker`] the caller
-//! starts) gives exactly the numbers of the one-core step: for every kind of cell, one stream and a batch, unit
-//! counts that do and do not split into whole vectors, after the model's weights change, when the worker has
+//! A stream step split across two cores (each layer's units in halves, or from 16 streams the streams in halves,
+//! the second on a [`StepWorker`] the caller starts) gives exactly the numbers of the one-core step: for every
+//! kind of cell, one stream and batches cut either way, unit counts that do and do not split into whole vectors, after the model's weights change, when the worker has
 //! parked, and when one worker serves many streams. Without a worker a state starts no thread.
 
 use recur::{Mode, Module, Recurrent, RecurrentConfig, StepWorker, StreamState};
@@ -46,14 +46,15 @@ fn two_cores_give_the_numbers_of_one() {
             for (input, hidden) in [(64, 100), (48, 128), (32, 64)] {
                 let config = RecurrentConfig::new(mode, input, hidden).num_layers(2);
                 let mut model = Recurrent::with_seed(config, 3).unwrap();
-                for batch in [1, 3] {
+                // From 16 streams a step is cut by streams (here 12 and 8) rather than by units.
+                for batch in [1, 3, 20] {
                     let what = format!("{mode} I{input} H{hidden} B{batch}");
                     let mut two = with_worker(&model, batch, &worker);
                     let mut one = StreamState::new(&model, batch).unwrap();
                     same_steps(&model, &mut two, &mut one, 20, &what);
-                    // Split from 512 KB of weights.
+                    // Split from 512 KB of weights times streams.
                     let bytes = ((input + hidden) + 2 * hidden) * mode.gates() * hidden * 4;
-                    assert_eq!(two.on_two_cores(), bytes >= 1 << 19, "{what}: {bytes} bytes of weights");
+                    assert_eq!(two.on_two_cores(), bytes * batch >= 1 << 19, "{what}: {bytes} bytes of weights");
                     assert!(!one.on_two_cores());
 
                     // New weights: the halves are rebuilt from them.

@@ -14,7 +14,7 @@ use crate::kernels::packed::{
     PackedMatrix, Start, has_vector_tile_kernel, packed_product, packed_product_leading, packed_product_on_threads,
 };
 use crate::kernels::quant::{Scheme, StoredMatrix, StoredPanels, StoredWeight};
-use crate::kernels::rowvec::{RowPanels, row_times};
+use crate::kernels::rowvec::{RowPanels, rows_times};
 use crate::params::{Param, ParamMut, ParamRef, Parameter, init_uniform, store_weight};
 
 /// `weight_ih (G·H, I)`, `weight_hh (G·H, H_out)` and the optional `bias_ih`, `bias_hh (G·H)` of one cell, where
@@ -562,22 +562,25 @@ impl CellWeights<f32> {
         })
     }
 
-    /// `gx ← W_ih x + b_ih` for one row `x`, through the one-row kernel (see [`crate::kernels::rowvec`]).
-    pub(crate) fn input_projection_row(&self, x: &[f32], gx: &mut [f32]) {
+    /// `gx ← W_ih x + b_ih` for each of the `rows` rows of `x` (`rows × I`) into `gx` (`rows × G·H`), through the
+    /// one-row kernel's blocks of rows ([`crate::kernels::rowvec::rows_times`]): a row's result is what it is
+    /// alone.
+    pub(crate) fn input_projection_rows(&self, x: &[f32], rows: usize, gx: &mut [f32]) {
+        let bias = self.bias_ih.as_ref().map(Parameter::value);
         if let Some((panels, _)) = self.stored_panels() {
-            let bias = self.bias_ih.as_ref().map(Parameter::value);
-            return panels.product(x, 1, bias, gx, gx.len(), gx.len());
+            return panels.product(x, rows, bias, gx, self.width(), self.width());
         }
-        row_times(x, &self.row_packed().0, self.bias_ih.as_ref().map(Parameter::value), gx);
+        rows_times(x, rows, &self.row_packed().0, bias, gx, self.width());
     }
 
-    /// `gh ← W_hh h + b_hh` for one row `h`, through the one-row kernel.
-    pub(crate) fn recurrent_projection_row(&self, h: &[f32], gh: &mut [f32]) {
+    /// `gh ← W_hh h + b_hh` for each of the `rows` rows of `h` (`rows × H_out`), as
+    /// [`Self::input_projection_rows`].
+    pub(crate) fn recurrent_projection_rows(&self, h: &[f32], rows: usize, gh: &mut [f32]) {
+        let bias = self.bias_hh.as_ref().map(Parameter::value);
         if let Some((_, panels)) = self.stored_panels() {
-            let bias = self.bias_hh.as_ref().map(Parameter::value);
-            return panels.product(h, 1, bias, gh, gh.len(), gh.len());
+            return panels.product(h, rows, bias, gh, self.width(), self.width());
         }
-        row_times(h, &self.row_packed().1, self.bias_hh.as_ref().map(Parameter::value), gh);
+        rows_times(h, rows, &self.row_packed().1, bias, gh, self.width());
     }
 
     /// PyTorch's default initialisation (uniform in `±1/√H`).

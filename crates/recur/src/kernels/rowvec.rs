@@ -4,8 +4,17 @@
 //! AVX2) while `x` is walked, so the loop is one contiguous stream of loads and multiply-adds, and `y` is written
 //! once. Compiled for AVX-512 or AVX2 with FMA when the CPU has them (chosen at run time) and portably otherwise;
 //! every `y[j]` is `b[j]` plus its terms in row order, in every case.
+//!
+//! A batch of streams steps through [`rows_times`], which takes the rows in blocks, each load of the weights
+//! feeding every row of a block (the kernels of [`super::quant`]'s stored formats, with nothing to widen), and
+//! gives each row the arithmetic [`row_times`] gives it alone.
 
 use super::packed::column_panels;
+#[cfg(target_arch = "x86_64")]
+use super::quant::product::{AVX2_BLOCK, BLOCK};
+use super::quant::product::{RowBlocks, in_blocks};
+#[cfg(target_arch = "x86_64")]
+use super::quant::x86::{f32_rows_avx2, f32_rows_avx512};
 #[cfg(target_arch = "x86_64")]
 use super::simd::SimdLevel;
 
@@ -56,6 +65,103 @@ pub fn row_times(x: &[f32], w: &RowPanels, bias: Option<&[f32]>, y: &mut [f32]) 
         SimdLevel::Portable => {}
     }
     panels(x, w, bias, y, |a, b, c| a * b + c);
+}
+
+/// `Y ← 1·bᵀ + X·W` for the `rows` rows of `x` (row-major, `k` values a row) into the rows of `y` (`y_stride`
+/// values apart, `n` written in each): a batch of streams' step in one pass over the weights.
+///
+/// Each row gets exactly the arithmetic [`row_times`] gives it alone (its sums start from `b` and take the terms in
+/// row order, one multiply-add each, on the same path), so a stream's numbers do not depend on the streams beside
+/// it. The vector paths take the rows in blocks (four on AVX-512, two on AVX2) with sums of their own, each load
+/// of the weights feeding every row of the block: the weights are read once a block rather than once a row.
+///
+/// # Panics
+/// When the lengths disagree (a caller bug, never user input).
+pub fn rows_times(x: &[f32], rows: usize, w: &RowPanels, bias: Option<&[f32]>, y: &mut [f32], y_stride: usize) {
+    let (k, n) = (w.k, w.n);
+    assert_eq!(x.len(), rows * k, "rows_times: x length");
+    assert!(y_stride >= n && (rows == 0 || y.len() >= (rows - 1) * y_stride + n), "rows_times: y length");
+    if let Some(b) = bias {
+        assert_eq!(b.len(), n, "rows_times: bias length");
+    }
+    if rows <= 1 || k == 0 || n == 0 {
+        for (x, y) in x.chunks_exact(k.max(1)).zip(y.chunks_mut(y_stride)).take(rows) {
+            row_times(&x[..k], w, bias, &mut y[..n]);
+        }
+        return;
+    }
+    let path = Path::here();
+    let mut product = RowsProduct { x, k, w, bias, y, y_stride, path };
+    in_blocks(rows, path.block(), &mut product);
+}
+
+/// The way [`rows_times`] takes its blocks of rows, by the CPU's vector level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Path {
+    /// A row at a time, as [`row_times`].
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+impl Path {
+    /// The path [`row_times`] takes on this CPU.
+    fn here() -> Path {
+        #[cfg(target_arch = "x86_64")]
+        match super::simd::level() {
+            SimdLevel::Avx512 => return Path::Avx512,
+            // The blocks' kernel shares its body with the half formats', which needs F16C (every AVX2 CPU has it).
+            SimdLevel::Avx2 if std::arch::is_x86_feature_detected!("f16c") => return Path::Avx2,
+            _ => {}
+        }
+        Path::Portable
+    }
+
+    /// Rows a block.
+    fn block(self) -> usize {
+        match self {
+            Path::Portable => 1,
+            #[cfg(target_arch = "x86_64")]
+            Path::Avx2 => AVX2_BLOCK,
+            #[cfg(target_arch = "x86_64")]
+            Path::Avx512 => BLOCK,
+        }
+    }
+}
+
+/// The operands of [`rows_times`], handed out a block of rows at a time.
+struct RowsProduct<'a> {
+    x: &'a [f32],
+    k: usize,
+    w: &'a RowPanels,
+    bias: Option<&'a [f32]>,
+    y: &'a mut [f32],
+    y_stride: usize,
+    path: Path,
+}
+
+impl RowBlocks for RowsProduct<'_> {
+    fn rows<const R: usize>(&mut self, first: usize) {
+        let (k, n, w, bias) = (self.k, self.w.n, self.w, self.bias);
+        let x = &self.x[first * k..(first + R) * k];
+        let mut rows = self.y[first * self.y_stride..].chunks_mut(self.y_stride);
+        let y: [&mut [f32]; R] = std::array::from_fn(|_| &mut rows.next().expect("a row of y")[..n]);
+        match self.path {
+            Path::Portable => {
+                for (x, y) in x.chunks_exact(k).zip(y) {
+                    row_times(x, w, bias, y);
+                }
+            }
+            // SAFETY: the CPU has AVX2, FMA and F16C (`Path::here` checked), all the kernel needs.
+            #[cfg(target_arch = "x86_64")]
+            Path::Avx2 => unsafe { f32_rows_avx2::<R>(x, &w.panels, bias, y) },
+            // SAFETY: the CPU has AVX-512F and FMA (`Path::here` checked), all the kernel needs.
+            #[cfg(target_arch = "x86_64")]
+            Path::Avx512 => unsafe { f32_rows_avx512::<R>(x, &w.panels, bias, y) },
+        }
+    }
 }
 
 /// `y ← b + x·W`, a panel at a time.
@@ -192,6 +298,55 @@ mod tests {
                 // SAFETY: each path was added only when the CPU has its instructions.
                 unsafe { path(&x, &w, Some(&b), &mut y) };
                 assert_eq!(y, plain, "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn rows_in_blocks_give_each_row_its_own_bits() {
+        // Every count of rows up to two blocks and a remainder, with widths past one panel and not a multiple of
+        // a vector, on every path this CPU has.
+        for (k, n) in [(37, 70), (64, 256), (3, 5), (130, 129)] {
+            let a: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.21).cos()).collect();
+            let w = RowPanels::from_transposed(&a, n, k);
+            for rows in 1..=9 {
+                let x: Vec<f32> = (0..rows * k).map(|i| (i as f32 * 0.11).cos()).collect();
+                let alone: Vec<f32> = x
+                    .chunks_exact(k)
+                    .flat_map(|x| {
+                        let mut y = vec![0.0; n];
+                        row_times(x, &w, Some(&b), &mut y);
+                        y
+                    })
+                    .collect();
+                let stride = n + 3;
+                let mut paths = vec![Path::Portable];
+                #[cfg(target_arch = "x86_64")]
+                {
+                    use crate::kernels::simd::detected;
+                    if detected() >= SimdLevel::Avx2 && std::arch::is_x86_feature_detected!("f16c") {
+                        paths.push(Path::Avx2);
+                    }
+                    if detected() >= SimdLevel::Avx512 {
+                        paths.push(Path::Avx512);
+                    }
+                }
+                for path in paths {
+                    let mut y = vec![f32::NAN; rows * stride];
+                    let mut product =
+                        RowsProduct { x: &x, k, w: &w, bias: Some(&b), y: &mut y, y_stride: stride, path };
+                    in_blocks(rows, path.block(), &mut product);
+                    for (r, row) in y.chunks(stride).enumerate() {
+                        assert_eq!(&row[..n], &alone[r * n..(r + 1) * n], "{path:?}, k={k} n={n}, row {r} of {rows}");
+                        assert!(row[n..].iter().all(|v| v.is_nan()), "{path:?}: wrote past the columns");
+                    }
+                }
+                let mut y = vec![f32::NAN; rows * stride];
+                rows_times(&x, rows, &w, Some(&b), &mut y, stride);
+                for (r, row) in y.chunks(stride).enumerate() {
+                    assert_eq!(&row[..n], &alone[r * n..(r + 1) * n], "rows_times, k={k} n={n}, row {r}");
+                }
             }
         }
     }

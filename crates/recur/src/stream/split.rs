@@ -1,19 +1,23 @@
-//! One stream step on two cores: each layer's hidden units in two halves, the second half on a [`StepWorker`], a
-//! thread the caller starts and any number of streams share.
+//! One stream step on two cores, the second half on a [`StepWorker`], a thread the caller starts and any number
+//! of streams share. A step is cut in two one of two ways ([`Cut`]):
 //!
-//! A step of a large stack is bound by reading its weights (a 2-layer LSTM of 256 units holds 3.7 MB, read once
-//! per step from the last-level cache at about 70 GB/s on one Zen 3 core), not by arithmetic. Units of a layer are
-//! independent within a step: unit `u` needs only its own rows of the weights, the full input and the full
-//! `h_{t−1}`. So each core reads the rows of its half of the units, and the two meet once per layer, where the next
-//! layer needs the whole `h_t`.
+//! - **By units**, for a few streams. Their step is bound by reading the weights (a 2-layer LSTM of 256 units holds
+//!   3.7 MB, read once per step from the last-level cache at about 70 GB/s on one Zen 3 core), not by arithmetic.
+//!   Units of a layer are independent within a step: unit `u` needs only its own rows of the weights, the full
+//!   input and the full `h_{t−1}`. So each core reads the rows of its half of the units, and the two meet once per
+//!   layer, where the next layer needs the whole `h_t`.
+//! - **By streams**, from [`STREAMS_CUT_MIN`] of them. Their step is bound by arithmetic (the products read the
+//!   weights once a block of streams), and streams are independent: each core runs half of them through the whole
+//!   layer, on rows that are contiguous, so that nothing is gathered or scattered.
 //!
 //! A hand-off through a thread pool costs microseconds, as much as a small step. The worker is a thread that spins
 //! between requests, so a hand-off costs about one cache-line transfer, and parks after [`SPIN`] without work, so
-//! idle streams burn no core. It only serves steps that come back to back (within [`SPIN`] of the last step any of
-//! its streams took): a step that comes later, finds the worker parked, or finds it busy with another thread's
-//! stream, runs both halves on the calling thread, so a step never waits for a thread to wake or for another
-//! stream, and streams stepped now and then (sensors at 100 Hz) leave it parked. A state builds its halves at its
-//! first step (which may allocate; later ones do not).
+//! idle streams burn no core. It only serves steps that come back to back (starting within [`SPIN`] of the start or
+//! end of the last step any of its streams took): a step that comes later, or finds the worker busy with another
+//! thread's stream, runs both halves on the calling thread, and so does one that finds it parked, unless the step
+//! is long enough to hide the wake-up ([`WAKE_MIN_BYTES`]). So a short step never waits for a thread to wake or
+//! for another stream, and streams stepped now and then (sensors at 100 Hz) leave it parked. A state builds its
+//! halves at its first step (which may allocate; later ones do not).
 
 use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -22,27 +26,31 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::driver::Stack;
-use crate::driver::{Cell, GatePass};
+use super::layer_step::{StepBuffers, StepInputs, gate_pass, layer_step, products};
+use crate::driver::{Cell, Stack};
 
 /// How long the worker spins without a request before it parks, and the longest gap between two steps for
 /// which the worker is used.
 const SPIN: Duration = Duration::from_micros(250);
 
-/// Weight bytes per step from which a stack's steps are split: below it the weights sit in one core's L2 and a
-/// step takes a few microseconds, which the two meetings per step would eat.
+/// Weight bytes times streams per step from which a stack's steps are split: below it a step takes a few
+/// microseconds (one stream's weights sit in one core's L2, or a few streams share them), which the two meetings
+/// per layer would eat.
 pub(crate) const SPLIT_MIN_BYTES: usize = 1 << 19;
 
 /// Hidden units below which a layer is not split.
 const SPLIT_MIN_UNITS: usize = 32;
 
-/// Whether steps of `stack`, a unidirectional stack of `f32` cells, are worth splitting when a worker is at hand
-/// (whether its cells can be split, [`SplitStep::new`] finds out).
-pub(crate) fn worth_splitting<C: Cell<Real = f32>>(stack: &Stack<C>) -> bool {
-    let cells = stack.cells();
-    let bytes: usize = cells.iter().map(|c| c.weights().weight_bytes()).sum();
-    let hidden = cells[0].weights().hidden_size();
-    bytes >= SPLIT_MIN_BYTES && hidden >= SPLIT_MIN_UNITS
+/// Whether `stack`, a unidirectional stack of `f32` cells, has units enough to split when a worker is at hand
+/// (whether its cells can be split, [`SplitStep::new`] finds out; whether a step is worth splitting,
+/// [`SplitStep::worth_it`]).
+pub(crate) fn wide_enough<C: Cell<Real = f32>>(stack: &Stack<C>) -> bool {
+    stack.cells()[0].weights().hidden_size() >= SPLIT_MIN_UNITS
+}
+
+/// Bytes of the weights of every layer of `stack`.
+fn weight_bytes<C: Cell>(stack: &Stack<C>) -> usize {
+    stack.cells().iter().map(|c| c.weights().weight_bytes()).sum()
 }
 
 /// The two unit ranges of a layer of `hidden` units: the first a multiple of 8 (a whole number of vectors).
@@ -51,22 +59,34 @@ fn halves_of(hidden: usize) -> [Range<usize>; 2] {
     [0..cut, cut..hidden]
 }
 
-/// What a half of a layer's step reads: for every stream of the batch, the layer's input (`B × I_l`) and the
-/// full previous `h` and `c` (`B × H`; `c` empty for cells without one), row-major, a row per stream.
-#[derive(Clone, Copy)]
-pub(crate) struct StepInputs<'a> {
-    batch: usize,
-    input: &'a [f32],
-    h_prev: &'a [f32],
-    c_prev: &'a [f32],
+/// How a step is cut in two.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Cut {
+    /// Each layer's hidden units in two halves, for every stream: each core reads half of the weights. For a few
+    /// streams, whose step is bound by reading the weights.
+    #[default]
+    Units,
+    /// The streams in two halves, each through the whole layer: each core reads all the weights, but for many
+    /// streams a step is bound by arithmetic, and a half's rows are contiguous, so that nothing is gathered.
+    Streams,
 }
 
-/// One half's work buffers: one stream's pre-activations and cache at a time.
+/// Weight bytes times streams from which a step hands its second half to a parked worker and wakes it (it
+/// otherwise runs both halves itself): 16 MB, a step of about 50 µs or more on one core, which hides a wake-up.
+const WAKE_MIN_BYTES: usize = 1 << 24;
+
+/// Streams in a batch from which a step is cut by streams rather than by units.
+const STREAMS_CUT_MIN: usize = 16;
+
+/// One half's work buffers: the products' and gate pass's, and (for [`Cut::Units`]) the half's units of the
+/// previous and next `h` and `c` gathered into rows of their own, since a gate pass reads and writes whole rows.
 #[derive(Debug, Default)]
 pub(crate) struct HalfWork {
-    gx: Vec<f32>,
-    gh: Vec<f32>,
-    cache: Vec<f32>,
+    step: StepBuffers,
+    h_prev: Vec<f32>,
+    c_prev: Vec<f32>,
+    h_next: Vec<f32>,
+    c_next: Vec<f32>,
 }
 
 /// Grows `v`'s capacity to at least `n` values, so that filling it up to `n` allocates nothing.
@@ -75,21 +95,23 @@ fn room_for(v: &mut Vec<f32>, n: usize) {
 }
 
 impl HalfWork {
-    /// Makes room for a layer of at most `hidden` units and `gates` gates.
-    fn reserve(&mut self, hidden: usize, gates: usize) {
-        room_for(&mut self.gx, gates * hidden);
-        room_for(&mut self.gh, gates * hidden);
-        // No cell caches more than `gates + 1` values a unit.
-        room_for(&mut self.cache, (gates + 1) * hidden);
+    /// Makes room for `batch` streams of a layer of at most `hidden` units and `gates` gates.
+    fn reserve(&mut self, batch: usize, hidden: usize, gates: usize) {
+        // No cell keeps more than `gates + 1` values a unit.
+        self.step.reserve(batch, gates * hidden, (gates + 1) * hidden);
+        for v in [&mut self.h_prev, &mut self.c_prev, &mut self.h_next, &mut self.c_next] {
+            room_for(v, batch * hidden);
+        }
     }
 }
 
-/// What the two threads run: half `half` of layer `layer`, writing that half's units of the next `h` and `c`
-/// (`B × H` each, `c` empty for cells without one) and nothing else.
+/// What the two threads run: half `half` of layer `layer`, cut as `cut`. Cut by units, `inputs` and `next` are
+/// every stream's and the half writes its units of the next `h` and `c` (`B × H` each, `c` empty for cells without
+/// one) and nothing else; cut by streams, they are the half's streams alone.
 pub(crate) trait HalfStep: Send + Sync {
     fn run(
         &self,
-        half: usize,
+        half: (usize, Cut),
         layer: usize,
         inputs: StepInputs<'_>,
         next: (&mut [f32], &mut [f32]),
@@ -97,8 +119,9 @@ pub(crate) trait HalfStep: Send + Sync {
     );
 }
 
-/// Every layer of a stack as two cells of complementary units.
+/// Every layer of a stack whole, and as two cells of complementary units.
 struct Halves<C> {
+    whole: Vec<C>,
     layers: Vec<[C; 2]>,
     units: [Range<usize>; 2],
 }
@@ -106,47 +129,71 @@ struct Halves<C> {
 impl<C: Cell<Real = f32>> HalfStep for Halves<C> {
     fn run(
         &self,
-        half: usize,
+        (half, cut): (usize, Cut),
         layer: usize,
         inputs: StepInputs<'_>,
         next: (&mut [f32], &mut [f32]),
         work: &mut HalfWork,
     ) {
-        let (cell, units) = (&self.layers[layer][half], self.units[half].clone());
-        let weights = cell.weights();
-        let StepInputs { batch, input, h_prev, c_prev } = inputs;
-        let (h_next, c_next) = next;
-        let (in_width, full) = (input.len() / batch, h_prev.len() / batch);
-        let cell_units = if C::HAS_CELL_STATE { units.clone() } else { 0..0 };
-        work.gx.resize(C::GATES * units.len(), 0.0);
-        work.gh.resize(C::GATES * units.len(), 0.0);
-        work.cache.resize(cell.cache_width(), 0.0);
-        for b in 0..batch {
-            let h_row = &h_prev[b * full..(b + 1) * full];
-            weights.input_projection_row(&input[b * in_width..(b + 1) * in_width], &mut work.gx);
-            weights.recurrent_projection_row(h_row, &mut work.gh);
-            let c_row = if C::HAS_CELL_STATE { b * full } else { 0 };
-            cell.forward_gates(GatePass {
-                batch: 1,
-                gx: &work.gx,
-                gh: &work.gh,
-                h_prev: &h_row[units.clone()],
-                c_prev: &c_prev[c_row..][cell_units.clone()],
-                h_next: &mut h_next[b * full..][units.clone()],
-                c_next: &mut c_next[c_row..][cell_units.clone()],
-                cache: &mut work.cache,
-            });
+        match cut {
+            Cut::Streams => layer_step(&self.whole[layer], inputs, next, &mut work.step),
+            Cut::Units => self.units_step(half, layer, inputs, next, work),
         }
     }
 }
 
-/// What the worker reads for a request: the job, the layer, copies of the step's inputs, the full-size outputs
-/// it writes its half's units into, and its work buffers.
+impl<C: Cell<Real = f32>> Halves<C> {
+    /// Half `half` of layer `layer`'s units, for every stream: the products from the full input and `h`, the gate
+    /// pass on the half's units gathered, its results scattered back.
+    fn units_step(
+        &self,
+        half: usize,
+        layer: usize,
+        inputs: StepInputs<'_>,
+        (h_next, c_next): (&mut [f32], &mut [f32]),
+        work: &mut HalfWork,
+    ) {
+        let (cell, units) = (&self.layers[layer][half], self.units[half].clone());
+        let StepInputs { batch, h_prev, c_prev, .. } = inputs;
+        let full = h_prev.len() / batch;
+        let cell_units = if C::HAS_CELL_STATE { units.clone() } else { 0..0 };
+        gather(h_prev, full, units.clone(), &mut work.h_prev);
+        gather(c_prev, full, cell_units.clone(), &mut work.c_prev);
+        work.h_next.resize(work.h_prev.len(), 0.0);
+        work.c_next.resize(work.c_prev.len(), 0.0);
+        products(cell, inputs, work.h_next.as_ptr(), &mut work.step);
+        let gathered = StepInputs { batch, input: &[], h_prev: &work.h_prev, c_prev: &work.c_prev };
+        gate_pass(cell, gathered, (&mut work.h_next, &mut work.c_next), &mut work.step);
+        scatter(&work.h_next, h_next, full, units);
+        scatter(&work.c_next, c_next, full, cell_units);
+    }
+}
+
+/// `to ← from[:, units]`: the `units` columns of every row of `from` (`full` values a row), row after row.
+fn gather(from: &[f32], full: usize, units: Range<usize>, to: &mut Vec<f32>) {
+    to.clear();
+    if !units.is_empty() {
+        from.chunks_exact(full).for_each(|row| to.extend_from_slice(&row[units.clone()]));
+    }
+}
+
+/// `to[:, units] ← from`, for rows of `units.len()` values in `from` and of `full` in `to`.
+fn scatter(from: &[f32], to: &mut [f32], full: usize, units: Range<usize>) {
+    if !units.is_empty() {
+        for (from, to) in from.chunks_exact(units.len()).zip(to.chunks_exact_mut(full)) {
+            to[units.clone()].copy_from_slice(from);
+        }
+    }
+}
+
+/// What the worker reads for a request: the job, the layer, how it is cut, copies of the step's inputs (its own
+/// streams' when cut by streams), the outputs it writes its half into, and its work buffers.
 #[derive(Default)]
 struct Slot {
     /// The halves of the state served last (kept until another state's replace them, or the worker ends).
     job: Option<Arc<dyn HalfStep>>,
     layer: usize,
+    cut: Cut,
     batch: usize,
     input: Vec<f32>,
     h_prev: Vec<f32>,
@@ -160,7 +207,7 @@ impl Slot {
     /// Makes room for `batch` streams of layers with inputs of at most `input` values, `hidden` units and `gates`
     /// gates.
     fn reserve(&mut self, batch: usize, input: usize, hidden: usize, gates: usize) {
-        self.work.reserve(hidden, gates);
+        self.work.reserve(batch, hidden, gates);
         room_for(&mut self.input, batch * input);
         for v in [&mut self.h_prev, &mut self.c_prev, &mut self.h_next, &mut self.c_next] {
             room_for(v, batch * hidden);
@@ -168,8 +215,8 @@ impl Slot {
     }
 
     /// Copies a step's inputs in and sizes the outputs (allocating only when the sizes grew).
-    fn fill(&mut self, layer: usize, inputs: StepInputs<'_>) {
-        self.layer = layer;
+    fn fill(&mut self, layer: usize, cut: Cut, inputs: StepInputs<'_>) {
+        (self.layer, self.cut) = (layer, cut);
         self.batch = inputs.batch;
         for (buf, from) in
             [(&mut self.input, inputs.input), (&mut self.h_prev, inputs.h_prev), (&mut self.c_prev, inputs.c_prev)]
@@ -183,15 +230,23 @@ impl Slot {
 
     /// Runs the second half over the copies.
     fn run(&mut self) {
-        let Slot { job, layer, batch, input, h_prev, c_prev, h_next, c_next, work } = self;
+        let Slot { job, layer, cut, batch, input, h_prev, c_prev, h_next, c_next, work } = self;
         if let Some(job) = job {
             let inputs = StepInputs { batch: *batch, input, h_prev, c_prev };
-            job.run(1, *layer, inputs, (h_next, c_next), work);
+            job.run((1, *cut), *layer, inputs, (h_next, c_next), work);
         }
     }
 
-    /// Copies the second half's units of the outputs to `h_next`, `c_next` (`B × H`).
+    /// Copies the second half of the outputs to `h_next`, `c_next` (`B × H` each): its units of every stream, or
+    /// its streams (the last rows) whole.
     fn drain_into(&self, (h_next, c_next): (&mut [f32], &mut [f32]), units: &Range<usize>) {
+        if self.cut == Cut::Streams {
+            for (to, from) in [(h_next, &self.h_next), (c_next, &self.c_next)] {
+                let at = to.len() - from.len();
+                to[at..].copy_from_slice(from);
+            }
+            return;
+        }
         for (to, from) in [(h_next, &self.h_next), (c_next, &self.c_next)] {
             // `c` is empty for cells without a cell state.
             if from.is_empty() {
@@ -232,7 +287,8 @@ type BuiltHalves = (Vec<u64>, Weak<dyn HalfStep>);
 struct Callers {
     /// Held by the thread whose step the worker serves, for the whole step.
     claimed: AtomicBool,
-    /// When the latest step of any of its streams started, in nanoseconds after `epoch` (0: never).
+    /// When the latest step of any of its streams started or ended, in nanoseconds after `epoch` (0: never): a
+    /// step of many streams may take longer than [`SPIN`].
     last_step: AtomicU64,
     epoch: Instant,
 }
@@ -243,8 +299,8 @@ impl Shared {
         self.slot.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Records the start of a step; whether it came within [`SPIN`] of the step before it.
-    fn step_started(&self) -> bool {
+    /// Records the start or the end of a step; whether it came within [`SPIN`] of the start or end before it.
+    fn step_event(&self) -> bool {
         let callers = &self.callers;
         let now = (callers.epoch.elapsed().as_nanos() as u64).max(1);
         let last = callers.last_step.swap(now, Ordering::Relaxed);
@@ -283,11 +339,12 @@ impl Shared {
 ///
 /// A step of a large stack (a few hundred kilobytes of weights or more) reads more weights than one core's cache
 /// holds; split between the calling thread and the worker, each core reads half, and back-to-back steps of a
-/// two-layer I128 H256 LSTM take about half the time. The worker spins between requests and parks after 0.25 ms
+/// two-layer I128 H256 LSTM take about half the time. A step of many streams is bound by arithmetic; each core
+/// steps half of the streams, which also about halves it. The worker spins between requests and parks after 0.25 ms
 /// without one. One worker serves one step at a time: a state stepped on another thread while the worker is busy
 /// runs both halves itself, with the same numbers. So one worker per core that steps streams is the most that
 /// pays; a server with thousands of streams starts one, not one per stream. The states of one model that share a
-/// worker share one copy of its weights cut in halves, too.
+/// worker share one copy of its weights and of its weights cut in halves, too.
 ///
 /// Clones share the thread; it ends when the last clone (and every state holding one) is dropped.
 ///
@@ -345,6 +402,8 @@ pub(crate) struct SplitStep {
     job: Arc<dyn HalfStep>,
     /// [`crate::driver::CellWeights::layout_id`] of every layer the halves were built from.
     ids: Vec<u64>,
+    /// Bytes of the weights of the whole stack.
+    bytes: usize,
     units: [Range<usize>; 2],
     /// This thread's work buffers.
     work: HalfWork,
@@ -366,13 +425,19 @@ fn layout_ids<C: Cell>(stack: &Stack<C>) -> Vec<u64> {
 
 impl SplitStep {
     /// The halves of `stack`, run by `worker`, or `None` when its cells cannot be split (see
-    /// [`worth_splitting`]).
+    /// [`wide_enough`]).
     pub(crate) fn new<C: Cell<Real = f32> + 'static>(stack: &Stack<C>, worker: StepWorker) -> Option<Self> {
         let hidden = stack.cells()[0].weights().hidden_size();
         let units = halves_of(hidden);
         let job = worker.shared().shared_halves(stack, units.clone())?;
         let work = HalfWork::default();
-        Some(SplitStep { worker, job, ids: layout_ids(stack), units, work, back_to_back: false, claimed: false })
+        let (ids, bytes) = (layout_ids(stack), weight_bytes(stack));
+        Some(SplitStep { worker, job, ids, bytes, units, work, back_to_back: false, claimed: false })
+    }
+
+    /// Whether a step of `batch` streams is worth splitting: from [`SPLIT_MIN_BYTES`] of weights times streams.
+    pub(crate) fn worth_it(&self, batch: usize) -> bool {
+        self.bytes.saturating_mul(batch) >= SPLIT_MIN_BYTES
     }
 
     /// The worker that runs the second halves.
@@ -384,22 +449,24 @@ impl SplitStep {
     /// worker serves it.
     pub(crate) fn begin_step(&mut self) {
         let shared = self.worker.shared();
-        self.back_to_back = shared.step_started();
+        self.back_to_back = shared.step_event();
         // Held for the whole step: one atomic exchange a step, not one a layer.
         self.claimed = self.back_to_back && shared.claim();
     }
 
     /// Marks the end of a step (after its last layer): the worker is free for another thread's stream.
     pub(crate) fn end_step(&mut self) {
+        let shared = self.worker.shared();
+        shared.step_event();
         if std::mem::take(&mut self.claimed) {
-            self.worker.shared().release();
+            shared.release();
         }
     }
 
     /// Makes room in both halves' buffers for `batch` streams of a stack with layer inputs of at most `input`
     /// values and `hidden` units of `gates` gates, so that the steps after it allocate nothing.
     pub(crate) fn reserve(&mut self, batch: usize, input: usize, hidden: usize, gates: usize) {
-        self.work.reserve(hidden, gates);
+        self.work.reserve(batch, hidden, gates);
         self.worker.shared().slot().reserve(batch, input, hidden, gates);
     }
 
@@ -413,7 +480,7 @@ impl SplitStep {
     pub(crate) fn rebuild<C: Cell<Real = f32> + 'static>(&mut self, stack: &Stack<C>) -> bool {
         let Some(job) = self.worker.shared().shared_halves(stack, self.units.clone()) else { return false };
         self.job = job;
-        self.ids = layout_ids(stack);
+        (self.ids, self.bytes) = (layout_ids(stack), weight_bytes(stack));
         true
     }
 
@@ -429,12 +496,21 @@ impl SplitStep {
         (h_next, c_next): (&mut [f32], &mut [f32]),
     ) {
         let inputs = StepInputs { batch, input, h_prev, c_prev };
+        let cut = if batch >= STREAMS_CUT_MIN { Cut::Streams } else { Cut::Units };
+        // Cut by streams, the first half takes whole blocks of rows of the product kernels.
+        let first = (batch / 2).next_multiple_of(4).min(batch);
+        let (mine, theirs) = match cut {
+            Cut::Units => (inputs, inputs),
+            Cut::Streams => (inputs.rows(0..first), inputs.rows(first..batch)),
+        };
         let shared = self.worker.shared();
-        let on_worker = self.claimed && !shared.parked.load(Ordering::SeqCst) && !shared.stop.load(Ordering::Acquire);
+        // A parked worker is woken for a step long enough to hide the wait, and otherwise left parked.
+        let awake = self.bytes.saturating_mul(batch) >= WAKE_MIN_BYTES || !shared.parked.load(Ordering::SeqCst);
+        let on_worker = self.claimed && awake && !shared.stop.load(Ordering::Acquire);
         let mut request = 0;
         if on_worker {
             let mut slot = shared.slot();
-            slot.fill(layer, inputs);
+            slot.fill(layer, cut, theirs);
             // The worker runs this state's halves. Handed over only when another state's were there, so that
             // back-to-back steps of one stream touch no reference count the worker reads beside the halves.
             if !slot.job.as_ref().is_some_and(|job| Arc::ptr_eq(job, &self.job)) {
@@ -443,28 +519,49 @@ impl SplitStep {
             drop(slot);
             request = shared.request.load(Ordering::Relaxed) + 1;
             shared.request.store(request, Ordering::SeqCst);
-        } else {
-            // No worker for this step (asleep, busy with another thread's stream, or the step is not back to
-            // back): this thread runs the second half too.
-            self.job.run(1, layer, inputs, (&mut *h_next, &mut *c_next), &mut self.work);
         }
         // Wakes a parked worker for the next back-to-back request, and one that parked after `parked` was read
         // for this one (cheap when it is not parked: no system call).
         if self.back_to_back {
             self.worker.unpark();
         }
-        self.job.run(0, layer, inputs, (&mut *h_next, &mut *c_next), &mut self.work);
-        if on_worker {
-            while shared.done.load(Ordering::Acquire) != request {
-                if shared.stop.load(Ordering::Acquire) {
-                    // The worker died in a job (a bug): this thread runs the half instead.
-                    shared.slot().run();
-                    break;
+        // Without a worker for this step (asleep, busy with another thread's stream, or the step is not back to
+        // back), this thread runs the second half too.
+        let halves: &[usize] = if on_worker { &[0] } else { &[0, 1] };
+        for &half in halves {
+            let inputs = if half == 0 { mine } else { theirs };
+            let next = match cut {
+                // Both halves write into every stream's rows, each its own units.
+                Cut::Units => (&mut *h_next, &mut *c_next),
+                Cut::Streams => {
+                    let rows = if half == 0 { 0..first } else { first..batch };
+                    (&mut h_next[rows_of(&rows, h_prev, batch)], &mut c_next[rows_of(&rows, c_prev, batch)])
                 }
-                std::hint::spin_loop();
-            }
+            };
+            self.job.run((half, cut), layer, inputs, next, &mut self.work);
+        }
+        if on_worker {
+            wait_for(shared, request);
             shared.slot().drain_into((h_next, c_next), &self.units[1]);
         }
+    }
+}
+
+/// The values of `rows` in `v`, a row-major array of `batch` rows.
+fn rows_of(rows: &Range<usize>, v: &[f32], batch: usize) -> Range<usize> {
+    let width = v.len() / batch;
+    rows.start * width..rows.end * width
+}
+
+/// Waits until the worker has done request `request`, or runs it on this thread if the worker died in a job (a
+/// bug).
+fn wait_for(shared: &Shared, request: u64) {
+    while shared.done.load(Ordering::Acquire) != request {
+        if shared.stop.load(Ordering::Acquire) {
+            shared.slot().run();
+            break;
+        }
+        std::hint::spin_loop();
     }
 }
 
@@ -475,7 +572,7 @@ fn halves<C: Cell<Real = f32> + 'static>(stack: &Stack<C>, units: [Range<usize>;
         .iter()
         .map(|c| Some([c.unit_slice(units[0].clone())?, c.unit_slice(units[1].clone())?]))
         .collect::<Option<Vec<_>>>()?;
-    Some(Arc::new(Halves { layers, units }))
+    Some(Arc::new(Halves { whole: stack.cells().to_vec(), layers, units }))
 }
 
 /// The worker: waits for a request (spinning, then parked), runs the second half, says it is done.

@@ -240,21 +240,21 @@ impl StoredPanels {
 
 /// The most rows of `x` a kernel takes in one pass over the panels: each load of the weights feeds every row of
 /// a block. Four rows keep 16 sums in AVX-512 registers, half of them.
-const BLOCK: usize = 4;
+pub(crate) const BLOCK: usize = 4;
 
 /// Rows a block of the AVX2 kernels: their sums of a part of a panel fill 8 of the 16 registers, which leaves room
 /// for the weights and the rows of `x`.
 #[cfg(target_arch = "x86_64")]
-const AVX2_BLOCK: usize = 2;
+pub(crate) const AVX2_BLOCK: usize = 2;
 
 /// A product over blocks of rows: [`in_blocks`] hands it `R` rows at a time.
-trait RowBlocks {
+pub(crate) trait RowBlocks {
     /// Rows `first..first + R` of the product.
     fn rows<const R: usize>(&mut self, first: usize);
 }
 
 /// Runs `product` over `rows` rows, `block ≤ BLOCK` at a time and the rows left in one smaller block.
-fn in_blocks(rows: usize, block: usize, product: &mut impl RowBlocks) {
+pub(crate) fn in_blocks(rows: usize, block: usize, product: &mut impl RowBlocks) {
     let mut first = 0;
     while first < rows {
         let count = block.min(rows - first);

@@ -107,12 +107,12 @@ fn part_store_avx2<const N: usize>(acc: [__m256; N], y: &mut [f32]) {
 /// a row gets the same multiply-adds in the same order as it would alone, and the weights are read once a block
 /// of rows rather than once a row. With `R = 4` the sums fill 16 of the 32 registers.
 #[target_feature(enable = "avx512f,fma")]
-fn widened_rows_avx512<const R: usize>(
+fn widened_rows_avx512<const R: usize, W>(
     x: &[f32],
-    panels: &[u16],
+    panels: &[W],
     bias: Option<&[f32]>,
     mut y: [&mut [f32]; R],
-    widen: impl Fn(&[u16; PANEL]) -> [__m512; 4],
+    widen: impl Fn(&[W; PANEL]) -> [__m512; 4],
 ) {
     let k = x.len() / R;
     let xs: [&[f32]; R] = each(|r| &x[r * k..(r + 1) * k]);
@@ -181,12 +181,12 @@ pub(super) unsafe fn bf16_rows_avx512<const R: usize>(
 /// of sums, and `widen` gives the 32 columns of a run of a panel's row in four registers, in order. One row alone
 /// takes the whole panel (`N = 8`); several take it in halves (`N = 4`), so that their sums fit the 16 registers.
 #[target_feature(enable = "avx2,fma,f16c")]
-fn widened_rows_avx2<const R: usize, const N: usize>(
+fn widened_rows_avx2<const R: usize, const N: usize, W>(
     x: &[f32],
-    panels: &[u16],
+    panels: &[W],
     bias: Option<&[f32]>,
     mut y: [&mut [f32]; R],
-    widen: impl Fn(&[u16; 32]) -> [__m256; 4],
+    widen: impl Fn(&[W; 32]) -> [__m256; 4],
 ) {
     // Parts of whole runs of 32 columns.
     const { assert!(N == 4 || N == 8) };
@@ -235,9 +235,9 @@ pub(super) unsafe fn f16_rows_avx2<const R: usize>(
         each(|c| _mm256_cvtph_ps(unsafe { _mm_loadu_si128(run.as_ptr().add(8 * c).cast()) }))
     };
     if R == 1 {
-        widened_rows_avx2::<R, 8>(x, panels, bias, y, widen);
+        widened_rows_avx2::<R, 8, u16>(x, panels, bias, y, widen);
     } else {
-        widened_rows_avx2::<R, 4>(x, panels, bias, y, widen);
+        widened_rows_avx2::<R, 4, u16>(x, panels, bias, y, widen);
     }
 }
 
@@ -263,9 +263,49 @@ pub(super) unsafe fn bf16_rows_avx2<const R: usize>(
         [low(first), low(second), high(first), high(second)]
     };
     if R == 1 {
-        widened_rows_avx2::<R, 8>(x, panels, bias, y, widen);
+        widened_rows_avx2::<R, 8, u16>(x, panels, bias, y, widen);
     } else {
-        widened_rows_avx2::<R, 4>(x, panels, bias, y, widen);
+        widened_rows_avx2::<R, 4, u16>(x, panels, bias, y, widen);
+    }
+}
+
+/// `R` rows of an `f32` product ([`widened_rows_avx512`] with nothing to widen): the rows of a stream step's
+/// batch, each with the multiply-adds [`crate::kernels::rowvec::row_times`] gives it alone.
+///
+/// # Safety
+/// The CPU must have AVX-512F and FMA.
+#[target_feature(enable = "avx512f,fma")]
+pub(crate) unsafe fn f32_rows_avx512<const R: usize>(
+    x: &[f32],
+    panels: &[f32],
+    bias: Option<&[f32]>,
+    y: [&mut [f32]; R],
+) {
+    widened_rows_avx512(x, panels, bias, y, |row| {
+        // SAFETY: `row` holds PANEL = 64 values, and this reads the 16 from `16c`.
+        each(|c| unsafe { _mm512_loadu_ps(row.as_ptr().add(16 * c)) })
+    })
+}
+
+/// `R` rows of an `f32` product in 8-lane registers ([`widened_rows_avx2`] with nothing to widen).
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C (the kernel's body is shared with the half formats').
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn f32_rows_avx2<const R: usize>(
+    x: &[f32],
+    panels: &[f32],
+    bias: Option<&[f32]>,
+    y: [&mut [f32]; R],
+) {
+    let load = |run: &[f32; 32]| {
+        // SAFETY: `run` holds 32 values, and this reads the 8 from `8c`.
+        each(|c| unsafe { _mm256_loadu_ps(run.as_ptr().add(8 * c)) })
+    };
+    if R == 1 {
+        widened_rows_avx2::<R, 8, f32>(x, panels, bias, y, load);
+    } else {
+        widened_rows_avx2::<R, 4, f32>(x, panels, bias, y, load);
     }
 }
 
