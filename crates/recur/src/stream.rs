@@ -320,6 +320,61 @@ impl StreamState {
         Ok(())
     }
 
+    /// Values of one stream's state: every layer's `h` (`H_out` each), then, for an LSTM, every layer's `c` (`H`
+    /// each). What [`StreamState::read_stream`] and [`StreamState::write_stream`] move.
+    pub fn stream_len(&self) -> usize {
+        self.sizes.layers * (self.sizes.output + self.sizes.cell())
+    }
+
+    /// Copies stream `index`'s state into `into` ([`StreamState::stream_len`] values), allocating nothing: with
+    /// [`StreamState::write_stream`] and [`StreamState::set_batch`], a server moves the streams whose inputs have
+    /// arrived into one batch, steps it, and keeps each stream's state in its own store between steps.
+    pub fn read_stream(&self, index: usize, into: &mut [f32]) -> Result<()> {
+        self.check_index(index)?;
+        self.check_stream_len(into.len())?;
+        let (output, cell) = (self.sizes.output, self.sizes.cell());
+        let (h_part, c_part) = into.split_at_mut(self.sizes.layers * output);
+        for (to, h) in h_part.chunks_exact_mut(output.max(1)).zip(&self.h) {
+            to.copy_from_slice(&h[index * output..(index + 1) * output]);
+        }
+        for (to, c) in c_part.chunks_exact_mut(cell.max(1)).zip(&self.c) {
+            to.copy_from_slice(&c[index * cell..(index + 1) * cell]);
+        }
+        Ok(())
+    }
+
+    /// Sets stream `index`'s state from `from` ([`StreamState::stream_len`] values, laid out as
+    /// [`StreamState::read_stream`] writes them), leaving the other streams as they are. Allocates nothing.
+    pub fn write_stream(&mut self, index: usize, from: &[f32]) -> Result<()> {
+        self.check_index(index)?;
+        self.check_stream_len(from.len())?;
+        let (output, cell) = (self.sizes.output, self.sizes.cell());
+        let (h_part, c_part) = from.split_at(self.sizes.layers * output);
+        for (from, h) in h_part.chunks_exact(output.max(1)).zip(&mut self.h) {
+            h[index * output..(index + 1) * output].copy_from_slice(from);
+        }
+        for (from, c) in c_part.chunks_exact(cell.max(1)).zip(&mut self.c) {
+            c[index * cell..(index + 1) * cell].copy_from_slice(from);
+        }
+        Ok(())
+    }
+
+    /// Sets the number of streams to `batch`: the streams past it are dropped, new ones start from the zero state.
+    /// Allocates only when the batch grows past the largest it has had.
+    pub fn set_batch(&mut self, batch: usize) {
+        let (output, cell) = (self.sizes.output, self.sizes.cell());
+        for h in &mut self.h {
+            h.truncate(self.batch.min(batch) * output);
+            h.resize(batch * output, 0.0);
+        }
+        for c in &mut self.c {
+            c.truncate(self.batch.min(batch) * cell);
+            c.resize(batch * cell, 0.0);
+        }
+        self.batch = batch;
+        self.fit_scratch();
+    }
+
     /// Takes stream `index` out of the batch and returns it as a state of its own (`B = 1`). The streams after it
     /// move down one index; their states are untouched.
     pub fn remove(&mut self, index: usize) -> Result<StreamState> {
@@ -481,6 +536,15 @@ impl StreamState {
                 self.sizes.describe(),
                 theirs.describe()
             )));
+        }
+        Ok(())
+    }
+
+    fn check_stream_len(&self, len: usize) -> Result<()> {
+        let want = self.stream_len();
+        if len != want {
+            let layout = format!("{want} values (L·H_out for h, then L·H for an LSTM's c)");
+            return Err(Error::shape("stream state", layout, &[len]));
         }
         Ok(())
     }

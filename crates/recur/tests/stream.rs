@@ -240,6 +240,49 @@ fn removing_and_adding_streams_leaves_the_others_unchanged_bit_for_bit() {
 }
 
 #[test]
+fn streams_moved_through_a_working_batch_step_as_they_would_alone() {
+    // A server keeps each stream's state in a store of its own and, at each moment, moves the streams whose inputs
+    // have arrived into one working batch: a stream steps exactly as it would in a state of its own.
+    let mut rng = StdRng::seed_from_u64(8);
+    for mode in MODES {
+        let model = Recurrent::with_seed(RecurrentConfig::new(mode, 5, 12).num_layers(2), 0).unwrap();
+        let inputs = stream_inputs(5, 6, 5, &mut rng);
+        let alone: Vec<Vec<f32>> = inputs
+            .iter()
+            .map(|stream| run(&mut StreamState::new(&model, 1).unwrap(), &model, std::slice::from_ref(stream), 0..6))
+            .collect();
+        let mut work = StreamState::new(&model, 0).unwrap();
+        let mut stores = vec![vec![0.0; work.stream_len()]; 5];
+        let mut outputs = vec![Vec::new(); 5];
+        let mut taken = [0usize; 5];
+        // Streams take their steps in different groups, as their inputs would arrive.
+        for group in [&[0, 1, 2, 3, 4][..], &[4, 2], &[0, 1, 2], &[3], &[4, 3, 2, 1, 0], &[0, 1, 3, 4], &[2, 0]] {
+            work.set_batch(group.len());
+            for (row, &s) in group.iter().enumerate() {
+                work.write_stream(row, &stores[s]).unwrap();
+            }
+            let x: Vec<f32> =
+                group.iter().flat_map(|&s| inputs[s][taken[s] * 5..(taken[s] + 1) * 5].to_vec()).collect();
+            let h = work.step(&model, &x).unwrap().to_vec();
+            for (row, &s) in group.iter().enumerate() {
+                outputs[s].extend_from_slice(&h[row * 12..(row + 1) * 12]);
+                work.read_stream(row, &mut stores[s]).unwrap();
+                taken[s] += 1;
+            }
+        }
+        for s in 0..5 {
+            assert_eq!(outputs[s], alone[s][..taken[s] * 12], "{mode}: stream {s}");
+        }
+        // Lengths and indices are checked.
+        let want = if mode == Mode::Lstm { 2 * 12 + 2 * 12 } else { 2 * 12 };
+        assert_eq!(work.stream_len(), want);
+        assert!(work.read_stream(0, &mut vec![0.0; want + 1]).is_err());
+        assert!(work.write_stream(0, &vec![0.0; want - 1]).is_err());
+        assert!(work.write_stream(work.batch(), &vec![0.0; want]).is_err());
+    }
+}
+
+#[test]
 fn resets_return_streams_to_the_zero_state() {
     let mut rng = StdRng::seed_from_u64(6);
     let model = Recurrent::with_seed(RecurrentConfig::lstm(4, 5).num_layers(2), 0).unwrap();
