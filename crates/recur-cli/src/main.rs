@@ -56,6 +56,8 @@ enum Command {
     Translate(commands::translate::TranslateArgs),
     /// Turn an ONNX model (LSTM, GRU or RNN layers, with an embedding and a linear head) into a recur model file.
     Import(commands::import::ImportArgs),
+    /// Serve a model to many live streams over the Open Inference Protocol (KServe v2, Triton's sequences).
+    Serve(commands::serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -81,6 +83,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => commands::demo::run(&args),
         Command::Gradflow(args) => commands::gradflow::run(&args),
         Command::Generate(args) => commands::generate::run(&args),
+        Command::Serve(args) => commands::serve::run(&args),
         Command::Translate(args) => commands::translate::run(&args),
         Command::Import(args) => commands::import::run(&args),
     };

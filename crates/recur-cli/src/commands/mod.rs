@@ -12,6 +12,7 @@ pub mod gradflow;
 pub mod import;
 pub mod info;
 pub mod quantize;
+pub mod serve;
 pub mod train;
 pub mod translate;
 

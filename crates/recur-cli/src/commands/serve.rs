@@ -1,0 +1,82 @@
+//! `recur serve`: a model file served to many live streams over the Open Inference Protocol (KServe v2) with
+//! Triton's sequence extension, their steps batched ([`recur_serve`]).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use recur_serve::{BatchOptions, ServeOptions, ServedModel, Server};
+
+use super::CommandResult;
+use crate::modelfile;
+
+/// Arguments of `recur serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// A model file (a recurrent layer, or a sequence model whose head reads every step), or a run directory.
+    model: PathBuf,
+    /// The name clients address the model by (default: the file's name without its extension, or the run
+    /// directory's name).
+    #[arg(long)]
+    name: Option<String>,
+    /// The address to listen on (loopback unless told otherwise).
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    listen: SocketAddr,
+    /// The most streams stepped together.
+    #[arg(long, default_value_t = 256)]
+    max_batch: usize,
+    /// The longest the oldest waiting request waits for more streams to join its batch, in microseconds.
+    #[arg(long, default_value_t = 100)]
+    max_delay_us: u64,
+    /// Seconds without a request after which a stream is parked as bytes (it resumes at its next request).
+    #[arg(long, default_value_t = 1.0)]
+    idle_timeout_s: f64,
+    /// The largest request body accepted, in MiB.
+    #[arg(long, default_value_t = 8)]
+    body_limit_mb: usize,
+    /// A file whose first line is a bearer token that every route but health then requires.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+}
+
+/// Runs `recur serve` until Ctrl-C or SIGTERM.
+pub fn run(args: &ServeArgs) -> CommandResult {
+    if args.max_batch == 0 {
+        return Err("--max-batch must be at least 1".into());
+    }
+    if !(args.idle_timeout_s.is_finite() && args.idle_timeout_s > 0.0) {
+        return Err(
+            format!("--idle-timeout-s must be a positive number of seconds, found {}", args.idle_timeout_s).into()
+        );
+    }
+    let path = modelfile::model_path(&args.model);
+    let name = args.name.clone().unwrap_or_else(|| default_name(&args.model));
+    let model = ServedModel::load(&path, name).map_err(|e| format!("{}: {e}", path.display()))?;
+    let token = match &args.token_file {
+        Some(file) => {
+            let text = std::fs::read_to_string(file).map_err(|e| format!("--token-file {}: {e}", file.display()))?;
+            let token = text.lines().next().unwrap_or("").trim().to_string();
+            if token.is_empty() {
+                return Err(format!("--token-file {}: the first line is empty", file.display()).into());
+            }
+            Some(token)
+        }
+        None => None,
+    };
+    let batch = BatchOptions {
+        max_batch: args.max_batch,
+        max_delay: Duration::from_micros(args.max_delay_us),
+        idle_timeout: Duration::from_secs_f64(args.idle_timeout_s),
+    };
+    let options = ServeOptions { batch, body_limit: args.body_limit_mb << 20, token };
+    let server = Server::new(model, options).map_err(|e| format!("starting the server: {e}"))?;
+    server.run(args.listen).map_err(|e| format!("{}: {e}", args.listen))?;
+    Ok(())
+}
+
+/// The file's stem, or a run directory's name.
+fn default_name(path: &std::path::Path) -> String {
+    let stem = if path.is_dir() { path.file_name() } else { path.file_stem() };
+    stem.map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned())
+}

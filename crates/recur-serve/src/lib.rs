@@ -1,0 +1,111 @@
+//! recur's inference server: many live streams of one recurrent model behind the Open Inference Protocol (KServe
+//! v2) over HTTP, with Triton's sequence extension, their steps batched across streams.
+//!
+//! A client names its stream with `sequence_id` (an integer or a string) and marks its first and last requests
+//! with `sequence_start` and `sequence_end`; each request carries one step, or a chunk of steps, of that one
+//! stream, and gets that many steps of outputs back. The server keeps each stream's state between requests, and
+//! the steps of different streams waiting at one moment run as one batched step ([`sequences`]). A stream idle for
+//! `idle_timeout` is parked as bytes and resumes at its next request. The routes are in [`http`]'s documentation
+//! and in `docs/serving.md`.
+//!
+//! ```no_run
+//! use recur::{Recurrent, RecurrentConfig};
+//! use recur_serve::{ServeOptions, ServedModel, Server};
+//!
+//! let layer = Recurrent::with_seed(RecurrentConfig::gru(8, 32), 1)?;
+//! let server = Server::new(ServedModel::from_layer("sensors", layer)?, ServeOptions::default())?;
+//! server.run("127.0.0.1:8000".parse().unwrap())?; // until Ctrl-C
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod model;
+pub mod protocol;
+pub mod sequences;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use error::ServeError;
+pub use model::{ServedModel, StepInput};
+pub use sequences::BatchOptions;
+
+/// How a [`Server`] runs.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// How steps are batched and idle streams parked.
+    pub batch: BatchOptions,
+    /// The largest request body accepted, in bytes (default 8 MiB); a larger one is refused with a 400.
+    pub body_limit: usize,
+    /// When set, every route but `/v2/health/*` needs `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions { batch: BatchOptions::default(), body_limit: 8 << 20, token: None }
+    }
+}
+
+/// A server of one model: its batcher's thread runs from [`Server::new`] on; [`Server::serve`] answers requests
+/// on a listener, or [`Server::router`] gives its routes to embed in a program's own `axum` server.
+pub struct Server {
+    shared: Arc<http::Shared>,
+    body_limit: usize,
+}
+
+impl Server {
+    /// Starts the batcher for `model` (a thread, and a [`recur::StepWorker`] for the second core).
+    pub fn new(model: ServedModel, options: ServeOptions) -> std::io::Result<Self> {
+        let model = Arc::new(model);
+        let metrics = Arc::new(metrics::Metrics::default());
+        let batcher = sequences::Batcher::start(model.clone(), options.batch, metrics.clone())?;
+        let shared = Arc::new(http::Shared { model, batcher, metrics, token: options.token });
+        Ok(Server { shared, body_limit: options.body_limit })
+    }
+
+    /// The routes, to serve or to test without a socket.
+    pub fn router(&self) -> axum::Router {
+        http::router(self.shared.clone(), self.body_limit)
+    }
+
+    /// Answers requests on `listener` until `shutdown` completes.
+    pub async fn serve(
+        &self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(listener, self.router()).with_graceful_shutdown(shutdown).await
+    }
+
+    /// Listens on `address` and answers requests until Ctrl-C (or SIGTERM), on a runtime of its own.
+    pub fn run(&self, address: SocketAddr) -> std::io::Result<()> {
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind(address).await?;
+            eprintln!("recur serve: {:?} on http://{}", self.shared.model.name(), listener.local_addr()?);
+            self.serve(listener, shutdown_signal()).await
+        })
+    }
+}
+
+/// Completes at Ctrl-C or, on Unix, SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

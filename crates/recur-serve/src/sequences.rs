@@ -1,0 +1,378 @@
+//! The sequence batcher: one thread that holds every stream's state and steps the streams whose requests are
+//! waiting, together, as Triton's sequence batcher does with its "oldest" strategy.
+//!
+//! Requests arrive over a channel. Each stream has a queue of its own, so its requests run in the order they came
+//! and never two at once. When requests of `max_batch` streams are waiting, or the oldest of them has waited
+//! `max_delay`, the oldest request of each of up to `max_batch` streams runs as one batch: their states are moved
+//! into one working [`StreamState`], which steps them all at once (one product per layer for all of them), a step
+//! at a time until each request's steps are done (a request of `T` steps takes part in `T` batched steps; the
+//! batch shrinks as the shorter ones finish), and their states are moved back. A stream idle for `idle_timeout` is
+//! parked: its state is kept as the bytes of [`StreamState::to_bytes`], and resumes from them at its next request.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use recur::{StepWorker, StreamState};
+use tokio::sync::oneshot;
+
+use crate::error::ServeError;
+use crate::metrics::Metrics;
+use crate::model::{ServedModel, StepRows};
+use crate::protocol::{SequenceId, Steps, StreamRequest};
+
+/// How the batcher forms batches and lets streams go.
+#[derive(Clone, Debug)]
+pub struct BatchOptions {
+    /// The most streams in one batched step.
+    pub max_batch: usize,
+    /// The longest the oldest waiting request waits for more streams to join its batch.
+    pub max_delay: Duration,
+    /// How long a stream stays live without a request before it is parked as bytes.
+    pub idle_timeout: Duration,
+}
+
+impl Default for BatchOptions {
+    fn default() -> Self {
+        BatchOptions { max_batch: 256, max_delay: Duration::from_micros(100), idle_timeout: Duration::from_secs(1) }
+    }
+}
+
+/// The outputs of a request's steps.
+#[derive(Debug)]
+pub struct StepOutputs {
+    /// `T × O` values.
+    pub values: Vec<f32>,
+    /// The stream's step count after these steps.
+    pub sequence_step: u64,
+}
+
+/// A request on its way to the batcher.
+struct Job {
+    request: StreamRequest,
+    /// The stream's key: its id, or a number of its own for a request without one.
+    key: Key,
+    arrived: Instant,
+    reply: oneshot::Sender<Result<StepOutputs, ServeError>>,
+}
+
+/// A stream's key in the batcher.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Key {
+    Named(SequenceId),
+    /// A request without a sequence id: a stream of its own, started and ended by it.
+    Anonymous(u64),
+}
+
+/// The sending side of the batcher, held by the HTTP handlers.
+#[derive(Clone, Debug)]
+pub struct Batcher {
+    jobs: Sender<Job>,
+    next_anonymous: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Batcher {
+    /// Starts the batcher's thread for `model` (and a [`StepWorker`] for its steps' second core).
+    pub fn start(model: Arc<ServedModel>, options: BatchOptions, metrics: Arc<Metrics>) -> std::io::Result<Self> {
+        let (jobs, receiver) = std::sync::mpsc::channel();
+        let worker = StepWorker::start()?;
+        let mut work = model.new_state().map_err(std::io::Error::other)?;
+        work.set_worker(Some(&worker));
+        let mut parking = model.new_state().map_err(std::io::Error::other)?;
+        parking.set_batch(1);
+        let stepper = Stepper {
+            model,
+            options,
+            metrics,
+            work,
+            streams: HashMap::new(),
+            ready: VecDeque::new(),
+            features: Vec::new(),
+            parking,
+            _worker: worker,
+        };
+        std::thread::Builder::new().name("recur-batcher".into()).spawn(move || stepper.run(receiver))?;
+        Ok(Batcher { jobs, next_anonymous: Arc::new(std::sync::atomic::AtomicU64::new(0)) })
+    }
+
+    /// Queues `request` and waits for its outputs.
+    pub async fn submit(&self, request: StreamRequest) -> Result<StepOutputs, ServeError> {
+        let key = match &request.sequence {
+            Some(id) => Key::Named(id.clone()),
+            None => Key::Anonymous(self.next_anonymous.fetch_add(1, Relaxed)),
+        };
+        let (reply, outputs) = oneshot::channel();
+        let job = Job { request, key, arrived: Instant::now(), reply };
+        self.jobs.send(job).map_err(|_| ServeError::Unavailable("the batcher has stopped".into()))?;
+        outputs.await.map_err(|_| ServeError::Unavailable("the batcher has stopped".into()))?
+    }
+}
+
+/// A stream the batcher holds.
+struct Stream {
+    state: Held,
+    /// Steps taken so far.
+    steps: u64,
+    last_used: Instant,
+    /// Requests waiting, oldest first.
+    queue: VecDeque<Job>,
+    /// Whether the stream is open once its queued requests have run (an end closes it, a start opens it).
+    open: bool,
+}
+
+/// A stream's state between requests.
+enum Held {
+    /// [`StreamState::stream_len`] values, ready to step.
+    Live(Vec<f32>),
+    /// [`StreamState::to_bytes`] of a state of this stream alone.
+    Parked(Vec<u8>),
+}
+
+/// The batcher's thread: every stream's state and the working batch.
+struct Stepper {
+    model: Arc<ServedModel>,
+    options: BatchOptions,
+    metrics: Arc<Metrics>,
+    work: StreamState,
+    streams: HashMap<Key, Stream>,
+    /// Streams with waiting requests, in the order they became so.
+    ready: VecDeque<Key>,
+    features: Vec<f32>,
+    /// A state of one stream, for parking a stream as bytes.
+    parking: StreamState,
+    _worker: StepWorker,
+}
+
+/// What one request of a batch does, in the batch's order.
+struct Running {
+    job: Job,
+    steps: usize,
+    outputs: Vec<f32>,
+}
+
+impl Stepper {
+    fn run(mut self, jobs: Receiver<Job>) {
+        let sweep_every = self.options.idle_timeout.min(Duration::from_millis(100));
+        let mut last_sweep = Instant::now();
+        loop {
+            let full = self.ready.len() >= self.options.max_batch;
+            // Wait for a request: for the oldest's delay to run out, or for the next sweep when none is waiting.
+            let wait = match self.oldest_wait() {
+                None => sweep_every,
+                Some(_) if full => Duration::ZERO,
+                Some(waited) => self.options.max_delay.saturating_sub(waited),
+            };
+            match jobs.recv_timeout(wait) {
+                Ok(job) => {
+                    self.accept(job);
+                    while let Ok(job) = jobs.try_recv() {
+                        self.accept(job);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            let full = self.ready.len() >= self.options.max_batch;
+            if self.oldest_wait().is_some_and(|waited| full || waited >= self.options.max_delay) {
+                self.run_batch();
+            }
+            if last_sweep.elapsed() >= sweep_every {
+                self.park_idle();
+                last_sweep = Instant::now();
+            }
+        }
+    }
+
+    /// How long the oldest waiting request has waited, if one is waiting.
+    fn oldest_wait(&self) -> Option<Duration> {
+        let key = self.ready.front()?;
+        let job = self.streams.get(key)?.queue.front()?;
+        Some(job.arrived.elapsed())
+    }
+
+    /// Checks a request against its stream's state (in arrival order) and queues it, or answers it with an error.
+    fn accept(&mut self, job: Job) {
+        let (start, end) = match &job.key {
+            Key::Named(_) => (job.request.start, job.request.end),
+            Key::Anonymous(_) => (true, true),
+        };
+        let open = self.streams.get(&job.key).is_some_and(|s| s.open);
+        let refusal = match (&job.key, start, open) {
+            (Key::Named(id), true, true) => {
+                Some(format!("sequence {id} is already live: end it (sequence_end) before starting it again"))
+            }
+            (Key::Named(id), false, false) => {
+                Some(format!("sequence {id} was never started or has ended: start it with sequence_start"))
+            }
+            _ => None,
+        };
+        if let Some(message) = refusal {
+            self.metrics.requests_failed.fetch_add(1, Relaxed);
+            let _ = job.reply.send(Err(ServeError::BadRequest(message)));
+            return;
+        }
+        let stream = self.streams.entry(job.key.clone()).or_insert_with(|| Stream {
+            state: Held::Live(Vec::new()),
+            steps: 0,
+            last_used: Instant::now(),
+            queue: VecDeque::new(),
+            open: false,
+        });
+        stream.open = !end;
+        if stream.queue.is_empty() {
+            self.ready.push_back(job.key.clone());
+        }
+        stream.queue.push_back(job);
+    }
+
+    /// Runs the oldest request of each of up to `max_batch` waiting streams, as one batch.
+    fn run_batch(&mut self) {
+        let count = self.ready.len().min(self.options.max_batch);
+        let input = self.model.input();
+        let mut batch: Vec<Running> = Vec::with_capacity(count);
+        for key in self.ready.drain(..count) {
+            let stream = self.streams.get_mut(&key).expect("a ready stream is held");
+            let job = stream.queue.pop_front().expect("a ready stream has a request");
+            self.metrics.queue_delay.observe(job.arrived.elapsed().as_secs_f64());
+            let steps = job.request.steps.count(input);
+            batch.push(Running { job, steps, outputs: Vec::new() });
+        }
+        // Longest first, so that the streams still stepping are always the first rows of the working batch.
+        batch.sort_by_key(|r| std::cmp::Reverse(r.steps));
+        if let Err(error) = self.step_batch(&mut batch) {
+            for running in batch {
+                self.metrics.requests_failed.fetch_add(1, Relaxed);
+                let _ = running.job.reply.send(Err(ServeError::Internal(error.to_string())));
+            }
+            return;
+        }
+        for running in batch {
+            self.finish(running);
+        }
+    }
+
+    /// Moves the batch's states into the working batch, steps it until every request's steps are done (the batch
+    /// shrinking as the shorter ones finish), and moves the states back.
+    fn step_batch(&mut self, batch: &mut [Running]) -> recur::Result<()> {
+        let width = self.work.stream_len();
+        let out_width = self.model.output_size();
+        self.work.set_batch(batch.len());
+        for (row, running) in batch.iter_mut().enumerate() {
+            let stream = self.streams.get_mut(&running.job.key).expect("a running stream is held");
+            if running.job.request.start || matches!(running.job.key, Key::Anonymous(_)) {
+                // From the zero state: whatever it held before (a stream ended and started again) goes.
+                match std::mem::replace(&mut stream.state, Held::Live(Vec::new())) {
+                    Held::Live(values) if !values.is_empty() => self.metrics.live_streams.fetch_sub(1, Relaxed),
+                    Held::Parked(_) => self.metrics.parked_streams.fetch_sub(1, Relaxed),
+                    Held::Live(_) => 0,
+                };
+                stream.steps = 0;
+            }
+            let values = live_values(&mut stream.state, &self.model, width, &self.metrics)?;
+            self.work.write_stream(row, values)?;
+            running.outputs = vec![0.0; running.steps * out_width];
+        }
+        let longest = batch.first().map_or(0, |r| r.steps);
+        let mut x = Vec::new();
+        let mut ids = Vec::new();
+        let mut out = Vec::new();
+        for t in 0..longest {
+            let active = batch.iter().take_while(|r| r.steps > t).count();
+            // The requests that have finished leave the working batch; their states go back to their streams.
+            self.return_states(batch, active)?;
+            self.work.set_batch(active);
+            x.clear();
+            ids.clear();
+            for running in &batch[..active] {
+                match &running.job.request.steps {
+                    Steps::Features(f) => {
+                        let i = f.len() / running.steps;
+                        x.extend_from_slice(&f[t * i..(t + 1) * i]);
+                    }
+                    Steps::Tokens(t_ids) => ids.push(t_ids[t]),
+                }
+            }
+            let rows = if ids.is_empty() { StepRows::Features(&x) } else { StepRows::Tokens(&ids) };
+            out.resize(active * out_width, 0.0);
+            let began = Instant::now();
+            self.model.step(&mut self.work, rows, &mut self.features, &mut out)?;
+            self.metrics.batched_step(active, began.elapsed());
+            for (running, row) in batch[..active].iter_mut().zip(out.chunks_exact(out_width)) {
+                running.outputs[t * out_width..(t + 1) * out_width].copy_from_slice(row);
+            }
+        }
+        self.return_states(batch, 0)
+    }
+
+    /// Copies the states of the working batch's rows from `first` on back to their streams.
+    fn return_states(&mut self, batch: &[Running], first: usize) -> recur::Result<()> {
+        for (row, running) in batch.iter().enumerate().take(self.work.batch()).skip(first) {
+            let stream = self.streams.get_mut(&running.job.key).expect("a running stream is held");
+            let Held::Live(values) = &mut stream.state else { unreachable!("a running stream is live") };
+            self.work.read_stream(row, values)?;
+        }
+        Ok(())
+    }
+
+    /// Answers a request whose steps are done, and lets its stream go if it ended.
+    fn finish(&mut self, running: Running) {
+        let Running { job, steps, outputs } = running;
+        let stream = self.streams.get_mut(&job.key).expect("a finished stream is held");
+        stream.steps += steps as u64;
+        stream.last_used = Instant::now();
+        let sequence_step = stream.steps;
+        if !stream.queue.is_empty() {
+            self.ready.push_back(job.key.clone());
+        } else if !stream.open {
+            self.streams.remove(&job.key);
+            self.metrics.live_streams.fetch_sub(1, Relaxed);
+        }
+        self.metrics.requests_ok.fetch_add(1, Relaxed);
+        let _ = job.reply.send(Ok(StepOutputs { values: outputs, sequence_step }));
+    }
+
+    /// Parks the live streams that have waited `idle_timeout` without a request.
+    fn park_idle(&mut self) {
+        let timeout = self.options.idle_timeout;
+        for stream in self.streams.values_mut() {
+            let Held::Live(values) = &stream.state else { continue };
+            if !stream.queue.is_empty() || stream.last_used.elapsed() < timeout || values.is_empty() {
+                continue;
+            }
+            if self.parking.write_stream(0, values).is_ok() {
+                stream.state = Held::Parked(self.parking.to_bytes());
+                self.metrics.live_streams.fetch_sub(1, Relaxed);
+                self.metrics.parked_streams.fetch_add(1, Relaxed);
+            }
+        }
+    }
+}
+
+/// A stream's state as values, resuming it from bytes if it was parked.
+fn live_values<'a>(
+    held: &'a mut Held,
+    model: &ServedModel,
+    width: usize,
+    metrics: &Metrics,
+) -> recur::Result<&'a [f32]> {
+    match held {
+        Held::Live(values) if values.is_empty() => {
+            // A stream new to the batcher.
+            values.resize(width, 0.0);
+            metrics.live_streams.fetch_add(1, Relaxed);
+        }
+        Held::Live(_) => {}
+        Held::Parked(bytes) => {
+            let state = StreamState::from_bytes(model.recurrent(), bytes)?;
+            let mut values = vec![0.0; width];
+            state.read_stream(0, &mut values)?;
+            *held = Held::Live(values);
+            metrics.parked_streams.fetch_sub(1, Relaxed);
+            metrics.live_streams.fetch_add(1, Relaxed);
+        }
+    }
+    let Held::Live(values) = held else { unreachable!("made live above") };
+    Ok(values)
+}
