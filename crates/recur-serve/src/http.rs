@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -146,17 +146,19 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
 async fn infer(
     State(shared): State<Arc<Shared>>,
     Path(name): Path<String>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<InferResponse>, ServeError> {
-    counted(&shared, run_infer(&shared, &name, "1", body).await)
+) -> Result<Response, ServeError> {
+    counted(&shared, run_infer(&shared, (&name, "1"), &headers, body).await)
 }
 
 async fn infer_version(
     State(shared): State<Arc<Shared>>,
     Path((name, version)): Path<(String, String)>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<InferResponse>, ServeError> {
-    counted(&shared, run_infer(&shared, &name, &version, body).await)
+) -> Result<Response, ServeError> {
+    counted(&shared, run_infer(&shared, (&name, &version), &headers, body).await)
 }
 
 /// Counts a request refused before it reached the batcher (which counts the others).
@@ -169,19 +171,30 @@ fn counted<T>(shared: &Shared, result: Result<T, (ServeError, bool)>) -> Result<
     })
 }
 
+/// The header of the binary tensor extension: the length of the JSON that starts a body.
+const HEADER_LENGTH: &str = "inference-header-content-length";
+
 /// An inference request, start to end; the error says whether the batcher saw it.
 async fn run_infer(
     shared: &Shared,
-    name: &str,
-    version: &str,
+    (name, version): (&str, &str),
+    headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<InferResponse>, (ServeError, bool)> {
+) -> Result<Response, (ServeError, bool)> {
     let early = |e| (e, false);
     let model = model_version(shared, name, version).map_err(early)?;
     let body =
         body.map_err(|e| early(ServeError::BadRequest(format!("the body could not be read: {}", e.body_text()))))?;
-    let request = InferRequest::from_json(&body).and_then(|r| r.into_stream_request(model.input())).map_err(early)?;
-    let (id, sequence, batched) = (request.id.clone(), request.sequence.clone(), request.batched);
+    let header_length = match headers.get(HEADER_LENGTH) {
+        None => None,
+        Some(v) => Some(v.to_str().ok().and_then(|v| v.trim().parse::<usize>().ok()).ok_or_else(|| {
+            early(ServeError::BadRequest(format!("{HEADER_LENGTH} must be a byte count, found {v:?}")))
+        })?),
+    };
+    let (request, binary) = InferRequest::from_body(&body, header_length).map_err(early)?;
+    let request = request.into_stream_request(model.input(), binary).map_err(early)?;
+    let (id, sequence, batched, binary_output) =
+        (request.id.clone(), request.sequence.clone(), request.batched, request.binary_output);
     let steps = request.steps.count(model.input());
     let outputs = shared.batcher.submit(request).await.map_err(|e| (e, true))?;
     let mut parameters = Map::new();
@@ -191,12 +204,28 @@ async fn run_infer(
     parameters.insert("sequence_step".into(), Value::from(outputs.sequence_step));
     let width = model.output_size();
     let shape = if batched { vec![1, steps, width] } else { vec![steps, width] };
-    let output = ResponseOutput { name: OUTPUT.into(), datatype: "FP32".into(), shape, data: outputs.values };
-    Ok(Json(InferResponse {
+    let mut output =
+        ResponseOutput { name: OUTPUT.into(), datatype: "FP32".into(), shape, parameters: Map::new(), data: None };
+    let mut response = InferResponse {
         model_name: model.name().to_string(),
         model_version: "1".into(),
         id,
         parameters,
-        outputs: vec![output],
-    }))
+        outputs: Vec::new(),
+    };
+    if !binary_output {
+        output.data = Some(outputs.values);
+        response.outputs.push(output);
+        return Ok(Json(response).into_response());
+    }
+    output.parameters.insert("binary_data_size".into(), Value::from(outputs.values.len() * 4));
+    response.outputs.push(output);
+    let mut bytes = serde_json::to_vec(&response).map_err(|e| (ServeError::Internal(e.to_string()), true))?;
+    let json_length = bytes.len();
+    bytes.extend(outputs.values.iter().flat_map(|v| v.to_le_bytes()));
+    let headers = [
+        (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+        (HeaderName::from_static(HEADER_LENGTH), json_length.to_string()),
+    ];
+    Ok((headers, bytes).into_response())
 }

@@ -6,6 +6,12 @@
 //! stream. Its `parameters` name the stream: `sequence_id` (an integer, or a string), `sequence_start` and
 //! `sequence_end` (booleans). Without a `sequence_id` (or with 0) the request is a whole sequence of its own. The
 //! response's one output, `OUTPUT`, holds each step's outputs, `FP32 [T, O]` (or `[1, T, O]`, as the input was).
+//!
+//! Tensors travel as JSON `data`, or in the protocol's binary tensor extension: with the header
+//! `Inference-Header-Content-Length: N`, the body's first `N` bytes are the JSON and the rest the raw values
+//! (little-endian) of the input that declares `"parameters": {"binary_data_size": bytes}`; an output asked for with
+//! `"parameters": {"binary_data": true}` (or every output, with the request parameter `binary_data_output`) comes
+//! back the same way.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -44,11 +50,12 @@ pub struct RequestInput {
     pub shape: Vec<i64>,
     /// Its datatype (`FP32`, `INT64`, …).
     pub datatype: String,
-    /// Tensor parameters (ignored).
+    /// Tensor parameters: `binary_data_size` when its values follow the JSON as bytes.
     #[serde(default)]
     pub parameters: Map<String, Value>,
-    /// The values, row-major, flat or nested.
-    pub data: Value,
+    /// The values, row-major, flat or nested (absent when they come as bytes).
+    #[serde(default)]
+    pub data: Option<Value>,
 }
 
 /// One output a request asks for.
@@ -56,7 +63,7 @@ pub struct RequestInput {
 pub struct RequestOutput {
     /// Its name.
     pub name: String,
-    /// Output parameters (ignored).
+    /// Output parameters: `binary_data` asks for the values as bytes after the JSON.
     #[serde(default)]
     pub parameters: Map<String, Value>,
 }
@@ -86,8 +93,12 @@ pub struct ResponseOutput {
     pub datatype: String,
     /// `[T, O]`, or `[1, T, O]`.
     pub shape: Vec<usize>,
-    /// The values, row-major.
-    pub data: Vec<f32>,
+    /// `binary_data_size` when the values follow the JSON as bytes.
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub parameters: Map<String, Value>,
+    /// The values, row-major (absent when they follow the JSON as bytes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Vec<f32>>,
 }
 
 /// A stream's name: Triton's `sequence_id`, an unsigned integer or a string.
@@ -153,108 +164,225 @@ pub struct StreamRequest {
     pub steps: Steps,
     /// Whether the input had a leading batch dimension of 1 (the output then has one too).
     pub batched: bool,
+    /// Whether the output goes back as bytes after the JSON.
+    pub binary_output: bool,
 }
 
 impl InferRequest {
-    /// Parses a body.
+    /// Parses a JSON body.
     pub fn from_json(body: &[u8]) -> Result<Self, ServeError> {
         serde_json::from_slice(body)
             .map_err(|e| ServeError::BadRequest(format!("the body is not an inference request: {e}")))
     }
 
-    /// Checks the request against a model whose steps take `input`.
-    pub fn into_stream_request(self, input: StepInput) -> Result<StreamRequest, ServeError> {
+    /// Splits a body into its request and the bytes after its JSON: all of it is JSON without `header_length`
+    /// (the `Inference-Header-Content-Length` header), else its first `header_length` bytes are.
+    pub fn from_body(body: &[u8], header_length: Option<usize>) -> Result<(Self, &[u8]), ServeError> {
+        match header_length {
+            None => Ok((Self::from_json(body)?, &[])),
+            Some(n) if n <= body.len() => Ok((Self::from_json(&body[..n])?, &body[n..])),
+            Some(n) => Err(ServeError::BadRequest(format!(
+                "Inference-Header-Content-Length is {n}, but the body has {} bytes",
+                body.len()
+            ))),
+        }
+    }
+
+    /// Checks the request against a model whose steps take `input`; `binary` is what followed the JSON.
+    pub fn into_stream_request(self, input: StepInput, binary: &[u8]) -> Result<StreamRequest, ServeError> {
         let bad = |m: String| Err(ServeError::BadRequest(m));
         if let Some(other) = self.outputs.iter().find(|o| o.name != OUTPUT) {
             return bad(format!("unknown output {:?}: the model's one output is {OUTPUT:?}", other.name));
         }
         let (sequence, start, end) = sequence_parameters(&self.parameters)?;
+        let mut binary_output = flag(&self.parameters, "binary_data_output")?;
+        for output in &self.outputs {
+            binary_output |= flag(&output.parameters, "binary_data")?;
+        }
         let [tensor] = <[RequestInput; 1]>::try_from(self.inputs).map_err(|inputs| {
             ServeError::BadRequest(format!("expected one input, {INPUT:?}, found {}", inputs.len()))
         })?;
         if tensor.name != INPUT {
             return bad(format!("unknown input {:?}: the model's one input is {INPUT:?}", tensor.name));
         }
-        let (steps, batched) = tensor_steps(&tensor, input)?;
-        Ok(StreamRequest { id: self.id, sequence, start, end, steps, batched })
+        let data = match (tensor.parameters.get("binary_data_size"), &tensor.data) {
+            (None, Some(json)) if binary.is_empty() => TensorData::Json(json),
+            (None, Some(_)) => {
+                return bad(format!("{} bytes follow the JSON, but no input declares binary_data_size", binary.len()));
+            }
+            (Some(size), None) => {
+                let size = size.as_u64().and_then(|n| usize::try_from(n).ok()).ok_or_else(|| {
+                    ServeError::BadRequest(format!("binary_data_size must be a byte count, found {size}"))
+                })?;
+                if size != binary.len() {
+                    return bad(format!(
+                        "input {INPUT:?} declares {size} bytes of binary data, {} follow the JSON",
+                        binary.len()
+                    ));
+                }
+                TensorData::Binary(binary)
+            }
+            (None, None) => return bad(format!("input {INPUT:?} has neither data nor binary_data_size")),
+            (Some(_), Some(_)) => return bad(format!("input {INPUT:?} has both data and binary_data_size")),
+        };
+        let (steps, batched) = tensor_steps(&tensor, data, input)?;
+        Ok(StreamRequest { id: self.id, sequence, start, end, steps, batched, binary_output })
+    }
+}
+
+/// An input's values as they came.
+#[derive(Clone, Copy, Debug)]
+enum TensorData<'a> {
+    /// JSON numbers, flat or nested.
+    Json(&'a Value),
+    /// Raw little-endian values.
+    Binary(&'a [u8]),
+}
+
+/// The boolean parameter `name`, false when absent.
+fn flag(parameters: &Map<String, Value>, name: &str) -> Result<bool, ServeError> {
+    match parameters.get(name) {
+        None => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(other) => Err(ServeError::BadRequest(format!("parameter {name} must be a boolean, found {other}"))),
     }
 }
 
 /// `sequence_id`, `sequence_start`, `sequence_end` of a request's parameters.
 fn sequence_parameters(parameters: &Map<String, Value>) -> Result<(Option<SequenceId>, bool, bool), ServeError> {
-    let flag = |name: &str| match parameters.get(name) {
-        None => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(other) => Err(ServeError::BadRequest(format!("parameter {name} must be a boolean, found {other}"))),
+    let not_an_id = |shown: &dyn std::fmt::Display| {
+        ServeError::BadRequest(format!("sequence_id must be an unsigned 64-bit integer or a string, found {shown}"))
     };
     let sequence = match parameters.get("sequence_id") {
         None => None,
         Some(Value::Number(n)) => match n.as_u64() {
             Some(0) => None,
             Some(id) => Some(SequenceId::Number(id)),
-            None => {
-                return Err(ServeError::BadRequest(format!(
-                    "sequence_id must be an unsigned 64-bit integer or a string, found {n}"
-                )));
-            }
+            None => return Err(not_an_id(n)),
         },
         Some(Value::String(s)) if s.is_empty() => None,
         Some(Value::String(s)) => Some(SequenceId::Text(s.clone())),
-        Some(other) => {
-            return Err(ServeError::BadRequest(format!(
-                "sequence_id must be an unsigned 64-bit integer or a string, found {other}"
-            )));
-        }
+        Some(other) => return Err(not_an_id(other)),
     };
-    let (start, end) = (flag("sequence_start")?, flag("sequence_end")?);
+    let (start, end) = (flag(parameters, "sequence_start")?, flag(parameters, "sequence_end")?);
     if sequence.is_none() && (start || end) {
         return Err(ServeError::BadRequest("sequence_start and sequence_end need a sequence_id".into()));
     }
     Ok((sequence, start, end))
 }
 
-/// The steps of `tensor` for a model whose steps take `input`, and whether its shape had a batch dimension.
-fn tensor_steps(tensor: &RequestInput, input: StepInput) -> Result<(Steps, bool), ServeError> {
+/// The steps of `tensor` (its values `data`) for a model whose steps take `input`, and whether its shape had a
+/// batch dimension.
+fn tensor_steps(tensor: &RequestInput, data: TensorData<'_>, input: StepInput) -> Result<(Steps, bool), ServeError> {
     let shape = &tensor.shape;
-    let bad_shape = |expected: String| {
-        Err(ServeError::BadRequest(format!("input {INPUT:?}: expected shape {expected}, found {shape:?}")))
-    };
+    let bad = |m: String| Err(ServeError::BadRequest(format!("input {INPUT:?}: {m}")));
     let (steps, batched) = match (input, shape.as_slice()) {
         (StepInput::Features(i), &[t, w]) if t >= 1 && w == i as i64 => (t, false),
         (StepInput::Features(i), &[1, t, w]) if t >= 1 && w == i as i64 => (t, true),
-        (StepInput::Features(i), _) => return bad_shape(format!("[T, {i}] or [1, T, {i}] with T ≥ 1")),
+        (StepInput::Features(i), _) => {
+            return bad(format!("expected shape [T, {i}] or [1, T, {i}] with T ≥ 1, found {shape:?}"));
+        }
         (StepInput::Tokens(_), &[t]) if t >= 1 => (t, false),
         (StepInput::Tokens(_), &[1, t]) if t >= 1 => (t, true),
-        (StepInput::Tokens(_), _) => return bad_shape("[T] or [1, T] with T ≥ 1".into()),
+        (StepInput::Tokens(_), _) => return bad(format!("expected shape [T] or [1, T] with T ≥ 1, found {shape:?}")),
     };
-    let steps =
-        usize::try_from(steps).map_err(|_| ServeError::BadRequest(format!("input {INPUT:?}: too many steps")))?;
+    let too_large = || ServeError::BadRequest(format!("input {INPUT:?}: shape {shape:?} is too large"));
+    let steps = usize::try_from(steps).map_err(|_| too_large())?;
     let want = match input {
         StepInput::Features(i) => steps.checked_mul(i),
         StepInput::Tokens(_) => Some(steps),
     }
-    .ok_or_else(|| ServeError::BadRequest(format!("input {INPUT:?}: shape {shape:?} is too large")))?;
-    let mut values = Vec::new();
-    flatten(&tensor.data, want, &mut values)?;
-    if values.len() != want {
-        return Err(ServeError::BadRequest(format!(
-            "input {INPUT:?}: shape {shape:?} holds {want} values, data has {}",
-            values.len()
-        )));
-    }
-    let steps = match (input, tensor.datatype.as_str()) {
-        (StepInput::Features(_), "FP32") => Steps::Features(to_f32(&values)?),
-        (StepInput::Tokens(vocab), "INT64" | "INT32") => Steps::Tokens(to_ids(&values, vocab)?),
-        (StepInput::Features(_), other) => {
-            return Err(ServeError::BadRequest(format!("input {INPUT:?}: expected datatype FP32, found {other}")));
+    .ok_or_else(too_large)?;
+    let datatype = tensor.datatype.as_str();
+    let numbers = match (input, datatype) {
+        (StepInput::Features(_), "FP32") | (StepInput::Tokens(_), "INT64" | "INT32") => {
+            Numbers::read(data, datatype, want)?
         }
+        (StepInput::Features(_), other) => return bad(format!("expected datatype FP32, found {other}")),
         (StepInput::Tokens(_), other) => {
-            return Err(ServeError::BadRequest(format!(
-                "input {INPUT:?}: expected datatype INT64 or INT32 (token ids), found {other}"
-            )));
+            return bad(format!("expected datatype INT64 or INT32 (token ids), found {other}"));
         }
     };
+    if numbers.len() != want {
+        return bad(format!("shape {shape:?} holds {want} values, data has {}", numbers.len()));
+    }
+    let steps = match input {
+        StepInput::Features(_) => Steps::Features(numbers.to_f32()?),
+        StepInput::Tokens(vocab) => Steps::Tokens(numbers.to_ids(vocab)?),
+    };
     Ok((steps, batched))
+}
+
+/// An input's numbers, as JSON gave them or as its bytes hold them.
+enum Numbers<'a> {
+    Json(Vec<&'a serde_json::Number>),
+    F32(Vec<f32>),
+    Int(Vec<i64>),
+}
+
+impl<'a> Numbers<'a> {
+    /// The values of `data`, of `datatype` (`FP32`, `INT64` or `INT32`); at most `most` of them from JSON.
+    fn read(data: TensorData<'a>, datatype: &str, most: usize) -> Result<Self, ServeError> {
+        let bytes = match data {
+            TensorData::Json(json) => {
+                let mut values = Vec::new();
+                flatten(json, most, &mut values)?;
+                return Ok(Numbers::Json(values));
+            }
+            TensorData::Binary(bytes) => bytes,
+        };
+        let width = if datatype == "INT64" { 8 } else { 4 };
+        if bytes.len() % width != 0 {
+            return Err(ServeError::BadRequest(format!(
+                "input {INPUT:?}: {} bytes of binary data are not whole {datatype} values",
+                bytes.len()
+            )));
+        }
+        let words = || bytes.chunks_exact(4).map(|b| [b[0], b[1], b[2], b[3]]);
+        Ok(match datatype {
+            "FP32" => Numbers::F32(words().map(f32::from_le_bytes).collect()),
+            "INT32" => Numbers::Int(words().map(|w| i64::from(i32::from_le_bytes(w))).collect()),
+            _ => Numbers::Int(
+                bytes.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes"))).collect(),
+            ),
+        })
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Numbers::Json(v) => v.len(),
+            Numbers::F32(v) => v.len(),
+            Numbers::Int(v) => v.len(),
+        }
+    }
+
+    fn to_f32(&self) -> Result<Vec<f32>, ServeError> {
+        let finite = |v: f32, shown: &dyn std::fmt::Display| {
+            if v.is_finite() {
+                Ok(v)
+            } else {
+                Err(ServeError::BadRequest(format!("input {INPUT:?}: {shown} is not a finite FP32 value")))
+            }
+        };
+        match self {
+            Numbers::Json(v) => v.iter().map(|n| finite(n.as_f64().map_or(f32::NAN, |x| x as f32), n)).collect(),
+            Numbers::F32(v) => v.iter().map(|&x| finite(x, &x)).collect(),
+            Numbers::Int(v) => v.iter().map(|&x| finite(x as f32, &x)).collect(),
+        }
+    }
+
+    fn to_ids(&self, vocab: usize) -> Result<Vec<usize>, ServeError> {
+        let id = |v: Option<u64>, shown: &dyn std::fmt::Display| {
+            v.and_then(|v| usize::try_from(v).ok()).filter(|&v| v < vocab).ok_or_else(|| {
+                ServeError::BadRequest(format!("input {INPUT:?}: token id {shown} is not in 0..{vocab}"))
+            })
+        };
+        match self {
+            Numbers::Json(v) => v.iter().map(|n| id(n.as_u64(), n)).collect(),
+            Numbers::Int(v) => v.iter().map(|&n| id(u64::try_from(n).ok(), &n)).collect(),
+            Numbers::F32(v) => v.iter().map(|&x| id(None, &x)).collect(),
+        }
+    }
 }
 
 /// The numbers of `data` (flat or nested arrays), row-major, refusing more than `most`.
@@ -278,36 +406,12 @@ fn flatten<'a>(data: &'a Value, most: usize, out: &mut Vec<&'a serde_json::Numbe
     Ok(())
 }
 
-fn to_f32(values: &[&serde_json::Number]) -> Result<Vec<f32>, ServeError> {
-    values
-        .iter()
-        .map(|n| {
-            n.as_f64()
-                .map(|v| v as f32)
-                .filter(|v| v.is_finite())
-                .ok_or_else(|| ServeError::BadRequest(format!("input {INPUT:?}: {n} is not a finite FP32 value")))
-        })
-        .collect()
-}
-
-fn to_ids(values: &[&serde_json::Number], vocab: usize) -> Result<Vec<usize>, ServeError> {
-    values
-        .iter()
-        .map(|n| {
-            n.as_u64()
-                .and_then(|v| usize::try_from(v).ok())
-                .filter(|&v| v < vocab)
-                .ok_or_else(|| ServeError::BadRequest(format!("input {INPUT:?}: token id {n} is not in 0..{vocab}")))
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn request(body: &str, input: StepInput) -> Result<StreamRequest, ServeError> {
-        InferRequest::from_json(body.as_bytes())?.into_stream_request(input)
+        InferRequest::from_json(body.as_bytes())?.into_stream_request(input, &[])
     }
 
     #[test]
@@ -325,6 +429,57 @@ mod tests {
         assert_eq!(r.sequence, Some(SequenceId::Text("user-7".into())));
         assert_eq!(r.steps, Steps::Tokens(vec![0, 4, 2]));
         assert!(r.end && !r.batched);
+    }
+
+    /// A body of the binary tensor extension: `json`, then `bytes`.
+    fn binary(json: &str, bytes: &[u8], header: Option<usize>, input: StepInput) -> Result<StreamRequest, ServeError> {
+        let mut body = json.as_bytes().to_vec();
+        body.extend_from_slice(bytes);
+        let (request, rest) = InferRequest::from_body(&body, Some(header.unwrap_or(json.len())))?;
+        request.into_stream_request(input, rest)
+    }
+
+    #[test]
+    fn binary_tensors_are_read_and_their_lengths_checked() {
+        let values: Vec<u8> = [1.5f32, -2.0, 0.25, 4.0, 5.0, 6.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let json = r#"{"parameters": {"sequence_id": 3, "sequence_start": true, "binary_data_output": true},
+            "inputs": [{"name": "INPUT", "shape": [2, 3], "datatype": "FP32", "parameters": {"binary_data_size": 24}}]}"#;
+        let r = binary(json, &values, None, StepInput::Features(3)).unwrap();
+        assert_eq!(r.steps, Steps::Features(vec![1.5, -2.0, 0.25, 4.0, 5.0, 6.0]));
+        assert!(r.binary_output);
+        let ids: Vec<u8> = [2i64, 0, 4].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let json = r#"{"inputs": [{"name": "INPUT", "shape": [3], "datatype": "INT64", "parameters": {"binary_data_size": 24}}],
+            "outputs": [{"name": "OUTPUT", "parameters": {"binary_data": true}}]}"#;
+        let r = binary(json, &ids, None, StepInput::Tokens(5)).unwrap();
+        assert_eq!(r.steps, Steps::Tokens(vec![2, 0, 4]));
+        assert!(r.binary_output);
+
+        let features = StepInput::Features(3);
+        let declares = |n: usize| {
+            format!(
+                r#"{{"inputs": [{{"name": "INPUT", "shape": [2, 3], "datatype": "FP32", "parameters": {{"binary_data_size": {n}}}}}]}}"#
+            )
+        };
+        let cases: [(String, &[u8], Option<usize>, &str); 6] = [
+            (declares(24), &values[..20], None, "declares 24 bytes"),
+            (declares(22), &values[..22], None, "not whole FP32"),
+            (declares(20), &values[..20], None, "data has 5"),
+            (declares(24), &values, Some(10_000), "the body has"),
+            (declares(24), &values, Some(5), "not an inference request"),
+            (
+                r#"{"inputs": [{"name": "INPUT", "shape": [2, 3], "datatype": "FP32", "data": [1, 2, 3, 4, 5, 6]}]}"#
+                    .into(),
+                &values,
+                None,
+                "no input declares",
+            ),
+        ];
+        for (json, bytes, header, says) in cases {
+            let err = binary(&json, bytes, header, features).unwrap_err().to_string();
+            assert!(err.contains(says), "{json}: {err}");
+        }
+        let nan: Vec<u8> = [1.0f32, f32::NAN, 0.0, 1.0, 1.0, 1.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert!(binary(&declares(24), &nan, None, features).unwrap_err().to_string().contains("finite"));
     }
 
     #[test]

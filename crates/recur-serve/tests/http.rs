@@ -258,3 +258,33 @@ async fn a_request_over_a_socket() {
     stop.send(()).unwrap();
     serving.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_tensors_in_and_out() {
+    let router = server(options(0, 10_000)).router();
+    let x = inputs(6, 0..3);
+    let header = json!({
+        "parameters": { "sequence_id": 12, "sequence_start": true, "sequence_end": true },
+        "inputs": [{ "name": "INPUT", "shape": [3, INPUT], "datatype": "FP32", "parameters": { "binary_data_size": x.len() * 4 } }],
+        "outputs": [{ "name": "OUTPUT", "parameters": { "binary_data": true } }],
+    })
+    .to_string();
+    let mut body = header.clone().into_bytes();
+    body.extend(x.iter().flat_map(|v| v.to_le_bytes()));
+    let request = Request::builder()
+        .method("POST")
+        .uri("/v2/models/lstm/infer")
+        .header("inference-header-content-length", header.len())
+        .body(Body::from(body))
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let json_length: usize = response.headers()["inference-header-content-length"].to_str().unwrap().parse().unwrap();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let json: Value = serde_json::from_slice(&bytes[..json_length]).unwrap();
+    assert_eq!(json["outputs"][0]["parameters"]["binary_data_size"], json!(3 * 8 * 4));
+    assert!(json["outputs"][0].get("data").is_none(), "{json}");
+    let values: Vec<f32> =
+        bytes[json_length..].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    assert_eq!(values, native(6, 3));
+}
