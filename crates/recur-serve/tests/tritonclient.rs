@@ -26,7 +26,7 @@ fn stream(n: usize) -> Value {
     let model = layer();
     let mut state = StreamState::new(&model, 1).unwrap();
     let expected: Vec<f32> = inputs.chunks_exact(INPUT).flat_map(|x| state.step(&model, x).unwrap().to_vec()).collect();
-    let id = if n % 3 == 0 { json!(format!("client-{n}")) } else { json!(1000 + n) };
+    let id = if n.is_multiple_of(3) { json!(format!("client-{n}")) } else { json!(1000 + n) };
     json!({ "id": id, "chunks": chunks, "inputs": inputs, "expected": expected })
 }
 
