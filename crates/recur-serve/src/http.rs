@@ -7,6 +7,7 @@
 //! | `GET /v2/models/{name}[/versions/1]` | the model's input and output: names, datatypes, shapes |
 //! | `GET /v2/models/{name}[/versions/1]/ready` | 200 |
 //! | `POST /v2/models/{name}[/versions/1]/infer` | a stream's steps ([`crate::protocol`]) |
+//! | `GET /v2/models/{name}/sequences/{id}` | recur's own: a stream's `sequence_step`, `sequence_durable_step` and whether it is parked (an id of digits is a number) |
 //! | `GET /metrics` | Prometheus' text format ([`crate::metrics`]) |
 //!
 //! A refused request gets its status (400, 401, 404, 503) and `{"error": "..."}`.
@@ -27,7 +28,7 @@ use serde_json::{Map, Value, json};
 use crate::error::ServeError;
 use crate::metrics::Metrics;
 use crate::model::{ServedModel, StepInput};
-use crate::protocol::{INPUT, InferRequest, InferResponse, OUTPUT, ResponseOutput};
+use crate::protocol::{INPUT, InferRequest, InferResponse, OUTPUT, ResponseOutput, SequenceId};
 use crate::sequences::Batcher;
 
 /// What every route reads.
@@ -48,6 +49,7 @@ pub(crate) fn router(shared: Arc<Shared>, body_limit: usize) -> Router {
         .route("/v2/models/{name}/versions/{version}/ready", get(model_ready_version))
         .route("/v2/models/{name}/infer", post(infer))
         .route("/v2/models/{name}/versions/{version}/infer", post(infer_version))
+        .route("/v2/models/{name}/sequences/{id}", get(sequence_status))
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(shared.clone(), bearer));
     Router::new()
@@ -139,6 +141,27 @@ async fn model_ready_version(
     model_version(&shared, &name, &version).map(|_| StatusCode::OK)
 }
 
+async fn sequence_status(
+    State(shared): State<Arc<Shared>>,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Json<Value>, ServeError> {
+    model_named(&shared, &name)?;
+    let sequence = match id.parse::<u64>() {
+        Ok(n) => SequenceId::Number(n),
+        Err(_) => SequenceId::Text(id.clone()),
+    };
+    let shown = sequence.to_json();
+    match shared.batcher.status(sequence).await? {
+        Some(status) => Ok(Json(json!({
+            "sequence_id": shown,
+            "sequence_step": status.steps,
+            "sequence_durable_step": status.durable,
+            "parked": status.parked,
+        }))),
+        None => Err(ServeError::NotFound(format!("no live or parked sequence {id:?}"))),
+    }
+}
+
 async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], shared.metrics.render())
 }
@@ -202,6 +225,7 @@ async fn run_infer(
         parameters.insert("sequence_id".into(), sequence.to_json());
     }
     parameters.insert("sequence_step".into(), Value::from(outputs.sequence_step));
+    parameters.insert("sequence_durable_step".into(), Value::from(outputs.durable_step));
     let width = model.output_size();
     let shape = if batched { vec![1, steps, width] } else { vec![steps, width] };
     let mut output =

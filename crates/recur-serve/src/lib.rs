@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod model;
 pub mod protocol;
 pub mod sequences;
+pub mod store;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,11 +42,14 @@ pub struct ServeOptions {
     pub body_limit: usize,
     /// When set, every route but `/v2/health/*` needs `Authorization: Bearer <token>`.
     pub token: Option<String>,
+    /// When set, streams are stored there ([`store::DirStore`]) when parked, and live ones every
+    /// `batch.snapshot_every`; a server started on it resumes them.
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        ServeOptions { batch: BatchOptions::default(), body_limit: 8 << 20, token: None }
+        ServeOptions { batch: BatchOptions::default(), body_limit: 8 << 20, token: None, state_dir: None }
     }
 }
 
@@ -61,7 +65,11 @@ impl Server {
     pub fn new(model: ServedModel, options: ServeOptions) -> std::io::Result<Self> {
         let model = Arc::new(model);
         let metrics = Arc::new(metrics::Metrics::default());
-        let batcher = sequences::Batcher::start(model.clone(), options.batch, metrics.clone())?;
+        let store = match &options.state_dir {
+            Some(dir) => Some(Box::new(store::DirStore::open(dir)?) as Box<dyn store::StateStore>),
+            None => None,
+        };
+        let batcher = sequences::Batcher::start(model.clone(), options.batch, metrics.clone(), store)?;
         let shared = Arc::new(http::Shared { model, batcher, metrics, token: options.token });
         Ok(Server { shared, body_limit: options.body_limit })
     }

@@ -64,6 +64,8 @@ pub struct Metrics {
     pub live_streams: AtomicU64,
     /// Streams idle past the timeout, their states held as bytes.
     pub parked_streams: AtomicU64,
+    /// Records the store failed to write or remove.
+    pub store_errors: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -77,6 +79,7 @@ impl Default for Metrics {
             step_latency: Histogram::new(SECONDS_BOUNDS),
             live_streams: AtomicU64::new(0),
             parked_streams: AtomicU64::new(0),
+            store_errors: AtomicU64::new(0),
         }
     }
 }
@@ -106,6 +109,9 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE recur_streams gauge");
         let _ = writeln!(out, "recur_streams{{state=\"live\"}} {}", self.live_streams.load(Relaxed));
         let _ = writeln!(out, "recur_streams{{state=\"parked\"}} {}", self.parked_streams.load(Relaxed));
+        let _ = writeln!(out, "# HELP recur_store_errors_total Stream records the store failed to write or remove.");
+        let _ = writeln!(out, "# TYPE recur_store_errors_total counter");
+        let _ = writeln!(out, "recur_store_errors_total {}", self.store_errors.load(Relaxed));
         out
     }
 }

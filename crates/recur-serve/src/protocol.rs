@@ -4,7 +4,9 @@
 //! A stream's request carries one input tensor, `INPUT`: `FP32` features of shape `[T, I]` (or `[1, T, I]`), or,
 //! for a model with an embedding, `INT64`/`INT32` token ids of shape `[T]` (or `[1, T]`): `T ≥ 1` steps of one
 //! stream. Its `parameters` name the stream: `sequence_id` (an integer, or a string), `sequence_start` and
-//! `sequence_end` (booleans). Without a `sequence_id` (or with 0) the request is a whole sequence of its own. The
+//! `sequence_end` (booleans), and optionally `sequence_step`, the step count the client expects the stream to be at
+//! (the `sequence_step` of its previous answer): a request that finds the stream elsewhere is refused and changes
+//! nothing. Without a `sequence_id` (or with 0) the request is a whole sequence of its own. The
 //! response's one output, `OUTPUT`, holds each step's outputs, `FP32 [T, O]` (or `[1, T, O]`, as the input was).
 //!
 //! Tensors travel as JSON `data`, or in the protocol's binary tensor extension: with the header
@@ -23,6 +25,8 @@ use crate::model::StepInput;
 pub const INPUT: &str = "INPUT";
 /// The name of the one output tensor.
 pub const OUTPUT: &str = "OUTPUT";
+/// The longest string `sequence_id`, in bytes (a stored stream's file is named after it).
+pub const MAX_ID_BYTES: usize = 100;
 
 /// An inference request's body.
 #[derive(Debug, Deserialize)]
@@ -166,6 +170,9 @@ pub struct StreamRequest {
     pub batched: bool,
     /// Whether the output goes back as bytes after the JSON.
     pub binary_output: bool,
+    /// The stream's step count the client expects before these steps (the request parameter `sequence_step`, the
+    /// `sequence_step` of its previous answer), if it says.
+    pub expect_step: Option<u64>,
 }
 
 impl InferRequest {
@@ -225,8 +232,17 @@ impl InferRequest {
             (None, None) => return bad(format!("input {INPUT:?} has neither data nor binary_data_size")),
             (Some(_), Some(_)) => return bad(format!("input {INPUT:?} has both data and binary_data_size")),
         };
+        let expect_step = match self.parameters.get("sequence_step") {
+            None => None,
+            Some(v) => Some(v.as_u64().ok_or_else(|| {
+                ServeError::BadRequest(format!("parameter sequence_step must be a step count, found {v}"))
+            })?),
+        };
+        if expect_step.is_some() && sequence.is_none() {
+            return bad("sequence_step needs a sequence_id".into());
+        }
         let (steps, batched) = tensor_steps(&tensor, data, input)?;
-        Ok(StreamRequest { id: self.id, sequence, start, end, steps, batched, binary_output })
+        Ok(StreamRequest { id: self.id, sequence, start, end, steps, batched, binary_output, expect_step })
     }
 }
 
@@ -261,6 +277,12 @@ fn sequence_parameters(parameters: &Map<String, Value>) -> Result<(Option<Sequen
             None => return Err(not_an_id(n)),
         },
         Some(Value::String(s)) if s.is_empty() => None,
+        Some(Value::String(s)) if s.len() > MAX_ID_BYTES => {
+            return Err(ServeError::BadRequest(format!(
+                "a string sequence_id has at most {MAX_ID_BYTES} bytes, found {}",
+                s.len()
+            )));
+        }
         Some(Value::String(s)) => Some(SequenceId::Text(s.clone())),
         Some(other) => return Err(not_an_id(other)),
     };

@@ -8,6 +8,11 @@
 //! at a time until each request's steps are done (a request of `T` steps takes part in `T` batched steps; the
 //! batch shrinks as the shorter ones finish), and their states are moved back. A stream idle for `idle_timeout` is
 //! parked: its state is kept as the bytes of [`StreamState::to_bytes`], and resumes from them at its next request.
+//!
+//! With a [`StateStore`], a parked stream's record is stored when it is parked, every live stream that stepped
+//! since its last record is stored every `snapshot_every`, and an ended stream's record is removed; at start the
+//! stored streams are loaded, parked, at the step count of their records. A stream's durable step is the step count
+//! of its latest stored record.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -22,6 +27,7 @@ use crate::error::ServeError;
 use crate::metrics::Metrics;
 use crate::model::{ServedModel, StepRows};
 use crate::protocol::{SequenceId, Steps, StreamRequest};
+use crate::store::{Record, StateStore};
 
 /// How the batcher forms batches and lets streams go.
 #[derive(Clone, Debug)]
@@ -32,11 +38,18 @@ pub struct BatchOptions {
     pub max_delay: Duration,
     /// How long a stream stays live without a request before it is parked as bytes.
     pub idle_timeout: Duration,
+    /// How often the live streams that stepped since their last record are stored (with a store).
+    pub snapshot_every: Duration,
 }
 
 impl Default for BatchOptions {
     fn default() -> Self {
-        BatchOptions { max_batch: 256, max_delay: Duration::from_micros(100), idle_timeout: Duration::from_secs(1) }
+        BatchOptions {
+            max_batch: 256,
+            max_delay: Duration::from_micros(100),
+            idle_timeout: Duration::from_secs(1),
+            snapshot_every: Duration::from_secs(1),
+        }
     }
 }
 
@@ -47,6 +60,27 @@ pub struct StepOutputs {
     pub values: Vec<f32>,
     /// The stream's step count after these steps.
     pub sequence_step: u64,
+    /// The step count of the stream's latest stored record (0 without a store).
+    pub durable_step: u64,
+}
+
+/// Where a stream stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SequenceStatus {
+    /// Steps taken.
+    pub steps: u64,
+    /// The step count of its latest stored record.
+    pub durable: u64,
+    /// Whether its state is parked as bytes (else live).
+    pub parked: bool,
+}
+
+/// What the batcher's channel carries.
+enum Message {
+    /// A request's steps.
+    Step(Job),
+    /// A question about a stream.
+    Status(SequenceId, oneshot::Sender<Option<SequenceStatus>>),
 }
 
 /// A request on its way to the batcher.
@@ -69,13 +103,19 @@ enum Key {
 /// The sending side of the batcher, held by the HTTP handlers.
 #[derive(Clone, Debug)]
 pub struct Batcher {
-    jobs: Sender<Job>,
+    jobs: Sender<Message>,
     next_anonymous: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Batcher {
-    /// Starts the batcher's thread for `model` (and a [`StepWorker`] for its steps' second core).
-    pub fn start(model: Arc<ServedModel>, options: BatchOptions, metrics: Arc<Metrics>) -> std::io::Result<Self> {
+    /// Starts the batcher's thread for `model` (and a [`StepWorker`] for its steps' second core), with the streams
+    /// `store` holds, if one is given.
+    pub fn start(
+        model: Arc<ServedModel>,
+        options: BatchOptions,
+        metrics: Arc<Metrics>,
+        store: Option<Box<dyn StateStore>>,
+    ) -> std::io::Result<Self> {
         let (jobs, receiver) = std::sync::mpsc::channel();
         let worker = StepWorker::start()?;
         let mut work = model.new_state().map_err(std::io::Error::other)?;
@@ -91,8 +131,11 @@ impl Batcher {
             ready: VecDeque::new(),
             features: Vec::new(),
             parking,
+            store,
             _worker: worker,
         };
+        let mut stepper = stepper;
+        stepper.load_stored()?;
         std::thread::Builder::new().name("recur-batcher".into()).spawn(move || stepper.run(receiver))?;
         Ok(Batcher { jobs, next_anonymous: Arc::new(std::sync::atomic::AtomicU64::new(0)) })
     }
@@ -105,9 +148,20 @@ impl Batcher {
         };
         let (reply, outputs) = oneshot::channel();
         let job = Job { request, key, arrived: Instant::now(), reply };
-        self.jobs.send(job).map_err(|_| ServeError::Unavailable("the batcher has stopped".into()))?;
-        outputs.await.map_err(|_| ServeError::Unavailable("the batcher has stopped".into()))?
+        self.jobs.send(Message::Step(job)).map_err(|_| stopped())?;
+        outputs.await.map_err(|_| stopped())?
     }
+
+    /// Where stream `id` stands, or `None` when the server holds no such stream.
+    pub async fn status(&self, id: SequenceId) -> Result<Option<SequenceStatus>, ServeError> {
+        let (reply, status) = oneshot::channel();
+        self.jobs.send(Message::Status(id, reply)).map_err(|_| stopped())?;
+        status.await.map_err(|_| stopped())
+    }
+}
+
+fn stopped() -> ServeError {
+    ServeError::Unavailable("the batcher has stopped".into())
 }
 
 /// A stream the batcher holds.
@@ -120,6 +174,10 @@ struct Stream {
     queue: VecDeque<Job>,
     /// Whether the stream is open once its queued requests have run (an end closes it, a start opens it).
     open: bool,
+    /// The step count of its latest stored record.
+    durable: u64,
+    /// Whether the store holds a record of it.
+    stored: bool,
 }
 
 /// A stream's state between requests.
@@ -142,6 +200,7 @@ struct Stepper {
     features: Vec<f32>,
     /// A state of one stream, for parking a stream as bytes.
     parking: StreamState,
+    store: Option<Box<dyn StateStore>>,
     _worker: StepWorker,
 }
 
@@ -153,9 +212,9 @@ struct Running {
 }
 
 impl Stepper {
-    fn run(mut self, jobs: Receiver<Job>) {
+    fn run(mut self, jobs: Receiver<Message>) {
         let sweep_every = self.options.idle_timeout.min(Duration::from_millis(100));
-        let mut last_sweep = Instant::now();
+        let (mut last_sweep, mut last_snapshot) = (Instant::now(), Instant::now());
         loop {
             let full = self.ready.len() >= self.options.max_batch;
             // Wait for a request: for the oldest's delay to run out, or for the next sweep when none is waiting.
@@ -165,10 +224,10 @@ impl Stepper {
                 Some(waited) => self.options.max_delay.saturating_sub(waited),
             };
             match jobs.recv_timeout(wait) {
-                Ok(job) => {
-                    self.accept(job);
-                    while let Ok(job) = jobs.try_recv() {
-                        self.accept(job);
+                Ok(message) => {
+                    self.take(message);
+                    while let Ok(message) = jobs.try_recv() {
+                        self.take(message);
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -182,6 +241,58 @@ impl Stepper {
                 self.park_idle();
                 last_sweep = Instant::now();
             }
+            if self.store.is_some() && last_snapshot.elapsed() >= self.options.snapshot_every {
+                self.snapshot();
+                last_snapshot = Instant::now();
+            }
+        }
+    }
+
+    fn take(&mut self, message: Message) {
+        match message {
+            Message::Step(job) => self.accept(job),
+            Message::Status(id, reply) => {
+                let status = self.streams.get(&Key::Named(id)).filter(|s| s.open || !s.queue.is_empty()).map(|s| {
+                    SequenceStatus { steps: s.steps, durable: s.durable, parked: matches!(s.state, Held::Parked(_)) }
+                });
+                let _ = reply.send(status);
+            }
+        }
+    }
+
+    /// Loads the streams the store holds, parked, at the step counts of their records.
+    fn load_stored(&mut self) -> std::io::Result<()> {
+        let Some(store) = &mut self.store else { return Ok(()) };
+        let (records, unreadable) = store.load_all()?;
+        for why in unreadable {
+            eprintln!("recur serve: skipped a stored stream: {why}");
+        }
+        for (id, Record { steps, state }) in records {
+            let stream = Stream {
+                state: Held::Parked(state),
+                steps,
+                last_used: Instant::now(),
+                queue: VecDeque::new(),
+                open: true,
+                durable: steps,
+                stored: true,
+            };
+            self.streams.insert(Key::Named(id), stream);
+            self.metrics.parked_streams.fetch_add(1, Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Stores a record of every live stream that stepped since its last one.
+    fn snapshot(&mut self) {
+        let Some(store) = &mut self.store else { return };
+        for (key, stream) in &mut self.streams {
+            let (Key::Named(id), Held::Live(values)) = (key, &stream.state) else { continue };
+            if stream.steps == stream.durable || values.is_empty() || self.parking.write_stream(0, values).is_err() {
+                continue;
+            }
+            let record = Record { steps: stream.steps, state: self.parking.to_bytes() };
+            store_record(store.as_mut(), id, &record, stream, &self.metrics);
         }
     }
 
@@ -219,6 +330,8 @@ impl Stepper {
             last_used: Instant::now(),
             queue: VecDeque::new(),
             open: false,
+            durable: 0,
+            stored: false,
         });
         stream.open = !end;
         if stream.queue.is_empty() {
@@ -232,12 +345,35 @@ impl Stepper {
         let count = self.ready.len().min(self.options.max_batch);
         let input = self.model.input();
         let mut batch: Vec<Running> = Vec::with_capacity(count);
-        for key in self.ready.drain(..count) {
+        let keys: Vec<Key> = self.ready.drain(..count).collect();
+        for key in keys {
             let stream = self.streams.get_mut(&key).expect("a ready stream is held");
             let job = stream.queue.pop_front().expect("a ready stream has a request");
             self.metrics.queue_delay.observe(job.arrived.elapsed().as_secs_f64());
+            // A request that says where it expects the stream to be, and finds it elsewhere (the server restarted
+            // from a record older than the client's last answer), changes nothing: the client resends from here.
+            if let Some(expected) = job.request.expect_step.filter(|&e| e != stream.steps && !job.request.start) {
+                let (steps, durable) = (stream.steps, stream.durable);
+                let message = format!(
+                    "sequence {} is at step {steps} (durable step {durable}), the request expects step {expected}: \
+                     resend the inputs from step {steps}",
+                    job.request.sequence.as_ref().map_or_else(String::new, |id| id.to_string())
+                );
+                if !stream.queue.is_empty() {
+                    self.ready.push_back(key.clone());
+                } else if !stream.open {
+                    // The refused request would have ended it: it stays open, as it was.
+                    stream.open = true;
+                }
+                self.metrics.requests_failed.fetch_add(1, Relaxed);
+                let _ = job.reply.send(Err(ServeError::BadRequest(message)));
+                continue;
+            }
             let steps = job.request.steps.count(input);
             batch.push(Running { job, steps, outputs: Vec::new() });
+        }
+        if batch.is_empty() {
+            return;
         }
         // Longest first, so that the streams still stepping are always the first rows of the working batch.
         batch.sort_by_key(|r| std::cmp::Reverse(r.steps));
@@ -322,30 +458,60 @@ impl Stepper {
         let stream = self.streams.get_mut(&job.key).expect("a finished stream is held");
         stream.steps += steps as u64;
         stream.last_used = Instant::now();
-        let sequence_step = stream.steps;
+        let (sequence_step, durable_step) = (stream.steps, stream.durable);
         if !stream.queue.is_empty() {
             self.ready.push_back(job.key.clone());
         } else if !stream.open {
+            let stored = stream.stored;
             self.streams.remove(&job.key);
             self.metrics.live_streams.fetch_sub(1, Relaxed);
+            if let (Some(store), Key::Named(id), true) = (&mut self.store, &job.key, stored) {
+                if let Err(e) = store.remove(id) {
+                    eprintln!("recur serve: removing the record of ended sequence {id}: {e}");
+                    self.metrics.store_errors.fetch_add(1, Relaxed);
+                }
+            }
         }
         self.metrics.requests_ok.fetch_add(1, Relaxed);
-        let _ = job.reply.send(Ok(StepOutputs { values: outputs, sequence_step }));
+        let _ = job.reply.send(Ok(StepOutputs { values: outputs, sequence_step, durable_step }));
     }
 
-    /// Parks the live streams that have waited `idle_timeout` without a request.
+    /// Parks the live streams that have waited `idle_timeout` without a request, storing their records.
     fn park_idle(&mut self) {
         let timeout = self.options.idle_timeout;
-        for stream in self.streams.values_mut() {
+        for (key, stream) in &mut self.streams {
             let Held::Live(values) = &stream.state else { continue };
             if !stream.queue.is_empty() || stream.last_used.elapsed() < timeout || values.is_empty() {
                 continue;
             }
-            if self.parking.write_stream(0, values).is_ok() {
-                stream.state = Held::Parked(self.parking.to_bytes());
-                self.metrics.live_streams.fetch_sub(1, Relaxed);
-                self.metrics.parked_streams.fetch_add(1, Relaxed);
+            if self.parking.write_stream(0, values).is_err() {
+                continue;
             }
+            let bytes = self.parking.to_bytes();
+            if let (Some(store), Key::Named(id)) = (&mut self.store, key) {
+                if stream.steps != stream.durable || !stream.stored {
+                    let record = Record { steps: stream.steps, state: bytes.clone() };
+                    store_record(store.as_mut(), id, &record, stream, &self.metrics);
+                }
+            }
+            stream.state = Held::Parked(bytes);
+            self.metrics.live_streams.fetch_sub(1, Relaxed);
+            self.metrics.parked_streams.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// Stores `record` for stream `id` and marks it durable at its step count; a failure is reported and counted, and
+/// the stream stays durable where it was.
+fn store_record(store: &mut dyn StateStore, id: &SequenceId, record: &Record, stream: &mut Stream, metrics: &Metrics) {
+    match store.save(id, record) {
+        Ok(()) => {
+            stream.durable = record.steps;
+            stream.stored = true;
+        }
+        Err(e) => {
+            eprintln!("recur serve: storing sequence {id}: {e}");
+            metrics.store_errors.fetch_add(1, Relaxed);
         }
     }
 }

@@ -28,6 +28,7 @@ fn options(max_delay_us: u64, idle_ms: u64) -> ServeOptions {
         max_batch: 64,
         max_delay: Duration::from_micros(max_delay_us),
         idle_timeout: Duration::from_millis(idle_ms),
+        ..BatchOptions::default()
     };
     ServeOptions { batch, ..ServeOptions::default() }
 }

@@ -38,6 +38,13 @@ pub struct ServeArgs {
     /// A file whose first line is a bearer token that every route but health then requires.
     #[arg(long)]
     token_file: Option<PathBuf>,
+    /// A directory where streams are stored when parked, and live ones every --snapshot-ms, atomically and
+    /// checksummed: a server restarted on it (even after `kill -9`) resumes every stream from its last durable step.
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// With --state-dir: milliseconds between stores of the live streams that stepped since their last.
+    #[arg(long, default_value_t = 1000)]
+    snapshot_ms: u64,
 }
 
 /// Runs `recur serve` until Ctrl-C or SIGTERM.
@@ -68,8 +75,10 @@ pub fn run(args: &ServeArgs) -> CommandResult {
         max_batch: args.max_batch,
         max_delay: Duration::from_micros(args.max_delay_us),
         idle_timeout: Duration::from_secs_f64(args.idle_timeout_s),
+        snapshot_every: Duration::from_millis(args.snapshot_ms.max(1)),
     };
-    let options = ServeOptions { batch, body_limit: args.body_limit_mb << 20, token };
+    let options =
+        ServeOptions { batch, body_limit: args.body_limit_mb << 20, token, state_dir: args.state_dir.clone() };
     let server = Server::new(model, options).map_err(|e| format!("starting the server: {e}"))?;
     server.run(args.listen).map_err(|e| format!("{}: {e}", args.listen))?;
     Ok(())

@@ -172,8 +172,9 @@ fn mode_of_code(code: u32) -> Option<Mode> {
 }
 
 /// FNV-1a, 64-bit: a byte at a time, `hash ← (hash ⊕ byte) · 0x100000001b3` from `0xcbf29ce484222325`. Every step
-/// is a bijection of the hash, so a change confined to one byte always changes the result.
-fn fnv1a64(bytes: &[u8]) -> u64 {
+/// is a bijection of the hash, so a change confined to one byte always changes the result. The state format's
+/// checksum, for formats that wrap it (a server's records of its streams).
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 

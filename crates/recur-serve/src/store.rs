@@ -1,0 +1,195 @@
+//! Where a server keeps its streams durably: a record per stream (its step count and its state's bytes) written
+//! atomically, so that after a restart, or a `kill -9`, every stream resumes from its last durable step.
+//!
+//! A record, all integers little-endian:
+//!
+//! | offset | size | field |
+//! |-------:|-----:|-------|
+//! | 0 | 8 | magic `RECURSEQ` (ASCII) |
+//! | 8 | 4 | format version, `u32` = 1 |
+//! | 12 | 8 | steps the stream had taken, `u64` |
+//! | 20 | n | the state, [`recur::StreamState::to_bytes`] of the stream alone (its own format and checksum) |
+//! | end − 8 | 8 | FNV-1a 64-bit hash of every byte before it, `u64` |
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use recur::stream::bytes::fnv1a64;
+
+use crate::protocol::SequenceId;
+
+const MAGIC: &[u8; 8] = b"RECURSEQ";
+const VERSION: u32 = 1;
+const HEADER: usize = 20;
+
+/// A stream as it is stored: its step count and its state's bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    /// Steps taken when the state was saved.
+    pub steps: u64,
+    /// [`recur::StreamState::to_bytes`] of the stream alone.
+    pub state: Vec<u8>,
+}
+
+impl Record {
+    /// The record's bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER + self.state.len() + 8);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(&self.steps.to_le_bytes());
+        out.extend_from_slice(&self.state);
+        let hash = fnv1a64(&out);
+        out.extend_from_slice(&hash.to_le_bytes());
+        out
+    }
+
+    /// Reads a record, or says why the bytes are not one (the state inside is checked when it is restored).
+    pub fn decode(bytes: &[u8]) -> Result<Record, String> {
+        if bytes.len() < HEADER + 8 {
+            return Err(format!("{} bytes are too few for a stream record", bytes.len()));
+        }
+        if &bytes[..8] != MAGIC {
+            return Err("not a stream record (bad magic)".into());
+        }
+        let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+        if version != VERSION {
+            return Err(format!("stream record version {version}, this build reads {VERSION}"));
+        }
+        let (body, hash) = bytes.split_at(bytes.len() - 8);
+        if fnv1a64(body) != u64::from_le_bytes(hash.try_into().expect("8 bytes")) {
+            return Err("the stream record is corrupt (checksum mismatch)".into());
+        }
+        let steps = u64::from_le_bytes(body[12..20].try_into().expect("8 bytes"));
+        Ok(Record { steps, state: body[HEADER..].to_vec() })
+    }
+}
+
+/// A place for the records of a server's streams.
+pub trait StateStore: Send {
+    /// Stores `record` for `id`, replacing what was there, atomically: a crash leaves the old record or the new.
+    fn save(&mut self, id: &SequenceId, record: &Record) -> io::Result<()>;
+    /// Forgets `id` (a stream that ended). Forgetting a stream never stored is not an error.
+    fn remove(&mut self, id: &SequenceId) -> io::Result<()>;
+    /// Every stored stream; records that cannot be read are reported in the second list, with why.
+    fn load_all(&mut self) -> io::Result<(Vec<(SequenceId, Record)>, Vec<String>)>;
+}
+
+/// Records as files of a directory, one a stream: `n<id>.seq` for a number, `s<hex of the UTF-8>.seq` for a
+/// string. Each is written to a temporary file, flushed to disk and renamed over the old one.
+#[derive(Debug)]
+pub struct DirStore {
+    dir: PathBuf,
+}
+
+impl DirStore {
+    /// Uses `dir`, creating it if needed.
+    pub fn open(dir: impl AsRef<Path>) -> io::Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        fs::create_dir_all(&dir)?;
+        Ok(DirStore { dir })
+    }
+
+    fn path(&self, id: &SequenceId) -> PathBuf {
+        let name = match id {
+            SequenceId::Number(n) => format!("n{n}.seq"),
+            SequenceId::Text(s) => format!("s{}.seq", s.bytes().map(|b| format!("{b:02x}")).collect::<String>()),
+        };
+        self.dir.join(name)
+    }
+}
+
+/// The stream a file name stands for, if it is one of [`DirStore`]'s.
+fn id_of(name: &str) -> Option<SequenceId> {
+    let stem = name.strip_suffix(".seq")?;
+    if let Some(n) = stem.strip_prefix('n') {
+        return n.parse().ok().filter(|&n| n != 0).map(SequenceId::Number);
+    }
+    let hex = stem.strip_prefix('s')?;
+    if hex.is_empty() || hex.len() % 2 != 0 {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> =
+        (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok()).collect();
+    String::from_utf8(bytes?).ok().map(SequenceId::Text)
+}
+
+impl StateStore for DirStore {
+    fn save(&mut self, id: &SequenceId, record: &Record) -> io::Result<()> {
+        let path = self.path(id);
+        let temporary = path.with_extension("tmp");
+        let mut file = fs::File::create(&temporary)?;
+        file.write_all(&record.encode())?;
+        file.sync_all()?;
+        fs::rename(&temporary, &path)
+    }
+
+    fn remove(&mut self, id: &SequenceId) -> io::Result<()> {
+        match fs::remove_file(self.path(id)) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    }
+
+    fn load_all(&mut self) -> io::Result<(Vec<(SequenceId, Record)>, Vec<String>)> {
+        let (mut records, mut unreadable) = (Vec::new(), Vec::new());
+        for entry in fs::read_dir(&self.dir)? {
+            let path = entry?.path();
+            let Some(id) = path.file_name().and_then(|n| n.to_str()).and_then(id_of) else { continue };
+            match fs::read(&path).map_err(|e| e.to_string()).and_then(|b| Record::decode(&b)) {
+                Ok(record) => records.push((id, record)),
+                Err(why) => unreadable.push(format!("{}: {why}", path.display())),
+            }
+        }
+        Ok((records, unreadable))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_corruption_is_caught() {
+        let record = Record { steps: 41, state: vec![1, 2, 3, 4, 5] };
+        let bytes = record.encode();
+        assert_eq!(Record::decode(&bytes).unwrap(), record);
+        for at in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0x10;
+            assert!(Record::decode(&bad).is_err(), "a flipped bit at {at} went unnoticed");
+        }
+        assert!(Record::decode(&bytes[..bytes.len() - 1]).is_err());
+        assert!(Record::decode(&[]).is_err());
+    }
+
+    #[test]
+    fn a_directory_keeps_records_by_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = DirStore::open(dir.path()).unwrap();
+        let ids = [SequenceId::Number(7), SequenceId::Text("user/ü 1".into())];
+        for (k, id) in ids.iter().enumerate() {
+            store.save(id, &Record { steps: k as u64, state: vec![k as u8; 3] }).unwrap();
+        }
+        store.save(&ids[0], &Record { steps: 9, state: vec![9] }).unwrap();
+        std::fs::write(dir.path().join("n5.seq"), b"garbage").unwrap();
+        std::fs::write(dir.path().join("unrelated.txt"), b"x").unwrap();
+        let (mut records, unreadable) = store.load_all().unwrap();
+        records.sort_by_key(|(_, r)| r.steps);
+        assert_eq!(
+            records,
+            vec![
+                (ids[1].clone(), Record { steps: 1, state: vec![1; 3] }),
+                (ids[0].clone(), Record { steps: 9, state: vec![9] })
+            ]
+        );
+        assert_eq!(unreadable.len(), 1, "{unreadable:?}");
+        store.remove(&ids[0]).unwrap();
+        store.remove(&ids[0]).unwrap();
+        assert_eq!(store.load_all().unwrap().0.len(), 1);
+        assert_eq!(id_of("s.seq"), None);
+        assert_eq!(id_of("n0.seq"), None);
+        assert_eq!(id_of("sff.seq"), None);
+    }
+}
