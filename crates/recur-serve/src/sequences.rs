@@ -465,11 +465,11 @@ impl Stepper {
             let stored = stream.stored;
             self.streams.remove(&job.key);
             self.metrics.live_streams.fetch_sub(1, Relaxed);
-            if let (Some(store), Key::Named(id), true) = (&mut self.store, &job.key, stored) {
-                if let Err(e) = store.remove(id) {
-                    eprintln!("recur serve: removing the record of ended sequence {id}: {e}");
-                    self.metrics.store_errors.fetch_add(1, Relaxed);
-                }
+            if let (Some(store), Key::Named(id), true) = (&mut self.store, &job.key, stored)
+                && let Err(e) = store.remove(id)
+            {
+                eprintln!("recur serve: removing the record of ended sequence {id}: {e}");
+                self.metrics.store_errors.fetch_add(1, Relaxed);
             }
         }
         self.metrics.requests_ok.fetch_add(1, Relaxed);
