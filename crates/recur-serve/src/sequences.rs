@@ -488,11 +488,11 @@ impl Stepper {
                 continue;
             }
             let bytes = self.parking.to_bytes();
-            if let (Some(store), Key::Named(id)) = (&mut self.store, key) {
-                if stream.steps != stream.durable || !stream.stored {
-                    let record = Record { steps: stream.steps, state: bytes.clone() };
-                    store_record(store.as_mut(), id, &record, stream, &self.metrics);
-                }
+            if let (Some(store), Key::Named(id)) = (&mut self.store, key)
+                && (stream.steps != stream.durable || !stream.stored)
+            {
+                let record = Record { steps: stream.steps, state: bytes.clone() };
+                store_record(store.as_mut(), id, &record, stream, &self.metrics);
             }
             stream.state = Held::Parked(bytes);
             self.metrics.live_streams.fetch_sub(1, Relaxed);
