@@ -27,7 +27,7 @@ use crate::error::ServeError;
 use crate::metrics::Metrics;
 use crate::model::{ServedModel, StepRows};
 use crate::protocol::{SequenceId, Steps, StreamRequest};
-use crate::store::{Record, StateStore};
+use crate::store::{Record, StateStore, Stored};
 
 /// How the batcher forms batches and lets streams go.
 #[derive(Clone, Debug)]
@@ -263,7 +263,7 @@ impl Stepper {
     /// Loads the streams the store holds, parked, at the step counts of their records.
     fn load_stored(&mut self) -> std::io::Result<()> {
         let Some(store) = &mut self.store else { return Ok(()) };
-        let (records, unreadable) = store.load_all()?;
+        let Stored { records, unreadable } = store.load_all()?;
         for why in unreadable {
             eprintln!("recur serve: skipped a stored stream: {why}");
         }

@@ -72,8 +72,17 @@ pub trait StateStore: Send {
     fn save(&mut self, id: &SequenceId, record: &Record) -> io::Result<()>;
     /// Forgets `id` (a stream that ended). Forgetting a stream never stored is not an error.
     fn remove(&mut self, id: &SequenceId) -> io::Result<()>;
-    /// Every stored stream; records that cannot be read are reported in the second list, with why.
-    fn load_all(&mut self) -> io::Result<(Vec<(SequenceId, Record)>, Vec<String>)>;
+    /// Every stored stream, and why each record that cannot be read cannot.
+    fn load_all(&mut self) -> io::Result<Stored>;
+}
+
+/// What a store holds.
+#[derive(Debug, Default)]
+pub struct Stored {
+    /// The streams, with their records.
+    pub records: Vec<(SequenceId, Record)>,
+    /// For each record that could not be read, where it is and why.
+    pub unreadable: Vec<String>,
 }
 
 /// Records as files of a directory, one a stream: `n<id>.seq` for a number, `s<hex of the UTF-8>.seq` for a
@@ -132,17 +141,17 @@ impl StateStore for DirStore {
         }
     }
 
-    fn load_all(&mut self) -> io::Result<(Vec<(SequenceId, Record)>, Vec<String>)> {
-        let (mut records, mut unreadable) = (Vec::new(), Vec::new());
+    fn load_all(&mut self) -> io::Result<Stored> {
+        let mut stored = Stored::default();
         for entry in fs::read_dir(&self.dir)? {
             let path = entry?.path();
             let Some(id) = path.file_name().and_then(|n| n.to_str()).and_then(id_of) else { continue };
             match fs::read(&path).map_err(|e| e.to_string()).and_then(|b| Record::decode(&b)) {
-                Ok(record) => records.push((id, record)),
-                Err(why) => unreadable.push(format!("{}: {why}", path.display())),
+                Ok(record) => stored.records.push((id, record)),
+                Err(why) => stored.unreadable.push(format!("{}: {why}", path.display())),
             }
         }
-        Ok((records, unreadable))
+        Ok(stored)
     }
 }
 
@@ -175,7 +184,7 @@ mod tests {
         store.save(&ids[0], &Record { steps: 9, state: vec![9] }).unwrap();
         std::fs::write(dir.path().join("n5.seq"), b"garbage").unwrap();
         std::fs::write(dir.path().join("unrelated.txt"), b"x").unwrap();
-        let (mut records, unreadable) = store.load_all().unwrap();
+        let Stored { mut records, unreadable } = store.load_all().unwrap();
         records.sort_by_key(|(_, r)| r.steps);
         assert_eq!(
             records,
@@ -187,7 +196,7 @@ mod tests {
         assert_eq!(unreadable.len(), 1, "{unreadable:?}");
         store.remove(&ids[0]).unwrap();
         store.remove(&ids[0]).unwrap();
-        assert_eq!(store.load_all().unwrap().0.len(), 1);
+        assert_eq!(store.load_all().unwrap().records.len(), 1);
         assert_eq!(id_of("s.seq"), None);
         assert_eq!(id_of("n0.seq"), None);
         assert_eq!(id_of("sff.seq"), None);
