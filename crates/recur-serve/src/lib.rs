@@ -28,6 +28,7 @@ pub mod store;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use error::ServeError;
 pub use model::{ServedModel, StepInput};
@@ -45,11 +46,23 @@ pub struct ServeOptions {
     /// When set, streams are stored there ([`store::DirStore`]) when parked, and live ones every
     /// `batch.snapshot_every`; a server started on it resumes them.
     pub state_dir: Option<std::path::PathBuf>,
+    /// How long a connection may take to send a request's headers, or stay idle between requests, before it is
+    /// closed (default 10 s).
+    pub header_timeout: Duration,
+    /// The most connections open at once (default 16 384); one past it is closed as soon as it is accepted.
+    pub max_connections: usize,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        ServeOptions { batch: BatchOptions::default(), body_limit: 8 << 20, token: None, state_dir: None }
+        ServeOptions {
+            batch: BatchOptions::default(),
+            body_limit: 8 << 20,
+            token: None,
+            state_dir: None,
+            header_timeout: Duration::from_secs(10),
+            max_connections: 16_384,
+        }
     }
 }
 
@@ -58,6 +71,8 @@ impl Default for ServeOptions {
 pub struct Server {
     shared: Arc<http::Shared>,
     body_limit: usize,
+    header_timeout: Duration,
+    max_connections: usize,
 }
 
 impl Server {
@@ -71,7 +86,12 @@ impl Server {
         };
         let batcher = sequences::Batcher::start(model.clone(), options.batch, metrics.clone(), store)?;
         let shared = Arc::new(http::Shared { model, batcher, metrics, token: options.token });
-        Ok(Server { shared, body_limit: options.body_limit })
+        Ok(Server {
+            shared,
+            body_limit: options.body_limit,
+            header_timeout: options.header_timeout,
+            max_connections: options.max_connections,
+        })
     }
 
     /// The routes, to serve or to test without a socket.
@@ -79,13 +99,40 @@ impl Server {
         http::router(self.shared.clone(), self.body_limit)
     }
 
-    /// Answers requests on `listener` until `shutdown` completes.
+    /// Answers requests on `listener` until `shutdown` completes (then stops accepting; open connections end
+    /// with the runtime). Each connection is HTTP/1.1 with keep-alive, closed when it takes `header_timeout` to
+    /// send a request's headers; past `max_connections` open ones, a new connection is closed at once.
     pub async fn serve(
         &self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.router()).with_graceful_shutdown(shutdown).await
+        let router = self.router();
+        let open = Arc::new(tokio::sync::Semaphore::new(self.max_connections));
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let (socket, _) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    // Out of file descriptors, or a connection reset before it was accepted: wait a moment rather
+                    // than spin, and go on.
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => return Ok(()),
+            };
+            let Ok(permit) = open.clone().try_acquire_owned() else { continue };
+            let _ = socket.set_nodelay(true);
+            let service = hyper_util::service::TowerToHyperService::new(router.clone());
+            let mut connection = hyper::server::conn::http1::Builder::new();
+            connection.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(self.header_timeout);
+            tokio::spawn(async move {
+                let _ = connection.serve_connection(hyper_util::rt::TokioIo::new(socket), service).await;
+                drop(permit);
+            });
+        }
     }
 
     /// Listens on `address` and answers requests until Ctrl-C (or SIGTERM), on a runtime of its own.

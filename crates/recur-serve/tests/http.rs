@@ -289,3 +289,73 @@ async fn binary_tensors_in_and_out() {
         bytes[json_length..].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
     assert_eq!(values, native(6, 3));
 }
+
+/// Serves `server` on a loopback port until the returned sender is dropped or fired.
+async fn listen(server: Server) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        server
+            .serve(listener, async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    (address, stop)
+}
+
+/// One request over a new connection; the status line.
+async fn status_line(address: std::net::SocketAddr, body: &Value) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = body.to_string();
+    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = format!(
+        "POST /v2/models/lstm/infer HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    socket.read_to_string(&mut response).await.unwrap();
+    response.lines().next().unwrap_or("").to_string()
+}
+
+/// Whether the server closes `socket` within `within`.
+async fn closed_within(socket: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut byte = [0u8; 1];
+    matches!(tokio::time::timeout(within, socket.read(&mut byte)).await, Ok(Ok(0) | Err(_)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_are_closed_and_the_others_served() {
+    let options =
+        ServeOptions { header_timeout: Duration::from_millis(300), max_connections: 300, ..options(0, 10_000) };
+    let (address, _stop) = listen(server(options)).await;
+    // 250 connections that send nothing (few enough for a limit of 1024 open files): a stream is still served
+    // beside them.
+    let mut silent = Vec::new();
+    for _ in 0..250 {
+        silent.push(tokio::net::TcpStream::connect(address).await.unwrap());
+    }
+    let body = step_request(json!(2), true, true, &inputs(0, 0..2));
+    assert_eq!(status_line(address, &body).await, "HTTP/1.1 200 OK");
+    // 100 more: those past the limit of 300 are closed at once.
+    for _ in 0..100 {
+        silent.push(tokio::net::TcpStream::connect(address).await.unwrap());
+    }
+    let mut closed_at_once = 0;
+    for socket in silent.iter_mut().rev().take(100) {
+        if closed_within(socket, Duration::from_millis(20)).await {
+            closed_at_once += 1;
+        }
+    }
+    assert!((50..=100).contains(&closed_at_once), "{closed_at_once} closed at once");
+    // The header timeout closes the silent ones.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    for socket in silent.iter_mut().take(100) {
+        assert!(closed_within(socket, Duration::from_millis(100)).await, "a silent connection stayed open");
+    }
+    let body = step_request(json!(3), true, true, &inputs(0, 0..2));
+    assert_eq!(status_line(address, &body).await, "HTTP/1.1 200 OK");
+}

@@ -45,6 +45,13 @@ pub struct ServeArgs {
     /// With --state-dir: milliseconds between stores of the live streams that stepped since their last.
     #[arg(long, default_value_t = 1000)]
     snapshot_ms: u64,
+    /// Seconds a connection may take to send a request's headers, or stay idle between requests, before it is
+    /// closed.
+    #[arg(long, default_value_t = 10.0)]
+    header_timeout_s: f64,
+    /// The most connections open at once; one past it is closed as soon as it is accepted.
+    #[arg(long, default_value_t = 16_384)]
+    max_connections: usize,
 }
 
 /// Runs `recur serve` until Ctrl-C or SIGTERM.
@@ -52,10 +59,10 @@ pub fn run(args: &ServeArgs) -> CommandResult {
     if args.max_batch == 0 {
         return Err("--max-batch must be at least 1".into());
     }
-    if !(args.idle_timeout_s.is_finite() && args.idle_timeout_s > 0.0) {
-        return Err(
-            format!("--idle-timeout-s must be a positive number of seconds, found {}", args.idle_timeout_s).into()
-        );
+    for (flag, seconds) in [("--idle-timeout-s", args.idle_timeout_s), ("--header-timeout-s", args.header_timeout_s)] {
+        if !(seconds.is_finite() && seconds > 0.0) {
+            return Err(format!("{flag} must be a positive number of seconds, found {seconds}").into());
+        }
     }
     let path = modelfile::model_path(&args.model);
     let name = args.name.clone().unwrap_or_else(|| default_name(&args.model));
@@ -77,8 +84,14 @@ pub fn run(args: &ServeArgs) -> CommandResult {
         idle_timeout: Duration::from_secs_f64(args.idle_timeout_s),
         snapshot_every: Duration::from_millis(args.snapshot_ms.max(1)),
     };
-    let options =
-        ServeOptions { batch, body_limit: args.body_limit_mb << 20, token, state_dir: args.state_dir.clone() };
+    let options = ServeOptions {
+        batch,
+        body_limit: args.body_limit_mb << 20,
+        token,
+        state_dir: args.state_dir.clone(),
+        header_timeout: Duration::from_secs_f64(args.header_timeout_s),
+        max_connections: args.max_connections,
+    };
     let server = Server::new(model, options).map_err(|e| format!("starting the server: {e}"))?;
     server.run(args.listen).map_err(|e| format!("{}: {e}", args.listen))?;
     Ok(())
