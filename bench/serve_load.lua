@@ -7,9 +7,9 @@
 -- a thread has (wrk's -c divided by -t); `binary`: tensors in the binary tensor extension (in and out) rather than
 -- JSON. wrk counts the answers that are not 200 ("Non-2xx").
 --
--- wrk calls request() per thread, not per connection. A thread's streams are as many as its connections and are
--- taken in turn, so a stream's next request is made only after its previous one was answered (every connection
--- holds one request at a time, and the requests in flight are the latest ones made): its steps stay in order.
+-- wrk calls request() per thread, not per connection. A thread's streams are as many as its connections, and a
+-- stream is busy from its request to its answer (which names it): request() takes the next stream that is not busy,
+-- so that a stream never has two requests in flight and its steps stay in order.
 
 local threads = 0
 
@@ -24,6 +24,7 @@ function init(args)
   lifetime = tonumber(args[3] or "1000")
   slots = tonumber(args[4] or "1")
   counter = 0
+  busy = {}
   generation = {}
   sent = {}
   binary = args[5] == "binary"
@@ -50,8 +51,19 @@ function request()
     primed = true
     return wrk.format("GET", "/v2/health/live")
   end
-  local slot = counter % slots
-  counter = counter + 1
+  local slot
+  for k = 0, slots - 1 do
+    local s = (counter + k) % slots
+    if not busy[s] then
+      slot = s
+      break
+    end
+  end
+  if slot == nil then
+    return wrk.format("GET", "/v2/health/live")
+  end
+  counter = slot + 1
+  busy[slot] = true
   local n = (sent[slot] or 0)
   local gen = generation[slot] or 0
   local start = n == 0
@@ -73,4 +85,11 @@ function request()
   local body = head .. '},"inputs":[{"name":"INPUT","shape":[' .. steps .. ',' .. width .. '],"datatype":"FP32","data":['
     .. data .. ']}]}'
   return wrk.format("POST", path, {["Content-Type"] = "application/json"}, body)
+end
+
+function response(status, headers, body)
+  local id = body:match('"sequence_id":(%d+)')
+  if id then
+    busy[math.floor(tonumber(id) / 100000) % 100000] = nil
+  end
 end

@@ -97,7 +97,7 @@ def run_case(recur, model, width, streams, steps, seconds, port, binary):
         server.kill()
         server.wait()
     requests = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))
-    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", out, re.M))
     if "99" not in latency:
         sys.exit(f"no latency distribution in wrk's output:\n{out}")
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
