@@ -46,6 +46,10 @@ pub struct ServeOptions {
     /// When set, streams are stored there ([`store::DirStore`]) when parked, and live ones every
     /// `batch.snapshot_every`; a server started on it resumes them.
     pub state_dir: Option<std::path::PathBuf>,
+    /// When set (`redis://host:port`), streams are stored in that Redis ([`store::RedisStore`]) as in `state_dir`,
+    /// shared with the other servers of the same model name there: a parked stream resumes on whichever server
+    /// its next request reaches.
+    pub state_redis: Option<String>,
     /// How long a connection may take to send a request's headers, or stay idle between requests, before it is
     /// closed (default 10 s).
     pub header_timeout: Duration,
@@ -60,6 +64,7 @@ impl Default for ServeOptions {
             body_limit: 8 << 20,
             token: None,
             state_dir: None,
+            state_redis: None,
             header_timeout: Duration::from_secs(10),
             max_connections: 16_384,
         }
@@ -80,9 +85,16 @@ impl Server {
     pub fn new(model: ServedModel, options: ServeOptions) -> std::io::Result<Self> {
         let model = Arc::new(model);
         let metrics = Arc::new(metrics::Metrics::default());
-        let store = match &options.state_dir {
-            Some(dir) => Some(Box::new(store::DirStore::open(dir)?) as Box<dyn store::StateStore>),
-            None => None,
+        let store: Option<Box<dyn store::StateStore>> = match (&options.state_dir, &options.state_redis) {
+            (Some(_), Some(_)) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "a server keeps its streams in a directory or in Redis, not both",
+                ));
+            }
+            (Some(dir), None) => Some(Box::new(store::DirStore::open(dir)?)),
+            (None, Some(url)) => Some(Box::new(store::RedisStore::open(url, model.name())?)),
+            (None, None) => None,
         };
         let batcher = sequences::Batcher::start(model.clone(), options.batch, metrics.clone(), store)?;
         let shared = Arc::new(http::Shared { model, batcher, metrics, token: options.token });

@@ -273,9 +273,21 @@ impl Stepper {
         match message {
             Message::Step(job) => self.accept(job),
             Message::Status(id, reply) => {
-                let status = self.streams.get(&Key::Named(id)).filter(|s| s.open || !s.queue.is_empty()).map(|s| {
-                    SequenceStatus { steps: s.steps, durable: s.durable, parked: matches!(s.state, Held::Parked(_)) }
-                });
+                let held = self.streams.get(&Key::Named(id.clone())).filter(|s| s.open || !s.queue.is_empty());
+                let status = match held {
+                    Some(s) => Some(SequenceStatus {
+                        steps: s.steps,
+                        durable: s.durable,
+                        parked: matches!(s.state, Held::Parked(_)),
+                    }),
+                    // A shared store's stream that no server holds live.
+                    None => match self.store.as_mut().map(|store| store.load(&id)) {
+                        Some(Ok(Some(record))) => {
+                            Some(SequenceStatus { steps: record.steps, durable: record.steps, parked: true })
+                        }
+                        _ => None,
+                    },
+                };
                 let _ = reply.send(status);
             }
         }
@@ -304,6 +316,32 @@ impl Stepper {
         Ok(())
     }
 
+    /// Takes stream `id` from the store, parked, if the store holds it (a shared store's stream that another
+    /// server parked, or this one).
+    fn resume_stored(&mut self, id: &SequenceId) {
+        let Some(store) = &mut self.store else { return };
+        match store.load(id) {
+            Ok(Some(Record { steps, state })) => {
+                let stream = Stream {
+                    state: Held::Parked(state),
+                    steps,
+                    last_used: Instant::now(),
+                    queue: VecDeque::new(),
+                    open: true,
+                    durable: steps,
+                    stored: true,
+                };
+                self.streams.insert(Key::Named(id.clone()), stream);
+                self.metrics.parked_streams.fetch_add(1, Relaxed);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("recur serve: reading the record of sequence {id}: {e}");
+                self.metrics.store_errors.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
     /// Stores a record of every live stream that stepped since its last one.
     fn snapshot(&mut self) {
         let Some(store) = &mut self.store else { return };
@@ -330,6 +368,9 @@ impl Stepper {
             Key::Named(_) => (job.request.start, job.request.end),
             Key::Anonymous(_) => (true, true),
         };
+        if let (Key::Named(id), false, false) = (&job.key, start, self.streams.contains_key(&job.key)) {
+            self.resume_stored(id);
+        }
         let open = self.streams.get(&job.key).is_some_and(|s| s.open);
         let refusal = match (&job.key, start, open) {
             (Key::Named(id), true, true) => {
@@ -497,9 +538,12 @@ impl Stepper {
         let _ = job.reply.send(Ok(StepOutputs { values: outputs, sequence_step, durable_step }));
     }
 
-    /// Parks the live streams that have waited `idle_timeout` without a request, storing their records.
+    /// Parks the live streams that have waited `idle_timeout` without a request, storing their records. With a
+    /// shared store, a parked stream whose record is stored lives only there.
     fn park_idle(&mut self) {
         let timeout = self.options.idle_timeout;
+        let shared = self.store.as_ref().is_some_and(|s| s.shared());
+        let mut handed_over = Vec::new();
         for (key, stream) in &mut self.streams {
             let Held::Live(values) = &stream.state else { continue };
             if !stream.queue.is_empty() || stream.last_used.elapsed() < timeout || values.is_empty() {
@@ -517,7 +561,14 @@ impl Stepper {
             }
             stream.state = Held::Parked(bytes);
             self.metrics.live_streams.fetch_sub(1, Relaxed);
-            self.metrics.parked_streams.fetch_add(1, Relaxed);
+            if shared && stream.stored && stream.durable == stream.steps {
+                handed_over.push(key.clone());
+            } else {
+                self.metrics.parked_streams.fetch_add(1, Relaxed);
+            }
+        }
+        for key in handed_over {
+            self.streams.remove(&key);
         }
     }
 }

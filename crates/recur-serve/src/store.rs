@@ -10,6 +10,9 @@
 //! | 12 | 8 | steps the stream had taken, `u64` |
 //! | 20 | n | the state, [`recur::StreamState::to_bytes`] of the stream alone (its own format and checksum) |
 //! | end − 8 | 8 | FNV-1a 64-bit hash of every byte before it, `u64` |
+//!
+//! Two stores: a directory of this server's own ([`DirStore`]), and Redis, shared by several servers
+//! ([`RedisStore`]).
 
 use std::fs;
 use std::io::{self, Write};
@@ -72,8 +75,21 @@ pub trait StateStore: Send {
     fn save(&mut self, id: &SequenceId, record: &Record) -> io::Result<()>;
     /// Forgets `id` (a stream that ended). Forgetting a stream never stored is not an error.
     fn remove(&mut self, id: &SequenceId) -> io::Result<()>;
-    /// Every stored stream, and why each record that cannot be read cannot.
+    /// Every stored stream, and why each record that cannot be read cannot: what a server starting on the store
+    /// holds. Empty for a shared store, whose streams are taken one at a time as requests name them.
     fn load_all(&mut self) -> io::Result<Stored>;
+    /// The record of `id`, if the store holds one.
+    fn load(&mut self, id: &SequenceId) -> io::Result<Option<Record>>;
+    /// Whether other processes share the store: a parked stream then lives only in the store, so that whichever
+    /// process its next request reaches resumes it.
+    fn shared(&self) -> bool {
+        false
+    }
+}
+
+/// A record's bytes, read: a record that cannot be read is an [`io::ErrorKind::InvalidData`] error.
+fn decoded(bytes: &[u8], what: impl std::fmt::Display) -> io::Result<Record> {
+    Record::decode(bytes).map_err(|why| io::Error::new(io::ErrorKind::InvalidData, format!("{what}: {why}")))
 }
 
 /// What a store holds.
@@ -101,11 +117,15 @@ impl DirStore {
     }
 
     fn path(&self, id: &SequenceId) -> PathBuf {
-        let name = match id {
-            SequenceId::Number(n) => format!("n{n}.seq"),
-            SequenceId::Text(s) => format!("s{}.seq", s.bytes().map(|b| format!("{b:02x}")).collect::<String>()),
-        };
-        self.dir.join(name)
+        self.dir.join(format!("{}.seq", name_of(id)))
+    }
+}
+
+/// A stream's name in a store: `n<id>` for a number, `s<hex of the UTF-8>` for a string.
+fn name_of(id: &SequenceId) -> String {
+    match id {
+        SequenceId::Number(n) => format!("n{n}"),
+        SequenceId::Text(s) => format!("s{}", s.bytes().map(|b| format!("{b:02x}")).collect::<String>()),
     }
 }
 
@@ -141,6 +161,15 @@ impl StateStore for DirStore {
         }
     }
 
+    fn load(&mut self, id: &SequenceId) -> io::Result<Option<Record>> {
+        let path = self.path(id);
+        match fs::read(&path) {
+            Ok(bytes) => decoded(&bytes, path.display()).map(Some),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     fn load_all(&mut self) -> io::Result<Stored> {
         let mut stored = Stored::default();
         for entry in fs::read_dir(&self.dir)? {
@@ -152,6 +181,63 @@ impl StateStore for DirStore {
             }
         }
         Ok(stored)
+    }
+}
+
+/// Records in Redis, shared by every server that uses the same Redis and model name: key `recur:<model>:<name>`,
+/// the value a record's bytes. A parked stream lives only there, so that a stream parked by one server resumes on
+/// whichever server its next request reaches. Redis's own persistence (`appendonly`, `save`) decides what
+/// survives a restart of Redis.
+pub struct RedisStore {
+    connection: redis::Connection,
+    prefix: String,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore").field("prefix", &self.prefix).finish()
+    }
+}
+
+impl RedisStore {
+    /// Connects to `url` (`redis://host:port[/db]`) for the streams of model `model`.
+    pub fn open(url: &str, model: &str) -> io::Result<Self> {
+        let client =
+            redis::Client::open(url).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{url}: {e}")))?;
+        let connection = client.get_connection().map_err(|e| io::Error::other(format!("{url}: {e}")))?;
+        Ok(RedisStore { connection, prefix: format!("recur:{model}:") })
+    }
+
+    fn key(&self, id: &SequenceId) -> String {
+        format!("{}{}", self.prefix, name_of(id))
+    }
+}
+
+fn redis_error(e: redis::RedisError) -> io::Error {
+    io::Error::other(format!("redis: {e}"))
+}
+
+impl StateStore for RedisStore {
+    fn save(&mut self, id: &SequenceId, record: &Record) -> io::Result<()> {
+        redis::cmd("SET").arg(self.key(id)).arg(record.encode()).query::<()>(&mut self.connection).map_err(redis_error)
+    }
+
+    fn remove(&mut self, id: &SequenceId) -> io::Result<()> {
+        redis::cmd("DEL").arg(self.key(id)).query::<()>(&mut self.connection).map_err(redis_error)
+    }
+
+    fn load_all(&mut self) -> io::Result<Stored> {
+        Ok(Stored::default())
+    }
+
+    fn load(&mut self, id: &SequenceId) -> io::Result<Option<Record>> {
+        let key = self.key(id);
+        let bytes: Option<Vec<u8>> = redis::cmd("GET").arg(&key).query(&mut self.connection).map_err(redis_error)?;
+        bytes.map(|b| decoded(&b, &key)).transpose()
+    }
+
+    fn shared(&self) -> bool {
+        true
     }
 }
 

@@ -40,8 +40,12 @@ pub struct ServeArgs {
     token_file: Option<PathBuf>,
     /// A directory where streams are stored when parked, and live ones every --snapshot-ms, atomically and
     /// checksummed: a server restarted on it (even after `kill -9`) resumes every stream from its last durable step.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "state")]
     state_dir: Option<PathBuf>,
+    /// A Redis (`redis://HOST:PORT`) where streams are stored as with --state-dir, shared with the other servers of
+    /// the same model name there: a parked stream resumes on whichever server its next request reaches.
+    #[arg(long)]
+    state: Option<String>,
     /// With --state-dir: milliseconds between stores of the live streams that stepped since their last.
     #[arg(long, default_value_t = 1000)]
     snapshot_ms: u64,
@@ -89,6 +93,11 @@ pub fn run(args: &ServeArgs) -> CommandResult {
         body_limit: args.body_limit_mb << 20,
         token,
         state_dir: args.state_dir.clone(),
+        state_redis: match &args.state {
+            Some(url) if url.starts_with("redis://") => Some(url.clone()),
+            Some(other) => return Err(format!("--state takes redis://HOST:PORT, found {other:?}").into()),
+            None => None,
+        },
         header_timeout: Duration::from_secs_f64(args.header_timeout_s),
         max_connections: args.max_connections,
     };
