@@ -81,7 +81,8 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts the batcher for `model` (a thread, and a [`recur::StepWorker`] for the second core).
+    /// Starts the batcher for `model`: a thread, and a [`recur::StepWorker`] that steps a large model's batches on
+    /// the second core.
     pub fn new(model: ServedModel, options: ServeOptions) -> std::io::Result<Self> {
         let model = Arc::new(model);
         let metrics = Arc::new(metrics::Metrics::default());

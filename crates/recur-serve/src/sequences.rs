@@ -127,7 +127,7 @@ pub struct Batcher {
 }
 
 impl Batcher {
-    /// Starts the batcher's thread for `model` (and a [`StepWorker`] for its steps' second core), with the streams
+    /// Starts the batcher's thread for `model` (and a [`StepWorker`] for a large model's steps), with the streams
     /// `store` holds, if one is given.
     pub fn start(
         model: Arc<ServedModel>,
