@@ -300,20 +300,25 @@ impl Stepper {
         for why in unreadable {
             eprintln!("recur serve: skipped a stored stream: {why}");
         }
-        for (id, Record { steps, state }) in records {
-            let stream = Stream {
-                state: Held::Parked(state),
-                steps,
-                last_used: Instant::now(),
-                queue: VecDeque::new(),
-                open: true,
-                durable: steps,
-                stored: true,
-            };
-            self.streams.insert(Key::Named(id), stream);
-            self.metrics.parked_streams.fetch_add(1, Relaxed);
+        for (id, record) in records {
+            self.hold_stored(id, record);
         }
         Ok(())
+    }
+
+    /// Holds stream `id`, parked, from its stored record.
+    fn hold_stored(&mut self, id: SequenceId, Record { steps, state }: Record) {
+        let stream = Stream {
+            state: Held::Parked(state),
+            steps,
+            last_used: Instant::now(),
+            queue: VecDeque::new(),
+            open: true,
+            durable: steps,
+            stored: true,
+        };
+        self.streams.insert(Key::Named(id), stream);
+        self.metrics.parked_streams.fetch_add(1, Relaxed);
     }
 
     /// Takes stream `id` from the store, parked, if the store holds it (a shared store's stream that another
@@ -321,19 +326,7 @@ impl Stepper {
     fn resume_stored(&mut self, id: &SequenceId) {
         let Some(store) = &mut self.store else { return };
         match store.load(id) {
-            Ok(Some(Record { steps, state })) => {
-                let stream = Stream {
-                    state: Held::Parked(state),
-                    steps,
-                    last_used: Instant::now(),
-                    queue: VecDeque::new(),
-                    open: true,
-                    durable: steps,
-                    stored: true,
-                };
-                self.streams.insert(Key::Named(id.clone()), stream);
-                self.metrics.parked_streams.fetch_add(1, Relaxed);
-            }
+            Ok(Some(record)) => self.hold_stored(id.clone(), record),
             Ok(None) => {}
             Err(e) => {
                 eprintln!("recur serve: reading the record of sequence {id}: {e}");
