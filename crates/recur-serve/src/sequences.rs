@@ -53,24 +53,11 @@ impl Default for BatchOptions {
     }
 }
 
-/// Weight bytes (in `f32`) from which the batcher steps its batches on two cores, with a [`StepWorker`]. A small
+/// Weight bytes (as held) from which the batcher steps its batches on two cores, with a [`StepWorker`]. A small
 /// model's batches are cheap next to the HTTP requests they answer, and the worker, which spins between steps,
 /// would take the second core from the HTTP side: 1000 streams of an I32 H64 LSTM, one step a request, were
 /// answered at 26 600 requests a second with it and 31 900 without (wrk on the same 2 cores, AMD EPYC Zen 4).
 const TWO_CORE_MIN_BYTES: usize = 1 << 19;
-
-/// The bytes of `layer`'s weight matrices in `f32`: `G·H·(I_l + H_out)` values a layer.
-fn f32_weight_bytes(layer: &recur::Recurrent) -> usize {
-    let config = layer.config();
-    let (gates, hidden, output) = (config.mode.gates(), config.hidden_size, config.output_size());
-    let directions = if config.bidirectional { 2 } else { 1 };
-    (0..config.num_layers)
-        .map(|l| {
-            let input = if l == 0 { config.input_size } else { directions * output };
-            4 * directions * gates * hidden * (input + output)
-        })
-        .sum()
-}
 
 /// The outputs of a request's steps.
 #[derive(Debug)]
@@ -138,7 +125,7 @@ impl Batcher {
         let (jobs, receiver) = std::sync::mpsc::channel();
         let worker = StepWorker::start()?;
         let mut work = model.new_state().map_err(std::io::Error::other)?;
-        if f32_weight_bytes(model.recurrent()) >= TWO_CORE_MIN_BYTES {
+        if model.recurrent().weight_bytes() >= TWO_CORE_MIN_BYTES {
             work.set_worker(Some(&worker));
         }
         let mut parking = model.new_state().map_err(std::io::Error::other)?;

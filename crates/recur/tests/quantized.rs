@@ -94,9 +94,15 @@ fn quantized_files_round_trip_smaller_and_say_their_scheme() {
     let f32_path = dir.path().join("f32.safetensors");
     layer.save(&f32_path).unwrap();
     let f32_size = std::fs::metadata(&f32_path).unwrap().len();
+    // Four gates of 64 units over inputs of 32 + 64, then 64 + 64, four bytes a value.
+    let f32_weights = 4 * 64 * ((32 + 64) + (64 + 64)) * 4;
+    assert_eq!(layer.weight_bytes(), f32_weights);
     let x = input(4, 2, 32);
     for scheme in SCHEMES {
         let q = layer.quantize(scheme).unwrap();
+        let stored: usize = q.stored_weights().iter().map(|(_, m)| m.bytes()).sum();
+        assert_eq!(q.weight_bytes(), stored, "{scheme}");
+        assert!(q.weight_bytes() < f32_weights / 3 * 2, "{scheme}");
         let path = dir.path().join(format!("{scheme}.safetensors"));
         q.save(&path).unwrap();
         let size = std::fs::metadata(&path).unwrap().len();

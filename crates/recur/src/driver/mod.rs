@@ -211,6 +211,11 @@ impl<C: Cell> Stack<C> {
         &self.cells
     }
 
+    /// Bytes of every cell's `weight_ih` and `weight_hh` as they are held (in fewer bits when stored so).
+    pub fn weight_bytes(&self) -> usize {
+        self.cells.iter().map(|c| c.weights().weight_bytes()).sum()
+    }
+
     /// The cells, mutably.
     pub fn cells_mut(&mut self) -> &mut [C] {
         &mut self.cells

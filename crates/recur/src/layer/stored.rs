@@ -52,6 +52,16 @@ impl Recurrent {
         Ok(out)
     }
 
+    /// Bytes of every layer's `weight_ih` and `weight_hh` as they are held: 4 a value in `f32`, fewer when stored
+    /// in fewer bits (int8's scales included).
+    pub fn weight_bytes(&self) -> usize {
+        match &self.cells {
+            Cells::Rnn(s) => s.weight_bytes(),
+            Cells::Lstm(s) => s.weight_bytes(),
+            Cells::Gru(s) => s.weight_bytes(),
+        }
+    }
+
     /// The stored weight matrices under their PyTorch names (`weight_ih_l0`, …), empty for an `f32` layer.
     pub fn stored_weights(&self) -> Vec<(String, &StoredMatrix)> {
         match &self.cells {

@@ -48,11 +48,6 @@ pub(crate) fn wide_enough<C: Cell<Real = f32>>(stack: &Stack<C>) -> bool {
     stack.cells()[0].weights().hidden_size() >= SPLIT_MIN_UNITS
 }
 
-/// Bytes of the weights of every layer of `stack`.
-fn weight_bytes<C: Cell>(stack: &Stack<C>) -> usize {
-    stack.cells().iter().map(|c| c.weights().weight_bytes()).sum()
-}
-
 /// The two unit ranges of a layer of `hidden` units: the first a multiple of 8 (a whole number of vectors).
 fn halves_of(hidden: usize) -> [Range<usize>; 2] {
     let cut = (hidden / 2).next_multiple_of(8).min(hidden - 1);
@@ -431,7 +426,7 @@ impl SplitStep {
         let units = halves_of(hidden);
         let job = worker.shared().shared_halves(stack, units.clone())?;
         let work = HalfWork::default();
-        let (ids, bytes) = (layout_ids(stack), weight_bytes(stack));
+        let (ids, bytes) = (layout_ids(stack), stack.weight_bytes());
         Some(SplitStep { worker, job, ids, bytes, units, work, back_to_back: false, claimed: false })
     }
 
@@ -480,7 +475,7 @@ impl SplitStep {
     pub(crate) fn rebuild<C: Cell<Real = f32> + 'static>(&mut self, stack: &Stack<C>) -> bool {
         let Some(job) = self.worker.shared().shared_halves(stack, self.units.clone()) else { return false };
         self.job = job;
-        (self.ids, self.bytes) = (layout_ids(stack), weight_bytes(stack));
+        (self.ids, self.bytes) = (layout_ids(stack), stack.weight_bytes());
         true
     }
 
