@@ -24,16 +24,16 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8000")]
     listen: SocketAddr,
     /// The most streams stepped together.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = defaults().batch.max_batch)]
     max_batch: usize,
     /// The longest the oldest waiting request waits for more streams to join its batch, in microseconds.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = defaults().batch.max_delay.as_micros() as u64)]
     max_delay_us: u64,
     /// Seconds without a request after which a stream is parked as bytes (it resumes at its next request).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = defaults().batch.idle_timeout.as_secs_f64())]
     idle_timeout_s: f64,
     /// The largest request body accepted, in MiB.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = defaults().body_limit >> 20)]
     body_limit_mb: usize,
     /// A file whose first line is a bearer token that every route but health then requires.
     #[arg(long)]
@@ -46,16 +46,21 @@ pub struct ServeArgs {
     /// the same model name there: a parked stream resumes on whichever server its next request reaches.
     #[arg(long)]
     state: Option<String>,
-    /// With --state-dir: milliseconds between stores of the live streams that stepped since their last.
-    #[arg(long, default_value_t = 1000)]
+    /// With --state-dir or --state: milliseconds between stores of the live streams that stepped since their last.
+    #[arg(long, default_value_t = defaults().batch.snapshot_every.as_millis() as u64)]
     snapshot_ms: u64,
     /// Seconds a connection may take to send a request's headers, or stay idle between requests, before it is
     /// closed.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = defaults().header_timeout.as_secs_f64())]
     header_timeout_s: f64,
     /// The most connections open at once; one past it is closed as soon as it is accepted.
-    #[arg(long, default_value_t = 16_384)]
+    #[arg(long, default_value_t = defaults().max_connections)]
     max_connections: usize,
+}
+
+/// The library's defaults, which the flags' defaults are.
+fn defaults() -> ServeOptions {
+    ServeOptions::default()
 }
 
 /// Runs `recur serve` until Ctrl-C or SIGTERM.
