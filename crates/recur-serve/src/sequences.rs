@@ -137,6 +137,9 @@ impl Batcher {
             work,
             streams: HashMap::new(),
             ready: VecDeque::new(),
+            x: Vec::new(),
+            ids: Vec::new(),
+            out: Vec::new(),
             features: Vec::new(),
             parking,
             store,
@@ -205,6 +208,10 @@ struct Stepper {
     streams: HashMap<Key, Stream>,
     /// Streams with waiting requests, in the order they became so.
     ready: VecDeque<Key>,
+    /// A step's inputs (features, or token ids) and outputs for the working batch, and embedded tokens.
+    x: Vec<f32>,
+    ids: Vec<usize>,
+    out: Vec<f32>,
     features: Vec<f32>,
     /// A state of one stream, for parking a stream as bytes.
     parking: StreamState,
@@ -327,10 +334,11 @@ impl Stepper {
         let Some(store) = &mut self.store else { return };
         for (key, stream) in &mut self.streams {
             let (Key::Named(id), Held::Live(values)) = (key, &stream.state) else { continue };
-            if stream.steps == stream.durable || values.is_empty() || self.parking.write_stream(0, values).is_err() {
+            if stream.steps == stream.durable {
                 continue;
             }
-            let record = Record { steps: stream.steps, state: self.parking.to_bytes() };
+            let Some(state) = state_bytes(&mut self.parking, values) else { continue };
+            let record = Record { steps: stream.steps, state };
             store_record(store.as_mut(), id, &record, stream, &self.metrics);
         }
     }
@@ -453,31 +461,28 @@ impl Stepper {
             running.outputs = vec![0.0; running.steps * out_width];
         }
         let longest = batch.first().map_or(0, |r| r.steps);
-        let mut x = Vec::new();
-        let mut ids = Vec::new();
-        let mut out = Vec::new();
         for t in 0..longest {
             let active = batch.iter().take_while(|r| r.steps > t).count();
             // The requests that have finished leave the working batch; their states go back to their streams.
             self.return_states(batch, active)?;
             self.work.set_batch(active);
-            x.clear();
-            ids.clear();
+            self.x.clear();
+            self.ids.clear();
             for running in &batch[..active] {
                 match &running.job.request.steps {
                     Steps::Features(f) => {
                         let i = f.len() / running.steps;
-                        x.extend_from_slice(&f[t * i..(t + 1) * i]);
+                        self.x.extend_from_slice(&f[t * i..(t + 1) * i]);
                     }
-                    Steps::Tokens(t_ids) => ids.push(t_ids[t]),
+                    Steps::Tokens(t_ids) => self.ids.push(t_ids[t]),
                 }
             }
-            let rows = if ids.is_empty() { StepRows::Features(&x) } else { StepRows::Tokens(&ids) };
-            out.resize(active * out_width, 0.0);
+            let rows = if self.ids.is_empty() { StepRows::Features(&self.x) } else { StepRows::Tokens(&self.ids) };
+            self.out.resize(active * out_width, 0.0);
             let began = Instant::now();
-            self.model.step(&mut self.work, rows, &mut self.features, &mut out)?;
+            self.model.step(&mut self.work, rows, &mut self.features, &mut self.out)?;
             self.metrics.batched_step(active, began.elapsed());
-            for (running, row) in batch[..active].iter_mut().zip(out.chunks_exact(out_width)) {
+            for (running, row) in batch[..active].iter_mut().zip(self.out.chunks_exact(out_width)) {
                 running.outputs[t * out_width..(t + 1) * out_width].copy_from_slice(row);
             }
         }
@@ -526,13 +531,10 @@ impl Stepper {
         let mut handed_over = Vec::new();
         for (key, stream) in &mut self.streams {
             let Held::Live(values) = &stream.state else { continue };
-            if !stream.queue.is_empty() || stream.last_used.elapsed() < timeout || values.is_empty() {
+            if !stream.queue.is_empty() || stream.last_used.elapsed() < timeout {
                 continue;
             }
-            if self.parking.write_stream(0, values).is_err() {
-                continue;
-            }
-            let bytes = self.parking.to_bytes();
+            let Some(bytes) = state_bytes(&mut self.parking, values) else { continue };
             if let (Some(store), Key::Named(id)) = (&mut self.store, key)
                 && (stream.steps != stream.durable || !stream.stored)
             {
@@ -551,6 +553,13 @@ impl Stepper {
             self.streams.remove(&key);
         }
     }
+}
+
+/// The bytes of a stream's state ([`StreamState::to_bytes`]) from its values, through `parking`, a state of one
+/// stream; `None` for a stream that has no values yet.
+fn state_bytes(parking: &mut StreamState, values: &[f32]) -> Option<Vec<u8>> {
+    parking.write_stream(0, values).ok()?;
+    Some(parking.to_bytes())
 }
 
 /// Stores `record` for stream `id` and marks it durable at its step count; a failure is reported and counted, and
