@@ -502,15 +502,16 @@ impl StreamState {
         matches!(&self.scratch.two_cores, TwoCores::On(step) if step.worth_it(self.batch))
     }
 
-    /// Lets this state's steps use `worker`, a second thread that runs half of each layer's units, or (`None`)
+    /// Lets this state's steps use `worker`, a second thread that runs half of each step, or (`None`)
     /// keeps them on the calling thread alone, which is the default: a state never starts a thread.
     ///
     /// With a worker, a step large enough to pay (from 512 KB of weights times streams in the batch, and 32 hidden
     /// units, a projected LSTM excepted) runs its layers in two halves, the calling thread's and the worker's, when
-    /// steps come back to back (within 0.25 ms of the end of the worker's last step); a step that comes later, or
-    /// finds the worker
-    /// parked or busy with a stream stepped on another thread, runs on the calling thread alone. The numbers are
-    /// the same either way. One worker can serve any number of states (see [`StepWorker`]).
+    /// steps come back to back (within 0.25 ms of the end of the worker's last step): each half of the units for a
+    /// few streams, each half of the streams from 16. A step that comes later, or finds the worker busy with a
+    /// stream stepped on another thread, or parked (unless the step is long enough to hide its waking), runs on the
+    /// calling thread alone. The numbers are the same either way. One worker can serve any number of states (see
+    /// [`StepWorker`]).
     pub fn set_worker(&mut self, worker: Option<&StepWorker>) {
         self.scratch.two_cores = worker.map_or(TwoCores::Off, |w| TwoCores::Undecided(w.clone()));
     }
