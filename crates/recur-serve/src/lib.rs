@@ -22,6 +22,7 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod model;
+pub mod parked;
 pub mod protocol;
 pub mod sequences;
 pub mod store;

@@ -7,7 +7,8 @@
 //! into one working [`StreamState`], which steps them all at once (one product per layer for all of them), a step
 //! at a time until each request's steps are done (a request of `T` steps takes part in `T` batched steps; the
 //! batch shrinks as the shorter ones finish), and their states are moved back. A stream idle for `idle_timeout` is
-//! parked: its state is kept as the bytes of [`StreamState::to_bytes`], and resumes from them at its next request.
+//! parked: its state is kept as the bytes of [`StreamState::to_bytes`] ([`crate::parked`]), and resumes from them
+//! when its next request arrives.
 //!
 //! With a [`StateStore`], a parked stream's record is stored when it is parked, every live stream that stepped
 //! since its last record is stored every `snapshot_every`, and an ended stream's record is removed; at start the
@@ -17,7 +18,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 
 use recur::{StepWorker, StreamState};
@@ -26,6 +27,7 @@ use tokio::sync::oneshot;
 use crate::error::ServeError;
 use crate::metrics::Metrics;
 use crate::model::{ServedModel, StepRows};
+use crate::parked::{ParkedStreams, StepCounts};
 use crate::protocol::{SequenceId, Steps, StreamRequest};
 use crate::store::{Record, StateStore, Stored};
 
@@ -130,12 +132,14 @@ impl Batcher {
         }
         let mut parking = model.new_state().map_err(std::io::Error::other)?;
         parking.set_batch(1);
+        let parked = ParkedStreams::new(parking.to_bytes().len());
         let stepper = Stepper {
             model,
             options,
             metrics,
             work,
             streams: HashMap::new(),
+            parked,
             ready: VecDeque::new(),
             x: Vec::new(),
             ids: Vec::new(),
@@ -175,28 +179,22 @@ fn stopped() -> ServeError {
     ServeError::Unavailable("the batcher has stopped".into())
 }
 
-/// A stream the batcher holds.
+/// A live stream: its state's values, ready to step, and its waiting requests.
 struct Stream {
-    state: Held,
-    /// Steps taken so far.
-    steps: u64,
+    /// [`StreamState::stream_len`] values.
+    values: Vec<f32>,
+    counts: StepCounts,
     last_used: Instant,
     /// Requests waiting, oldest first.
     queue: VecDeque<Job>,
     /// Whether the stream is open once its queued requests have run (an end closes it, a start opens it).
     open: bool,
-    /// The step count of its latest stored record.
-    durable: u64,
-    /// Whether the store holds a record of it.
-    stored: bool,
 }
 
-/// A stream's state between requests.
-enum Held {
-    /// [`StreamState::stream_len`] values, ready to step.
-    Live(Vec<f32>),
-    /// [`StreamState::to_bytes`] of a state of this stream alone.
-    Parked(Vec<u8>),
+impl Stream {
+    fn new(values: Vec<f32>, counts: StepCounts, open: bool) -> Self {
+        Stream { values, counts, last_used: Instant::now(), queue: VecDeque::new(), open }
+    }
 }
 
 /// The batcher's thread: every stream's state and the working batch.
@@ -205,7 +203,9 @@ struct Stepper {
     options: BatchOptions,
     metrics: Arc<Metrics>,
     work: StreamState,
+    /// The live streams.
     streams: HashMap<Key, Stream>,
+    parked: ParkedStreams,
     /// Streams with waiting requests, in the order they became so.
     ready: VecDeque<Key>,
     /// A step's inputs (features, or token ids) and outputs for the working batch, and embedded tokens.
@@ -238,15 +238,22 @@ impl Stepper {
                 Some(_) if full => Duration::ZERO,
                 Some(waited) => self.options.max_delay.saturating_sub(waited),
             };
-            match jobs.recv_timeout(wait) {
-                Ok(message) => {
-                    self.take(message);
-                    while let Ok(message) = jobs.try_recv() {
-                        self.take(message);
-                    }
+            if self.ready.is_empty() {
+                match jobs.recv_timeout(wait) {
+                    Ok(message) => self.take(message),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => return,
                 }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return,
+            } else if !wait.is_zero() {
+                // A batch is forming: sleep out its delay rather than be woken by each request that joins it.
+                std::thread::sleep(wait);
+            }
+            loop {
+                match jobs.try_recv() {
+                    Ok(message) => self.take(message),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return,
+                }
             }
             let full = self.ready.len() >= self.options.max_batch;
             if self.oldest_wait().is_some_and(|waited| full || waited >= self.options.max_delay) {
@@ -267,24 +274,34 @@ impl Stepper {
         match message {
             Message::Step(job) => self.accept(job),
             Message::Status(id, reply) => {
-                let held = self.streams.get(&Key::Named(id.clone())).filter(|s| s.open || !s.queue.is_empty());
-                let status = match held {
-                    Some(s) => Some(SequenceStatus {
-                        steps: s.steps,
-                        durable: s.durable,
-                        parked: matches!(s.state, Held::Parked(_)),
-                    }),
-                    // A shared store's stream that no server holds live.
-                    None => match self.store.as_mut().map(|store| store.load(&id)) {
-                        Some(Ok(Some(record))) => {
-                            Some(SequenceStatus { steps: record.steps, durable: record.steps, parked: true })
-                        }
-                        _ => None,
-                    },
-                };
-                let _ = reply.send(status);
+                let _ = reply.send(self.status(&id));
             }
         }
+        self.count_streams();
+    }
+
+    /// Where stream `id` stands: live, parked, or only in a shared store that no server holds it live from.
+    fn status(&mut self, id: &SequenceId) -> Option<SequenceStatus> {
+        let live = self.streams.get(&Key::Named(id.clone())).filter(|s| s.open || !s.queue.is_empty());
+        let (counts, parked) = match live {
+            Some(stream) => (stream.counts, false),
+            None => match self.parked.counts(id) {
+                Some(counts) => (counts, true),
+                None => match self.store.as_mut().map(|store| store.load(id)) {
+                    Some(Ok(Some(record))) => {
+                        (StepCounts { steps: record.steps, durable: record.steps, stored: true }, true)
+                    }
+                    _ => return None,
+                },
+            },
+        };
+        Some(SequenceStatus { steps: counts.steps, durable: counts.durable, parked })
+    }
+
+    /// Sets the gauges of live and parked streams.
+    fn count_streams(&self) {
+        self.metrics.live_streams.store(self.streams.len() as u64, Relaxed);
+        self.metrics.parked_streams.store(self.parked.len() as u64, Relaxed);
     }
 
     /// Loads the streams the store holds, parked, at the step counts of their records.
@@ -295,51 +312,56 @@ impl Stepper {
             eprintln!("recur serve: skipped a stored stream: {why}");
         }
         for (id, record) in records {
-            self.hold_stored(id, record);
+            if let Err(why) = self.hold_stored(id.clone(), record) {
+                eprintln!("recur serve: skipped stored sequence {id}: {why}");
+            }
         }
+        self.count_streams();
         Ok(())
     }
 
-    /// Holds stream `id`, parked, from its stored record.
-    fn hold_stored(&mut self, id: SequenceId, Record { steps, state }: Record) {
-        let stream = Stream {
-            state: Held::Parked(state),
-            steps,
-            last_used: Instant::now(),
-            queue: VecDeque::new(),
-            open: true,
-            durable: steps,
-            stored: true,
-        };
-        self.streams.insert(Key::Named(id), stream);
-        self.metrics.parked_streams.fetch_add(1, Relaxed);
+    /// Parks stream `id` from its stored record, once its state is known to be one of this model's.
+    fn hold_stored(&mut self, id: SequenceId, Record { steps, state }: Record) -> Result<(), String> {
+        let restored = StreamState::from_bytes(self.model.recurrent(), &state).map_err(|e| e.to_string())?;
+        if restored.batch() != 1 {
+            return Err(format!("a state of {} streams, where a stream's has one", restored.batch()));
+        }
+        self.parked.park(id, &state, StepCounts { steps, durable: steps, stored: true })
     }
 
-    /// Takes stream `id` from the store, parked, if the store holds it (a shared store's stream that another
-    /// server parked, or this one).
-    fn resume_stored(&mut self, id: &SequenceId) {
-        let Some(store) = &mut self.store else { return };
-        match store.load(id) {
-            Ok(Some(record)) => self.hold_stored(id.clone(), record),
-            Ok(None) => {}
-            Err(e) => {
-                eprintln!("recur serve: reading the record of sequence {id}: {e}");
-                self.metrics.store_errors.fetch_add(1, Relaxed);
+    /// Makes stream `id` live from where it is parked: in this server, or in the store (a shared store's stream
+    /// that another server parked, or this one). `Ok(false)` when it is in neither.
+    fn unpark(&mut self, id: &SequenceId) -> Result<bool, String> {
+        if !self.parked.contains(id) {
+            let Some(store) = &mut self.store else { return Ok(false) };
+            match store.load(id) {
+                Ok(Some(record)) => self.hold_stored(id.clone(), record)?,
+                Ok(None) => return Ok(false),
+                Err(e) => {
+                    self.metrics.store_errors.fetch_add(1, Relaxed);
+                    return Err(format!("reading its record: {e}"));
+                }
             }
         }
+        let (counts, state) = self.parked.take(id).expect("parked above");
+        let restored = StreamState::from_bytes(self.model.recurrent(), state).map_err(|e| e.to_string())?;
+        let mut values = vec![0.0; self.work.stream_len()];
+        restored.read_stream(0, &mut values).map_err(|e| e.to_string())?;
+        self.streams.insert(Key::Named(id.clone()), Stream::new(values, counts, true));
+        Ok(true)
     }
 
     /// Stores a record of every live stream that stepped since its last one.
     fn snapshot(&mut self) {
         let Some(store) = &mut self.store else { return };
         for (key, stream) in &mut self.streams {
-            let (Key::Named(id), Held::Live(values)) = (key, &stream.state) else { continue };
-            if stream.steps == stream.durable {
+            let Key::Named(id) = key else { continue };
+            if stream.counts.steps == stream.counts.durable {
                 continue;
             }
-            let Some(state) = state_bytes(&mut self.parking, values) else { continue };
-            let record = Record { steps: stream.steps, state };
-            store_record(store.as_mut(), id, &record, stream, &self.metrics);
+            let state = state_bytes(&mut self.parking, &stream.values);
+            let record = Record { steps: stream.counts.steps, state };
+            store_record(store.as_mut(), id, &record, &mut stream.counts, &self.metrics);
         }
     }
 
@@ -356,10 +378,20 @@ impl Stepper {
             Key::Named(_) => (job.request.start, job.request.end),
             Key::Anonymous(_) => (true, true),
         };
-        if let (Key::Named(id), false, false) = (&job.key, start, self.streams.contains_key(&job.key)) {
-            self.resume_stored(id);
+        let mut open = self.streams.get(&job.key).is_some_and(|s| s.open);
+        if let (Key::Named(id), false) = (&job.key, self.streams.contains_key(&job.key)) {
+            if start {
+                open = self.parked.contains(id);
+            } else {
+                match self.unpark(id) {
+                    Ok(found) => open = found,
+                    Err(why) => {
+                        let message = format!("sequence {id} could not be resumed: {why}");
+                        return self.refuse(job, ServeError::Internal(message));
+                    }
+                }
+            }
         }
-        let open = self.streams.get(&job.key).is_some_and(|s| s.open);
         let refusal = match (&job.key, start, open) {
             (Key::Named(id), true, true) => {
                 Some(format!("sequence {id} is already live: end it (sequence_end) before starting it again"))
@@ -370,24 +402,24 @@ impl Stepper {
             _ => None,
         };
         if let Some(message) = refusal {
-            self.metrics.requests_failed.fetch_add(1, Relaxed);
-            let _ = job.reply.send(Err(ServeError::BadRequest(message)));
-            return;
+            return self.refuse(job, ServeError::BadRequest(message));
         }
-        let stream = self.streams.entry(job.key.clone()).or_insert_with(|| Stream {
-            state: Held::Live(Vec::new()),
-            steps: 0,
-            last_used: Instant::now(),
-            queue: VecDeque::new(),
-            open: false,
-            durable: 0,
-            stored: false,
-        });
+        let width = self.work.stream_len();
+        let stream = self
+            .streams
+            .entry(job.key.clone())
+            .or_insert_with(|| Stream::new(vec![0.0; width], StepCounts::default(), false));
         stream.open = !end;
         if stream.queue.is_empty() {
             self.ready.push_back(job.key.clone());
         }
         stream.queue.push_back(job);
+    }
+
+    /// Answers `job` with `error`, counted.
+    fn refuse(&self, job: Job, error: ServeError) {
+        self.metrics.requests_failed.fetch_add(1, Relaxed);
+        let _ = job.reply.send(Err(error));
     }
 
     /// Runs the oldest request of each of up to `max_batch` waiting streams, as one batch.
@@ -402,8 +434,9 @@ impl Stepper {
             self.metrics.queue_delay.observe(job.arrived.elapsed().as_secs_f64());
             // A request that says where it expects the stream to be, and finds it elsewhere (the server restarted
             // from a record older than the client's last answer), changes nothing: the client resends from here.
-            if let Some(expected) = job.request.expect_step.filter(|&e| e != stream.steps && !job.request.start) {
-                let (steps, durable) = (stream.steps, stream.durable);
+            let steps = stream.counts.steps;
+            if let Some(expected) = job.request.expect_step.filter(|&e| e != steps && !job.request.start) {
+                let durable = stream.counts.durable;
                 let message = format!(
                     "sequence {} is at step {steps} (durable step {durable}), the request expects step {expected}: \
                      resend the inputs from step {steps}",
@@ -415,8 +448,7 @@ impl Stepper {
                     // The refused request would have ended it: it stays open, as it was.
                     stream.open = true;
                 }
-                self.metrics.requests_failed.fetch_add(1, Relaxed);
-                let _ = job.reply.send(Err(ServeError::BadRequest(message)));
+                self.refuse(job, ServeError::BadRequest(message));
                 continue;
             }
             let steps = job.request.steps.count(input);
@@ -429,35 +461,29 @@ impl Stepper {
         batch.sort_by_key(|r| std::cmp::Reverse(r.steps));
         if let Err(error) = self.step_batch(&mut batch) {
             for running in batch {
-                self.metrics.requests_failed.fetch_add(1, Relaxed);
-                let _ = running.job.reply.send(Err(ServeError::Internal(error.to_string())));
+                self.refuse(running.job, ServeError::Internal(error.to_string()));
             }
             return;
         }
         for running in batch {
             self.finish(running);
         }
+        self.count_streams();
     }
 
     /// Moves the batch's states into the working batch, steps it until every request's steps are done (the batch
     /// shrinking as the shorter ones finish), and moves the states back.
     fn step_batch(&mut self, batch: &mut [Running]) -> recur::Result<()> {
-        let width = self.work.stream_len();
         let out_width = self.model.output_size();
         self.work.set_batch(batch.len());
         for (row, running) in batch.iter_mut().enumerate() {
             let stream = self.streams.get_mut(&running.job.key).expect("a running stream is held");
             if running.job.request.start || matches!(running.job.key, Key::Anonymous(_)) {
                 // From the zero state: whatever it held before (a stream ended and started again) goes.
-                match std::mem::replace(&mut stream.state, Held::Live(Vec::new())) {
-                    Held::Live(values) if !values.is_empty() => self.metrics.live_streams.fetch_sub(1, Relaxed),
-                    Held::Parked(_) => self.metrics.parked_streams.fetch_sub(1, Relaxed),
-                    Held::Live(_) => 0,
-                };
-                stream.steps = 0;
+                stream.values.fill(0.0);
+                stream.counts.steps = 0;
             }
-            let values = live_values(&mut stream.state, &self.model, width, &self.metrics)?;
-            self.work.write_stream(row, values)?;
+            self.work.write_stream(row, &stream.values)?;
             running.outputs = vec![0.0; running.steps * out_width];
         }
         let longest = batch.first().map_or(0, |r| r.steps);
@@ -493,8 +519,7 @@ impl Stepper {
     fn return_states(&mut self, batch: &[Running], first: usize) -> recur::Result<()> {
         for (row, running) in batch.iter().enumerate().take(self.work.batch()).skip(first) {
             let stream = self.streams.get_mut(&running.job.key).expect("a running stream is held");
-            let Held::Live(values) = &mut stream.state else { unreachable!("a running stream is live") };
-            self.work.read_stream(row, values)?;
+            self.work.read_stream(row, &mut stream.values)?;
         }
         Ok(())
     }
@@ -503,15 +528,13 @@ impl Stepper {
     fn finish(&mut self, running: Running) {
         let Running { job, steps, outputs } = running;
         let stream = self.streams.get_mut(&job.key).expect("a finished stream is held");
-        stream.steps += steps as u64;
+        stream.counts.steps += steps as u64;
         stream.last_used = Instant::now();
-        let (sequence_step, durable_step) = (stream.steps, stream.durable);
+        let StepCounts { steps: sequence_step, durable: durable_step, stored } = stream.counts;
         if !stream.queue.is_empty() {
             self.ready.push_back(job.key.clone());
         } else if !stream.open {
-            let stored = stream.stored;
             self.streams.remove(&job.key);
-            self.metrics.live_streams.fetch_sub(1, Relaxed);
             if let (Some(store), Key::Named(id), true) = (&mut self.store, &job.key, stored)
                 && let Err(e) = store.remove(id)
             {
@@ -527,79 +550,61 @@ impl Stepper {
     /// shared store, a parked stream whose record is stored lives only there.
     fn park_idle(&mut self) {
         let timeout = self.options.idle_timeout;
+        let idle: Vec<SequenceId> = self
+            .streams
+            .iter()
+            .filter(|(_, s)| s.queue.is_empty() && s.last_used.elapsed() >= timeout)
+            .filter_map(|(key, _)| match key {
+                Key::Named(id) => Some(id.clone()),
+                Key::Anonymous(_) => None,
+            })
+            .collect();
         let shared = self.store.as_ref().is_some_and(|s| s.shared());
-        let mut handed_over = Vec::new();
-        for (key, stream) in &mut self.streams {
-            let Held::Live(values) = &stream.state else { continue };
-            if !stream.queue.is_empty() || stream.last_used.elapsed() < timeout {
-                continue;
-            }
-            let Some(bytes) = state_bytes(&mut self.parking, values) else { continue };
-            if let (Some(store), Key::Named(id)) = (&mut self.store, key)
-                && (stream.steps != stream.durable || !stream.stored)
+        for id in idle {
+            let Some(mut stream) = self.streams.remove(&Key::Named(id.clone())) else { continue };
+            let state = state_bytes(&mut self.parking, &stream.values);
+            let counts = &mut stream.counts;
+            if let Some(store) = &mut self.store
+                && (counts.steps != counts.durable || !counts.stored)
             {
-                let record = Record { steps: stream.steps, state: bytes.clone() };
-                store_record(store.as_mut(), id, &record, stream, &self.metrics);
+                let record = Record { steps: counts.steps, state: state.clone() };
+                store_record(store.as_mut(), &id, &record, counts, &self.metrics);
             }
-            stream.state = Held::Parked(bytes);
-            self.metrics.live_streams.fetch_sub(1, Relaxed);
-            if shared && stream.stored && stream.durable == stream.steps {
-                handed_over.push(key.clone());
-            } else {
-                self.metrics.parked_streams.fetch_add(1, Relaxed);
+            if shared && counts.stored && counts.durable == counts.steps {
+                continue; // handed over to the store
+            }
+            if let Err(why) = self.parked.park(id.clone(), &state, *counts) {
+                unreachable!("a state of this model's batch of one is parked: {why}");
             }
         }
-        for key in handed_over {
-            self.streams.remove(&key);
-        }
+        self.count_streams();
     }
 }
 
 /// The bytes of a stream's state ([`StreamState::to_bytes`]) from its values, through `parking`, a state of one
-/// stream; `None` for a stream that has no values yet.
-fn state_bytes(parking: &mut StreamState, values: &[f32]) -> Option<Vec<u8>> {
-    parking.write_stream(0, values).ok()?;
-    Some(parking.to_bytes())
+/// stream.
+fn state_bytes(parking: &mut StreamState, values: &[f32]) -> Vec<u8> {
+    parking.write_stream(0, values).expect("a live stream's values are of the model's stream length");
+    parking.to_bytes()
 }
 
 /// Stores `record` for stream `id` and marks it durable at its step count; a failure is reported and counted, and
 /// the stream stays durable where it was.
-fn store_record(store: &mut dyn StateStore, id: &SequenceId, record: &Record, stream: &mut Stream, metrics: &Metrics) {
+fn store_record(
+    store: &mut dyn StateStore,
+    id: &SequenceId,
+    record: &Record,
+    counts: &mut StepCounts,
+    metrics: &Metrics,
+) {
     match store.save(id, record) {
         Ok(()) => {
-            stream.durable = record.steps;
-            stream.stored = true;
+            counts.durable = record.steps;
+            counts.stored = true;
         }
         Err(e) => {
             eprintln!("recur serve: storing sequence {id}: {e}");
             metrics.store_errors.fetch_add(1, Relaxed);
         }
     }
-}
-
-/// A stream's state as values, resuming it from bytes if it was parked.
-fn live_values<'a>(
-    held: &'a mut Held,
-    model: &ServedModel,
-    width: usize,
-    metrics: &Metrics,
-) -> recur::Result<&'a [f32]> {
-    match held {
-        Held::Live(values) if values.is_empty() => {
-            // A stream new to the batcher.
-            values.resize(width, 0.0);
-            metrics.live_streams.fetch_add(1, Relaxed);
-        }
-        Held::Live(_) => {}
-        Held::Parked(bytes) => {
-            let state = StreamState::from_bytes(model.recurrent(), bytes)?;
-            let mut values = vec![0.0; width];
-            state.read_stream(0, &mut values)?;
-            *held = Held::Live(values);
-            metrics.parked_streams.fetch_sub(1, Relaxed);
-            metrics.live_streams.fetch_add(1, Relaxed);
-        }
-    }
-    let Held::Live(values) = held else { unreachable!("made live above") };
-    Ok(values)
 }
