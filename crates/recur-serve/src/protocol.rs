@@ -59,7 +59,60 @@ pub struct RequestInput {
     pub parameters: Map<String, Value>,
     /// The values, row-major, flat or nested (absent when they come as bytes).
     #[serde(default)]
-    pub data: Option<Value>,
+    pub data: Option<JsonNumbers>,
+}
+
+/// A tensor's JSON `data`: numbers, or arrays of them nested to any depth (serde_json's recursion limit aside),
+/// read straight into one row-major list, without a [`Value`] for each number or an array for each row.
+#[derive(Debug, Default, PartialEq)]
+pub struct JsonNumbers(pub Vec<serde_json::Number>);
+
+impl<'de> Deserialize<'de> for JsonNumbers {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut numbers = Vec::new();
+        deserializer.deserialize_any(Flatten(&mut numbers))?;
+        Ok(JsonNumbers(numbers))
+    }
+}
+
+/// Appends a number, or the numbers of a (nested) array, to a list.
+struct Flatten<'a>(&'a mut Vec<serde_json::Number>);
+
+impl<'de> serde::de::Visitor<'de> for Flatten<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("numbers, or arrays of numbers")
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<(), E> {
+        self.0.push(v.into());
+        Ok(())
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<(), E> {
+        self.0.push(v.into());
+        Ok(())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<(), E> {
+        let number = serde_json::Number::from_f64(v).ok_or_else(|| E::custom(format!("{v} is not a JSON number")))?;
+        self.0.push(number);
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut items: A) -> Result<(), A::Error> {
+        while items.next_element_seed(Flatten(&mut *self.0))?.is_some() {}
+        Ok(())
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Flatten<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
 }
 
 /// One output a request asks for.
@@ -250,7 +303,7 @@ impl InferRequest {
 #[derive(Clone, Copy, Debug)]
 enum TensorData<'a> {
     /// JSON numbers, flat or nested.
-    Json(&'a Value),
+    Json(&'a JsonNumbers),
     /// Raw little-endian values.
     Binary(&'a [u8]),
 }
@@ -317,9 +370,7 @@ fn tensor_steps(tensor: &RequestInput, data: TensorData<'_>, input: StepInput) -
     .ok_or_else(too_large)?;
     let datatype = tensor.datatype.as_str();
     let numbers = match (input, datatype) {
-        (StepInput::Features(_), "FP32") | (StepInput::Tokens(_), "INT64" | "INT32") => {
-            Numbers::read(data, datatype, want)?
-        }
+        (StepInput::Features(_), "FP32") | (StepInput::Tokens(_), "INT64" | "INT32") => Numbers::read(data, datatype)?,
         (StepInput::Features(_), other) => return bad(format!("expected datatype FP32, found {other}")),
         (StepInput::Tokens(_), other) => {
             return bad(format!("expected datatype INT64 or INT32 (token ids), found {other}"));
@@ -337,20 +388,16 @@ fn tensor_steps(tensor: &RequestInput, data: TensorData<'_>, input: StepInput) -
 
 /// An input's numbers, as JSON gave them or as its bytes hold them.
 enum Numbers<'a> {
-    Json(Vec<&'a serde_json::Number>),
+    Json(&'a [serde_json::Number]),
     F32(Vec<f32>),
     Int(Vec<i64>),
 }
 
 impl<'a> Numbers<'a> {
-    /// The values of `data`, of `datatype` (`FP32`, `INT64` or `INT32`); at most `most` of them from JSON.
-    fn read(data: TensorData<'a>, datatype: &str, most: usize) -> Result<Self, ServeError> {
+    /// The values of `data`, of `datatype` (`FP32`, `INT64` or `INT32`).
+    fn read(data: TensorData<'a>, datatype: &str) -> Result<Self, ServeError> {
         let bytes = match data {
-            TensorData::Json(json) => {
-                let mut values = Vec::new();
-                flatten(json, most, &mut values)?;
-                return Ok(Numbers::Json(values));
-            }
+            TensorData::Json(json) => return Ok(Numbers::Json(&json.0)),
             TensorData::Binary(bytes) => bytes,
         };
         let width = if datatype == "INT64" { 8 } else { 4 };
@@ -405,27 +452,6 @@ impl<'a> Numbers<'a> {
             Numbers::F32(v) => v.iter().map(|&x| id(None, &x)).collect(),
         }
     }
-}
-
-/// The numbers of `data` (flat or nested arrays), row-major, refusing more than `most`.
-fn flatten<'a>(data: &'a Value, most: usize, out: &mut Vec<&'a serde_json::Number>) -> Result<(), ServeError> {
-    match data {
-        Value::Number(n) => {
-            if out.len() == most {
-                return Err(ServeError::BadRequest(format!("input {INPUT:?}: data has more than {most} values")));
-            }
-            out.push(n);
-        }
-        Value::Array(items) => {
-            for item in items {
-                flatten(item, most, out)?;
-            }
-        }
-        other => {
-            return Err(ServeError::BadRequest(format!("input {INPUT:?}: data must hold numbers, found {other}")));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -517,8 +543,8 @@ mod tests {
                 "data has 3",
             ),
             (
-                r#"{"inputs": [{"name": "INPUT", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3, 4]}]}"#,
-                "more than 3",
+                r#"{"inputs": [{"name": "INPUT", "shape": [1, 3], "datatype": "FP32", "data": [[1, 2], [3, [4]]]}]}"#,
+                "data has 4",
             ),
             (r#"{"inputs": [{"name": "INPUT", "shape": [1, 3], "datatype": "INT8", "data": [1, 2, 3]}]}"#, "FP32"),
             (r#"{"inputs": [{"name": "INPUT", "shape": [1, 3], "datatype": "FP32", "data": [1, "a", 3]}]}"#, "numbers"),
