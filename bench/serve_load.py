@@ -7,9 +7,11 @@ concurrent streams of two LSTMs (I32 H64 L1 and I128 H256 L2), one step a reques
 Needs `wrk` (Debian's package) and nothing from PyPI. Writes the two models (random weights, PyTorch's names) to
 a temporary directory, starts `recur serve` on loopback for each case, runs
 `wrk -t T -c S -d D --latency -s bench/serve_load.lua URL -- STEPS WIDTH N C` against it (each connection drives its
-own streams in turn; each stream lives N requests, from sequence_start to sequence_end), reads wrk's requests per
-second and latency percentiles and the server's /metrics (the mean batch size), and prints a Markdown table.
-The server and wrk share the machine's cores: the figures are those of both on one machine.
+own streams in turn; each stream lives N requests, from sequence_start to sequence_end), and prints a Markdown
+table: requests (and steps) a second and the server's CPU time a request, from the server's own count of answered
+requests and its CPU time between 1 s into the run and 1 s before its end; wrk's latency percentiles; the mean batch
+from the server's /metrics; wrk's error counts. The server and wrk share the machine's cores: the figures are those
+of both on one machine.
 """
 
 import argparse
@@ -92,14 +94,24 @@ def run_case(recur, model, width, streams, steps, seconds, port, binary):
             "-s", str(REPO / "bench" / "serve_load.lua"), f"http://127.0.0.1:{port}/v2/models/lstm/infer",
             "--", str(steps), str(width), "1000", str(connections // threads),
         ] + (["binary"] if binary else [])
-        cpu_before = cpu_seconds(server.pid)
-        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-        cpu = cpu_seconds(server.pid) - cpu_before
+        # The rates are the server's own counts over the run's middle (from 1 s in to 1 s before its end), so that
+        # neither the first connections nor the requests cut off at the end count, nor what wrk counts that the
+        # server did not answer (a stream whose answer wrk lost leaves its connection to the script's health checks).
+        wrk = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        time.sleep(1)
+        first = server_counts(port, server.pid)
+        time.sleep(seconds - 2)
+        last = server_counts(port, server.pid)
+        out, _ = wrk.communicate()
+        if wrk.returncode != 0:
+            sys.exit(f"wrk failed:\n{out}")
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
     finally:
         server.kill()
         server.wait()
-    requests = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))
+    elapsed = last["time"] - first["time"]
+    requests = (last["requests"] - first["requests"]) / elapsed
+    cpu = last["cpu"] - first["cpu"]
     latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", out, re.M))
     if "99" not in latency:
         sys.exit(f"no latency distribution in wrk's output:\n{out}")
@@ -113,7 +125,7 @@ def run_case(recur, model, width, streams, steps, seconds, port, binary):
         "p50": seconds_of(latency["50"]),
         "p99": seconds_of(latency["99"]),
         "mean_batch": mean_batch,
-        "cpu_per_request": cpu / (requests * seconds),
+        "cpu_per_request": cpu / (last["requests"] - first["requests"]),
         "errors": int(errors.group(1)) if errors else 0,
         "socket_errors": socket_errors.group(1) if socket_errors else "",
     }
@@ -122,7 +134,7 @@ def run_case(recur, model, width, streams, steps, seconds, port, binary):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recur", type=Path, default=REPO / "target" / "release" / "recur")
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=10, help="of each case's run (at least 3)")
     parser.add_argument("--streams", default="1,100,1000,10000")
     parser.add_argument("--port", type=int, default=18431)
     parser.add_argument("--models", default=",".join(MODELS), help="of: " + ", ".join(MODELS))
@@ -209,6 +221,13 @@ def parked_memory(recur, model, width, streams, wave, port):
         server.kill()
         server.wait()
     return grown / (streams - wave)
+
+
+def server_counts(port, pid):
+    """The server's answered requests, its CPU seconds, and the time they were read at."""
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+    ok = metric(metrics, 'recur_requests_total{outcome="ok"}')
+    return {"requests": ok, "cpu": cpu_seconds(pid), "time": time.monotonic()}
 
 
 def resident_bytes(pid):
