@@ -13,6 +13,9 @@ pub enum ServeError {
     /// No model of that name (HTTP 404).
     #[error("{0}")]
     NotFound(String),
+    /// The stream is held by another server sharing the store (HTTP 409).
+    #[error("{0}")]
+    Conflict(String),
     /// A route other than health without the configured bearer token (HTTP 401).
     #[error("a bearer token is required (Authorization: Bearer …)")]
     Unauthorized,
@@ -30,6 +33,7 @@ impl ServeError {
         match self {
             ServeError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ServeError::NotFound(_) => StatusCode::NOT_FOUND,
+            ServeError::Conflict(_) => StatusCode::CONFLICT,
             ServeError::Unauthorized => StatusCode::UNAUTHORIZED,
             ServeError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ServeError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -10,7 +10,7 @@
 //! | `GET /v2/models/{name}/sequences/{id}` | recur's own: a stream's `sequence_step`, `sequence_durable_step` and whether it is parked (an id of digits is a number) |
 //! | `GET /metrics` | Prometheus' text format ([`crate::metrics`]) |
 //!
-//! A refused request gets its status (400, 401, 404, 503) and `{"error": "..."}`.
+//! A refused request gets its status (400, 401, 404, 409, 503) and `{"error": "..."}`.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;

@@ -49,7 +49,7 @@ pub struct ServeOptions {
     pub state_dir: Option<std::path::PathBuf>,
     /// When set (`redis://host:port`), streams are stored in that Redis ([`store::RedisStore`]) as in `state_dir`,
     /// shared with the other servers of the same model name there: a parked stream resumes on whichever server
-    /// its next request reaches.
+    /// its next request reaches, and a stream one server holds is refused (409) by the others.
     pub state_redis: Option<String>,
     /// How long a connection may take to send a request's headers, or stay idle between requests, before it is
     /// closed (default 10 s).
@@ -95,7 +95,11 @@ impl Server {
                 ));
             }
             (Some(dir), None) => Some(Box::new(store::DirStore::open(dir)?)),
-            (None, Some(url)) => Some(Box::new(store::RedisStore::open(url, model.name())?)),
+            (None, Some(url)) => {
+                // Claims are renewed with each snapshot, and last three of them (at least a second).
+                let lease = (options.batch.snapshot_every * 3).max(Duration::from_secs(1));
+                Some(Box::new(store::RedisStore::open(url, model.name())?.with_lease(lease)))
+            }
             (None, None) => None,
         };
         let batcher = sequences::Batcher::start(model.clone(), options.batch, metrics.clone(), store)?;

@@ -71,6 +71,11 @@ impl ParkedStreams {
         self.table.contains_key(id)
     }
 
+    /// The parked streams' ids.
+    pub fn ids(&self) -> impl Iterator<Item = &SequenceId> {
+        self.table.keys()
+    }
+
     /// The counts of parked stream `id`.
     pub fn counts(&self, id: &SequenceId) -> Option<StepCounts> {
         self.table.get(id).map(|e| StepCounts { steps: e.steps, durable: e.durable, stored: e.stored })

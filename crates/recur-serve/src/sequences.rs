@@ -265,6 +265,7 @@ impl Stepper {
             }
             if self.store.is_some() && last_snapshot.elapsed() >= self.options.snapshot_every {
                 self.snapshot();
+                self.renew_claims();
                 last_snapshot = Instant::now();
             }
         }
@@ -330,25 +331,83 @@ impl Stepper {
     }
 
     /// Makes stream `id` live from where it is parked: in this server, or in the store (a shared store's stream
-    /// that another server parked, or this one). `Ok(false)` when it is in neither.
-    fn unpark(&mut self, id: &SequenceId) -> Result<bool, String> {
+    /// that another server parked, or this one), once this server holds its claim. `Ok(false)` when it is in
+    /// neither.
+    fn unpark(&mut self, id: &SequenceId) -> Result<bool, ServeError> {
+        let unreadable = |why: String| ServeError::Internal(format!("sequence {id} could not be resumed: {why}"));
         if !self.parked.contains(id) {
+            // Claimed before it is read: a record read first could be older than the one its holder is about to
+            // store as it lets the stream go.
+            if !self.claim(id)? {
+                return Ok(false);
+            }
             let Some(store) = &mut self.store else { return Ok(false) };
             match store.load(id) {
-                Ok(Some(record)) => self.hold_stored(id.clone(), record)?,
-                Ok(None) => return Ok(false),
+                Ok(Some(record)) => self.hold_stored(id.clone(), record).map_err(unreadable)?,
+                Ok(None) => {
+                    self.release(id);
+                    return Ok(false);
+                }
                 Err(e) => {
                     self.metrics.store_errors.fetch_add(1, Relaxed);
-                    return Err(format!("reading its record: {e}"));
+                    self.release(id);
+                    return Err(ServeError::Unavailable(format!("sequence {id}: reading its record: {e}")));
                 }
             }
         }
         let (counts, state) = self.parked.take(id).expect("parked above");
-        let restored = StreamState::from_bytes(self.model.recurrent(), state).map_err(|e| e.to_string())?;
+        let restored = StreamState::from_bytes(self.model.recurrent(), state).map_err(|e| unreadable(e.to_string()))?;
         let mut values = vec![0.0; self.work.stream_len()];
-        restored.read_stream(0, &mut values).map_err(|e| e.to_string())?;
+        restored.read_stream(0, &mut values).map_err(|e| unreadable(e.to_string()))?;
         self.streams.insert(Key::Named(id.clone()), Stream::new(values, counts, true));
         Ok(true)
+    }
+
+    /// Claims stream `id` in the store, if there is one: `Ok(false)` without a store. Fails with a conflict when
+    /// another server sharing the store holds it.
+    fn claim(&mut self, id: &SequenceId) -> Result<bool, ServeError> {
+        let Some(store) = &mut self.store else { return Ok(false) };
+        match store.claim(id) {
+            Ok(true) => Ok(true),
+            Ok(false) => Err(ServeError::Conflict(format!(
+                "sequence {id} is held by another server sharing the store: send its requests there (hash on its id)"
+            ))),
+            Err(e) => {
+                self.metrics.store_errors.fetch_add(1, Relaxed);
+                Err(ServeError::Unavailable(format!("sequence {id}: claiming it in the store: {e}")))
+            }
+        }
+    }
+
+    /// Gives up this server's claim on stream `id`; a failure is reported and counted (the claim then runs out).
+    fn release(&mut self, id: &SequenceId) {
+        let Some(store) = &mut self.store else { return };
+        if let Err(e) = store.release(id) {
+            eprintln!("recur serve: releasing sequence {id}: {e}");
+            self.metrics.store_errors.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Renews the claims on the streams this server holds, live or parked in memory (with a shared store).
+    fn renew_claims(&mut self) {
+        let Some(store) = self.store.as_mut().filter(|s| s.shared()) else { return };
+        let live = self.streams.keys().filter_map(|key| match key {
+            Key::Named(id) => Some(id),
+            Key::Anonymous(_) => None,
+        });
+        let held: Vec<&SequenceId> = live.chain(self.parked.ids()).collect();
+        match store.renew(&held) {
+            Ok(lost) => {
+                for id in lost {
+                    eprintln!("recur serve: another server holds sequence {id} now: this server's claim ran out");
+                    self.metrics.store_errors.fetch_add(1, Relaxed);
+                }
+            }
+            Err(e) => {
+                eprintln!("recur serve: renewing the claims on {} sequences: {e}", held.len());
+                self.metrics.store_errors.fetch_add(1, Relaxed);
+            }
+        }
     }
 
     /// Stores a record of every live stream that stepped since its last one.
@@ -380,16 +439,15 @@ impl Stepper {
         };
         let mut open = self.streams.get(&job.key).is_some_and(|s| s.open);
         if let (Key::Named(id), false) = (&job.key, self.streams.contains_key(&job.key)) {
-            if start {
-                open = self.parked.contains(id);
-            } else {
-                match self.unpark(id) {
-                    Ok(found) => open = found,
-                    Err(why) => {
-                        let message = format!("sequence {id} could not be resumed: {why}");
-                        return self.refuse(job, ServeError::Internal(message));
-                    }
-                }
+            let found = match start {
+                true if self.parked.contains(id) => Ok(true),
+                // A new stream: refused if another server holds it.
+                true => self.claim(id).map(|_| false),
+                false => self.unpark(id),
+            };
+            match found {
+                Ok(found) => open = found,
+                Err(error) => return self.refuse(job, error),
             }
         }
         let refusal = match (&job.key, start, open) {
@@ -535,11 +593,13 @@ impl Stepper {
             self.ready.push_back(job.key.clone());
         } else if !stream.open {
             self.streams.remove(&job.key);
-            if let (Some(store), Key::Named(id), true) = (&mut self.store, &job.key, stored)
-                && let Err(e) = store.remove(id)
-            {
-                eprintln!("recur serve: removing the record of ended sequence {id}: {e}");
-                self.metrics.store_errors.fetch_add(1, Relaxed);
+            if let (Some(store), Key::Named(id)) = (&mut self.store, &job.key) {
+                if let (true, Err(e)) = (stored, store.remove(id)) {
+                    eprintln!("recur serve: removing the record of ended sequence {id}: {e}");
+                    self.metrics.store_errors.fetch_add(1, Relaxed);
+                }
+                let id = id.clone();
+                self.release(&id);
             }
         }
         self.metrics.requests_ok.fetch_add(1, Relaxed);
@@ -571,7 +631,8 @@ impl Stepper {
                 store_record(store.as_mut(), &id, &record, counts, &self.metrics);
             }
             if shared && counts.stored && counts.durable == counts.steps {
-                continue; // handed over to the store
+                self.release(&id); // handed over to the store
+                continue;
             }
             if let Err(why) = self.parked.park(id.clone(), &state, *counts) {
                 unreachable!("a state of this model's batch of one is parked: {why}");

@@ -17,6 +17,9 @@
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use recur::stream::bytes::fnv1a64;
 
@@ -84,6 +87,22 @@ pub trait StateStore: Send {
     /// process its next request reaches resumes it.
     fn shared(&self) -> bool {
         false
+    }
+    /// Claims stream `id` for this server while it holds it (live, or parked in its own memory), so that no other
+    /// server sharing the store steps it meanwhile: `Ok(true)` when this server holds the claim, new or renewed,
+    /// and `Ok(false)` when another server does. A store of one server's own has nothing to claim.
+    fn claim(&mut self, _id: &SequenceId) -> io::Result<bool> {
+        Ok(true)
+    }
+    /// Renews this server's claims on `ids`, and says which of them another server holds now (this server's
+    /// claim ran out).
+    fn renew(&mut self, _ids: &[&SequenceId]) -> io::Result<Vec<SequenceId>> {
+        Ok(Vec::new())
+    }
+    /// Gives up this server's claim on `id` (a stream it handed to the store, or one that ended); another
+    /// server's claim stays.
+    fn release(&mut self, _id: &SequenceId) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -188,10 +207,28 @@ impl StateStore for DirStore {
 /// the value a record's bytes. A parked stream lives only there, so that a stream parked by one server resumes on
 /// whichever server its next request reaches. Redis's own persistence (`appendonly`, `save`) decides what
 /// survives a restart of Redis.
+///
+/// A server that holds a stream claims it: key `recur-claim:<model>:<name>`, the value the server's own token,
+/// set only when no other server's is there, and expiring after the lease unless renewed. A server that stops
+/// without giving its claims up (a crash) holds its streams for at most the lease.
 pub struct RedisStore {
     connection: redis::Connection,
     prefix: String,
+    claim_prefix: String,
+    /// This server's token: unique among the processes and servers sharing the Redis.
+    owner: String,
+    lease: Duration,
 }
+
+/// Claims `KEYS[1]` for owner `ARGV[1]` for `ARGV[2]` milliseconds: 1 when the owner holds it now, 0 when another
+/// does. One script, so that the check and the set are one step for Redis.
+const CLAIM: &str = "local held = redis.call('GET', KEYS[1]) \
+    if held == false then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end \
+    if held == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end \
+    return 0";
+
+/// Deletes `KEYS[1]` if owner `ARGV[1]` holds it.
+const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -205,11 +242,34 @@ impl RedisStore {
         let client =
             redis::Client::open(url).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{url}: {e}")))?;
         let connection = client.get_connection().map_err(|e| io::Error::other(format!("{url}: {e}")))?;
-        Ok(RedisStore { connection, prefix: format!("recur:{model}:") })
+        static SERVERS: AtomicU64 = AtomicU64::new(0);
+        let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let owner = format!("{}-{since_epoch}-{}", std::process::id(), SERVERS.fetch_add(1, Relaxed));
+        Ok(RedisStore {
+            connection,
+            prefix: format!("recur:{model}:"),
+            claim_prefix: format!("recur-claim:{model}:"),
+            owner,
+            lease: Duration::from_secs(10),
+        })
+    }
+
+    /// Claims last `lease` (default 10 s) unless renewed: a server renews its claims more often than that.
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
     }
 
     fn key(&self, id: &SequenceId) -> String {
         format!("{}{}", self.prefix, name_of(id))
+    }
+
+    /// The `EVAL` of the claim script on stream `id`.
+    fn claim_command(&self, id: &SequenceId) -> redis::Cmd {
+        let mut command = redis::cmd("EVAL");
+        let lease_ms = self.lease.as_millis().max(1) as u64;
+        command.arg(CLAIM).arg(1).arg(format!("{}{}", self.claim_prefix, name_of(id))).arg(&self.owner).arg(lease_ms);
+        command
     }
 }
 
@@ -238,6 +298,34 @@ impl StateStore for RedisStore {
 
     fn shared(&self) -> bool {
         true
+    }
+
+    fn claim(&mut self, id: &SequenceId) -> io::Result<bool> {
+        let held: i64 = self.claim_command(id).query(&mut self.connection).map_err(redis_error)?;
+        Ok(held == 1)
+    }
+
+    fn renew(&mut self, ids: &[&SequenceId]) -> io::Result<Vec<SequenceId>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipeline = redis::pipe();
+        for &id in ids {
+            pipeline.add_command(self.claim_command(id));
+        }
+        let held: Vec<i64> = pipeline.query(&mut self.connection).map_err(redis_error)?;
+        Ok(ids.iter().zip(held).filter(|&(_, h)| h != 1).map(|(&id, _)| id.clone()).collect())
+    }
+
+    fn release(&mut self, id: &SequenceId) -> io::Result<()> {
+        let key = format!("{}{}", self.claim_prefix, name_of(id));
+        redis::cmd("EVAL")
+            .arg(RELEASE)
+            .arg(1)
+            .arg(key)
+            .arg(&self.owner)
+            .query::<()>(&mut self.connection)
+            .map_err(redis_error)
     }
 }
 

@@ -1,5 +1,6 @@
 //! Two servers share one Redis (`ServeOptions::state_redis`): a stream started on one and parked there resumes on
-//! the other, exactly where it was, and its record goes when it ends.
+//! the other, exactly where it was, and its record goes when it ends; while one server holds a stream, the other
+//! refuses its requests, and a claim left by a server that stopped runs out.
 //!
 //! The test starts Debian's `redis-server` itself on a free loopback port (`.ci/run` installs it); without it the
 //! test says it skipped and passes.
@@ -76,9 +77,19 @@ async fn call(router: &Router, method: &str, uri: &str, body: Option<Value>) -> 
 }
 
 async fn steps(router: &Router, from: usize, to: usize, start: bool, end: bool) -> (StatusCode, Value) {
+    steps_of(router, "moving", (from, to), start, end).await
+}
+
+async fn steps_of(
+    router: &Router,
+    id: &str,
+    (from, to): (usize, usize),
+    start: bool,
+    end: bool,
+) -> (StatusCode, Value) {
     let x = &inputs()[from * INPUT..to * INPUT];
     let body = json!({
-        "parameters": { "sequence_id": "moving", "sequence_start": start, "sequence_end": end },
+        "parameters": { "sequence_id": id, "sequence_start": start, "sequence_end": end },
         "inputs": [{ "name": "INPUT", "shape": [to - from, INPUT], "datatype": "FP32", "data": x }],
     });
     call(router, "POST", "/v2/models/gru/infer", Some(body)).await
@@ -99,6 +110,12 @@ async fn a_stream_parked_by_one_server_resumes_on_another() {
 
     let (status, first) = steps(&a, 0, 3, true, false).await;
     assert_eq!(status, StatusCode::OK, "{first}");
+    // While A holds it, B refuses to step it or to start it again, and changes nothing.
+    for start in [false, true] {
+        let (status, refused) = steps(&b, 3, 4, start, false).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+        assert!(refused["error"].as_str().unwrap().contains("held by another server"), "{refused}");
+    }
     // Idle past the timeout, A parks the stream in Redis and lets it go.
     tokio::time::sleep(Duration::from_millis(400)).await;
     let (_, metrics) = call(&a, "GET", "/metrics", None).await;
@@ -127,6 +144,28 @@ async fn a_stream_parked_by_one_server_resumes_on_another() {
     let (status, _) = call(&a, "GET", "/v2/models/gru/sequences/moving", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let mut connection = redis::Client::open(url.as_str()).unwrap().get_connection().unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS").arg("recur:*").query(&mut connection).unwrap();
-    assert!(keys.is_empty(), "{keys:?}");
+    let keys: Vec<String> = redis::cmd("KEYS").arg("recur*").query(&mut connection).unwrap();
+    assert!(keys.is_empty(), "neither a record nor a claim is left: {keys:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_left_by_a_stopped_server_runs_out() {
+    let Some(redis) = start_redis() else {
+        eprintln!("skipped the Redis test: redis-server is not installed (`.ci/run` installs it)");
+        return;
+    };
+    let url = format!("redis://127.0.0.1:{}", redis.1);
+    let mut connection = redis::Client::open(url.as_str()).unwrap().get_connection().unwrap();
+    // What a server that stopped without letting its streams go leaves: its claim, until its lease runs out. A
+    // string id's key is its UTF-8 in hex after an `s`.
+    let key = format!("recur-claim:gru:s{}", "orphan".bytes().map(|b| format!("{b:02x}")).collect::<String>());
+    let () = redis::cmd("SET").arg(&key).arg("gone").arg("PX").arg(600).query(&mut connection).unwrap();
+    let b = server(&url);
+    let (status, refused) = steps_of(&b, "orphan", (0, 2), true, false).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (status, started) = steps_of(&b, "orphan", (0, 2), true, false).await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    let owner: String = redis::cmd("GET").arg(&key).query(&mut connection).unwrap();
+    assert_ne!(owner, "gone", "B holds the claim now");
 }

@@ -43,7 +43,8 @@ pub struct ServeArgs {
     #[arg(long, conflicts_with = "state")]
     state_dir: Option<PathBuf>,
     /// A Redis (`redis://HOST:PORT`) where streams are stored as with --state-dir, shared with the other servers of
-    /// the same model name there: a parked stream resumes on whichever server its next request reaches.
+    /// the same model name there: a parked stream resumes on whichever server its next request reaches, and a
+    /// stream one server holds is refused (409) by the others.
     #[arg(long)]
     state: Option<String>,
     /// With --state-dir or --state: milliseconds between stores of the live streams that stepped since their last.
