@@ -60,6 +60,16 @@ fn start_redis() -> Option<Redis> {
     Some(redis)
 }
 
+/// A redis-server of its own and its URL, or `None` (having said the test skipped) when it is not installed.
+fn redis_or_skip() -> Option<(Redis, String)> {
+    let Some(redis) = start_redis() else {
+        eprintln!("skipped the Redis test: redis-server is not installed (`.ci/run` installs it)");
+        return None;
+    };
+    let url = format!("redis://127.0.0.1:{}", redis.1);
+    Some((redis, url))
+}
+
 fn server(url: &str) -> Router {
     let batch =
         BatchOptions { idle_timeout: Duration::from_millis(50), max_delay: Duration::ZERO, ..BatchOptions::default() };
@@ -101,11 +111,7 @@ fn outputs(response: &Value) -> Vec<f32> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_parked_by_one_server_resumes_on_another() {
-    let Some(redis) = start_redis() else {
-        eprintln!("skipped the Redis test: redis-server is not installed (`.ci/run` installs it)");
-        return;
-    };
-    let url = format!("redis://127.0.0.1:{}", redis.1);
+    let Some((_redis, url)) = redis_or_skip() else { return };
     let (a, b) = (server(&url), server(&url));
 
     let (status, first) = steps(&a, 0, 3, true, false).await;
@@ -150,11 +156,7 @@ async fn a_stream_parked_by_one_server_resumes_on_another() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_left_by_a_stopped_server_runs_out() {
-    let Some(redis) = start_redis() else {
-        eprintln!("skipped the Redis test: redis-server is not installed (`.ci/run` installs it)");
-        return;
-    };
-    let url = format!("redis://127.0.0.1:{}", redis.1);
+    let Some((_redis, url)) = redis_or_skip() else { return };
     let mut connection = redis::Client::open(url.as_str()).unwrap().get_connection().unwrap();
     // What a server that stopped without letting its streams go leaves: its claim, until its lease runs out. A
     // string id's key is its UTF-8 in hex after an `s`.
