@@ -343,7 +343,12 @@ impl Stepper {
             }
             let Some(store) = &mut self.store else { return Ok(false) };
             match store.load(id) {
-                Ok(Some(record)) => self.hold_stored(id.clone(), record).map_err(unreadable)?,
+                Ok(Some(record)) => {
+                    if let Err(why) = self.hold_stored(id.clone(), record) {
+                        self.release(id);
+                        return Err(unreadable(why));
+                    }
+                }
                 Ok(None) => {
                     self.release(id);
                     return Ok(false);
