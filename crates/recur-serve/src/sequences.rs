@@ -639,9 +639,8 @@ impl Stepper {
                 self.release(&id); // handed over to the store
                 continue;
             }
-            if let Err(why) = self.parked.park(id.clone(), &state, *counts) {
-                unreachable!("a state of this model's batch of one is parked: {why}");
-            }
+            let parked = self.parked.park(id.clone(), &state, *counts);
+            parked.expect("a state of one stream of this model fits the parked slots");
         }
         self.count_streams();
     }
