@@ -177,6 +177,23 @@ pub(super) unsafe fn bf16_rows_avx512<const R: usize>(
     })
 }
 
+/// [`widened_rows_avx2`] with the part width `R` rows take: one row alone the whole panel (`N = 8`), several its
+/// halves (`N = 4`).
+#[target_feature(enable = "avx2,fma,f16c")]
+fn rows_avx2<const R: usize, W>(
+    x: &[f32],
+    panels: &[W],
+    bias: Option<&[f32]>,
+    y: [&mut [f32]; R],
+    widen: impl Fn(&[W; 32]) -> [__m256; 4],
+) {
+    if R == 1 {
+        widened_rows_avx2::<R, 8, W>(x, panels, bias, y, widen);
+    } else {
+        widened_rows_avx2::<R, 4, W>(x, panels, bias, y, widen);
+    }
+}
+
 /// [`widened_rows_avx512`] in 8-lane registers, `8N` columns of a panel at a time: each row keeps `N` registers
 /// of sums, and `widen` gives the 32 columns of a run of a panel's row in four registers, in order. One row alone
 /// takes the whole panel (`N = 8`); several take it in halves (`N = 4`), so that their sums fit the 16 registers.
@@ -218,7 +235,7 @@ fn widened_rows_avx2<const R: usize, const N: usize, W>(
     }
 }
 
-/// `R` rows of an f16 product in 8-lane registers ([`widened_rows_avx2`]), each weight widened exactly
+/// `R` rows of an f16 product in 8-lane registers ([`rows_avx2`]), each weight widened exactly
 /// (`vcvtph2ps`).
 ///
 /// # Safety
@@ -234,14 +251,10 @@ pub(super) unsafe fn f16_rows_avx2<const R: usize>(
         // SAFETY: `run` holds 32 values, and this reads the 8 from `8c`.
         each(|c| _mm256_cvtph_ps(unsafe { _mm_loadu_si128(run.as_ptr().add(8 * c).cast()) }))
     };
-    if R == 1 {
-        widened_rows_avx2::<R, 8, u16>(x, panels, bias, y, widen);
-    } else {
-        widened_rows_avx2::<R, 4, u16>(x, panels, bias, y, widen);
-    }
+    rows_avx2(x, panels, bias, y, widen);
 }
 
-/// `R` rows of a bf16 product in 8-lane registers ([`widened_rows_avx2`]): a 32-byte load holds 8 columns and the
+/// `R` rows of a bf16 product in 8-lane registers ([`rows_avx2`]): a 32-byte load holds 8 columns and the
 /// 8 that are 16 further.
 ///
 /// # Safety
@@ -262,11 +275,7 @@ pub(super) unsafe fn bf16_rows_avx2<const R: usize>(
         // Columns 0–7, 8–15, 16–23 and 24–31 of the run.
         [low(first), low(second), high(first), high(second)]
     };
-    if R == 1 {
-        widened_rows_avx2::<R, 8, u16>(x, panels, bias, y, widen);
-    } else {
-        widened_rows_avx2::<R, 4, u16>(x, panels, bias, y, widen);
-    }
+    rows_avx2(x, panels, bias, y, widen);
 }
 
 /// `R` rows of an `f32` product ([`widened_rows_avx512`] with nothing to widen): the rows of a stream step's
@@ -287,7 +296,7 @@ pub(crate) unsafe fn f32_rows_avx512<const R: usize>(
     })
 }
 
-/// `R` rows of an `f32` product in 8-lane registers ([`widened_rows_avx2`] with nothing to widen).
+/// `R` rows of an `f32` product in 8-lane registers ([`rows_avx2`] with nothing to widen).
 ///
 /// # Safety
 /// The CPU must have AVX2, FMA and F16C (the kernel's body is shared with the half formats').
@@ -302,11 +311,7 @@ pub(crate) unsafe fn f32_rows_avx2<const R: usize>(
         // SAFETY: `run` holds 32 values, and this reads the 8 from `8c`.
         each(|c| unsafe { _mm256_loadu_ps(run.as_ptr().add(8 * c)) })
     };
-    if R == 1 {
-        widened_rows_avx2::<R, 8, f32>(x, panels, bias, y, load);
-    } else {
-        widened_rows_avx2::<R, 4, f32>(x, panels, bias, y, load);
-    }
+    rows_avx2(x, panels, bias, y, load);
 }
 
 /// [`super::product::quantize_portable`] 16 values at a time: the maximum is exact in any order, and each value is
