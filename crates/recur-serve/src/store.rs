@@ -264,11 +264,15 @@ impl RedisStore {
         format!("{}{}", self.prefix, name_of(id))
     }
 
+    fn claim_key(&self, id: &SequenceId) -> String {
+        format!("{}{}", self.claim_prefix, name_of(id))
+    }
+
     /// The `EVAL` of the claim script on stream `id`.
     fn claim_command(&self, id: &SequenceId) -> redis::Cmd {
         let mut command = redis::cmd("EVAL");
         let lease_ms = self.lease.as_millis().max(1) as u64;
-        command.arg(CLAIM).arg(1).arg(format!("{}{}", self.claim_prefix, name_of(id))).arg(&self.owner).arg(lease_ms);
+        command.arg(CLAIM).arg(1).arg(self.claim_key(id)).arg(&self.owner).arg(lease_ms);
         command
     }
 }
@@ -318,11 +322,10 @@ impl StateStore for RedisStore {
     }
 
     fn release(&mut self, id: &SequenceId) -> io::Result<()> {
-        let key = format!("{}{}", self.claim_prefix, name_of(id));
         redis::cmd("EVAL")
             .arg(RELEASE)
             .arg(1)
-            .arg(key)
+            .arg(self.claim_key(id))
             .arg(&self.owner)
             .query::<()>(&mut self.connection)
             .map_err(redis_error)
